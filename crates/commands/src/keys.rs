@@ -1,0 +1,270 @@
+//! Keyspace commands: DEL, EXISTS, TYPE, the EXPIRE and TTL families, RENAME, COPY, KEYS, SCAN,
+//! RANDOMKEY, DBSIZE, FLUSHDB/FLUSHALL and COMPACT.
+
+use bytes::Bytes;
+use quarry_resp::Frame;
+use quarry_storage::encoding::now_ms;
+use quarry_types::{ExpireCondition, RedisType, TtlState};
+
+use crate::args::{is, lower, parse_i64, text};
+use crate::{CmdError, CmdResult, Ctx};
+
+pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.db.delete(&a[1..])?))
+}
+
+pub fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.db.exists(&a[1..])?))
+}
+
+pub fn type_(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let name = ctx.db.key_type(&a[1])?.map_or("none", RedisType::name);
+    Ok(Frame::Simple(name.into()))
+}
+
+/// Shared by EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT.
+fn expire_generic(ctx: &mut Ctx<'_>, a: &[Bytes], unit_ms: i64, absolute: bool) -> CmdResult {
+    let cmd = lower(&a[0]);
+    let mut cond = ExpireCondition::default();
+    for opt in &a[3..] {
+        if is(opt, "NX") {
+            cond.nx = true;
+        } else if is(opt, "XX") {
+            cond.xx = true;
+        } else if is(opt, "GT") {
+            cond.gt = true;
+        } else if is(opt, "LT") {
+            cond.lt = true;
+        } else {
+            return Err(CmdError::err(format!("Unsupported option {}", text(opt))));
+        }
+    }
+    if cond.nx && (cond.xx || cond.gt || cond.lt) {
+        return Err(CmdError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if cond.gt && cond.lt {
+        return Err(CmdError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    let invalid = || CmdError::err(format!("invalid expire time in '{cmd}' command"));
+    let n = parse_i64(&a[2])?;
+    let mut at = n.checked_mul(unit_ms).ok_or_else(invalid)?;
+    if !absolute {
+        at = at.checked_add(now_ms() as i64).ok_or_else(invalid)?;
+    }
+    Ok(Frame::Integer(ctx.db.expire_at(&a[1], at, cond)? as i64))
+}
+
+pub fn expire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, 1000, false)
+}
+
+pub fn pexpire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, 1, false)
+}
+
+pub fn expireat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, 1000, true)
+}
+
+pub fn pexpireat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, 1, true)
+}
+
+/// TTL/PTTL (remaining) and EXPIRETIME/PEXPIRETIME (absolute), in seconds or milliseconds.
+fn ttl_generic(ctx: &mut Ctx<'_>, a: &[Bytes], millis: bool, absolute: bool) -> CmdResult {
+    Ok(Frame::Integer(match ctx.db.ttl(&a[1])? {
+        TtlState::Missing => -2,
+        TtlState::NoExpiry => -1,
+        TtlState::ExpiresAt(at) => {
+            let at = at as i64;
+            if absolute {
+                if millis {
+                    at
+                } else {
+                    at / 1000
+                }
+            } else {
+                let left = (at - now_ms() as i64).max(0);
+                if millis {
+                    left
+                } else {
+                    (left + 500) / 1000
+                }
+            }
+        }
+    }))
+}
+
+pub fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, a, false, false)
+}
+
+pub fn pttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, a, true, false)
+}
+
+pub fn expiretime(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, a, false, true)
+}
+
+pub fn pexpiretime(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, a, true, true)
+}
+
+pub fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.db.persist(&a[1])? as i64))
+}
+
+pub fn rename(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ctx.db.rename(&a[1], &a[2], false)?;
+    Ok(Frame::ok())
+}
+
+pub fn renamenx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.db.rename(&a[1], &a[2], true)? as i64))
+}
+
+/// COPY source destination [DB 0] [REPLACE]
+pub fn copy(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let mut replace = false;
+    let mut i = 3;
+    while i < a.len() {
+        if is(&a[i], "REPLACE") {
+            replace = true;
+        } else if is(&a[i], "DB") && i + 1 < a.len() {
+            if parse_i64(&a[i + 1])? != 0 {
+                return Err(CmdError::err("DB index is out of range"));
+            }
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if a[1] == a[2] {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    Ok(Frame::Integer(ctx.db.copy(&a[1], &a[2], replace)? as i64))
+}
+
+fn key_list(keys: Vec<Vec<u8>>) -> Frame {
+    Frame::Array(
+        keys.into_iter()
+            .map(|k| Frame::Bulk(Bytes::from(k)))
+            .collect(),
+    )
+}
+
+pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(key_list(ctx.db.keys(&a[1])?))
+}
+
+fn type_by_name(name: &[u8]) -> Option<RedisType> {
+    use RedisType::*;
+    [
+        String,
+        Hash,
+        List,
+        Set,
+        ZSet,
+        Bitmap,
+        SortedInt,
+        Stream,
+        Bloom,
+        Json,
+        HyperLogLog,
+    ]
+    .into_iter()
+    .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&a[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut pattern: Option<&[u8]> = None;
+    let mut count = 10usize;
+    let mut kind: Option<Option<RedisType>> = None;
+    let mut i = 2;
+    while i < a.len() {
+        if i + 1 >= a.len() {
+            return Err(CmdError::Syntax);
+        }
+        if is(&a[i], "MATCH") {
+            pattern = Some(&a[i + 1])
+                .filter(|p| p.as_ref() != b"*")
+                .map(|p| &p[..]);
+        } else if is(&a[i], "COUNT") {
+            let n = parse_i64(&a[i + 1])?;
+            if n < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = n as usize;
+        } else if is(&a[i], "TYPE") {
+            kind = Some(type_by_name(&a[i + 1]));
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let after = if cursor == 0 {
+        None
+    } else {
+        Some(
+            ctx.cursors
+                .resolve(cursor)
+                .ok_or_else(|| CmdError::err("invalid cursor"))?,
+        )
+    };
+    // An unknown TYPE name matches nothing, but the walk still advances.
+    let (filter, none_match) = match kind {
+        Some(Some(t)) => (Some(t), false),
+        Some(None) => (None, true),
+        None => (None, false),
+    };
+    let mut page = ctx.db.scan(after.as_deref(), pattern, count, filter)?;
+    if none_match {
+        page.keys.clear();
+    }
+    let next = match page.next {
+        Some(k) => ctx.cursors.issue(k),
+        None => 0,
+    };
+    Ok(Frame::Array(vec![
+        Frame::bulk(next.to_string()),
+        key_list(page.keys),
+    ]))
+}
+
+pub fn randomkey(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(match ctx.db.random_key()? {
+        Some(k) => Frame::Bulk(Bytes::from(k)),
+        None => Frame::Null,
+    })
+}
+
+pub fn dbsize(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(ctx.db.dbsize()? as i64))
+}
+
+/// FLUSHDB / FLUSHALL [ASYNC|SYNC]
+pub fn flush(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    match a.len() {
+        1 => {}
+        2 if is(&a[1], "ASYNC") || is(&a[1], "SYNC") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    ctx.db.flush()?;
+    Ok(Frame::ok())
+}
+
+pub fn compact(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    ctx.db.engine().compact_all();
+    Ok(Frame::ok())
+}

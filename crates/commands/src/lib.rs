@@ -1,0 +1,21 @@
+//! The command table and the commands that act on data.
+//!
+//! Every command has one entry in [`table::COMMANDS`]: name, arity, flags, key positions and how
+//! it runs. `COMMAND`, argument counting, key extraction and (later) cluster routing all read
+//! that table. A command is parsed into typed arguments and then executed against `quarry-types`;
+//! commands whose work belongs to the server (CONFIG, CLIENT, INFO, ...) are marked
+//! [`Exec::Server`] and run in the server crate. No sockets here.
+
+pub mod args;
+mod context;
+mod error;
+mod keys;
+mod server;
+mod string;
+pub mod table;
+
+pub use context::{Ctx, CursorStore};
+pub use error::CmdError;
+pub use table::{lookup, CommandSpec, Exec, COMMANDS};
+
+pub type CmdResult = Result<quarry_resp::Frame, CmdError>;

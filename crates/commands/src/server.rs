@@ -1,0 +1,184 @@
+//! Server commands that need only the command table or nothing at all: ECHO, TIME, COMMAND.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use quarry_resp::Frame;
+
+use crate::args::{is, text};
+use crate::table::{flag, help_lines, lookup, CommandSpec, COMMANDS};
+use crate::{CmdError, CmdResult, Ctx};
+
+pub fn echo(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Bulk(a[1].clone()))
+}
+
+pub fn time(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Frame::Array(vec![
+        Frame::bulk(now.as_secs().to_string()),
+        Frame::bulk(now.subsec_micros().to_string()),
+    ]))
+}
+
+fn acl_categories(spec: &CommandSpec) -> Vec<Frame> {
+    let mut cats = Vec::new();
+    let mut push = |c: &str| cats.push(Frame::Simple(format!("@{c}")));
+    if spec.has(flag::WRITE) {
+        push("write");
+    }
+    if spec.has(flag::READONLY) {
+        push("read");
+    }
+    match spec.group {
+        "generic" => push("keyspace"),
+        "server" | "connection" => {}
+        other => push(other),
+    }
+    if spec.group == "connection" {
+        push("connection");
+    }
+    if spec.has(flag::ADMIN) {
+        push("admin");
+        push("dangerous");
+    }
+    if spec.has(flag::FAST) {
+        push("fast");
+    } else {
+        push("slow");
+    }
+    cats
+}
+
+/// One entry of COMMAND INFO, in Redis 7's ten-field shape.
+fn info_entry(spec: &CommandSpec) -> Frame {
+    let flags = flag::NAMES
+        .iter()
+        .filter(|(f, _)| spec.has(*f))
+        .map(|(_, n)| Frame::Simple((*n).into()))
+        .collect();
+    Frame::Array(vec![
+        Frame::bulk(spec.name),
+        Frame::Integer(spec.arity as i64),
+        Frame::Set(flags),
+        Frame::Integer(spec.first_key as i64),
+        Frame::Integer(spec.last_key as i64),
+        Frame::Integer(spec.step as i64),
+        Frame::Set(acl_categories(spec)),
+        Frame::Array(Vec::new()),
+        Frame::Array(Vec::new()),
+        Frame::Array(Vec::new()),
+    ])
+}
+
+fn docs_entry(spec: &CommandSpec) -> Frame {
+    Frame::Map(vec![
+        (Frame::bulk("summary"), Frame::bulk(spec.summary)),
+        (Frame::bulk("since"), Frame::bulk(spec.since)),
+        (Frame::bulk("group"), Frame::bulk(spec.group)),
+    ])
+}
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands in this server.",
+    "LIST",
+    "    Return a list of all commands in this server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full command.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// COMMAND [COUNT | LIST | INFO [name ...] | DOCS [name ...] | GETKEYS cmd args... | HELP]
+pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() == 1 {
+        return Ok(Frame::Array(COMMANDS.iter().map(info_entry).collect()));
+    }
+    let sub = &a[1];
+    if is(sub, "COUNT") && a.len() == 2 {
+        Ok(Frame::Integer(COMMANDS.len() as i64))
+    } else if is(sub, "LIST") {
+        Ok(Frame::Array(
+            COMMANDS.iter().map(|c| Frame::bulk(c.name)).collect(),
+        ))
+    } else if is(sub, "INFO") {
+        if a.len() == 2 {
+            return Ok(Frame::Array(COMMANDS.iter().map(info_entry).collect()));
+        }
+        Ok(Frame::Array(
+            a[2..]
+                .iter()
+                .map(|n| lookup(n).map_or(Frame::NullArray, info_entry))
+                .collect(),
+        ))
+    } else if is(sub, "DOCS") {
+        let specs: Vec<&CommandSpec> = if a.len() == 2 {
+            COMMANDS.iter().collect()
+        } else {
+            a[2..].iter().filter_map(|n| lookup(n)).collect()
+        };
+        Ok(Frame::Map(
+            specs
+                .into_iter()
+                .map(|s| (Frame::bulk(s.name), docs_entry(s)))
+                .collect(),
+        ))
+    } else if is(sub, "GETKEYS") && a.len() >= 3 {
+        let spec = lookup(&a[2]).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+        let argv = &a[2..];
+        if !spec.arity_ok(argv.len()) {
+            return Err(CmdError::err(
+                "Invalid number of arguments specified for command",
+            ));
+        }
+        let pos = spec.key_positions(argv.len());
+        if pos.is_empty() {
+            return Err(CmdError::err("The command has no key arguments"));
+        }
+        Ok(Frame::Array(
+            pos.into_iter()
+                .map(|p| Frame::Bulk(argv[p].clone()))
+                .collect(),
+        ))
+    } else if is(sub, "HELP") && a.len() == 2 {
+        Ok(help_lines(COMMAND_HELP))
+    } else {
+        Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
+            text(sub)
+        )))
+    }
+}
+
+/// FUNCTION FLUSH [ASYNC|SYNC]. quarry cannot store function libraries yet (FUNCTION LOAD is
+/// not implemented), so there is never anything to flush and FLUSH truthfully succeeds; every
+/// other subcommand is refused. Redis's test suite sends FUNCTION FLUSH before each test block.
+pub fn function(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let flush_mode_ok = a.len() == 2 || (a.len() == 3 && (is(&a[2], "ASYNC") || is(&a[2], "SYNC")));
+    if is(&a[1], "FLUSH") && flush_mode_ok {
+        return Ok(Frame::ok());
+    }
+    if is(&a[1], "HELP") && a.len() == 2 {
+        return Ok(help_lines(&[
+            "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries (quarry has no function libraries yet).",
+            "HELP",
+            "    Print this help.",
+        ]));
+    }
+    Err(CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+        text(&a[1])
+    )))
+}

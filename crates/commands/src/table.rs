@@ -1,0 +1,243 @@
+//! The declarative command table: one entry per command, read by dispatch, `COMMAND`, key
+//! extraction and routing alike.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::{keys, server, string, CmdResult, Ctx};
+
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Exec {
+    /// Runs here, against the data.
+    Data(fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult),
+    /// Runs in the server crate, which owns connections, config and INFO.
+    Server,
+}
+
+/// Command flags, named as Redis's `COMMAND INFO` prints them.
+pub mod flag {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const FAST: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const LOADING: u32 = 1 << 6;
+    pub const STALE: u32 = 1 << 7;
+    pub const NO_AUTH: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+
+    pub const NAMES: [(u32, &str); 11] = [
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (FAST, "fast"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (NO_AUTH, "no_auth"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+    ];
+}
+
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Redis arity: positive = exact argument count (name included), negative = at least.
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub exec: Exec,
+}
+
+impl CommandSpec {
+    pub fn has(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// Positions of the key arguments in `argv` (name at 0), from first/last/step.
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        if self.first_key <= 0 {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 {
+            argc as i32 + self.last_key
+        } else {
+            self.last_key
+        };
+        let mut out = Vec::new();
+        let mut i = self.first_key;
+        while i <= last && (i as usize) < argc {
+            out.push(i as usize);
+            i += self.step.max(1);
+        }
+        out
+    }
+}
+
+use flag::*;
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $group:literal, $since:literal, $summary:literal, $exec:expr) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            group: $group,
+            since: $since,
+            summary: $summary,
+            exec: $exec,
+        }
+    };
+}
+
+const S: Exec = Exec::Server;
+use Exec::Data as D;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    // string
+    cmd!("get", 2, READONLY | FAST, 1, 1, 1, "string", "1.0.0", "Returns the string value of a key.", D(string::get)),
+    cmd!("getex", -2, WRITE | FAST, 1, 1, 1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", D(string::getex)),
+    cmd!("getdel", 2, WRITE | FAST, 1, 1, 1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", D(string::getdel)),
+    cmd!("getset", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", D(string::getset)),
+    cmd!("set", -3, WRITE | DENYOOM, 1, 1, 1, "string", "1.0.0", "Sets the string value of a key, ignoring its type.", D(string::set)),
+    cmd!("setnx", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", D(string::setnx)),
+    cmd!("setex", 4, WRITE | DENYOOM, 1, 1, 1, "string", "2.0.0", "Sets the string value and expiration time of a key.", D(string::setex)),
+    cmd!("psetex", 4, WRITE | DENYOOM, 1, 1, 1, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key.", D(string::psetex)),
+    cmd!("mget", -2, READONLY | FAST, 1, -1, 1, "string", "1.0.0", "Atomically returns the string values of one or more keys.", D(string::mget)),
+    cmd!("mset", -3, WRITE | DENYOOM, 1, -1, 2, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", D(string::mset)),
+    cmd!("msetnx", -3, WRITE | DENYOOM, 1, -1, 2, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", D(string::msetnx)),
+    cmd!("append", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", D(string::append)),
+    cmd!("strlen", 2, READONLY | FAST, 1, 1, 1, "string", "2.2.0", "Returns the length of a string value.", D(string::strlen)),
+    cmd!("getrange", 4, READONLY, 1, 1, 1, "string", "2.4.0", "Returns a substring of the string stored at a key.", D(string::getrange)),
+    cmd!("substr", 4, READONLY, 1, 1, 1, "string", "1.0.0", "Returns a substring from a string value.", D(string::getrange)),
+    cmd!("setrange", 4, WRITE | DENYOOM, 1, 1, 1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", D(string::setrange)),
+    cmd!("incr", 2, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", D(string::incr)),
+    cmd!("incrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", D(string::incrby)),
+    cmd!("incrbyfloat", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", D(string::incrbyfloat)),
+    cmd!("decr", 2, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", D(string::decr)),
+    cmd!("decrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", D(string::decrby)),
+    cmd!("lcs", -3, READONLY, 1, 2, 1, "string", "7.0.0", "Finds the longest common substring.", D(string::lcs)),
+    cmd!("cas", -4, WRITE, 1, 1, 1, "string", "2.0.2", "Sets a new value if the current value equals the old one (Kvrocks).", D(string::cas)),
+    cmd!("cad", 3, WRITE, 1, 1, 1, "string", "2.0.2", "Deletes the key if its value equals the given one (Kvrocks).", D(string::cad)),
+    // keyspace
+    cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),
+    cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", D(keys::del)),
+    cmd!("exists", -2, READONLY | FAST, 1, -1, 1, "generic", "1.0.0", "Determines whether one or more keys exist.", D(keys::exists)),
+    cmd!("type", 2, READONLY | FAST, 1, 1, 1, "generic", "1.0.0", "Determines the type of value stored at a key.", D(keys::type_)),
+    cmd!("expire", -3, WRITE | FAST, 1, 1, 1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", D(keys::expire)),
+    cmd!("pexpire", -3, WRITE | FAST, 1, 1, 1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", D(keys::pexpire)),
+    cmd!("expireat", -3, WRITE | FAST, 1, 1, 1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", D(keys::expireat)),
+    cmd!("pexpireat", -3, WRITE | FAST, 1, 1, 1, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", D(keys::pexpireat)),
+    cmd!("ttl", 2, READONLY | FAST, 1, 1, 1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", D(keys::ttl)),
+    cmd!("pttl", 2, READONLY | FAST, 1, 1, 1, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", D(keys::pttl)),
+    cmd!("expiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", D(keys::expiretime)),
+    cmd!("pexpiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", D(keys::pexpiretime)),
+    cmd!("persist", 2, WRITE | FAST, 1, 1, 1, "generic", "2.2.0", "Removes the expiration time of a key.", D(keys::persist)),
+    cmd!("rename", 3, WRITE, 1, 2, 1, "generic", "1.0.0", "Renames a key and overwrites the destination.", D(keys::rename)),
+    cmd!("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", D(keys::renamenx)),
+    cmd!("copy", -3, WRITE | DENYOOM, 1, 2, 1, "generic", "6.2.0", "Copies the value of a key to a new key.", D(keys::copy)),
+    cmd!("keys", 2, READONLY, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", D(keys::keys)),
+    cmd!("scan", -2, READONLY, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", D(keys::scan)),
+    cmd!("randomkey", 1, READONLY, 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", D(keys::randomkey)),
+    cmd!("dbsize", 1, READONLY | FAST, 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", D(keys::dbsize)),
+    cmd!("flushdb", -1, WRITE, 0, 0, 0, "server", "1.0.0", "Removes all keys from the current database.", D(keys::flush)),
+    cmd!("flushall", -1, WRITE, 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", D(keys::flush)),
+    cmd!("compact", 1, ADMIN, 0, 0, 0, "server", "1.0.0", "Compacts the whole database; compaction filters drop expired data (Kvrocks).", D(keys::compact)),
+    // connection and server
+    cmd!("ping", -1, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.", S),
+    cmd!("echo", 2, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Returns the given string.", D(server::echo)),
+    cmd!("auth", -2, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.", S),
+    cmd!("hello", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.", S),
+    cmd!("select", 2, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Changes the selected database.", S),
+    cmd!("quit", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "1.0.0", "Closes the connection.", S),
+    cmd!("client", -2, STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", S),
+    cmd!("info", -1, STALE | LOADING, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", S),
+    cmd!("config", -2, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", S),
+    cmd!("command", -1, STALE | LOADING, 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.", D(server::command)),
+    cmd!("slowlog", -2, ADMIN | STALE | LOADING, 0, 0, 0, "server", "2.2.12", "A container for slow log commands.", S),
+    cmd!("monitor", 1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Listens for all requests received by the server in real-time.", S),
+    cmd!("function", -2, NOSCRIPT, 0, 0, 0, "scripting", "7.0.0", "A container for function commands (FLUSH only until scripting exists).", D(server::function)),
+    cmd!("time", 1, FAST | STALE | LOADING, 0, 0, 0, "server", "2.6.0", "Returns the server time.", D(server::time)),
+    cmd!("debug", -2, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "A container for debugging commands.", S),
+    cmd!("shutdown", -1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", S),
+];
+
+fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
+}
+
+/// The reply of a HELP subcommand: one status line per entry, as Redis.
+pub fn help_lines(lines: &[&str]) -> quarry_resp::Frame {
+    quarry_resp::Frame::Array(
+        lines
+            .iter()
+            .map(|l| quarry_resp::Frame::Simple((*l).into()))
+            .collect(),
+    )
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > 32 {
+        return None;
+    }
+    let mut buf = [0u8; 32];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower)
+        .ok()
+        .and_then(|n| index().get(n).copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_lowercase() {
+        assert_eq!(index().len(), COMMANDS.len());
+        assert!(COMMANDS
+            .iter()
+            .all(|c| c.name == c.name.to_ascii_lowercase()));
+    }
+
+    #[test]
+    fn lookup_ignores_case() {
+        assert_eq!(lookup(b"GeT").map(|c| c.name), Some("get"));
+        assert!(lookup(b"nosuchcommand").is_none());
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let mset = lookup(b"mset").unwrap();
+        assert_eq!(mset.key_positions(5), vec![1, 3]);
+        let del = lookup(b"del").unwrap();
+        assert_eq!(del.key_positions(4), vec![1, 2, 3]);
+        assert!(lookup(b"ping").unwrap().key_positions(2).is_empty());
+    }
+}

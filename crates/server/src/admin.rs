@@ -1,0 +1,506 @@
+//! Server and connection commands: the ones that need the server's state rather than the data
+//! (AUTH, HELLO, SELECT, PING, QUIT, CLIENT, INFO, CONFIG, SLOWLOG, MONITOR, DEBUG, SHUTDOWN).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quarry_commands::args::{is, lower, parse_f64, parse_i64, text};
+use quarry_commands::CmdError;
+use quarry_resp::{Frame, Protocol};
+use tracing::warn;
+
+use crate::connection::{Flow, Session};
+use crate::info;
+use crate::server::Server;
+
+type Outcome = (Result<Frame, CmdError>, Flow);
+
+fn reply(f: Frame) -> Outcome {
+    (Ok(f), Flow::Continue)
+}
+
+fn fail(e: CmdError) -> Outcome {
+    (Err(e), Flow::Continue)
+}
+
+fn subcommand_error(cmd: &str, sub: &[u8]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        text(sub),
+        cmd.to_ascii_uppercase()
+    ))
+}
+
+pub const REDIS_VERSION: &str = "7.0.15";
+
+pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
+    match name {
+        "ping" => ping(a),
+        "auth" => auth(server, session, a),
+        "hello" => hello(server, session, a),
+        "select" => match parse_i64(&a[1]) {
+            Ok(0) => reply(Frame::ok()),
+            Ok(_) => fail(CmdError::err("DB index is out of range")),
+            Err(e) => fail(e),
+        },
+        "quit" => (Ok(Frame::ok()), Flow::Close),
+        "client" => client(server, session, a),
+        "info" => info_cmd(server, a),
+        "config" => config(server, a),
+        "slowlog" => slowlog(server, a),
+        "monitor" => {
+            session.handle.info.lock().monitor = true;
+            (Ok(Frame::ok()), Flow::Monitor)
+        }
+        "debug" => debug(a),
+        "shutdown" => shutdown(a),
+        other => fail(CmdError::err(format!(
+            "command '{other}' has no server handler"
+        ))),
+    }
+}
+
+fn ping(a: &[Bytes]) -> Outcome {
+    match a.len() {
+        1 => reply(Frame::Simple("PONG".into())),
+        2 => reply(Frame::Bulk(a[1].clone())),
+        _ => fail(CmdError::WrongArity("ping".into())),
+    }
+}
+
+fn check_password(server: &Server, user: Option<&[u8]>, pass: &[u8]) -> Result<(), CmdError> {
+    let wrong =
+        || CmdError::Other("WRONGPASS invalid username-password pair or user is disabled.".into());
+    if let Some(u) = user {
+        if u != b"default" {
+            return Err(wrong());
+        }
+    }
+    match server.hot.requirepass.read().as_deref() {
+        None if user.is_none() => Err(CmdError::err(
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        )),
+        None => Ok(()),
+        Some(p) if p.as_bytes() == pass => Ok(()),
+        Some(_) => Err(wrong()),
+    }
+}
+
+fn auth(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
+    let result = match a.len() {
+        2 => check_password(server, None, &a[1]),
+        3 => check_password(server, Some(&a[1]), &a[2]),
+        _ => Err(CmdError::Syntax),
+    };
+    match result {
+        Ok(()) => {
+            session.authenticated = true;
+            reply(Frame::ok())
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
+    let mut proto = session.protocol;
+    let mut i = 1;
+    if a.len() > 1 {
+        let v = match parse_i64(&a[1]) {
+            Ok(v) => v,
+            Err(_) => {
+                return fail(CmdError::Other(
+                    "ERR Protocol version is not an integer or out of range".into(),
+                ))
+            }
+        };
+        proto = match v {
+            2 => Protocol::Resp2,
+            3 if server.hot.resp3_enabled.load(Ordering::Relaxed) => Protocol::Resp3,
+            _ => {
+                return fail(CmdError::Other(
+                    "NOPROTO unsupported protocol version".into(),
+                ))
+            }
+        };
+        i = 2;
+    }
+    let mut name = None;
+    while i < a.len() {
+        if is(&a[i], "AUTH") && i + 2 < a.len() {
+            if let Err(e) = check_password(server, Some(&a[i + 1]), &a[i + 2]) {
+                return fail(e);
+            }
+            session.authenticated = true;
+            i += 3;
+        } else if is(&a[i], "SETNAME") && i + 1 < a.len() {
+            if let Err(e) = valid_client_name(&a[i + 1]) {
+                return fail(e);
+            }
+            name = Some(text(&a[i + 1]));
+            i += 2;
+        } else {
+            return fail(CmdError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                text(&a[i])
+            )));
+        }
+    }
+    if !session.authenticated && server.hot.auth_required.load(Ordering::Relaxed) {
+        return fail(CmdError::Other(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+        ));
+    }
+    session.protocol = proto;
+    {
+        let mut info = session.handle.info.lock();
+        info.resp = if proto == Protocol::Resp3 { 3 } else { 2 };
+        if let Some(n) = name {
+            info.name = n;
+        }
+    }
+    reply(Frame::Map(vec![
+        (Frame::bulk("server"), Frame::bulk("redis")),
+        (Frame::bulk("version"), Frame::bulk(REDIS_VERSION)),
+        (
+            Frame::bulk("proto"),
+            Frame::Integer(if proto == Protocol::Resp3 { 3 } else { 2 }),
+        ),
+        (Frame::bulk("id"), Frame::Integer(session.handle.id as i64)),
+        (Frame::bulk("mode"), Frame::bulk("standalone")),
+        (Frame::bulk("role"), Frame::bulk("master")),
+        (Frame::bulk("modules"), Frame::Array(Vec::new())),
+    ]))
+}
+
+fn valid_client_name(name: &[u8]) -> Result<(), CmdError> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are: ID, ADDR, LADDR, TYPE (normal|master|replica|pubsub), USER, SKIPME (yes|no), MAXAGE.",
+    "LIST [TYPE (normal|master|replica|pubsub)] [ID <id> [<id> ...]]",
+    "    Return information about client connections.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Set client meta attributes.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn client(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
+    let sub = lower(&a[1]);
+    match (sub.as_str(), a.len()) {
+        ("id", 2) => reply(Frame::Integer(session.handle.id as i64)),
+        ("getname", 2) => {
+            let name = session.handle.info.lock().name.clone();
+            reply(if name.is_empty() {
+                Frame::Null
+            } else {
+                Frame::bulk(name)
+            })
+        }
+        ("setname", 3) => match valid_client_name(&a[2]) {
+            Ok(()) => {
+                session.handle.info.lock().name = text(&a[2]);
+                reply(Frame::ok())
+            }
+            Err(e) => fail(e),
+        },
+        ("setinfo", 4) => {
+            if a[3].iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+                return fail(CmdError::err(format!(
+                    "{} cannot contain spaces, newlines or special characters.",
+                    text(&a[2]).to_ascii_uppercase()
+                )));
+            }
+            let mut info = session.handle.info.lock();
+            if is(&a[2], "LIB-NAME") {
+                info.lib_name = text(&a[3]);
+            } else if is(&a[2], "LIB-VER") {
+                info.lib_ver = text(&a[3]);
+            } else {
+                return fail(CmdError::err(format!(
+                    "Unrecognized option '{}'",
+                    text(&a[2])
+                )));
+            }
+            reply(Frame::ok())
+        }
+        ("info", 2) => reply(Frame::Verbatim(format!("{}\n", session.handle.describe()))),
+        ("list", _) => client_list(server, &a[2..]),
+        ("kill", n) if n >= 3 => client_kill(server, session, &a[2..]),
+        ("help", 2) => reply(quarry_commands::table::help_lines(CLIENT_HELP)),
+        _ => fail(subcommand_error("client", &a[1])),
+    }
+}
+
+fn client_list(server: &Server, opts: &[Bytes]) -> Outcome {
+    let mut clients = server.clients.all();
+    if !opts.is_empty() {
+        if is(&opts[0], "TYPE") && opts.len() == 2 {
+            let t = lower(&opts[1]);
+            match t.as_str() {
+                "normal" | "pubsub" | "master" | "replica" | "slave" => {
+                    if t != "normal" {
+                        clients.clear();
+                    }
+                }
+                _ => {
+                    return fail(CmdError::err(format!(
+                        "Unknown client type '{}'",
+                        text(&opts[1])
+                    )))
+                }
+            }
+        } else if is(&opts[0], "ID") && opts.len() >= 2 {
+            let mut ids = Vec::new();
+            for o in &opts[1..] {
+                match parse_i64(o) {
+                    Ok(id) if id > 0 => ids.push(id as u64),
+                    _ => return fail(CmdError::err("Invalid client ID")),
+                }
+            }
+            clients.retain(|c| ids.contains(&c.id));
+        } else {
+            return fail(CmdError::Syntax);
+        }
+    }
+    let mut out = String::new();
+    for c in clients {
+        out.push_str(&c.describe());
+        out.push('\n');
+    }
+    reply(Frame::Verbatim(out))
+}
+
+fn client_kill(server: &Server, session: &Session, opts: &[Bytes]) -> Outcome {
+    let clients = server.clients.all();
+    // Old form: CLIENT KILL ip:port
+    if opts.len() == 1 {
+        let addr = text(&opts[0]);
+        return match clients.iter().find(|c| c.addr.to_string() == addr) {
+            Some(c) => {
+                c.kill();
+                let own = c.id == session.handle.id;
+                (
+                    Ok(Frame::ok()),
+                    if own { Flow::Close } else { Flow::Continue },
+                )
+            }
+            None => fail(CmdError::err("No such client")),
+        };
+    }
+    if !opts.len().is_multiple_of(2) {
+        return fail(CmdError::Syntax);
+    }
+    let mut skipme = true;
+    let mut filters: Vec<(String, String)> = Vec::new();
+    for pair in opts.chunks(2) {
+        let key = lower(&pair[0]);
+        let value = text(&pair[1]);
+        match key.as_str() {
+            "skipme" => match value.to_ascii_lowercase().as_str() {
+                "yes" => skipme = true,
+                "no" => skipme = false,
+                _ => return fail(CmdError::Syntax),
+            },
+            "id" => {
+                if parse_i64(&pair[1]).map(|v| v <= 0).unwrap_or(true) {
+                    return fail(CmdError::err("client-id should be greater than 0"));
+                }
+                filters.push((key, value));
+            }
+            "type" => match value.to_ascii_lowercase().as_str() {
+                "normal" | "master" | "replica" | "slave" | "pubsub" => {
+                    filters.push((key, value.to_ascii_lowercase()))
+                }
+                _ => return fail(CmdError::err(format!("Unknown client type '{value}'"))),
+            },
+            "addr" | "laddr" | "user" | "maxage" => filters.push((key, value)),
+            _ => return fail(CmdError::Syntax),
+        }
+    }
+    let mut killed = 0;
+    let mut own = false;
+    for c in clients {
+        if skipme && c.id == session.handle.id {
+            continue;
+        }
+        let matches = filters.iter().all(|(k, v)| match k.as_str() {
+            "id" => c.id.to_string() == *v,
+            "addr" => c.addr.to_string() == *v,
+            "laddr" => c.laddr.to_string() == *v,
+            "type" => v == "normal",
+            "user" => v == "default",
+            "maxage" => v
+                .parse::<u64>()
+                .is_ok_and(|age| c.created.elapsed().as_secs() >= age),
+            _ => false,
+        });
+        if matches {
+            c.kill();
+            killed += 1;
+            own |= c.id == session.handle.id;
+        }
+    }
+    (
+        Ok(Frame::Integer(killed)),
+        if own { Flow::Close } else { Flow::Continue },
+    )
+}
+
+fn info_cmd(server: &Server, a: &[Bytes]) -> Outcome {
+    let sections: Vec<String> = a[1..].iter().map(|s| lower(s)).collect();
+    match info::render(server, &sections) {
+        Ok(text) => reply(Frame::Verbatim(text)),
+        Err(e) => fail(e),
+    }
+}
+
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn config(server: &Server, a: &[Bytes]) -> Outcome {
+    let sub = lower(&a[1]);
+    match sub.as_str() {
+        "get" if a.len() >= 3 => {
+            let cfg = server.config.read();
+            let mut pairs = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for pattern in &a[2..] {
+                for (k, v) in cfg.matching(pattern) {
+                    if seen.insert((k.clone(), v.clone())) {
+                        pairs.push((Frame::bulk(k), Frame::bulk(v)));
+                    }
+                }
+            }
+            reply(Frame::Map(pairs))
+        }
+        "set" if a.len() >= 4 && a.len().is_multiple_of(2) => {
+            let mut cfg = server.config.write();
+            let before = cfg.clone();
+            for pair in a[2..].chunks(2) {
+                if let Err(e) = cfg.set(&text(&pair[0]), &text(&pair[1])) {
+                    *cfg = before;
+                    return fail(CmdError::err(e));
+                }
+            }
+            server.hot.reload(&cfg);
+            (server.set_log_level)(cfg.get("log-level"));
+            server
+                .slowlog
+                .lock()
+                .trim(server.hot.slowlog_max_len.load(Ordering::Relaxed));
+            reply(Frame::ok())
+        }
+        "rewrite" if a.len() == 2 => match server.config.read().rewrite() {
+            Ok(()) => {
+                tracing::info!("configuration file rewritten");
+                reply(Frame::ok())
+            }
+            Err(e) => fail(CmdError::err(e)),
+        },
+        "resetstat" if a.len() == 2 => {
+            for s in &server.command_stats {
+                s.calls.store(0, Ordering::Relaxed);
+                s.usec.store(0, Ordering::Relaxed);
+                s.failed.store(0, Ordering::Relaxed);
+            }
+            server.stats.commands_processed.store(0, Ordering::Relaxed);
+            reply(Frame::ok())
+        }
+        "help" if a.len() == 2 => reply(quarry_commands::table::help_lines(CONFIG_HELP)),
+        _ => fail(subcommand_error("config", &a[1])),
+    }
+}
+
+fn slowlog(server: &Server, a: &[Bytes]) -> Outcome {
+    let sub = lower(&a[1]);
+    match (sub.as_str(), a.len()) {
+        ("get", 2) => reply(server.slowlog.lock().get(10)),
+        ("get", 3) => match parse_i64(&a[2]) {
+            Ok(n) if n >= -1 => reply(server.slowlog.lock().get(n)),
+            _ => fail(CmdError::err("count should be greater than or equal to -1")),
+        },
+        ("len", 2) => reply(Frame::Integer(server.slowlog.lock().len() as i64)),
+        ("reset", 2) => {
+            server.slowlog.lock().reset();
+            reply(Frame::ok())
+        }
+        ("help", 2) => reply(quarry_commands::table::help_lines(&[
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+            "HELP",
+            "    Print this help.",
+        ])),
+        _ => fail(subcommand_error("slowlog", &a[1])),
+    }
+}
+
+fn debug(a: &[Bytes]) -> Outcome {
+    let sub = lower(&a[1]);
+    match (sub.as_str(), a.len()) {
+        ("sleep", 3) => match parse_f64(&a[2]) {
+            Ok(secs) if secs >= 0.0 && secs.is_finite() => (
+                Ok(Frame::Raw(Bytes::new())),
+                Flow::Sleep(Duration::from_secs_f64(secs), Frame::ok()),
+            ),
+            Ok(_) => fail(CmdError::err("invalid sleep time")),
+            Err(e) => fail(e),
+        },
+        ("help", 2) => reply(quarry_commands::table::help_lines(&[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+            "HELP",
+            "    Print this help.",
+        ])),
+        _ => fail(subcommand_error("debug", &a[1])),
+    }
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: quarry always flushes RocksDB and stops cleanly.
+fn shutdown(a: &[Bytes]) -> Outcome {
+    for opt in &a[1..] {
+        if !(is(opt, "NOSAVE") || is(opt, "SAVE") || is(opt, "NOW") || is(opt, "FORCE")) {
+            if is(opt, "ABORT") {
+                return fail(CmdError::err("No shutdown in progress."));
+            }
+            return fail(CmdError::Syntax);
+        }
+    }
+    warn!("SHUTDOWN requested by a client");
+    (Ok(Frame::Raw(Bytes::new())), Flow::Shutdown)
+}

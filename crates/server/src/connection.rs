@@ -1,0 +1,296 @@
+//! One client connection: read requests, execute them in order, write the replies.
+//!
+//! All complete requests in a read are executed before the replies are written back in one go,
+//! which is what makes pipelining cheap. Commands run on the connection's task; RocksDB reads
+//! are short, and the few commands that walk the whole keyspace run under `block_in_place` so
+//! that they do not hold up other connections on the same worker.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use quarry_commands::table::flag;
+use quarry_commands::{CmdError, Ctx, Exec};
+use quarry_resp::{parse_request, Frame, ParseLimits, Protocol};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::admin;
+use crate::clients::ClientHandle;
+use crate::server::Server;
+
+/// What the connection does after a command.
+pub enum Flow {
+    Continue,
+    /// Write what is buffered, then close (QUIT, CLIENT KILL of itself).
+    Close,
+    /// Close and stop the server (SHUTDOWN).
+    Shutdown,
+    /// DEBUG SLEEP: wait, then send the reply.
+    Sleep(Duration, Frame),
+    /// Enter MONITOR mode after the reply.
+    Monitor,
+}
+
+/// Per-connection state that commands can change.
+pub struct Session {
+    pub handle: Arc<ClientHandle>,
+    pub protocol: Protocol,
+    pub authenticated: bool,
+}
+
+/// Commands that walk the whole keyspace or wait on disk for long.
+fn is_heavy(name: &str) -> bool {
+    matches!(
+        name,
+        "keys" | "dbsize" | "flushdb" | "flushall" | "compact" | "info" | "randomkey" | "scan"
+    )
+}
+
+pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>) {
+    let _ = stream.set_nodelay(true);
+    let mut session = Session {
+        handle: handle.clone(),
+        protocol: Protocol::Resp2,
+        authenticated: false,
+    };
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    let mut shutdown = server.shutdown.subscribe();
+    let mut monitor: Option<tokio::sync::broadcast::Receiver<Bytes>> = None;
+    'conn: loop {
+        let limits = ParseLimits {
+            max_bulk_len: server.hot.max_bulk_len.load(Ordering::Relaxed),
+        };
+        loop {
+            match parse_request(&mut rbuf, limits) {
+                Ok(Some(req)) => {
+                    if req.args.is_empty() {
+                        continue;
+                    }
+                    match execute(&server, &mut session, req.args, &mut wbuf) {
+                        Flow::Continue => {}
+                        Flow::Close => {
+                            let _ = stream.write_all(&wbuf).await;
+                            break 'conn;
+                        }
+                        Flow::Shutdown => {
+                            server.request_shutdown();
+                            break 'conn;
+                        }
+                        Flow::Sleep(d, reply) => {
+                            if !wbuf.is_empty()
+                                && write_out(&server, &mut stream, &mut wbuf).await.is_err()
+                            {
+                                break 'conn;
+                            }
+                            tokio::time::sleep(d).await;
+                            reply.encode(session.protocol, &mut wbuf);
+                        }
+                        Flow::Monitor => monitor = Some(server.monitor.subscribe()),
+                    }
+                    if wbuf.len() > 256 * 1024
+                        && write_out(&server, &mut stream, &mut wbuf).await.is_err()
+                    {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(client = %handle.addr, error = %e, "protocol error, closing");
+                    Frame::Error(format!("ERR {e}")).encode(session.protocol, &mut wbuf);
+                    let _ = stream.write_all(&wbuf).await;
+                    break 'conn;
+                }
+            }
+        }
+        if !wbuf.is_empty() && write_out(&server, &mut stream, &mut wbuf).await.is_err() {
+            break;
+        }
+        if handle.is_killed() {
+            break;
+        }
+        let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);
+        let monitoring = monitor.is_some();
+        let idle = async {
+            if timeout == 0 || monitoring {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(Duration::from_secs(timeout)).await
+            }
+        };
+        let monitored = async {
+            match monitor.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = stream.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            },
+            line = monitored => match line {
+                Ok(line) => wbuf.extend_from_slice(&line),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            },
+            _ = handle.killed() => break,
+            _ = shutdown.changed() => break,
+            _ = idle => {
+                debug!(client = %handle.addr, "idle timeout, closing");
+                break;
+            }
+        }
+    }
+    server.clients.unregister(handle.id);
+}
+
+async fn write_out(
+    server: &Server,
+    stream: &mut TcpStream,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<()> {
+    server
+        .stats
+        .net_output_bytes
+        .fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    stream.write_all(wbuf).await?;
+    wbuf.clear();
+    Ok(())
+}
+
+fn unknown_command(args: &[Bytes]) -> Frame {
+    let name = String::from_utf8_lossy(&args[0]);
+    let mut shown: String = name.chars().take(128).collect();
+    shown = shown.replace(['\r', '\n'], " ");
+    let mut tail = String::new();
+    for a in args.iter().skip(1) {
+        if tail.len() >= 128 {
+            break;
+        }
+        let text: String = String::from_utf8_lossy(a)
+            .chars()
+            .take(128 - tail.len())
+            .collect();
+        tail.push_str(&format!("'{}' ", text.replace(['\r', '\n'], " ")));
+    }
+    Frame::Error(format!(
+        "ERR unknown command '{shown}', with args beginning with: {tail}"
+    ))
+}
+
+/// Runs one request and appends its reply to `out`.
+pub fn execute(
+    server: &Server,
+    session: &mut Session,
+    args: Vec<Bytes>,
+    out: &mut BytesMut,
+) -> Flow {
+    let proto = session.protocol;
+    let Some(spec) = server.lookup(&args[0]) else {
+        unknown_command(&args).encode(proto, out);
+        return Flow::Continue;
+    };
+    if !spec.arity_ok(args.len()) {
+        Frame::Error(CmdError::WrongArity(spec.name.to_string()).to_string()).encode(proto, out);
+        return Flow::Continue;
+    }
+    if !session.authenticated
+        && !spec.has(flag::NO_AUTH)
+        && server.hot.auth_required.load(Ordering::Relaxed)
+    {
+        Frame::error("NOAUTH Authentication required.").encode(proto, out);
+        return Flow::Continue;
+    }
+    if server.monitor.receiver_count() > 0 && !matches!(spec.name, "auth" | "hello" | "monitor") {
+        feed_monitor(server, session, &args);
+    }
+    let started = Instant::now();
+    let mut run = || -> (Result<Frame, CmdError>, Flow) {
+        match spec.exec {
+            Exec::Data(f) => {
+                let mut ctx = Ctx {
+                    db: &server.db,
+                    cursors: &server.cursors,
+                    protocol: proto,
+                };
+                (f(&mut ctx, &args), Flow::Continue)
+            }
+            Exec::Server => admin::run(server, session, spec.name, &args),
+        }
+    };
+    let (result, flow) = if is_heavy(spec.name) {
+        tokio::task::block_in_place(run)
+    } else {
+        run()
+    };
+    let micros = started.elapsed().as_micros() as u64;
+    let stat = &server.command_stats[Server::command_index(spec)];
+    stat.calls.fetch_add(1, Ordering::Relaxed);
+    stat.usec.fetch_add(micros, Ordering::Relaxed);
+    server
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    let threshold = server.hot.slowlog_slower_than_us.load(Ordering::Relaxed);
+    if threshold >= 0 && micros as i64 >= threshold && !spec.has(flag::SKIP_SLOWLOG) {
+        let info = session.handle.info.lock().name.clone();
+        let max_len = server.hot.slowlog_max_len.load(Ordering::Relaxed);
+        server.slowlog.lock().push(
+            &args,
+            micros,
+            session.handle.addr.to_string(),
+            info,
+            max_len,
+        );
+    }
+    {
+        let mut info = session.handle.info.lock();
+        if info.last_cmd != spec.name {
+            info.last_cmd = spec.name.to_string();
+        }
+    }
+    *session.handle.last_active.lock() = Instant::now();
+    match result {
+        Ok(frame) => frame.encode(session.protocol, out),
+        Err(e) => {
+            stat.failed.fetch_add(1, Ordering::Relaxed);
+            Frame::Error(e.to_string()).encode(session.protocol, out)
+        }
+    }
+    flow
+}
+
+fn feed_monitor(server: &Server, session: &Session, args: &[Bytes]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line = format!(
+        "+{}.{:06} [0 {}]",
+        now.as_secs(),
+        now.subsec_micros(),
+        session.handle.addr
+    );
+    for a in args {
+        line.push_str(" \"");
+        for &c in a.iter() {
+            match c {
+                b'\\' => line.push_str("\\\\"),
+                b'"' => line.push_str("\\\""),
+                b'\n' => line.push_str("\\n"),
+                b'\r' => line.push_str("\\r"),
+                b'\t' => line.push_str("\\t"),
+                0x20..=0x7e => line.push(c as char),
+                _ => line.push_str(&format!("\\x{c:02x}")),
+            }
+        }
+        line.push('"');
+    }
+    line.push_str("\r\n");
+    let _ = server.monitor.send(Bytes::from(line));
+}

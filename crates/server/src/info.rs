@@ -1,0 +1,296 @@
+//! INFO: Redis-shaped sections, with the fields that Redis tools and kvrocks-controller read.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use quarry_commands::{CmdError, COMMANDS};
+use quarry_storage::encoding::now_ms;
+use quarry_storage::ColumnFamily;
+
+use crate::admin::REDIS_VERSION;
+use crate::server::Server;
+
+const SECTIONS: [&str; 10] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "commandstats",
+    "keyspace",
+    "rocksdb",
+];
+
+pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
+    let wanted: Vec<&str> = if asked.is_empty()
+        || asked
+            .iter()
+            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"))
+    {
+        SECTIONS.to_vec()
+    } else {
+        SECTIONS
+            .iter()
+            .copied()
+            .filter(|s| asked.iter().any(|a| a == s))
+            .collect()
+    };
+    let mut out = String::new();
+    for (i, section) in wanted.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        match *section {
+            "server" => server_section(server, &mut out),
+            "clients" => clients_section(server, &mut out),
+            "memory" => memory_section(server, &mut out),
+            "persistence" => persistence_section(&mut out),
+            "stats" => stats_section(server, &mut out),
+            "replication" => replication_section(server, &mut out),
+            "cpu" => cpu_section(&mut out),
+            "commandstats" => commandstats_section(server, &mut out),
+            "keyspace" => keyspace_section(server, &mut out)?,
+            "rocksdb" => rocksdb_section(server, &mut out),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {
+    let _ = write!(out, "{key}:{value}\r\n");
+}
+
+fn server_section(server: &Server, out: &mut String) {
+    let uptime = server.started.elapsed().as_secs();
+    out.push_str("# Server\r\n");
+    line(out, "redis_version", REDIS_VERSION);
+    line(out, "quarry_version", env!("CARGO_PKG_VERSION"));
+    line(out, "redis_mode", "standalone");
+    line(
+        out,
+        "os",
+        format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    );
+    line(out, "arch_bits", 64);
+    line(out, "process_id", std::process::id());
+    line(out, "tcp_port", server.port);
+    line(out, "server_time_usec", now_ms() * 1000);
+    line(out, "uptime_in_seconds", uptime);
+    line(out, "uptime_in_days", uptime / 86400);
+    let cfg = server.config.read();
+    line(
+        out,
+        "config_file",
+        cfg.file()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+    line(
+        out,
+        "executable",
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+}
+
+fn clients_section(server: &Server, out: &mut String) {
+    out.push_str("# Clients\r\n");
+    line(out, "connected_clients", server.clients.len());
+    line(
+        out,
+        "maxclients",
+        server.hot.maxclients.load(Ordering::Relaxed),
+    );
+    line(out, "blocked_clients", 0);
+    line(out, "monitor_clients", server.clients.monitors());
+}
+
+/// Resident set size from /proc (Linux), in bytes.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}G", b / 1024.0 / 1024.0 / 1024.0)
+    } else if b >= 1024.0 * 1024.0 {
+        format!("{:.2}M", b / 1024.0 / 1024.0)
+    } else if b >= 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+fn memory_section(server: &Server, out: &mut String) {
+    let rss = rss_bytes();
+    out.push_str("# Memory\r\n");
+    line(out, "used_memory", rss);
+    line(out, "used_memory_human", human(rss));
+    line(out, "used_memory_rss", rss);
+    line(out, "used_memory_rss_human", human(rss));
+    line(out, "used_memory_lua", 0);
+    let memtables: u64 = ColumnFamily::ALL
+        .iter()
+        .filter_map(|cf| {
+            server
+                .engine
+                .property(*cf, "rocksdb.cur-size-all-mem-tables")
+        })
+        .sum();
+    line(out, "used_memory_memtables", memtables);
+    line(
+        out,
+        "used_memory_block_cache",
+        server
+            .engine
+            .property(ColumnFamily::Metadata, "rocksdb.block-cache-usage")
+            .unwrap_or(0),
+    );
+}
+
+fn persistence_section(out: &mut String) {
+    out.push_str("# Persistence\r\n");
+    line(out, "loading", 0);
+    line(out, "async_loading", 0);
+    line(out, "bgsave_in_progress", 0);
+    line(out, "rdb_changes_since_last_save", 0);
+    line(out, "rdb_bgsave_in_progress", 0);
+    line(out, "rdb_last_bgsave_status", "ok");
+    line(out, "aof_enabled", 0);
+    line(out, "aof_rewrite_in_progress", 0);
+}
+
+fn stats_section(server: &Server, out: &mut String) {
+    let s = &server.stats;
+    out.push_str("# Stats\r\n");
+    line(
+        out,
+        "total_connections_received",
+        s.connections_received.load(Ordering::Relaxed),
+    );
+    line(
+        out,
+        "total_commands_processed",
+        s.commands_processed.load(Ordering::Relaxed),
+    );
+    line(
+        out,
+        "total_net_input_bytes",
+        s.net_input_bytes.load(Ordering::Relaxed),
+    );
+    line(
+        out,
+        "total_net_output_bytes",
+        s.net_output_bytes.load(Ordering::Relaxed),
+    );
+    line(
+        out,
+        "rejected_connections",
+        s.rejected_connections.load(Ordering::Relaxed),
+    );
+    line(out, "sync_full", 0);
+    line(out, "sync_partial_ok", 0);
+    line(out, "sync_partial_err", 0);
+    line(out, "pubsub_channels", 0);
+    line(out, "pubsub_patterns", 0);
+}
+
+fn replication_section(server: &Server, out: &mut String) {
+    out.push_str("# Replication\r\n");
+    line(out, "role", "master");
+    line(out, "connected_slaves", 0);
+    line(out, "master_repl_offset", server.engine.latest_sequence());
+}
+
+/// User and system CPU seconds from /proc/self/stat (clock ticks of 1/100 s on Linux).
+fn cpu_section(out: &mut String) {
+    let (user, sys) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some((
+                f.get(11)?.parse::<f64>().ok()? / 100.0,
+                f.get(12)?.parse::<f64>().ok()? / 100.0,
+            ))
+        })
+        .unwrap_or((0.0, 0.0));
+    out.push_str("# CPU\r\n");
+    line(out, "used_cpu_sys", format!("{sys:.6}"));
+    line(out, "used_cpu_user", format!("{user:.6}"));
+}
+
+fn commandstats_section(server: &Server, out: &mut String) {
+    out.push_str("# Commandstats\r\n");
+    for (spec, stat) in COMMANDS.iter().zip(&server.command_stats) {
+        let calls = stat.calls.load(Ordering::Relaxed);
+        if calls == 0 {
+            continue;
+        }
+        let usec = stat.usec.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls=0,failed_calls={}\r\n",
+            spec.name,
+            calls,
+            usec,
+            usec as f64 / calls as f64,
+            stat.failed.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn keyspace_section(server: &Server, out: &mut String) -> Result<(), CmdError> {
+    let (keys, expires) = server.db.key_counts()?;
+    out.push_str("# Keyspace\r\n");
+    if keys > 0 {
+        line(
+            out,
+            "db0",
+            format!("keys={keys},expires={expires},avg_ttl=0"),
+        );
+    }
+    line(out, "sequence", server.engine.latest_sequence());
+    Ok(())
+}
+
+fn rocksdb_section(server: &Server, out: &mut String) {
+    out.push_str("# RocksDB\r\n");
+    for cf in ColumnFamily::ALL {
+        let p = |name: &str| server.engine.property(cf, name).unwrap_or(0);
+        let _ = write!(
+            out,
+            "estimate_keys[{n}]:{}\r\nmemtable_size[{n}]:{}\r\nlive_sst_size[{n}]:{}\r\n",
+            p("rocksdb.estimate-num-keys"),
+            p("rocksdb.cur-size-all-mem-tables"),
+            p("rocksdb.live-sst-files-size"),
+            n = cf.name()
+        );
+    }
+    let p = |name: &str| {
+        server
+            .engine
+            .property(ColumnFamily::Default, name)
+            .unwrap_or(0)
+    };
+    line(
+        out,
+        "num_running_compactions",
+        p("rocksdb.num-running-compactions"),
+    );
+    line(out, "num_running_flushes", p("rocksdb.num-running-flushes"));
+    line(out, "block_cache_usage", p("rocksdb.block-cache-usage"));
+}

@@ -1,0 +1,382 @@
+//! The `quarry` binary: reads the configuration, opens storage, settles the node's role, then
+//! serves clients until SIGTERM, SIGINT or SHUTDOWN.
+
+mod admin;
+mod clients;
+mod config;
+mod connection;
+mod info;
+mod server;
+mod slowlog;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use quarry_commands::{CursorStore, COMMANDS};
+use quarry_storage::encoding::KeyCodec;
+use quarry_storage::{Engine, EngineOptions, Role, StorageError, WriteDurability};
+use quarry_types::Db;
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::prelude::*;
+
+use crate::config::Config;
+use crate::server::{build_renames, HotConfig, Server, Stats};
+
+const USAGE: &str = "\
+quarry: a Redis-protocol key-value server on RocksDB, compatible with Apache Kvrocks.
+
+Usage: quarry [-c quarry.conf] [--directive value ...]
+
+Options:
+  -c, --config FILE   read directives from FILE (kvrocks.conf format)
+  --DIRECTIVE VALUE   set any directive, after the file (e.g. --port 7000 --dir /var/lib/quarry)
+  --print-config      print a commented config file with every directive and its default
+  -v, --version       print the version and exit
+  -h, --help          print this help and exit
+
+Without a config file, quarry listens on 127.0.0.1:6666 and keeps its data under ./data.";
+
+struct Cli {
+    config: Option<PathBuf>,
+    overrides: Vec<(String, String)>,
+}
+
+fn parse_cli() -> Result<Option<Cli>, String> {
+    let mut args = std::env::args().skip(1);
+    let mut cli = Cli {
+        config: None,
+        overrides: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "-v" | "--version" => {
+                println!(
+                    "quarry {} (Kvrocks 2.10 compatible; redis_version {})",
+                    env!("CARGO_PKG_VERSION"),
+                    admin::REDIS_VERSION
+                );
+                return Ok(None);
+            }
+            "--print-config" => {
+                print!("{}", config::render_template());
+                return Ok(None);
+            }
+            "-c" | "--config" => {
+                let f = args.next().ok_or("-c needs a file name")?;
+                cli.config = Some(PathBuf::from(f));
+            }
+            other if other.starts_with("--") => {
+                let name = &other[2..];
+                if let Some((k, v)) = name.split_once('=') {
+                    cli.overrides.push((k.to_string(), v.to_string()));
+                } else {
+                    let v = args
+                        .next()
+                        .ok_or_else(|| format!("{other} needs a value"))?;
+                    cli.overrides.push((name.to_string(), v));
+                }
+            }
+            other => return Err(format!("unexpected argument '{other}' (see quarry --help)")),
+        }
+    }
+    Ok(Some(cli))
+}
+
+fn level_filter(level: &str) -> LevelFilter {
+    match level {
+        "warning" => LevelFilter::WARN,
+        "error" | "fatal" => LevelFilter::ERROR,
+        "debug" => LevelFilter::DEBUG,
+        _ => LevelFilter::INFO,
+    }
+}
+
+type LogReload = Box<dyn Fn(&str) + Send + Sync>;
+
+fn init_logging(cfg: &Config) -> Result<LogReload, String> {
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(level_filter(cfg.get("log-level")));
+    let log_dir = cfg.get("log-dir");
+    let writer = if log_dir.is_empty() || log_dir == "stdout" {
+        BoxMakeWriter::new(std::io::stdout)
+    } else {
+        std::fs::create_dir_all(log_dir)
+            .map_err(|e| format!("cannot create log-dir {log_dir}: {e}"))?;
+        let path = PathBuf::from(log_dir).join("quarry.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        BoxMakeWriter::new(std::sync::Mutex::new(file))
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false),
+        )
+        .init();
+    Ok(Box::new(move |level: &str| {
+        let _ = handle.modify(|f| *f = level_filter(level));
+    }))
+}
+
+fn engine_options(cfg: &Config) -> Result<EngineOptions, String> {
+    let mut o = EngineOptions::new(cfg.get("dir"));
+    let int = |name: &str| cfg.get_i64(name);
+    o.durability = if cfg.get_bool("rocksdb.write_options.disable_wal") {
+        WriteDurability::NoWal
+    } else if cfg.get_bool("rocksdb.write_options.sync") {
+        WriteDurability::WalSync
+    } else {
+        WriteDurability::Wal
+    };
+    o.compression = match cfg.get("rocksdb.compression") {
+        "no" => quarry_storage::rocksdb::DBCompressionType::None,
+        "snappy" => quarry_storage::rocksdb::DBCompressionType::Snappy,
+        "lz4" => quarry_storage::rocksdb::DBCompressionType::Lz4,
+        "zstd" => quarry_storage::rocksdb::DBCompressionType::Zstd,
+        other => {
+            return Err(format!(
+                "rocksdb.compression {other} is not built into quarry; use no, snappy, lz4 or zstd"
+            ))
+        }
+    };
+    let level = int("rocksdb.compression_level");
+    o.compression_level = (level != 32767).then_some(level as i32);
+    let block_cache = int("rocksdb.block_cache_size");
+    o.block_cache_mb = if block_cache > 0 {
+        block_cache as usize
+    } else {
+        (int("rocksdb.metadata_block_cache_size") + int("rocksdb.subkey_block_cache_size")) as usize
+    };
+    o.block_size = int("rocksdb.block_size") as usize;
+    o.cache_index_and_filter_blocks = cfg.get_bool("rocksdb.cache_index_and_filter_blocks");
+    o.write_buffer_mb = int("rocksdb.write_buffer_size") as usize;
+    o.max_write_buffer_number = int("rocksdb.max_write_buffer_number") as i32;
+    o.max_open_files = int("rocksdb.max_open_files") as i32;
+    o.max_background_jobs = int("rocksdb.max_background_jobs") as i32;
+    o.max_subcompactions = int("rocksdb.max_subcompactions") as u32;
+    o.target_file_size_base_mb = int("rocksdb.target_file_size_base") as u64;
+    o.wal_ttl_seconds = int("rocksdb.wal_ttl_seconds") as u64;
+    o.wal_size_limit_mb = int("rocksdb.wal_size_limit_mb") as u64;
+    o.max_total_wal_size_mb = int("rocksdb.max_total_wal_size") as u64;
+    o.enable_pipelined_write = cfg.get_bool("rocksdb.enable_pipelined_write");
+    o.disable_auto_compactions = cfg.get_bool("rocksdb.disable_auto_compactions");
+    o.level0_slowdown_writes_trigger = int("rocksdb.level0_slowdown_writes_trigger") as i32;
+    o.level0_stop_writes_trigger = int("rocksdb.level0_stop_writes_trigger") as i32;
+    o.level0_file_num_compaction_trigger = int("rocksdb.level0_file_num_compaction_trigger") as i32;
+    o.max_bytes_for_level_base = int("rocksdb.max_bytes_for_level_base") as u64;
+    o.max_bytes_for_level_multiplier = int("rocksdb.max_bytes_for_level_multiplier") as f64;
+    o.level_compaction_dynamic_level_bytes =
+        cfg.get_bool("rocksdb.level_compaction_dynamic_level_bytes");
+    o.stats_dump_period_sec = int("rocksdb.stats_dump_period_sec") as u32;
+    o.compaction_readahead_size = int("rocksdb.compaction_readahead_size") as usize;
+    o.no_slowdown = cfg.get_bool("rocksdb.write_options.no_slowdown");
+    o.low_pri = cfg.get_bool("rocksdb.write_options.low_pri");
+    Ok(o)
+}
+
+fn main() {
+    let cli = match parse_cli() {
+        Ok(Some(cli)) => cli,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("quarry: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(cli) {
+        eprintln!("quarry: {e}");
+        error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let cfg = Config::load(cli.config.as_deref(), &cli.overrides)?;
+    let set_log_level = init_logging(&cfg)?;
+    if cli.config.is_none() {
+        info!("no config file given (-c): using the defaults and command-line options");
+    }
+    let ignored = cfg.ignored_directives();
+    if !ignored.is_empty() {
+        warn!(
+            "accepted for Kvrocks compatibility but without effect in quarry yet: {}",
+            ignored.join(", ")
+        );
+    }
+    // Modes whose data layout or replication quarry does not provide yet must not start as a
+    // plain master: a cluster data directory or a replica would be silently misused.
+    if cfg.get_bool("cluster-enabled") {
+        return Err(
+            "cluster-enabled yes: cluster mode is not available in this version of quarry".into(),
+        );
+    }
+    if !cfg.get("slaveof").is_empty() {
+        return Err(
+            "slaveof is set: replication is not available in this version of quarry".into(),
+        );
+    }
+    let renames = build_renames(cfg.get_multi("rename-command"))?;
+    let workers = cfg.get_i64("workers").max(1) as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("quarry-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start worker threads: {e}"))?;
+
+    let opts = engine_options(&cfg)?;
+    let engine = match Engine::open(&opts) {
+        Ok(e) => Arc::new(e),
+        Err(StorageError::Locked { dir, detail }) => {
+            return Err(format!(
+                "the data directory {dir} is already in use by another process (is another quarry or kvrocks running on it?). RocksDB said: {detail}"
+            ))
+        }
+        Err(e) => return Err(format!("cannot open storage in {}: {e}", opts.db_path().display())),
+    };
+    // The role is settled before anything may write (DESIGN.md §2). Without `slaveof` this node
+    // is a master.
+    engine.gate().set_role(Role::Master);
+    info!(
+        role = "master",
+        sequence = engine.latest_sequence(),
+        "role decided: master (no slaveof configured)"
+    );
+
+    let pidfile = cfg.get("pidfile").to_string();
+    if !pidfile.is_empty() {
+        std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pidfile {pidfile}: {e}"))?;
+    }
+    let port = cfg.get_i64("port") as u16;
+    let binds: Vec<String> = cfg
+        .get("bind")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let (monitor, _) = tokio::sync::broadcast::channel(4096);
+    let server = Arc::new(Server {
+        db: Db::new(engine.clone(), KeyCodec::standalone()),
+        engine: engine.clone(),
+        cursors: CursorStore::default(),
+        hot: HotConfig::from_config(&cfg),
+        config: RwLock::new(cfg),
+        clients: Default::default(),
+        stats: Stats::default(),
+        command_stats: COMMANDS.iter().map(|_| Default::default()).collect(),
+        slowlog: Mutex::new(Default::default()),
+        monitor,
+        shutdown,
+        started: Instant::now(),
+        port,
+        renames,
+        set_log_level,
+    });
+
+    let result = runtime.block_on(serve(server.clone(), binds, port));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    info!("flushing storage");
+    if let Err(e) = engine.flush() {
+        error!("flush at shutdown failed: {e}");
+    }
+    if !pidfile.is_empty() {
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    drop(server);
+    drop(engine);
+    result?;
+    info!("quarry stopped");
+    Ok(())
+}
+
+async fn serve(server: Arc<Server>, binds: Vec<String>, port: u16) -> Result<(), String> {
+    let binds = if binds.is_empty() {
+        vec!["127.0.0.1".to_string()]
+    } else {
+        binds
+    };
+    let mut listeners = Vec::new();
+    for addr in &binds {
+        let listener = TcpListener::bind((addr.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot listen on {addr}:{port}: {e}"))?;
+        info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        listeners.push(listener);
+    }
+    let live = Arc::new(());
+    for listener in listeners {
+        tokio::spawn(accept_loop(server.clone(), listener, live.clone()));
+    }
+    let mut shutdown = server.shutdown.subscribe();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
+    tokio::select! {
+        _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+        _ = shutdown.wait_for(|v| *v) => info!("SHUTDOWN received, shutting down"),
+    }
+    server.request_shutdown();
+    // Connections see the signal and close; give them a moment to finish the command they run.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&live) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, live: Arc<()>) {
+    let mut shutdown = server.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        let (mut stream, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        server
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        if server.clients.len() >= server.hot.maxclients.load(Ordering::Relaxed) {
+            server
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            use tokio::io::AsyncWriteExt;
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            continue;
+        }
+        let laddr = stream.local_addr().unwrap_or(addr);
+        let handle = server.clients.register(addr, laddr);
+        let server = server.clone();
+        let token = live.clone();
+        tokio::spawn(async move {
+            connection::serve(server, stream, handle).await;
+            drop(token);
+        });
+    }
+}

@@ -1,0 +1,157 @@
+//! The shared state of a running quarry: storage, config, clients, statistics, slow log.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use quarry_commands::{CommandSpec, CursorStore, COMMANDS};
+use quarry_storage::Engine;
+use quarry_types::Db;
+use tokio::sync::{broadcast, watch};
+
+use crate::clients::ClientRegistry;
+use crate::config::Config;
+use crate::slowlog::SlowLog;
+
+/// Counters of one command, for INFO commandstats.
+#[derive(Default)]
+pub struct CommandStat {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+/// Config values read on the hot path, kept in atomics so that no command takes a lock for them.
+pub struct HotConfig {
+    pub timeout_secs: AtomicU64,
+    pub maxclients: AtomicUsize,
+    pub slowlog_slower_than_us: AtomicI64,
+    pub slowlog_max_len: AtomicUsize,
+    pub max_bulk_len: AtomicUsize,
+    pub resp3_enabled: AtomicBool,
+    pub requirepass: RwLock<Option<String>>,
+    /// Set while any client has a password to check, so that the common case skips the lock.
+    pub auth_required: AtomicBool,
+}
+
+impl HotConfig {
+    pub fn from_config(cfg: &Config) -> HotConfig {
+        let hot = HotConfig {
+            timeout_secs: AtomicU64::new(0),
+            maxclients: AtomicUsize::new(0),
+            slowlog_slower_than_us: AtomicI64::new(0),
+            slowlog_max_len: AtomicUsize::new(0),
+            max_bulk_len: AtomicUsize::new(0),
+            resp3_enabled: AtomicBool::new(true),
+            requirepass: RwLock::new(None),
+            auth_required: AtomicBool::new(false),
+        };
+        hot.reload(cfg);
+        hot
+    }
+
+    pub fn reload(&self, cfg: &Config) {
+        self.timeout_secs
+            .store(cfg.get_i64("timeout").max(0) as u64, Ordering::Relaxed);
+        self.maxclients
+            .store(cfg.get_i64("maxclients").max(0) as usize, Ordering::Relaxed);
+        self.slowlog_slower_than_us
+            .store(cfg.get_i64("slowlog-log-slower-than"), Ordering::Relaxed);
+        self.slowlog_max_len.store(
+            cfg.get_i64("slowlog-max-len").max(0) as usize,
+            Ordering::Relaxed,
+        );
+        self.max_bulk_len.store(
+            cfg.get_i64("proto-max-bulk-len").max(0) as usize,
+            Ordering::Relaxed,
+        );
+        self.resp3_enabled
+            .store(cfg.get_bool("resp3-enabled"), Ordering::Relaxed);
+        let pass = Some(cfg.get("requirepass").to_string()).filter(|p| !p.is_empty());
+        self.auth_required.store(pass.is_some(), Ordering::Relaxed);
+        *self.requirepass.write() = pass;
+    }
+}
+
+pub struct Server {
+    pub engine: Arc<Engine>,
+    pub db: Db,
+    pub cursors: CursorStore,
+    pub config: RwLock<Config>,
+    pub hot: HotConfig,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub command_stats: Vec<CommandStat>,
+    pub slowlog: Mutex<SlowLog>,
+    /// MONITOR feed; only formatted when someone listens.
+    pub monitor: broadcast::Sender<Bytes>,
+    pub shutdown: watch::Sender<bool>,
+    pub started: Instant,
+    pub port: u16,
+    /// `rename-command`: lower-case name -> command (None = disabled).
+    pub renames: HashMap<String, Option<&'static CommandSpec>>,
+    /// Reloads the log filter when CONFIG SET log-level changes it.
+    pub set_log_level: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Server {
+    /// Resolves a command name, honouring `rename-command`.
+    pub fn lookup(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        if !self.renames.is_empty() {
+            let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+            if let Some(entry) = self.renames.get(&lower) {
+                return *entry;
+            }
+        }
+        quarry_commands::lookup(name)
+    }
+
+    pub fn command_index(spec: &'static CommandSpec) -> usize {
+        let base = COMMANDS.as_ptr() as usize;
+        (spec as *const CommandSpec as usize - base) / std::mem::size_of::<CommandSpec>()
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Builds the rename table from `rename-command OLD NEW` lines.
+pub fn build_renames(
+    lines: &[String],
+) -> Result<HashMap<String, Option<&'static CommandSpec>>, String> {
+    let mut map = HashMap::new();
+    for line in lines {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let (old, new) = match parts.as_slice() {
+            [old, new] => (
+                old.to_ascii_lowercase(),
+                new.trim_matches('"').to_ascii_lowercase(),
+            ),
+            [old] => (old.to_ascii_lowercase(), String::new()),
+            _ => return Err(format!("Invalid rename-command format: '{line}'")),
+        };
+        let spec = quarry_commands::lookup(old.as_bytes())
+            .ok_or_else(|| format!("No such command in rename-command: '{old}'"))?;
+        if !new.is_empty() && quarry_commands::lookup(new.as_bytes()).is_some() {
+            return Err(format!("Target command name already exists: '{new}'"));
+        }
+        map.insert(old, None);
+        if !new.is_empty() {
+            map.insert(new, Some(spec));
+        }
+    }
+    Ok(map)
+}

@@ -1,0 +1,226 @@
+//! Operating quarry: persistence across restarts and crashes, the data-directory lock, config
+//! files (including a Kvrocks one), physical expiry by compaction, and per-key atomicity.
+
+mod common;
+use std::path::Path;
+use std::process::Command;
+
+use common::{binary, q, TestServer};
+use quarry_storage::{ColumnFamily, Engine, EngineOptions};
+
+#[test]
+fn data_survives_a_clean_restart() {
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "k", "v"]);
+    q::<String>(&mut c, &["SET", "t", "v", "EX", "1000"]);
+    assert!(s.stop().success(), "SIGTERM exits cleanly");
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "k"]), "v");
+    assert!(q::<i64>(&mut c, &["TTL", "t"]) > 990);
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    for i in 0..500 {
+        q::<String>(&mut c, &["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    q::<i64>(&mut c, &["INCRBY", "counter", "41"]);
+    q::<i64>(&mut c, &["INCR", "counter"]);
+    s.kill9();
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 501);
+    assert_eq!(q::<String>(&mut c, &["GET", "k499"]), "499");
+    assert_eq!(q::<i64>(&mut c, &["GET", "counter"]), 42);
+}
+
+#[test]
+fn fsync_mode_starts_and_persists() {
+    let mut s = TestServer::start_with(&["--rocksdb.write_options.sync", "yes"]);
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "k", "v"]);
+    s.kill9();
+    s.restart();
+    assert_eq!(q::<String>(&mut s.conn(), &["GET", "k"]), "v");
+}
+
+#[test]
+fn a_second_process_on_the_same_dir_is_refused() {
+    let s = TestServer::start();
+    let out = Command::new(binary())
+        .args(["--port", "65001", "--dir"])
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use by another process"), "{err}");
+}
+
+fn start_fails(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(binary())
+        .args(args)
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "should not start: {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_config_stops_start_up_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("q.conf");
+    std::fs::write(&conf, "port 6666\n\n# comment\nworkers lots\n").unwrap();
+    let err = start_fails(&["-c", conf.to_str().unwrap()]);
+    assert!(
+        err.contains("q.conf:4:") && err.contains("workers"),
+        "{err}"
+    );
+    std::fs::write(&conf, "port 6666\nnot-a-directive yes\n").unwrap();
+    let err = start_fails(&["-c", conf.to_str().unwrap()]);
+    assert!(
+        err.contains("q.conf:2:") && err.contains("not-a-directive"),
+        "{err}"
+    );
+    let err = start_fails(&["--port", "99999"]);
+    assert!(err.contains("--port"), "{err}");
+    let err = start_fails(&["--cluster-enabled", "yes"]);
+    assert!(err.contains("cluster"), "{err}");
+}
+
+#[test]
+fn version_and_help_flags() {
+    let out = Command::new(binary()).arg("-v").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("quarry "));
+    let out = Command::new(binary()).arg("-h").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: quarry"));
+}
+
+#[test]
+fn a_kvrocks_config_file_starts_quarry_and_unused_directives_are_listed_once() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/kvrocks-2.10-active-directives.conf");
+    let s = TestServer::start_with(&["-c", fixture.to_str().unwrap()]);
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+    let v: Vec<String> = q(&mut c, &["CONFIG", "GET", "maxclients"]);
+    assert_eq!(v[1], "10000", "the file's value took effect");
+    let log = std::fs::read_to_string(s.data_dir().join("log/quarry.log")).unwrap();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("without effect"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("compaction-checker-cron")
+            && warnings[0].contains("max-backup-keep-hours")
+    );
+    assert!(
+        !warnings[0].contains("migrate-type"),
+        "a default value changes nothing: {}",
+        warnings[0]
+    );
+}
+
+fn raw_metadata_records(dir: &Path) -> usize {
+    let engine = Engine::open(&EngineOptions::new(dir)).unwrap();
+    engine
+        .db()
+        .iterator_cf(
+            engine.cf(ColumnFamily::Metadata),
+            quarry_storage::rocksdb::IteratorMode::Start,
+        )
+        .count()
+}
+
+#[test]
+fn compaction_removes_expired_keys_from_disk() {
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    for i in 0..10 {
+        q::<String>(&mut c, &["SET", &format!("live{i}"), "v"]);
+        q::<String>(&mut c, &["SET", &format!("dying{i}"), "v", "PX", "50"]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 10);
+    assert!(s.stop().success());
+    assert_eq!(
+        raw_metadata_records(s.data_dir()),
+        20,
+        "expired keys stay on disk until compaction"
+    );
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["COMPACT"]), "OK");
+    assert!(s.stop().success());
+    assert_eq!(
+        raw_metadata_records(s.data_dir()),
+        10,
+        "compaction filter dropped the expired ones"
+    );
+}
+
+#[test]
+fn concurrent_incr_is_atomic_per_key() {
+    let s = TestServer::start();
+    let clients = 50;
+    let per_client = 10_000;
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let client = s.client();
+            std::thread::spawn(move || {
+                let mut c = client.get_connection().unwrap();
+                // Pipelined in groups of 100 so that the test is fast; each INCR is still its
+                // own command, racing with the other 49 clients.
+                for _ in 0..per_client / 100 {
+                    let mut p = redis::pipe();
+                    for _ in 0..100 {
+                        p.cmd("INCR").arg("counter").ignore();
+                    }
+                    p.query::<()>(&mut c).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = s.conn();
+    assert_eq!(
+        q::<i64>(&mut c, &["GET", "counter"]),
+        (clients * per_client) as i64
+    );
+}
+
+#[test]
+fn concurrent_append_and_setrange_lose_nothing() {
+    let s = TestServer::start();
+    let threads: Vec<_> = (0..10)
+        .map(|t| {
+            let client = s.client();
+            std::thread::spawn(move || {
+                let mut c = client.get_connection().unwrap();
+                for _ in 0..200 {
+                    q::<i64>(&mut c, &["APPEND", "log", "x"]);
+                    q::<i64>(&mut c, &["SETRANGE", "grid", &(t * 10).to_string(), "y"]);
+                    q::<f64>(&mut c, &["INCRBYFLOAT", "f", "0.5"]);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["STRLEN", "log"]), 2000);
+    let grid: Vec<u8> = q(&mut c, &["GET", "grid"]);
+    assert_eq!(grid.iter().filter(|&&b| b == b'y').count(), 10);
+    assert_eq!(q::<String>(&mut c, &["GET", "f"]), "1000");
+}

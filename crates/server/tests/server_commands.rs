@@ -1,0 +1,334 @@
+//! Server and connection commands: AUTH, INFO, CONFIG, CLIENT, COMMAND, SLOWLOG, MONITOR, TIME,
+//! DEBUG SLEEP, QUIT, SHUTDOWN.
+
+mod common;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{err, q, read_for, TestServer};
+
+#[test]
+fn auth_is_required_when_requirepass_is_set() {
+    let s = TestServer::start_with(&["--requirepass", "pw"]);
+    let mut c = s.conn();
+    assert_eq!(
+        err(&mut c, &["GET", "k"]),
+        "NOAUTH Authentication required."
+    );
+    assert_eq!(
+        err(&mut c, &["AUTH", "bad"]),
+        "WRONGPASS invalid username-password pair or user is disabled."
+    );
+    assert_eq!(q::<String>(&mut c, &["AUTH", "pw"]), "OK");
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "k"]), None);
+    assert_eq!(q::<String>(&mut c, &["AUTH", "default", "pw"]), "OK");
+    let s2 = TestServer::start();
+    let mut c2 = s2.conn();
+    assert!(err(&mut c2, &["AUTH", "x"])
+        .starts_with("ERR AUTH <password> called without any password configured"));
+}
+
+#[test]
+fn ping_echo_time_select() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+    assert_eq!(q::<String>(&mut c, &["PING", "hi"]), "hi");
+    assert_eq!(q::<String>(&mut c, &["ECHO", "x y"]), "x y");
+    let t: Vec<String> = q(&mut c, &["TIME"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(t[0].parse::<u64>().unwrap().abs_diff(now) <= 2);
+    assert_eq!(q::<String>(&mut c, &["SELECT", "0"]), "OK");
+    assert_eq!(
+        err(&mut c, &["SELECT", "1"]),
+        "ERR DB index is out of range"
+    );
+}
+
+#[test]
+fn info_has_every_section_and_the_fields_tools_read() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "a", "1"]);
+    q::<String>(&mut c, &["SET", "b", "1", "EX", "100"]);
+    let info: String = q(&mut c, &["INFO"]);
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# CPU",
+        "# Commandstats",
+        "# Keyspace",
+        "# RocksDB",
+    ] {
+        assert!(info.contains(section), "missing {section}");
+    }
+    assert!(info.contains("redis_version:7.0."));
+    assert!(info.contains("role:master"));
+    assert!(info.contains("db0:keys=2,expires=1,"));
+    assert!(info.contains("cmdstat_set:calls=2,"));
+    let seq: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("sequence:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(seq >= 2);
+    let repl: String = q(&mut c, &["INFO", "replication"]);
+    assert!(repl.starts_with("# Replication") && !repl.contains("# Server"));
+    assert!(repl.contains(&format!("master_repl_offset:{seq}")));
+}
+
+#[test]
+fn config_get_set_rewrite() {
+    // Start from a file so that REWRITE has somewhere to write.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("quarry.conf");
+    std::fs::write(&conf, "# my config\nport 1\ntimeout 0\n").unwrap();
+    let s = TestServer::start_with(&["-c", conf.to_str().unwrap()]);
+    let mut c = s.conn();
+    let v: Vec<String> = q(&mut c, &["CONFIG", "GET", "maxclients"]);
+    assert_eq!(v, vec!["maxclients", "10240"]);
+    let v: Vec<String> = q(&mut c, &["CONFIG", "GET", "save"]);
+    assert_eq!(v, vec!["save", ""], "redis-benchmark asks for it");
+    let v: Vec<String> = q(&mut c, &["CONFIG", "GET", "appendonly"]);
+    assert_eq!(v, vec!["appendonly", "no"]);
+    let v: Vec<String> = q(&mut c, &["CONFIG", "GET", "slowlog-*"]);
+    assert_eq!(v.len(), 4);
+    assert_eq!(
+        q::<String>(&mut c, &["CONFIG", "SET", "timeout", "30"]),
+        "OK"
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CONFIG", "GET", "timeout"]),
+        vec!["timeout", "30"]
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["CONFIG", "SET", "hash-max-ziplist-entries", "16"]),
+        "OK"
+    );
+    assert_eq!(
+        err(&mut c, &["CONFIG", "SET", "port", "1234"]),
+        "ERR CONFIG SET 'port' error: Unsupported CONFIG parameter: port"
+    );
+    assert!(err(&mut c, &["CONFIG", "SET", "timeout", "abc"])
+        .starts_with("ERR CONFIG SET 'timeout' error: failed to set new value"));
+    assert_eq!(q::<String>(&mut c, &["CONFIG", "REWRITE"]), "OK");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.starts_with("# my config\n"), "{text}");
+    assert!(text.contains("timeout 30\n"));
+    assert!(text.contains("hash-max-ziplist-entries 16\n"));
+    assert!(err(&mut c, &["CONFIG", "BOGUS"])
+        .starts_with("ERR unknown subcommand or wrong number of arguments for 'BOGUS'"));
+}
+
+#[test]
+fn config_rewrite_without_a_file_is_an_error() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(
+        err(&mut c, &["CONFIG", "REWRITE"]),
+        "ERR The server is running without a config file"
+    );
+}
+
+#[test]
+fn client_list_info_id_names_kill() {
+    let s = TestServer::start();
+    let mut a = s.conn();
+    let mut b = s.conn();
+    let id_a: i64 = q(&mut a, &["CLIENT", "ID"]);
+    assert_eq!(q::<Option<String>>(&mut a, &["CLIENT", "GETNAME"]), None);
+    assert_eq!(q::<String>(&mut a, &["CLIENT", "SETNAME", "alpha"]), "OK");
+    assert_eq!(q::<String>(&mut a, &["CLIENT", "GETNAME"]), "alpha");
+    assert_eq!(
+        err(&mut a, &["CLIENT", "SETNAME", "has space"]),
+        "ERR Client names cannot contain spaces, newlines or special characters."
+    );
+    assert_eq!(
+        q::<String>(&mut a, &["CLIENT", "SETINFO", "LIB-NAME", "mylib"]),
+        "OK"
+    );
+    let list: String = q(&mut b, &["CLIENT", "LIST"]);
+    assert_eq!(list.lines().count(), 2);
+    assert!(
+        list.contains(&format!("id={id_a} "))
+            && list.contains("name=alpha")
+            && list.contains("lib-name=mylib")
+    );
+    let mine: String = q(&mut a, &["CLIENT", "INFO"]);
+    assert!(mine.starts_with(&format!("id={id_a} ")));
+    assert_eq!(
+        q::<i64>(&mut b, &["CLIENT", "KILL", "ID", &id_a.to_string()]),
+        1
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        redis::cmd("PING").query::<String>(&mut a).is_err(),
+        "killed connection is closed"
+    );
+    assert_eq!(
+        err(&mut b, &["CLIENT", "KILL", "127.0.0.1:1"]),
+        "ERR No such client"
+    );
+    let list: String = q(&mut b, &["CLIENT", "LIST"]);
+    assert_eq!(list.lines().count(), 1);
+}
+
+#[test]
+fn command_reads_the_table() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let count: i64 = q(&mut c, &["COMMAND", "COUNT"]);
+    assert!(count > 60);
+    let info: redis::Value = q(&mut c, &["COMMAND", "INFO", "get", "nosuch"]);
+    let redis::Value::Array(items) = info else {
+        panic!()
+    };
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1], redis::Value::Nil);
+    let redis::Value::Array(get) = &items[0] else {
+        panic!()
+    };
+    assert_eq!(get[0], redis::Value::BulkString(b"get".to_vec()));
+    assert_eq!(get[1], redis::Value::Int(2));
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"]),
+        vec!["a", "b"]
+    );
+    assert_eq!(
+        err(&mut c, &["COMMAND", "GETKEYS", "PING"]),
+        "ERR The command has no key arguments"
+    );
+    assert_eq!(
+        err(&mut c, &["COMMAND", "GETKEYS", "NOPE"]),
+        "ERR Invalid command specified"
+    );
+    let docs: redis::Value = q(&mut c, &["COMMAND", "DOCS", "set"]);
+    assert!(format!("{docs:?}").contains("summary"));
+    let all: Vec<redis::Value> = q(&mut c, &["COMMAND"]);
+    assert_eq!(all.len() as i64, count);
+}
+
+#[test]
+fn slowlog_records_slow_commands() {
+    let s = TestServer::start_with(&["--slowlog-log-slower-than", "0"]);
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SLOWLOG", "RESET"]);
+    q::<String>(&mut c, &["SET", "k", "v"]);
+    let len: i64 = q(&mut c, &["SLOWLOG", "LEN"]);
+    assert!(len >= 1);
+    let entries: Vec<redis::Value> = q(&mut c, &["SLOWLOG", "GET", "1"]);
+    assert_eq!(entries.len(), 1);
+    assert!(
+        format!("{:?}", entries[0]).contains("SLOWLOG"),
+        "newest first"
+    );
+    q::<String>(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    q::<String>(&mut c, &["SLOWLOG", "RESET"]);
+    q::<String>(&mut c, &["SET", "k", "v"]);
+    assert_eq!(q::<i64>(&mut c, &["SLOWLOG", "LEN"]), 0);
+}
+
+#[test]
+fn monitor_streams_other_clients_commands() {
+    let s = TestServer::start();
+    let mut mon = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    mon.write_all(b"MONITOR\r\n").unwrap();
+    assert_eq!(read_for(&mut mon, Duration::from_millis(200)), b"+OK\r\n");
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "watched", "1"]);
+    let seen =
+        String::from_utf8_lossy(&read_for(&mut mon, Duration::from_millis(300))).into_owned();
+    assert!(seen.contains("\"SET\" \"watched\" \"1\""), "{seen}");
+}
+
+#[test]
+fn debug_sleep_does_not_block_other_clients() {
+    let s = TestServer::start_with(&["--workers", "1"]);
+    let mut sleeper = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    sleeper.write_all(b"DEBUG SLEEP 0.5\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+    assert!(start.elapsed() < Duration::from_millis(300));
+    assert_eq!(
+        read_for(&mut sleeper, Duration::from_millis(700)),
+        b"+OK\r\n"
+    );
+}
+
+#[test]
+fn quit_closes_and_shutdown_stops_the_server() {
+    let mut s = TestServer::start();
+    assert_eq!(s.raw(b"QUIT\r\nPING\r\n"), b"+OK\r\n");
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "k", "v"]);
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    assert!(s.wait_exit().success());
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "k"]), "v");
+}
+
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let s = TestServer::start_with(&["--timeout", "1"]);
+    let mut conn = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    conn.write_all(b"PING\r\n").ok();
+    assert!(read_for(&mut conn, Duration::from_millis(200)).is_empty());
+}
+
+#[test]
+fn maxclients_refuses_extra_connections() {
+    let s = TestServer::start_with(&["--maxclients", "1"]);
+    // The start-up probe's connection may take a moment to be unregistered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut first = loop {
+        if let Ok(mut c) = s.client().get_connection() {
+            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                break c;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "could not connect the first client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(q::<String>(&mut first, &["PING"]), "PONG");
+    let mut second = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    assert_eq!(
+        read_for(&mut second, Duration::from_millis(200)),
+        b"-ERR max number of clients reached\r\n"
+    );
+}
+
+#[test]
+fn redis_cli_works_unchanged() {
+    let s = TestServer::start();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(s.port.to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli is installed by the test command (scripts/test)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(run(&["SET", "cli", "hello world"]), "OK");
+    assert_eq!(run(&["GET", "cli"]), "hello world");
+    assert_eq!(run(&["INCR", "n"]), "1");
+    assert_eq!(run(&["DBSIZE"]), "2");
+    assert!(run(&["INFO", "server"]).contains("redis_version:"));
+}

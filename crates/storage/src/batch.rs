@@ -1,0 +1,186 @@
+//! Decoder of RocksDB's WriteBatch wire format, written in Rust because the crate's own
+//! `iterate` silently drops records (rust-rocksdb-notes.md, trap 3).
+//!
+//! Format: 12-byte header (sequence u64 LE, count u32 LE), then records. Each record is a tag
+//! byte, a varint32 column-family id for the `CF` variants, and varint32-prefixed byte strings.
+//! LogData records carry no sequence; every other record takes one.
+
+use crate::StorageError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchRecord<'a> {
+    Put {
+        cf: u32,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Delete {
+        cf: u32,
+        key: &'a [u8],
+    },
+    SingleDelete {
+        cf: u32,
+        key: &'a [u8],
+    },
+    DeleteRange {
+        cf: u32,
+        begin: &'a [u8],
+        end: &'a [u8],
+    },
+    Merge {
+        cf: u32,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    LogData(&'a [u8]),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedBatch<'a> {
+    pub sequence: u64,
+    pub count: u32,
+    pub records: Vec<BatchRecord<'a>>,
+}
+
+fn varint32(buf: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut result: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        result |= ((b & 0x7f) as u32) << shift;
+        if b & 0x80 == 0 {
+            return Some(result);
+        }
+    }
+    None
+}
+
+fn slice<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let len = varint32(buf, pos)? as usize;
+    let s = buf.get(*pos..pos.checked_add(len)?)?;
+    *pos += len;
+    Some(s)
+}
+
+/// Decodes a whole batch. Fails on truncation, unknown tags, or a record count that does not
+/// match the header, so that nothing inside a batch can be skipped unnoticed.
+pub fn decode(data: &[u8]) -> Result<DecodedBatch<'_>, StorageError> {
+    let bad = |why: &str| StorageError::Corrupt(format!("write batch: {why}"));
+    if data.len() < 12 {
+        return Err(bad("shorter than its header"));
+    }
+    let sequence = u64::from_le_bytes(data[0..8].try_into().map_err(|_| bad("header"))?);
+    let count = u32::from_le_bytes(data[8..12].try_into().map_err(|_| bad("header"))?);
+    let mut pos = 12;
+    let mut records = Vec::new();
+    let mut counted = 0u32;
+    while pos < data.len() {
+        let tag = data[pos];
+        pos += 1;
+        let truncated = || bad("truncated record");
+        let rec = match tag {
+            0x01 | 0x05 | 0x02 | 0x06 => {
+                let cf = if tag & 0x04 != 0 {
+                    varint32(data, &mut pos).ok_or_else(truncated)?
+                } else {
+                    0
+                };
+                let key = slice(data, &mut pos).ok_or_else(truncated)?;
+                let value = slice(data, &mut pos).ok_or_else(truncated)?;
+                if tag == 0x01 || tag == 0x05 {
+                    BatchRecord::Put { cf, key, value }
+                } else {
+                    BatchRecord::Merge { cf, key, value }
+                }
+            }
+            0x00 | 0x04 => {
+                let cf = if tag == 0x04 {
+                    varint32(data, &mut pos).ok_or_else(truncated)?
+                } else {
+                    0
+                };
+                BatchRecord::Delete {
+                    cf,
+                    key: slice(data, &mut pos).ok_or_else(truncated)?,
+                }
+            }
+            0x07 | 0x08 => {
+                let cf = if tag == 0x08 {
+                    varint32(data, &mut pos).ok_or_else(truncated)?
+                } else {
+                    0
+                };
+                BatchRecord::SingleDelete {
+                    cf,
+                    key: slice(data, &mut pos).ok_or_else(truncated)?,
+                }
+            }
+            0x0F | 0x0E => {
+                let cf = if tag == 0x0E {
+                    varint32(data, &mut pos).ok_or_else(truncated)?
+                } else {
+                    0
+                };
+                let begin = slice(data, &mut pos).ok_or_else(truncated)?;
+                let end = slice(data, &mut pos).ok_or_else(truncated)?;
+                BatchRecord::DeleteRange { cf, begin, end }
+            }
+            0x03 => BatchRecord::LogData(slice(data, &mut pos).ok_or_else(truncated)?),
+            other => return Err(bad(&format!("unsupported record tag 0x{other:02x}"))),
+        };
+        if !matches!(rec, BatchRecord::LogData(_)) {
+            counted += 1;
+        }
+        records.push(rec);
+    }
+    if counted != count {
+        return Err(bad(&format!(
+            "header counts {count} records, found {counted}"
+        )));
+    }
+    Ok(DecodedBatch {
+        sequence,
+        count,
+        records,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_kvrocks_set_batch() {
+        // SET str hello, as Kvrocks 2.10.1 wrote it (standalone fixture, first batch).
+        let data = hex_decode(
+            "01000000000000000100000003013105010F0B5F5F6E616D6573706163657374720E81000000000000000068656C6C6F",
+        );
+        let b = decode(&data).unwrap();
+        assert_eq!((b.sequence, b.count), (1, 1));
+        assert_eq!(b.records[0], BatchRecord::LogData(b"1"));
+        let BatchRecord::Put { cf, key, value } = &b.records[1] else {
+            panic!("not a put")
+        };
+        assert_eq!(*cf, 1);
+        assert_eq!(*key, b"\x0b__namespacestr");
+        assert_eq!(&value[9..], b"hello");
+    }
+
+    #[test]
+    fn truncated_or_miscounted_batches_are_errors() {
+        let data = hex_decode("010000000000000002000000050103616263");
+        assert!(decode(&data).is_err());
+        let data = hex_decode("0100000000000000020000000501016b0176");
+        assert!(decode(&data)
+            .unwrap_err()
+            .to_string()
+            .contains("header counts 2"));
+    }
+
+    fn hex_decode(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}

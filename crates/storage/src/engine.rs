@@ -1,0 +1,299 @@
+//! The RocksDB engine: opening `<dir>/db` with Kvrocks' seven column families, and the single
+//! write path that every write goes through, behind the [`WriteGate`].
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBPinnableSlice, Options, WriteBatch,
+    WriteOptions, DB,
+};
+use tracing::info;
+
+use crate::gate::{WriteGate, WriteOrigin};
+use crate::{filter, StorageError};
+
+/// Kvrocks' column families, in the order that fixes their ids (kvrocks-compat.md §1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnFamily {
+    Default = 0,
+    Metadata = 1,
+    ZSetScore = 2,
+    PubSub = 3,
+    Propagate = 4,
+    Stream = 5,
+    Search = 6,
+}
+
+impl ColumnFamily {
+    pub const ALL: [ColumnFamily; 7] = [
+        ColumnFamily::Default,
+        ColumnFamily::Metadata,
+        ColumnFamily::ZSetScore,
+        ColumnFamily::PubSub,
+        ColumnFamily::Propagate,
+        ColumnFamily::Stream,
+        ColumnFamily::Search,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnFamily::Default => "default",
+            ColumnFamily::Metadata => "metadata",
+            ColumnFamily::ZSetScore => "zset_score",
+            ColumnFamily::PubSub => "pubsub",
+            ColumnFamily::Propagate => "propagate",
+            ColumnFamily::Stream => "stream",
+            ColumnFamily::Search => "search",
+        }
+    }
+}
+
+/// What an acknowledged write survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WriteDurability {
+    /// WAL written, not fsynced: survives a process crash (`kill -9`), not a power loss.
+    #[default]
+    Wal,
+    /// WAL fsynced before the reply: survives power loss.
+    WalSync,
+    /// No WAL: a crash loses what is not flushed yet, and replication cannot work.
+    NoWal,
+}
+
+/// The `rocksdb.*` settings quarry applies.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub dir: PathBuf,
+    pub durability: WriteDurability,
+    pub block_cache_mb: usize,
+    pub write_buffer_mb: usize,
+    pub max_write_buffer_number: i32,
+    pub max_open_files: i32,
+    pub max_background_jobs: i32,
+    pub wal_ttl_seconds: u64,
+    pub wal_size_limit_mb: u64,
+    pub max_total_wal_size_mb: u64,
+    pub enable_pipelined_write: bool,
+    pub compression: rocksdb::DBCompressionType,
+    /// RocksDB's default when `None` (Kvrocks writes 32767 for that).
+    pub compression_level: Option<i32>,
+    pub bloom_bits_per_key: f64,
+    pub block_size: usize,
+    pub cache_index_and_filter_blocks: bool,
+    pub target_file_size_base_mb: u64,
+    pub max_subcompactions: u32,
+    pub disable_auto_compactions: bool,
+    pub level0_slowdown_writes_trigger: i32,
+    pub level0_stop_writes_trigger: i32,
+    pub level0_file_num_compaction_trigger: i32,
+    pub max_bytes_for_level_base: u64,
+    pub max_bytes_for_level_multiplier: f64,
+    pub level_compaction_dynamic_level_bytes: bool,
+    pub stats_dump_period_sec: u32,
+    pub compaction_readahead_size: usize,
+    pub no_slowdown: bool,
+    pub low_pri: bool,
+}
+
+impl EngineOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> EngineOptions {
+        EngineOptions {
+            dir: dir.into(),
+            durability: WriteDurability::Wal,
+            block_cache_mb: 4096,
+            write_buffer_mb: 64,
+            max_write_buffer_number: 4,
+            max_open_files: 8096,
+            max_background_jobs: 4,
+            wal_ttl_seconds: 10800,
+            wal_size_limit_mb: 16384,
+            max_total_wal_size_mb: 512,
+            enable_pipelined_write: false,
+            compression: rocksdb::DBCompressionType::Snappy,
+            compression_level: None,
+            bloom_bits_per_key: 10.0,
+            block_size: 16 * 1024,
+            cache_index_and_filter_blocks: true,
+            target_file_size_base_mb: 128,
+            max_subcompactions: 2,
+            disable_auto_compactions: false,
+            level0_slowdown_writes_trigger: 20,
+            level0_stop_writes_trigger: 40,
+            level0_file_num_compaction_trigger: 4,
+            max_bytes_for_level_base: 256 * 1024 * 1024,
+            max_bytes_for_level_multiplier: 10.0,
+            level_compaction_dynamic_level_bytes: true,
+            stats_dump_period_sec: 0,
+            compaction_readahead_size: 2 * 1024 * 1024,
+            no_slowdown: false,
+            low_pri: false,
+        }
+    }
+
+    /// Where RocksDB keeps its files: `<dir>/db`, as Kvrocks.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("db")
+    }
+}
+
+pub struct Engine {
+    db: DB,
+    gate: WriteGate,
+    write_opts: WriteOptions,
+    path: PathBuf,
+}
+
+impl Engine {
+    /// Opens (or creates) the database. The write gate starts closed: the caller settles the
+    /// node's role and then opens it with `gate().set_role(..)`.
+    pub fn open(opts: &EngineOptions) -> Result<Engine, StorageError> {
+        let path = opts.db_path();
+        std::fs::create_dir_all(&path)
+            .map_err(|e| StorageError::Corrupt(format!("cannot create {}: {e}", path.display())))?;
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_open_files(opts.max_open_files);
+        db_opts.set_max_background_jobs(opts.max_background_jobs);
+        db_opts.set_wal_ttl_seconds(opts.wal_ttl_seconds);
+        db_opts.set_wal_size_limit_mb(opts.wal_size_limit_mb);
+        db_opts.set_max_total_wal_size(opts.max_total_wal_size_mb * 1024 * 1024);
+        db_opts.set_enable_pipelined_write(opts.enable_pipelined_write);
+        db_opts.set_keep_log_file_num(12);
+        db_opts.set_max_subcompactions(opts.max_subcompactions);
+        db_opts.set_stats_dump_period_sec(opts.stats_dump_period_sec);
+        db_opts.set_compaction_readahead_size(opts.compaction_readahead_size);
+        let cache = Cache::new_lru_cache(opts.block_cache_mb * 1024 * 1024);
+
+        let mut descriptors = Vec::new();
+        for cf in ColumnFamily::ALL {
+            let mut cf_opts = Options::default();
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(opts.bloom_bits_per_key, false);
+            table.set_cache_index_and_filter_blocks(opts.cache_index_and_filter_blocks);
+            table.set_block_size(opts.block_size);
+            cf_opts.set_block_based_table_factory(&table);
+            cf_opts.set_compression_type(opts.compression);
+            if let Some(level) = opts.compression_level {
+                cf_opts.set_compression_options(-14, level, 0, 0);
+            }
+            cf_opts.set_target_file_size_base(opts.target_file_size_base_mb * 1024 * 1024);
+            cf_opts.set_disable_auto_compactions(opts.disable_auto_compactions);
+            cf_opts.set_level_zero_slowdown_writes_trigger(opts.level0_slowdown_writes_trigger);
+            cf_opts.set_level_zero_stop_writes_trigger(opts.level0_stop_writes_trigger);
+            cf_opts.set_level_zero_file_num_compaction_trigger(
+                opts.level0_file_num_compaction_trigger,
+            );
+            cf_opts.set_max_bytes_for_level_base(opts.max_bytes_for_level_base);
+            cf_opts.set_max_bytes_for_level_multiplier(opts.max_bytes_for_level_multiplier);
+            cf_opts.set_level_compaction_dynamic_level_bytes(
+                opts.level_compaction_dynamic_level_bytes,
+            );
+            cf_opts.set_write_buffer_size(opts.write_buffer_mb * 1024 * 1024);
+            cf_opts.set_max_write_buffer_number(opts.max_write_buffer_number);
+            filter::install(cf, &mut cf_opts);
+            descriptors.push(ColumnFamilyDescriptor::new(cf.name(), cf_opts));
+        }
+        // A data directory written by a newer Kvrocks may hold more column families; RocksDB
+        // refuses to open it unless all of them are named.
+        if let Ok(existing) = DB::list_cf(&db_opts, &path) {
+            for name in existing {
+                if !ColumnFamily::ALL.iter().any(|cf| cf.name() == name) {
+                    descriptors.push(ColumnFamilyDescriptor::new(name, Options::default()));
+                }
+            }
+        }
+        let db = DB::open_cf_descriptors(&db_opts, &path, descriptors).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("lock") || text.contains("LOCK") {
+                StorageError::Locked {
+                    dir: opts.dir.display().to_string(),
+                    detail: text,
+                }
+            } else {
+                StorageError::Rocks(e)
+            }
+        })?;
+        let mut write_opts = WriteOptions::default();
+        match opts.durability {
+            WriteDurability::Wal => {}
+            WriteDurability::WalSync => write_opts.set_sync(true),
+            WriteDurability::NoWal => write_opts.disable_wal(true),
+        }
+        write_opts.set_no_slowdown(opts.no_slowdown);
+        write_opts.set_low_pri(opts.low_pri);
+        info!(path = %path.display(), sequence = db.latest_sequence_number(), "storage opened");
+        Ok(Engine {
+            db,
+            gate: WriteGate::default(),
+            write_opts,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn gate(&self) -> &WriteGate {
+        &self.gate
+    }
+
+    /// The RocksDB handle, for reads, iterators and snapshots. Writes go through [`Engine::write`].
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub fn cf(&self, cf: ColumnFamily) -> &rocksdb::ColumnFamily {
+        // Every column family in ALL is opened by `open`, so the handle always exists.
+        self.db
+            .cf_handle(cf.name())
+            .expect("column family opened at start-up")
+    }
+
+    pub fn get(
+        &self,
+        cf: ColumnFamily,
+        key: &[u8],
+    ) -> Result<Option<DBPinnableSlice<'_>>, StorageError> {
+        Ok(self.db.get_pinned_cf(self.cf(cf), key)?)
+    }
+
+    /// The only write path. The gate decides whether `origin` may write in the current role.
+    pub fn write(&self, batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
+        self.gate
+            .check(origin)
+            .map_err(StorageError::WriteRefused)?;
+        self.db.write_opt(batch, &self.write_opts)?;
+        Ok(())
+    }
+
+    pub fn latest_sequence(&self) -> u64 {
+        self.db.latest_sequence_number()
+    }
+
+    /// Flushes every memtable to SST files (used at shutdown and before checkpoints).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        for cf in ColumnFamily::ALL {
+            self.db.flush_cf(self.cf(cf))?;
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Compacts every column family over its whole range; compaction filters run.
+    pub fn compact_all(&self) {
+        for cf in ColumnFamily::ALL {
+            self.db
+                .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+        }
+    }
+
+    pub fn property(&self, cf: ColumnFamily, name: &str) -> Option<u64> {
+        self.db
+            .property_int_value_cf(self.cf(cf), name)
+            .ok()
+            .flatten()
+    }
+}

@@ -1,0 +1,19 @@
+use crate::gate::Role;
+
+/// Everything the storage layer can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// RocksDB reported an error (I/O, corruption, ...).
+    #[error("storage error: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// Another process holds `<dir>/db/LOCK`.
+    #[error("the data directory {dir} is in use by another process (RocksDB LOCK file is held): {detail}")]
+    Locked { dir: String, detail: String },
+    /// The write gate refused a write: only the role's own writer may write.
+    #[error("write refused: this node is {0}")]
+    WriteRefused(Role),
+    /// Bytes on disk that do not decode.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}

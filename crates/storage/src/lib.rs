@@ -1,0 +1,21 @@
+//! The storage layer: RocksDB laid out exactly as Kvrocks lays it out.
+//!
+//! It owns the column families, the key and metadata encodings, the write gate that decides who
+//! may write, the compaction filters, and the decoder of raw WriteBatches. It knows nothing of the
+//! network or of commands; data types build on it in `quarry-types`.
+
+pub mod batch;
+pub mod encoding;
+mod engine;
+mod error;
+mod filter;
+mod gate;
+pub mod slot;
+
+pub use engine::{ColumnFamily, Engine, EngineOptions, WriteDurability};
+pub use error::StorageError;
+pub use gate::{Role, WriteGate, WriteOrigin};
+pub use rocksdb;
+pub use rocksdb::WriteBatch;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

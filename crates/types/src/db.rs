@@ -1,0 +1,68 @@
+//! `Db`: one namespace of the engine, with the key locks and the helpers every type shares.
+
+use std::sync::Arc;
+
+use quarry_storage::encoding::{now_ms, KeyCodec, Metadata, RedisType};
+use quarry_storage::{ColumnFamily, Engine, WriteBatch, WriteOrigin};
+
+use crate::locks::KeyLocks;
+use crate::{Result, TypeError};
+
+pub struct Db {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) codec: KeyCodec,
+    pub(crate) locks: KeyLocks,
+}
+
+impl Db {
+    pub fn new(engine: Arc<Engine>, codec: KeyCodec) -> Db {
+        Db {
+            engine,
+            codec,
+            locks: KeyLocks::new(4096),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn codec(&self) -> &KeyCodec {
+        &self.codec
+    }
+
+    pub fn locks(&self) -> &KeyLocks {
+        &self.locks
+    }
+
+    /// The live metadata of `key`, or `None` if it is missing, expired or empty.
+    pub fn live_metadata(&self, key: &[u8]) -> Result<Option<Metadata>> {
+        let mkey = self.codec.metadata_key(key);
+        let Some(raw) = self.engine.get(ColumnFamily::Metadata, &mkey)? else {
+            return Ok(None);
+        };
+        let meta = Metadata::decode(&raw)?;
+        Ok(if meta.is_dead(now_ms()) {
+            None
+        } else {
+            Some(meta)
+        })
+    }
+
+    /// Live metadata that must be of type `kind`; WRONGTYPE otherwise.
+    pub fn typed_metadata(&self, key: &[u8], kind: RedisType) -> Result<Option<Metadata>> {
+        match self.live_metadata(key)? {
+            Some(m) if m.kind != kind => Err(TypeError::WrongType),
+            other => Ok(other),
+        }
+    }
+
+    /// Writes a batch as a local (client) write, through the write gate.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.engine.write(batch, WriteOrigin::Local)?)
+    }
+
+    pub(crate) fn metadata_cf(&self) -> &quarry_storage::rocksdb::ColumnFamily {
+        self.engine.cf(ColumnFamily::Metadata)
+    }
+}

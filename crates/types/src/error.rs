@@ -1,0 +1,24 @@
+use quarry_storage::StorageError;
+
+/// Failures of data-type operations. The command layer maps each to its Redis reply in one
+/// place (`quarry_commands::error`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TypeError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("value is not an integer or out of range")]
+    NotInteger,
+    #[error("value is not a valid float")]
+    NotFloat,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    #[error("increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    #[error("string exceeds maximum allowed size (proto-max-bulk-len)")]
+    TooBig,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}

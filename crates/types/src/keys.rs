@@ -1,0 +1,399 @@
+//! Operations on keys of any type: existence, deletion, expiry, renaming, iteration, counting.
+//!
+//! They touch only the metadata record, except RENAME and COPY of collections, which copy the
+//! sub-keys under a fresh version. Deleted or overwritten collections leave their sub-keys
+//! behind for compaction to remove (lazy deletion, kvrocks-compat.md §1.5).
+
+use quarry_storage::encoding::{self, now_ms, peek_type_and_expire, Metadata, RedisType};
+use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
+use quarry_storage::{ColumnFamily, WriteBatch};
+use rand::Rng;
+
+use crate::db::Db;
+use crate::glob::glob_match;
+use crate::{Result, TypeError};
+
+/// What TTL and PTTL report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtlState {
+    Missing,
+    NoExpiry,
+    /// Absolute expiry in Unix milliseconds.
+    ExpiresAt(u64),
+}
+
+/// NX/XX/GT/LT of the EXPIRE family (XX may combine with GT or LT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ExpireCondition {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+}
+
+/// One page of SCAN: the keys found and where to continue (None when the scan is complete).
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    pub keys: Vec<Vec<u8>>,
+    pub next: Option<Vec<u8>>,
+}
+
+/// Sub-key column families whose records belong to a key version.
+const SUBKEY_CFS: [ColumnFamily; 3] = [
+    ColumnFamily::Default,
+    ColumnFamily::ZSetScore,
+    ColumnFamily::Stream,
+];
+
+/// The smallest byte string greater than every string that starts with `prefix`.
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// The literal start of a glob pattern, up to its first special character.
+fn literal_prefix(pattern: &[u8]) -> &[u8] {
+    let end = pattern
+        .iter()
+        .position(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
+impl Db {
+    pub fn key_type(&self, key: &[u8]) -> Result<Option<RedisType>> {
+        Ok(self.live_metadata(key)?.map(|m| m.kind))
+    }
+
+    /// EXISTS: counts each named key that is live, repeats included.
+    pub fn exists<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
+        let mut n = 0;
+        for k in keys {
+            if self.live_metadata(k.as_ref())?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// DEL/UNLINK: removes the live keys among `keys`, in one batch; returns how many.
+    pub fn delete<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
+        let _guard = self.locks.lock_many(keys);
+        let mut batch = WriteBatch::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut n = 0;
+        for k in keys {
+            let k = k.as_ref();
+            if !seen.insert(k) {
+                continue;
+            }
+            if self.live_metadata(k)?.is_some() {
+                batch.delete_cf(self.metadata_cf(), self.codec.metadata_key(k));
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.write(batch)?;
+        }
+        Ok(n)
+    }
+
+    pub fn ttl(&self, key: &[u8]) -> Result<TtlState> {
+        Ok(match self.live_metadata(key)? {
+            None => TtlState::Missing,
+            Some(m) if m.expire_ms == 0 => TtlState::NoExpiry,
+            Some(m) => TtlState::ExpiresAt(m.expire_ms),
+        })
+    }
+
+    /// Sets the absolute expiry of `key` if `cond` allows it. An expiry in the past deletes the
+    /// key, as in Redis. Returns whether anything changed.
+    pub fn expire_at(&self, key: &[u8], at_ms: i64, cond: ExpireCondition) -> Result<bool> {
+        let _guard = self.locks.lock(key);
+        let Some(mut meta) = self.live_metadata(key)? else {
+            return Ok(false);
+        };
+        let current = meta.expire_ms as i64;
+        let volatile = current != 0;
+        // A key without TTL counts as an infinite TTL for GT and LT.
+        let refused = (cond.nx && volatile)
+            || (cond.xx && !volatile)
+            || (cond.gt && (!volatile || at_ms <= current))
+            || (cond.lt && volatile && at_ms >= current);
+        if refused {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        let mkey = self.codec.metadata_key(key);
+        if at_ms <= now_ms() as i64 {
+            batch.delete_cf(self.metadata_cf(), mkey);
+        } else {
+            meta.expire_ms = at_ms as u64;
+            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
+        }
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// PERSIST: removes the TTL; returns whether the key had one.
+    pub fn persist(&self, key: &[u8]) -> Result<bool> {
+        let _guard = self.locks.lock(key);
+        let Some(mut meta) = self.live_metadata(key)? else {
+            return Ok(false);
+        };
+        if meta.expire_ms == 0 {
+            return Ok(false);
+        }
+        meta.expire_ms = 0;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.metadata_cf(),
+            self.codec.metadata_key(key),
+            meta.encode(),
+        );
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// Adds to `batch` a copy of `meta` (the value of `src`) under the name `dst`. Collections
+    /// get a new version, and their sub-keys are copied under it.
+    fn copy_into(
+        &self,
+        batch: &mut WriteBatch,
+        src: &[u8],
+        meta: &Metadata,
+        dst: &[u8],
+    ) -> Result<()> {
+        let mut copy = meta.clone();
+        if !meta.kind.is_single_kv() {
+            copy.version = encoding::next_version();
+            let src_prefix = self.codec.subkey_prefix(src, meta.version);
+            let dst_prefix = self.codec.subkey_prefix(dst, copy.version);
+            for cf in SUBKEY_CFS {
+                let handle = self.engine.cf(cf);
+                let mut opts = ReadOptions::default();
+                if let Some(end) = prefix_successor(&src_prefix) {
+                    opts.set_iterate_upper_bound(end);
+                }
+                let iter = self.engine.db().iterator_cf_opt(
+                    handle,
+                    opts,
+                    IteratorMode::From(&src_prefix, Direction::Forward),
+                );
+                for item in iter {
+                    let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+                    let mut nk = dst_prefix.clone();
+                    nk.extend_from_slice(&k[src_prefix.len()..]);
+                    batch.put_cf(handle, nk, v);
+                }
+            }
+        }
+        batch.put_cf(
+            self.metadata_cf(),
+            self.codec.metadata_key(dst),
+            copy.encode(),
+        );
+        Ok(())
+    }
+
+    /// RENAME / RENAMENX. Returns false only when `nx` is set and `dst` exists.
+    pub fn rename(&self, src: &[u8], dst: &[u8], nx: bool) -> Result<bool> {
+        let _guard = self.locks.lock_many(&[src, dst]);
+        let Some(meta) = self.live_metadata(src)? else {
+            return Err(TypeError::NoSuchKey);
+        };
+        if src == dst {
+            return Ok(!nx);
+        }
+        if nx && self.live_metadata(dst)?.is_some() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        self.copy_into(&mut batch, src, &meta, dst)?;
+        batch.delete_cf(self.metadata_cf(), self.codec.metadata_key(src));
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// COPY: returns false if `dst` exists and `replace` is not set, or `src` is missing.
+    pub fn copy(&self, src: &[u8], dst: &[u8], replace: bool) -> Result<bool> {
+        let _guard = self.locks.lock_many(&[src, dst]);
+        let Some(meta) = self.live_metadata(src)? else {
+            return Ok(false);
+        };
+        if !replace && self.live_metadata(dst)?.is_some() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        self.copy_into(&mut batch, src, &meta, dst)?;
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// Visits live keys in key order, starting after `after`, calling `visit` with each user key
+    /// and its type until it returns false or `max_visits` records have been looked at.
+    /// Returns the last key looked at, if the walk stopped before the end.
+    fn walk_keys(
+        &self,
+        after: Option<&[u8]>,
+        pattern: Option<&[u8]>,
+        max_visits: usize,
+        mut visit: impl FnMut(&[u8], RedisType, u64) -> bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let ns = self.codec.namespace_prefix();
+        // Without a slot in the key, a literal pattern prefix narrows the range.
+        let lit = match pattern {
+            Some(p) if !self.codec.slot_encoded() => literal_prefix(p),
+            _ => &[],
+        };
+        let mut lower = ns.clone();
+        lower.extend_from_slice(lit);
+        let upper = prefix_successor(&lower);
+        let start = match after {
+            Some(a) => {
+                let mut k = self.codec.metadata_key(a);
+                k.push(0); // strictly after `a`
+                if k > lower {
+                    k
+                } else {
+                    lower.clone()
+                }
+            }
+            None => lower.clone(),
+        };
+        let mut opts = ReadOptions::default();
+        if let Some(end) = upper {
+            opts.set_iterate_upper_bound(end);
+        }
+        let now = now_ms();
+        let iter = self.engine.db().iterator_cf_opt(
+            self.metadata_cf(),
+            opts,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut visited = 0;
+        for item in iter {
+            let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+            let Some(user_key) = self.codec.user_key_of(&k) else {
+                continue;
+            };
+            visited += 1;
+            if let Some((kind, expire, _)) = peek_type_and_expire(&v) {
+                let live = if kind.is_emptyable() {
+                    expire == 0 || expire >= now
+                } else {
+                    Metadata::decode(&v)
+                        .map(|m| !m.is_dead(now))
+                        .unwrap_or(false)
+                };
+                let matches = pattern.is_none_or(|p| glob_match(p, user_key));
+                if live && matches && !visit(user_key, kind, expire) {
+                    return Ok(Some(user_key.to_vec()));
+                }
+            }
+            if visited >= max_visits {
+                return Ok(Some(user_key.to_vec()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One SCAN page: visits about `count` keys after `after`.
+    pub fn scan(
+        &self,
+        after: Option<&[u8]>,
+        pattern: Option<&[u8]>,
+        count: usize,
+        kind: Option<RedisType>,
+    ) -> Result<ScanPage> {
+        let mut keys = Vec::new();
+        let next = self.walk_keys(after, pattern, count.max(1), |k, t, _| {
+            if kind.is_none_or(|want| want == t) {
+                keys.push(k.to_vec());
+            }
+            true
+        })?;
+        Ok(ScanPage { keys, next })
+    }
+
+    pub fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        self.walk_keys(None, Some(pattern), usize::MAX, |k, _, _| {
+            keys.push(k.to_vec());
+            true
+        })?;
+        Ok(keys)
+    }
+
+    /// DBSIZE: the exact number of live keys, counted now (not a stale estimate).
+    pub fn dbsize(&self) -> Result<u64> {
+        Ok(self.key_counts()?.0)
+    }
+
+    /// Live keys, and how many of them have a TTL, counted now.
+    pub fn key_counts(&self) -> Result<(u64, u64)> {
+        let (mut keys, mut expires) = (0, 0);
+        self.walk_keys(None, None, usize::MAX, |_, _, expire| {
+            keys += 1;
+            expires += (expire != 0) as u64;
+            true
+        })?;
+        Ok((keys, expires))
+    }
+
+    /// FLUSHDB/FLUSHALL: one DeleteRange per column family over the namespace.
+    pub fn flush(&self) -> Result<()> {
+        let ns = self.codec.namespace_prefix();
+        let end = prefix_successor(&ns).unwrap_or_else(|| vec![0xff; 256]);
+        let mut batch = WriteBatch::default();
+        for cf in [
+            ColumnFamily::Metadata,
+            ColumnFamily::Default,
+            ColumnFamily::ZSetScore,
+            ColumnFamily::Stream,
+        ] {
+            batch.delete_range_cf(self.engine.cf(cf), &ns, &end);
+        }
+        self.write(batch)
+    }
+
+    /// RANDOMKEY: the first live key at or after a random point, wrapping around once.
+    pub fn random_key(&self) -> Result<Option<Vec<u8>>> {
+        let mut probe = vec![0u8; 4];
+        rand::thread_rng().fill(&mut probe[..]);
+        let mut found = None;
+        let pick = |k: &[u8], _: RedisType, _: u64| {
+            found = Some(k.to_vec());
+            false
+        };
+        // In cluster mode the probe also lands on a random slot, since the slot is its hash.
+        self.walk_keys(Some(&probe), None, 100_000, pick)?;
+        if found.is_none() {
+            let mut again = None;
+            self.walk_keys(None, None, usize::MAX, |k, _, _| {
+                again = Some(k.to_vec());
+                false
+            })?;
+            return Ok(again);
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_successor_increments_last_byte() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff"), None);
+    }
+}

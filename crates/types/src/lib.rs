@@ -1,0 +1,26 @@
+//! Data types on top of storage: one module per type, plus the operations on keys of any type.
+//!
+//! A [`Db`] is one namespace of one engine. Every operation that reads before it writes holds
+//! the key locks of its keys for the whole read-modify-write, and every operation writes one
+//! WriteBatch, so that it is atomic for other clients and replicates as one unit.
+
+mod db;
+mod error;
+pub mod glob;
+mod keys;
+mod locks;
+mod string;
+
+/// Number parsing with Redis's rules, shared with the command layer.
+pub mod parse {
+    pub use crate::string::{format_incr_float, parse_f64_strict, parse_i64_strict};
+}
+
+pub use db::Db;
+pub use error::TypeError;
+pub use keys::{ExpireCondition, ScanPage, TtlState};
+pub use locks::KeyLocks;
+pub use quarry_storage::encoding::RedisType;
+pub use string::{Expiry, SetCondition, SetOutcome};
+
+pub type Result<T, E = TypeError> = std::result::Result<T, E>;
