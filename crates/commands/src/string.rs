@@ -252,7 +252,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
     Ok(Frame::Bulk(Bytes::from(
-        ctx.db.incr_by_float(&a[1], delta)?,
+        ctx.db.incr_by_float(&a[1], &a[2])?,
     )))
 }
 

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use quarry_commands::COMMANDS;
+use tokio::task::AbortHandle;
 
 /// What CLIENT LIST shows of one connection; updated by its own task.
 #[derive(Debug, Default, Clone)]
@@ -15,7 +16,6 @@ pub struct ClientInfo {
     pub name: String,
     pub lib_name: String,
     pub lib_ver: String,
-    pub last_cmd: String,
     pub resp: u8,
     pub monitor: bool,
     pub multi: bool,
@@ -27,23 +27,41 @@ pub struct ClientHandle {
     pub laddr: SocketAddr,
     pub created: Instant,
     pub info: Mutex<ClientInfo>,
-    pub last_active: Mutex<Instant>,
+    /// Index in the command table of the last command, `usize::MAX` before the first one.
+    /// Atomics, not the info mutex: they change on every command.
+    last_cmd: AtomicUsize,
+    /// Milliseconds after `created` of the last command.
+    last_active_ms: AtomicU64,
     killed: AtomicBool,
-    kill_signal: Notify,
+    /// Aborts the connection's task; set right after it is spawned.
+    task: Mutex<Option<AbortHandle>>,
 }
 
 impl ClientHandle {
+    /// Closes the connection. Its task is aborted at its next await point, so a command that is
+    /// running completes first (commands never await in the middle).
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
-        self.kill_signal.notify_one();
+        if let Some(task) = self.task.lock().as_ref() {
+            task.abort();
+        }
     }
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }
 
-    pub async fn killed(&self) {
-        self.kill_signal.notified().await
+    pub fn set_task(&self, task: AbortHandle) {
+        *self.task.lock() = Some(task);
+        if self.is_killed() {
+            self.kill();
+        }
+    }
+
+    pub fn touch(&self, command_index: usize) {
+        self.last_cmd.store(command_index, Ordering::Relaxed);
+        self.last_active_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// One line of CLIENT LIST, in Redis 7's field order.
@@ -51,13 +69,12 @@ impl ClientHandle {
         let info = self.info.lock().clone();
         let now = Instant::now();
         let age = now.duration_since(self.created).as_secs();
-        let idle = now.duration_since(*self.last_active.lock()).as_secs();
+        let since_created = now.duration_since(self.created).as_millis() as u64;
+        let idle = since_created.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000;
         let flags = if info.monitor { "O" } else { "N" };
-        let cmd = if info.last_cmd.is_empty() {
-            "NULL".to_string()
-        } else {
-            info.last_cmd.clone()
-        };
+        let cmd = COMMANDS
+            .get(self.last_cmd.load(Ordering::Relaxed))
+            .map_or("NULL", |c| c.name);
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -99,9 +116,10 @@ impl ClientRegistry {
                 resp: 2,
                 ..Default::default()
             }),
-            last_active: Mutex::new(now),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            last_active_ms: AtomicU64::new(0),
             killed: AtomicBool::new(false),
-            kill_signal: Notify::new(),
+            task: Mutex::new(None),
         });
         self.clients.lock().insert(id, handle.clone());
         handle

@@ -49,8 +49,30 @@ fn is_heavy(name: &str) -> bool {
     )
 }
 
+/// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
+/// shutdown.
+struct Registration<'a> {
+    server: &'a Server,
+    handle: &'a ClientHandle,
+    monitoring: bool,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if self.monitoring {
+            self.server.monitors.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.server.clients.unregister(self.handle.id);
+    }
+}
+
 pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>) {
     let _ = stream.set_nodelay(true);
+    let mut registration = Registration {
+        server: &server,
+        handle: &handle,
+        monitoring: false,
+    };
     let mut session = Session {
         handle: handle.clone(),
         protocol: Protocol::Resp2,
@@ -58,7 +80,6 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
     };
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
-    let mut shutdown = server.shutdown.subscribe();
     let mut monitor: Option<tokio::sync::broadcast::Receiver<Bytes>> = None;
     'conn: loop {
         let limits = ParseLimits {
@@ -89,7 +110,13 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                             tokio::time::sleep(d).await;
                             reply.encode(session.protocol, &mut wbuf);
                         }
-                        Flow::Monitor => monitor = Some(server.monitor.subscribe()),
+                        Flow::Monitor => {
+                            if monitor.is_none() {
+                                monitor = Some(server.monitor.subscribe());
+                                server.monitors.fetch_add(1, Ordering::Relaxed);
+                                registration.monitoring = true;
+                            }
+                        }
                     }
                     if wbuf.len() > 256 * 1024
                         && write_out(&server, &mut stream, &mut wbuf).await.is_err()
@@ -113,41 +140,43 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
             break;
         }
         let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);
-        let monitoring = monitor.is_some();
-        let idle = async {
-            if timeout == 0 || monitoring {
-                std::future::pending::<()>().await
-            } else {
-                tokio::time::sleep(Duration::from_secs(timeout)).await
-            }
-        };
-        let monitored = async {
-            match monitor.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = stream.read_buf(&mut rbuf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        // The common case waits on the socket alone; kills and shutdown abort the task.
+        let read = if let Some(rx) = monitor.as_mut() {
+            tokio::select! {
+                r = stream.read_buf(&mut rbuf) => r,
+                line = rx.recv() => {
+                    match line {
+                        Ok(line) => wbuf.extend_from_slice(&line),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => break,
+                    }
+                    continue;
                 }
-            },
-            line = monitored => match line {
-                Ok(line) => wbuf.extend_from_slice(&line),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => break,
-            },
-            _ = handle.killed() => break,
-            _ = shutdown.changed() => break,
-            _ = idle => {
-                debug!(client = %handle.addr, "idle timeout, closing");
-                break;
+            }
+        } else if timeout > 0 {
+            match tokio::time::timeout(Duration::from_secs(timeout), stream.read_buf(&mut rbuf))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    debug!(client = %handle.addr, "idle timeout, closing");
+                    break;
+                }
+            }
+        } else {
+            stream.read_buf(&mut rbuf).await
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                server
+                    .stats
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
         }
     }
-    server.clients.unregister(handle.id);
+    drop(registration);
 }
 
 async fn write_out(
@@ -207,7 +236,9 @@ pub fn execute(
         Frame::error("NOAUTH Authentication required.").encode(proto, out);
         return Flow::Continue;
     }
-    if server.monitor.receiver_count() > 0 && !matches!(spec.name, "auth" | "hello" | "monitor") {
+    if server.monitors.load(Ordering::Relaxed) > 0
+        && !matches!(spec.name, "auth" | "hello" | "monitor")
+    {
         feed_monitor(server, session, &args);
     }
     let started = Instant::now();
@@ -230,7 +261,8 @@ pub fn execute(
         run()
     };
     let micros = started.elapsed().as_micros() as u64;
-    let stat = &server.command_stats[Server::command_index(spec)];
+    let index = Server::command_index(spec);
+    let stat = &server.command_stats[index];
     stat.calls.fetch_add(1, Ordering::Relaxed);
     stat.usec.fetch_add(micros, Ordering::Relaxed);
     server
@@ -249,13 +281,7 @@ pub fn execute(
             max_len,
         );
     }
-    {
-        let mut info = session.handle.info.lock();
-        if info.last_cmd != spec.name {
-            info.last_cmd = spec.name.to_string();
-        }
-    }
-    *session.handle.last_active.lock() = Instant::now();
+    session.handle.touch(index);
     match result {
         Ok(frame) => frame.encode(session.protocol, out),
         Err(e) => {

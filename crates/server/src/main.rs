@@ -282,6 +282,7 @@ fn run(cli: Cli) -> Result<(), String> {
         command_stats: COMMANDS.iter().map(|_| Default::default()).collect(),
         slowlog: Mutex::new(Default::default()),
         monitor,
+        monitors: Default::default(),
         shutdown,
         started: Instant::now(),
         port,
@@ -332,7 +333,8 @@ async fn serve(server: Arc<Server>, binds: Vec<String>, port: u16) -> Result<(),
         _ = shutdown.wait_for(|v| *v) => info!("SHUTDOWN received, shutting down"),
     }
     server.request_shutdown();
-    // Connections see the signal and close; give them a moment to finish the command they run.
+    server.disconnect_all();
+    // Connection tasks end at their next await point; give them a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Arc::strong_count(&live) > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -372,11 +374,16 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, live: Arc<()>) 
         }
         let laddr = stream.local_addr().unwrap_or(addr);
         let handle = server.clients.register(addr, laddr);
-        let server = server.clone();
         let token = live.clone();
-        tokio::spawn(async move {
-            connection::serve(server, stream, handle).await;
-            drop(token);
+        let conn = connection::serve(server.clone(), stream, handle.clone());
+        // The token lives inside the task: it is dropped when the task ends or is aborted.
+        let task = tokio::spawn(async move {
+            let _token = token;
+            conn.await
         });
+        handle.set_task(task.abort_handle());
+        if *server.shutdown.borrow() {
+            handle.kill();
+        }
     }
 }

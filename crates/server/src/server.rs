@@ -95,8 +95,9 @@ pub struct Server {
     pub stats: Stats,
     pub command_stats: Vec<CommandStat>,
     pub slowlog: Mutex<SlowLog>,
-    /// MONITOR feed; only formatted when someone listens.
+    /// MONITOR feed; only formatted while `monitors` > 0.
     pub monitor: broadcast::Sender<Bytes>,
+    pub monitors: AtomicUsize,
     pub shutdown: watch::Sender<bool>,
     pub started: Instant,
     pub port: u16,
@@ -125,6 +126,13 @@ impl Server {
 
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Closes every client connection (at shutdown).
+    pub fn disconnect_all(&self) {
+        for client in self.clients.all() {
+            client.kill();
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod db;
 mod error;
+mod float_sum;
 pub mod glob;
 mod keys;
 mod locks;
@@ -13,7 +14,7 @@ mod string;
 
 /// Number parsing with Redis's rules, shared with the command layer.
 pub mod parse {
-    pub use crate::string::{format_incr_float, parse_f64_strict, parse_i64_strict};
+    pub use crate::string::{parse_f64_strict, parse_i64_strict};
 }
 
 pub use db::Db;

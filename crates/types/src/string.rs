@@ -169,18 +169,20 @@ impl Db {
         })
     }
 
-    /// INCRBYFLOAT: returns the new value as stored.
-    pub fn incr_by_float(&self, key: &[u8], delta: f64) -> Result<Vec<u8>> {
+    /// INCRBYFLOAT: `delta` is the increment as the client wrote it (already checked to be a
+    /// finite float). Returns the new value as stored.
+    pub fn incr_by_float(&self, key: &[u8], delta: &[u8]) -> Result<Vec<u8>> {
         self.update_string(key, |cur| {
-            let n = match cur {
-                None => 0.0,
-                Some(v) => parse_f64_strict(v).ok_or(TypeError::NotFloat)?,
+            let current = match cur {
+                None => &b"0"[..],
+                Some(v) => {
+                    parse_f64_strict(v).ok_or(TypeError::NotFloat)?;
+                    v
+                }
             };
-            let r = n + delta;
-            if !r.is_finite() {
-                return Err(TypeError::NanOrInfinity);
-            }
-            let text = format_incr_float(r).into_bytes();
+            let text = crate::float_sum::incr_float(current, delta)
+                .ok_or(TypeError::NanOrInfinity)?
+                .into_bytes();
             Ok((Some(text.clone()), text))
         })
     }
@@ -391,30 +393,6 @@ pub fn parse_f64_strict(b: &[u8]) -> Option<f64> {
     }
 }
 
-/// Formats an INCRBYFLOAT result as Redis prints its long double: fixed notation, no trailing
-/// zeros. Printing 15 significant digits hides the binary noise of f64 the way Redis's extra
-/// long-double precision does (1 - 1.1 prints -0.1, not -0.10000000000000009).
-pub fn format_incr_float(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e17 {
-        return format!("{}", v as i64);
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    let decimals = (14 - magnitude).max(0) as usize;
-    let mut s = format!("{:.*}", decimals, v);
-    if s.contains('.') {
-        while s.ends_with('0') {
-            s.pop();
-        }
-        if s.ends_with('.') {
-            s.pop();
-        }
-    }
-    if s == "-0" {
-        s = "0".into();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,15 +407,6 @@ mod tests {
         assert_eq!(parse_i64_strict(b"01"), None);
         assert_eq!(parse_i64_strict(b"-0"), None);
         assert_eq!(parse_i64_strict(b""), None);
-    }
-
-    #[test]
-    fn incr_float_formatting() {
-        assert_eq!(format_incr_float(1.0 - 1.1), "-0.1");
-        assert_eq!(format_incr_float(10.5 + 0.1), "10.6");
-        assert_eq!(format_incr_float(3.0), "3");
-        assert_eq!(format_incr_float(1.25), "1.25");
-        assert_eq!(format_incr_float(5.0e3 + 0.5), "5000.5");
     }
 
     #[test]
