@@ -244,6 +244,22 @@ impl Db {
         after: Option<&[u8]>,
         pattern: Option<&[u8]>,
         max_visits: usize,
+        visit: impl FnMut(&[u8], RedisType, u64) -> bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let start = after.map(|a| {
+            let mut k = self.codec.metadata_key(a);
+            k.push(0); // strictly after `a`
+            k
+        });
+        self.walk_raw(start, pattern, max_visits, visit)
+    }
+
+    /// [`Db::walk_keys`] from a raw metadata key (inclusive) instead of a user key.
+    fn walk_raw(
+        &self,
+        start: Option<Vec<u8>>,
+        pattern: Option<&[u8]>,
+        max_visits: usize,
         mut visit: impl FnMut(&[u8], RedisType, u64) -> bool,
     ) -> Result<Option<Vec<u8>>> {
         let ns = self.codec.namespace_prefix();
@@ -255,17 +271,9 @@ impl Db {
         let mut lower = ns.clone();
         lower.extend_from_slice(lit);
         let upper = prefix_successor(&lower);
-        let start = match after {
-            Some(a) => {
-                let mut k = self.codec.metadata_key(a);
-                k.push(0); // strictly after `a`
-                if k > lower {
-                    k
-                } else {
-                    lower.clone()
-                }
-            }
-            None => lower.clone(),
+        let start = match start {
+            Some(k) if k > lower => k,
+            _ => lower.clone(),
         };
         let mut opts = ReadOptions::default();
         if let Some(end) = upper {
@@ -363,24 +371,53 @@ impl Db {
         self.write(batch)
     }
 
-    /// RANDOMKEY: the first live key at or after a random point, wrapping around once.
+    /// The first and last metadata keys of the namespace, live or not.
+    fn key_bounds(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let ns = self.codec.namespace_prefix();
+        let mut it = self.engine.db().raw_iterator_cf(self.metadata_cf());
+        it.seek(&ns);
+        let Some(first) = it.key().filter(|k| k.starts_with(&ns)).map(|k| k.to_vec()) else {
+            return Ok(None);
+        };
+        match prefix_successor(&ns) {
+            Some(end) => it.seek_for_prev(&end),
+            None => it.seek_to_last(),
+        }
+        let last = it
+            .key()
+            .filter(|k| k.starts_with(&ns))
+            .map(|k| k.to_vec())
+            .unwrap_or_else(|| first.clone());
+        it.status().map_err(quarry_storage::StorageError::from)?;
+        Ok(Some((first, last)))
+    }
+
+    /// RANDOMKEY: the first live key at or after a random point between the first and the last
+    /// key, wrapping around once. Not perfectly uniform (keys after wide gaps are favoured),
+    /// but cheap: no count of the keyspace is needed.
     pub fn random_key(&self) -> Result<Option<Vec<u8>>> {
-        let mut probe = vec![0u8; 4];
-        rand::thread_rng().fill(&mut probe[..]);
+        let Some((first, last)) = self.key_bounds()? else {
+            return Ok(None);
+        };
+        let mut rng = rand::thread_rng();
+        let common = first.iter().zip(&last).take_while(|(a, b)| a == b).count();
+        let mut probe = first[..common].to_vec();
+        let lo = first.get(common).copied().unwrap_or(0);
+        let hi = last.get(common).copied().unwrap_or(0xff).max(lo);
+        probe.push(rng.gen_range(lo..=hi));
+        for _ in 0..4 {
+            probe.push(rng.gen());
+        }
         let mut found = None;
-        let pick = |k: &[u8], _: RedisType, _: u64| {
+        self.walk_raw(Some(probe), None, 100_000, |k, _, _| {
             found = Some(k.to_vec());
             false
-        };
-        // In cluster mode the probe also lands on a random slot, since the slot is its hash.
-        self.walk_keys(Some(&probe), None, 100_000, pick)?;
+        })?;
         if found.is_none() {
-            let mut again = None;
-            self.walk_keys(None, None, usize::MAX, |k, _, _| {
-                again = Some(k.to_vec());
+            self.walk_raw(None, None, usize::MAX, |k, _, _| {
+                found = Some(k.to_vec());
                 false
             })?;
-            return Ok(again);
         }
         Ok(found)
     }

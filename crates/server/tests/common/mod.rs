@@ -53,6 +53,8 @@ impl TestServer {
     fn launch(&mut self) {
         for _ in 0..5 {
             let port = free_port();
+            let log_start =
+                std::fs::metadata(self.dir.join("log/quarry.log")).map_or(0, |m| m.len() as usize);
             let mut cmd = Command::new(binary());
             cmd.arg("--port")
                 .arg(port.to_string())
@@ -64,7 +66,7 @@ impl TestServer {
             let mut child = cmd.spawn().expect("spawn quarry");
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if listening(&self.dir.join("log"), log_start, port) {
                     self.child = Some(child);
                     self.port = port;
                     return;
@@ -137,6 +139,17 @@ impl TestServer {
     pub fn data_dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// True once this server's own log says it listens on `port` and the port accepts connections.
+/// (Another test's server may hold a port we picked; its log is elsewhere.)
+/// Only the log written after byte `from` counts, so that a restart is not fooled by the
+/// previous run's lines.
+fn listening(log_dir: &Path, from: usize, port: u16) -> bool {
+    let log = std::fs::read(log_dir.join("quarry.log")).unwrap_or_default();
+    let log = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
+    log.contains(&format!("listening address=127.0.0.1:{port}"))
+        && TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
