@@ -39,6 +39,8 @@ pub struct Session {
     pub handle: Arc<ClientHandle>,
     pub protocol: Protocol,
     pub authenticated: bool,
+    /// A write command ran since the replies were last sent: flush the WAL buffer first.
+    pub wrote: bool,
 }
 
 /// Commands that walk the whole keyspace or wait on disk for long.
@@ -77,6 +79,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         handle: handle.clone(),
         protocol: Protocol::Resp2,
         authenticated: false,
+        wrote: false,
     };
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
@@ -94,7 +97,8 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                     match execute(&server, &mut session, req.args, &mut wbuf) {
                         Flow::Continue => {}
                         Flow::Close => {
-                            let _ = stream.write_all(&wbuf).await;
+                            let _ =
+                                send_replies(&server, &mut session, &mut stream, &mut wbuf).await;
                             break 'conn;
                         }
                         Flow::Shutdown => {
@@ -103,7 +107,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                         }
                         Flow::Sleep(d, reply) => {
                             if !wbuf.is_empty()
-                                && write_out(&server, &mut stream, &mut wbuf).await.is_err()
+                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                                    .await
+                                    .is_err()
                             {
                                 break 'conn;
                             }
@@ -119,7 +125,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                         }
                     }
                     if wbuf.len() > 256 * 1024
-                        && write_out(&server, &mut stream, &mut wbuf).await.is_err()
+                        && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                            .await
+                            .is_err()
                     {
                         break 'conn;
                     }
@@ -128,12 +136,16 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                 Err(e) => {
                     debug!(client = %handle.addr, error = %e, "protocol error, closing");
                     Frame::Error(format!("ERR {e}")).encode(session.protocol, &mut wbuf);
-                    let _ = stream.write_all(&wbuf).await;
+                    let _ = send_replies(&server, &mut session, &mut stream, &mut wbuf).await;
                     break 'conn;
                 }
             }
         }
-        if !wbuf.is_empty() && write_out(&server, &mut stream, &mut wbuf).await.is_err() {
+        if !wbuf.is_empty()
+            && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                .await
+                .is_err()
+        {
             break;
         }
         if handle.is_killed() {
@@ -177,6 +189,24 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         }
     }
     drop(registration);
+}
+
+/// Sends the buffered replies. The WAL records of the writes they acknowledge reach the
+/// operating system first, so that an acknowledged write survives a crash of the process.
+async fn send_replies(
+    server: &Server,
+    session: &mut Session,
+    stream: &mut TcpStream,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<()> {
+    if std::mem::take(&mut session.wrote) {
+        if let Err(e) = server.engine.flush_wal_buffer() {
+            // Without the WAL write the replies would acknowledge what a crash could lose.
+            tracing::error!(error = %e, "WAL write failed; closing the connection without acknowledging");
+            return Err(std::io::Error::other(e.to_string()));
+        }
+    }
+    write_out(server, stream, wbuf).await
 }
 
 async fn write_out(
@@ -240,6 +270,9 @@ pub fn execute(
         && !matches!(spec.name, "auth" | "hello" | "monitor")
     {
         feed_monitor(server, session, &args);
+    }
+    if spec.has(flag::WRITE) {
+        session.wrote = true;
     }
     let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {

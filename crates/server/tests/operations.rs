@@ -39,6 +39,26 @@ fn acknowledged_writes_survive_kill_9() {
 }
 
 #[test]
+fn pipelined_writes_survive_kill_9_once_acknowledged() {
+    // The WAL buffer is handed to the OS once per batch of replies; the replies must not go
+    // out before it.
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..2000 {
+        p.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
+        p.cmd("INCR").arg("n").ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    s.kill9();
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["GET", "n"]), 2000);
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 2001);
+    assert_eq!(q::<String>(&mut c, &["GET", "p1999"]), "1999");
+}
+
+#[test]
 fn fsync_mode_starts_and_persists() {
     let mut s = TestServer::start_with(&["--rocksdb.write_options.sync", "yes"]);
     let mut c = s.conn();

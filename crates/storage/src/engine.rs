@@ -138,6 +138,7 @@ impl EngineOptions {
 
 pub struct Engine {
     db: DB,
+    manual_wal_flush: bool,
     gate: WriteGate,
     write_opts: WriteOptions,
     path: PathBuf,
@@ -163,6 +164,11 @@ impl Engine {
         // the leader needs; measured with bench/compare.sh, yielding is faster here.
         db_opts.set_enable_write_thread_adaptive_yield(false);
         db_opts.set_keep_log_file_num(12);
+        // In the default durability mode the WAL buffer is written to the OS by
+        // `Engine::flush_wal_buffer`, once per batch of replies, not once per write: a pipeline
+        // of 16 writes costs one write(2) instead of 16. Nothing is acknowledged before that
+        // call, so an acknowledged write still survives `kill -9`.
+        db_opts.set_manual_wal_flush(opts.durability == WriteDurability::Wal);
         db_opts.set_max_subcompactions(opts.max_subcompactions);
         db_opts.set_stats_dump_period_sec(opts.stats_dump_period_sec);
         db_opts.set_compaction_readahead_size(opts.compaction_readahead_size);
@@ -235,6 +241,7 @@ impl Engine {
         info!(path = %path.display(), sequence = db.latest_sequence_number(), "storage opened");
         Ok(Engine {
             db,
+            manual_wal_flush: opts.durability == WriteDurability::Wal,
             gate: WriteGate::default(),
             write_opts,
             path,
@@ -275,6 +282,15 @@ impl Engine {
             .check(origin)
             .map_err(StorageError::WriteRefused)?;
         self.db.write_opt(batch, &self.write_opts)?;
+        Ok(())
+    }
+
+    /// Hands buffered WAL records to the operating system. Call it after writes and before
+    /// acknowledging them; it is a no-op unless the WAL is flushed manually.
+    pub fn flush_wal_buffer(&self) -> Result<(), StorageError> {
+        if self.manual_wal_flush {
+            self.db.flush_wal(false)?;
+        }
         Ok(())
     }
 
