@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use quarry_resp::Frame;
 
-use crate::args::{is, text};
+use crate::args::is;
 use crate::table::{flag, help_lines, lookup, CommandSpec, COMMANDS};
 use crate::{CmdError, CmdResult, Ctx};
 
@@ -153,9 +153,9 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     } else if is(sub, "HELP") && a.len() == 2 {
         Ok(help_lines(COMMAND_HELP))
     } else {
-        Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
-            text(sub)
+        Err(CmdError::WrongArity(format!(
+            "command|{}",
+            crate::args::lower(sub)
         )))
     }
 }
@@ -177,8 +177,8 @@ pub fn function(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             "    Print this help.",
         ]));
     }
-    Err(CmdError::err(format!(
-        "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-        text(&a[1])
+    Err(CmdError::WrongArity(format!(
+        "function|{}",
+        crate::args::lower(&a[1])
     )))
 }

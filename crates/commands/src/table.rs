@@ -185,6 +185,68 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("shutdown", -1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", S),
 ];
 
+/// Subcommands of the container commands, with their Redis arities (name and subcommand
+/// counted). The dispatcher checks them, so that errors read as in Redis 7:
+/// `unknown subcommand 'x'. Try CLIENT HELP.` and `wrong number of arguments for 'client|kill'`.
+pub static SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("client", "getname", 2),
+    ("client", "id", 2),
+    ("client", "info", 2),
+    ("client", "kill", -3),
+    ("client", "list", -2),
+    ("client", "setname", 3),
+    ("client", "setinfo", 4),
+    ("client", "help", 2),
+    ("config", "get", -3),
+    ("config", "set", -4),
+    ("config", "rewrite", 2),
+    ("config", "resetstat", 2),
+    ("config", "help", 2),
+    ("command", "count", 2),
+    ("command", "docs", -2),
+    ("command", "getkeys", -3),
+    ("command", "info", -2),
+    ("command", "list", -2),
+    ("command", "help", 2),
+    ("slowlog", "get", -2),
+    ("slowlog", "len", 2),
+    ("slowlog", "reset", 2),
+    ("slowlog", "help", 2),
+    ("function", "flush", -2),
+    ("function", "help", 2),
+];
+
+/// For a container command, the index in [`SUBCOMMANDS`] of its subcommand, or the error Redis
+/// gives. `Ok(None)` for commands that are not containers.
+pub fn check_subcommand(
+    spec: &CommandSpec,
+    args: &[Bytes],
+) -> Result<Option<usize>, crate::CmdError> {
+    if !SUBCOMMANDS.iter().any(|(c, _, _)| *c == spec.name) {
+        return Ok(None);
+    }
+    // Without a subcommand the command's own arity has decided (COMMAND alone is valid).
+    let Some(sub) = args.get(1) else {
+        return Ok(None);
+    };
+    let found = SUBCOMMANDS
+        .iter()
+        .position(|(c, s, _)| *c == spec.name && s.as_bytes().eq_ignore_ascii_case(sub));
+    let Some(i) = found else {
+        return Err(crate::CmdError::err(format!(
+            "unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+            spec.name.to_ascii_uppercase()
+        )));
+    };
+    let (container, name, arity) = SUBCOMMANDS[i];
+    let n = args.len() as i32;
+    if (arity >= 0 && n != arity) || (arity < 0 && n < -arity) {
+        return Err(crate::CmdError::WrongArity(format!("{container}|{name}")));
+    }
+    Ok(Some(i))
+}
+
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
     static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
     INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
@@ -230,6 +292,35 @@ mod tests {
     fn lookup_ignores_case() {
         assert_eq!(lookup(b"GeT").map(|c| c.name), Some("get"));
         assert!(lookup(b"nosuchcommand").is_none());
+    }
+
+    #[test]
+    fn subcommands_are_checked_with_redis_texts() {
+        let b = |v: &[&str]| {
+            v.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        let client = lookup(b"client").unwrap();
+        assert!(check_subcommand(client, &b(&["client", "list"]))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            check_subcommand(client, &b(&["client", "kill"]))
+                .unwrap_err()
+                .to_string(),
+            "ERR wrong number of arguments for 'client|kill' command"
+        );
+        assert_eq!(
+            check_subcommand(client, &b(&["client", "nope"]))
+                .unwrap_err()
+                .to_string(),
+            "ERR unknown subcommand 'nope'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            check_subcommand(lookup(b"get").unwrap(), &b(&["get", "k"])).unwrap(),
+            None
+        );
     }
 
     #[test]

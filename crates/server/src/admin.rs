@@ -24,12 +24,10 @@ fn fail(e: CmdError) -> Outcome {
     (Err(e), Flow::Continue)
 }
 
+/// Arguments that the subcommand table admits but the subcommand itself does not (the table
+/// has already refused unknown subcommands).
 fn subcommand_error(cmd: &str, sub: &[u8]) -> CmdError {
-    CmdError::err(format!(
-        "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-        text(sub),
-        cmd.to_ascii_uppercase()
-    ))
+    CmdError::WrongArity(format!("{cmd}|{}", lower(sub)))
 }
 
 pub const REDIS_VERSION: &str = "7.0.15";

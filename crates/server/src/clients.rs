@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use quarry_commands::table::SUBCOMMANDS;
 use quarry_commands::COMMANDS;
 use tokio::task::AbortHandle;
 
@@ -30,6 +31,8 @@ pub struct ClientHandle {
     /// Index in the command table of the last command, `usize::MAX` before the first one.
     /// Atomics, not the info mutex: they change on every command.
     last_cmd: AtomicUsize,
+    /// Index in the subcommand table, `usize::MAX` for commands without subcommands.
+    last_sub: AtomicUsize,
     /// Milliseconds after `created` of the last command.
     last_active_ms: AtomicU64,
     killed: AtomicBool,
@@ -58,8 +61,10 @@ impl ClientHandle {
         }
     }
 
-    pub fn touch(&self, command_index: usize) {
+    pub fn touch(&self, command_index: usize, sub: Option<usize>) {
         self.last_cmd.store(command_index, Ordering::Relaxed);
+        self.last_sub
+            .store(sub.unwrap_or(usize::MAX), Ordering::Relaxed);
         self.last_active_ms
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
@@ -72,9 +77,14 @@ impl ClientHandle {
         let since_created = now.duration_since(self.created).as_millis() as u64;
         let idle = since_created.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000;
         let flags = if info.monitor { "O" } else { "N" };
-        let cmd = COMMANDS
-            .get(self.last_cmd.load(Ordering::Relaxed))
-            .map_or("NULL", |c| c.name);
+        let cmd = match (
+            COMMANDS.get(self.last_cmd.load(Ordering::Relaxed)),
+            SUBCOMMANDS.get(self.last_sub.load(Ordering::Relaxed)),
+        ) {
+            (Some(c), Some((_, sub, _))) => format!("{}|{}", c.name, sub),
+            (Some(c), None) => c.name.to_string(),
+            _ => "NULL".to_string(),
+        };
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -117,6 +127,7 @@ impl ClientRegistry {
                 ..Default::default()
             }),
             last_cmd: AtomicUsize::new(usize::MAX),
+            last_sub: AtomicUsize::new(usize::MAX),
             last_active_ms: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             task: Mutex::new(None),

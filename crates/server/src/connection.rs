@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use quarry_commands::table::flag;
+use quarry_commands::table::{check_subcommand, flag};
 use quarry_commands::{CmdError, Ctx, Exec};
 use quarry_resp::{parse_request, Frame, ParseLimits, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -266,6 +266,13 @@ pub fn execute(
         Frame::error("NOAUTH Authentication required.").encode(proto, out);
         return Flow::Continue;
     }
+    let sub = match check_subcommand(spec, &args) {
+        Ok(sub) => sub,
+        Err(e) => {
+            Frame::Error(e.to_string()).encode(proto, out);
+            return Flow::Continue;
+        }
+    };
     if server.monitors.load(Ordering::Relaxed) > 0
         && !matches!(spec.name, "auth" | "hello" | "monitor")
     {
@@ -274,6 +281,9 @@ pub fn execute(
     if spec.has(flag::WRITE) {
         session.wrote = true;
     }
+    let index = Server::command_index(spec);
+    // Before running it, so that CLIENT INFO/LIST show the command that asks.
+    session.handle.touch(index, sub);
     let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
@@ -294,7 +304,6 @@ pub fn execute(
         run()
     };
     let micros = started.elapsed().as_micros() as u64;
-    let index = Server::command_index(spec);
     let stat = &server.command_stats[index];
     stat.calls.fetch_add(1, Ordering::Relaxed);
     stat.usec.fetch_add(micros, Ordering::Relaxed);
@@ -314,7 +323,6 @@ pub fn execute(
             max_len,
         );
     }
-    session.handle.touch(index);
     match result {
         Ok(frame) => frame.encode(session.protocol, out),
         Err(e) => {

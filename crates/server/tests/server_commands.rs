@@ -127,7 +127,15 @@ fn config_get_set_rewrite() {
     assert!(text.contains("timeout 30\n"));
     assert!(text.contains("hash-max-ziplist-entries 16\n"));
     assert!(err(&mut c, &["CONFIG", "BOGUS"])
-        .starts_with("ERR unknown subcommand or wrong number of arguments for 'BOGUS'"));
+        .starts_with("ERR unknown subcommand 'BOGUS'. Try CONFIG HELP."));
+    assert_eq!(
+        err(&mut c, &["CONFIG", "SET", "timeout"]),
+        "ERR wrong number of arguments for 'config|set' command"
+    );
+    assert_eq!(
+        err(&mut c, &["CONFIG", "SET", "timeout", "1", "maxclients"]),
+        "ERR wrong number of arguments for 'config|set' command"
+    );
 }
 
 #[test]
@@ -166,6 +174,11 @@ fn client_list_info_id_names_kill() {
     );
     let mine: String = q(&mut a, &["CLIENT", "INFO"]);
     assert!(mine.starts_with(&format!("id={id_a} ")));
+    assert!(mine.contains(" cmd=client|info "), "{mine}");
+    assert_eq!(
+        err(&mut a, &["CLIENT", "KILL"]),
+        "ERR wrong number of arguments for 'client|kill' command"
+    );
     assert_eq!(
         q::<i64>(&mut b, &["CLIENT", "KILL", "ID", &id_a.to_string()]),
         1
