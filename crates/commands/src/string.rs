@@ -34,6 +34,21 @@ fn expiry_at(raw: &[u8], unit_ms: i64, absolute: bool, cmd: &'static str) -> Res
     Ok(at as u64)
 }
 
+/// EX, PX, EXAT and PXAT: the unit in milliseconds and whether the time is absolute.
+fn time_option(opt: &[u8]) -> Option<(i64, bool)> {
+    if is(opt, "EX") {
+        Some((1000, false))
+    } else if is(opt, "PX") {
+        Some((1, false))
+    } else if is(opt, "EXAT") {
+        Some((1000, true))
+    } else if is(opt, "PXAT") {
+        Some((1, true))
+    } else {
+        None
+    }
+}
+
 pub fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(bulk_or_null(ctx.db.get(&a[1])?))
 }
@@ -47,18 +62,7 @@ pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut i = 3;
     while i < a.len() {
         let opt = &a[i];
-        let time_opt = if is(opt, "EX") {
-            Some((1000, false))
-        } else if is(opt, "PX") {
-            Some((1, false))
-        } else if is(opt, "EXAT") {
-            Some((1000, true))
-        } else if is(opt, "PXAT") {
-            Some((1, true))
-        } else {
-            None
-        };
-        if let Some((unit, abs)) = time_opt {
+        if let Some((unit, abs)) = time_option(opt) {
             if expiry_given || i + 1 >= a.len() {
                 return Err(CmdError::Syntax);
             }
@@ -126,18 +130,7 @@ pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut i = 2;
     while i < a.len() {
         let opt = &a[i];
-        let unit = if is(opt, "EX") {
-            Some((1000, false))
-        } else if is(opt, "PX") {
-            Some((1, false))
-        } else if is(opt, "EXAT") {
-            Some((1000, true))
-        } else if is(opt, "PXAT") {
-            Some((1, true))
-        } else {
-            None
-        };
-        if let Some((unit, abs)) = unit {
+        if let Some((unit, abs)) = time_option(opt) {
             if expiry.is_some() || i + 1 >= a.len() {
                 return Err(CmdError::Syntax);
             }
