@@ -1,0 +1,134 @@
+//! A data directory written by Kvrocks 2.10.1 opens in quarry: the fixture's WAL is replayed
+//! into a fresh directory, then the real binary serves it. This is also where WRONGTYPE is
+//! proven for string commands, on hashes, lists and sets that Kvrocks itself wrote.
+
+mod common;
+use std::path::Path;
+
+use common::{err, q, TestServer};
+use quarry_storage::encoding::{KeyCodec, Metadata};
+use quarry_storage::{ColumnFamily, Engine, EngineOptions, Role, WriteBatch, WriteOrigin};
+
+fn replay_kvrocks_wal(dir: &Path) {
+    let wal = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/kvrocks-2.10.1/standalone/wal-batches.hex");
+    let engine = Engine::open(&EngineOptions::new(dir)).unwrap();
+    engine.gate().set_role(Role::Replica);
+    for line in std::fs::read_to_string(wal).unwrap().lines() {
+        let bytes: Vec<u8> = (0..line.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+            .collect();
+        engine
+            .write(WriteBatch::from_data(&bytes), WriteOrigin::Replication)
+            .unwrap();
+    }
+    engine.flush().unwrap();
+}
+
+#[test]
+fn a_kvrocks_data_directory_is_served() {
+    let mut s = TestServer::start();
+    s.stop();
+    std::fs::remove_dir_all(s.data_dir().join("db")).unwrap();
+    replay_kvrocks_wal(s.data_dir());
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "str"]), "hello");
+    assert_eq!(q::<i64>(&mut c, &["GET", "num"]), 12346);
+    assert_eq!(q::<String>(&mut c, &["GET", "{tag}b"]), "2");
+    for (key, kind) in [
+        ("h", "hash"),
+        ("l", "list"),
+        ("s", "set"),
+        ("z", "zset"),
+        ("si", "sortedint"),
+        ("st", "stream"),
+        ("bm", "bitmap"),
+        ("hll", "hyperloglog"),
+    ] {
+        assert_eq!(q::<String>(&mut c, &["TYPE", key]), kind, "{key}");
+    }
+    assert!(
+        q::<i64>(&mut c, &["TTL", "h"]) > 0,
+        "EXPIRE h 100000 in the fixture"
+    );
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "gone"]), 0);
+    let keys: Vec<String> = q(&mut c, &["KEYS", "*"]);
+    assert!(keys.contains(&"l".to_string()) && keys.contains(&"{tag}x".to_string()));
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), keys.len() as i64);
+    let (_, hashes): (String, Vec<String>) =
+        q(&mut c, &["SCAN", "0", "TYPE", "hash", "COUNT", "100"]);
+    assert_eq!(hashes.len(), 2, "h and {{tag}}x");
+    // The sequence continues from Kvrocks' own.
+    let info: String = q(&mut c, &["INFO", "keyspace"]);
+    assert!(info.contains("sequence:53"), "{info}");
+}
+
+#[test]
+fn string_commands_refuse_other_types() {
+    let mut s = TestServer::start();
+    s.stop();
+    std::fs::remove_dir_all(s.data_dir().join("db")).unwrap();
+    replay_kvrocks_wal(s.data_dir());
+    s.restart();
+    let mut c = s.conn();
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    for args in [
+        &["GET", "h"][..],
+        &["INCR", "l"],
+        &["INCRBYFLOAT", "l", "1"],
+        &["APPEND", "s", "x"],
+        &["SETRANGE", "s", "0", "x"],
+        &["GETRANGE", "z", "0", "1"],
+        &["STRLEN", "z"],
+        &["GETDEL", "h"],
+        &["GETEX", "h", "PERSIST"],
+        &["GETSET", "h", "v"],
+        &["SET", "h", "v", "GET"],
+    ] {
+        assert_eq!(err(&mut c, args), wrongtype, "{args:?}");
+    }
+    assert_eq!(
+        err(&mut c, &["LCS", "str", "h"]),
+        "ERR The specified keys must contain string values"
+    );
+    let v: Vec<Option<String>> = q(&mut c, &["MGET", "str", "h", "nope"]);
+    assert_eq!(
+        v,
+        vec![Some("hello".into()), None, None],
+        "MGET reads other types as nil"
+    );
+    // A plain SET overwrites any type; the orphaned sub-keys no longer belong to the key.
+    assert_eq!(q::<String>(&mut c, &["SET", "h", "now a string"]), "OK");
+    assert_eq!(q::<String>(&mut c, &["TYPE", "h"]), "string");
+    assert_eq!(q::<i64>(&mut c, &["TTL", "h"]), -1);
+    // RENAME and COPY move collections with their sub-keys.
+    assert_eq!(q::<String>(&mut c, &["RENAME", "l", "l2"]), "OK");
+    assert_eq!(q::<String>(&mut c, &["TYPE", "l2"]), "list");
+    assert_eq!(q::<i64>(&mut c, &["COPY", "s", "s2"]), 1);
+    assert_eq!(q::<String>(&mut c, &["TYPE", "s2"]), "set");
+    assert_eq!(q::<i64>(&mut c, &["DEL", "s", "z"]), 2);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "s", "z", "s2"]), 1);
+    s.stop();
+    // On disk: the renamed list and the copied set have their elements under a new version.
+    let engine = Engine::open(&EngineOptions::new(s.data_dir())).unwrap();
+    let codec = KeyCodec::standalone();
+    let count = |key: &[u8]| {
+        let raw = engine
+            .get(ColumnFamily::Metadata, &codec.metadata_key(key))
+            .unwrap()
+            .unwrap();
+        let meta = Metadata::decode(&raw).unwrap();
+        let prefix = codec.subkey_prefix(key, meta.version);
+        let n = engine
+            .db()
+            .prefix_iterator_cf(engine.cf(ColumnFamily::Default), &prefix)
+            .map(|r| r.unwrap())
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .count();
+        (meta.size, n as u64)
+    };
+    assert_eq!(count(b"l2"), (3, 3));
+    assert_eq!(count(b"s2"), (2, 2));
+}
