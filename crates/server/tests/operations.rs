@@ -244,3 +244,30 @@ fn concurrent_append_and_setrange_lose_nothing() {
     assert_eq!(grid.iter().filter(|&&b| b == b'y').count(), 10);
     assert_eq!(q::<String>(&mut c, &["GET", "f"]), "1000");
 }
+
+#[test]
+fn rename_command_and_pidfile_take_effect() {
+    let pid_dir = tempfile::tempdir().unwrap();
+    let pidfile = pid_dir.path().join("quarry.pid");
+    let mut s = TestServer::start_with(&[
+        "--rename-command",
+        "KEYS secretkeys",
+        "--rename-command",
+        "FLUSHALL \"\"",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+    ]);
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "k", "v"]);
+    assert!(common::err(&mut c, &["KEYS", "*"]).starts_with("ERR unknown command 'KEYS'"));
+    assert!(common::err(&mut c, &["FLUSHALL"]).starts_with("ERR unknown command 'FLUSHALL'"));
+    assert_eq!(q::<Vec<String>>(&mut c, &["SECRETKEYS", "*"]), vec!["k"]);
+    let written: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(written, s.pid());
+    assert!(s.stop().success());
+    assert!(!pidfile.exists(), "removed at shutdown");
+}
