@@ -162,6 +162,7 @@ fn engine_options(cfg: &Config) -> Result<EngineOptions, String> {
     } else {
         (int("rocksdb.metadata_block_cache_size") + int("rocksdb.subkey_block_cache_size")) as usize
     };
+    o.hyper_clock_cache = cfg.get("rocksdb.block_cache_type") == "hcc";
     o.block_size = int("rocksdb.block_size") as usize;
     o.cache_index_and_filter_blocks = cfg.get_bool("rocksdb.cache_index_and_filter_blocks");
     o.write_buffer_mb = int("rocksdb.write_buffer_size") as usize;

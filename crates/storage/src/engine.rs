@@ -66,6 +66,8 @@ pub struct EngineOptions {
     pub dir: PathBuf,
     pub durability: WriteDurability,
     pub block_cache_mb: usize,
+    /// HyperClockCache (lock-free) instead of LRU: Kvrocks' `rocksdb.block_cache_type hcc`.
+    pub hyper_clock_cache: bool,
     pub write_buffer_mb: usize,
     pub max_write_buffer_number: i32,
     pub max_open_files: i32,
@@ -101,6 +103,7 @@ impl EngineOptions {
             dir: dir.into(),
             durability: WriteDurability::Wal,
             block_cache_mb: 4096,
+            hyper_clock_cache: false,
             write_buffer_mb: 64,
             max_write_buffer_number: 4,
             max_open_files: 8096,
@@ -172,7 +175,13 @@ impl Engine {
         db_opts.set_max_subcompactions(opts.max_subcompactions);
         db_opts.set_stats_dump_period_sec(opts.stats_dump_period_sec);
         db_opts.set_compaction_readahead_size(opts.compaction_readahead_size);
-        let cache = Cache::new_lru_cache(opts.block_cache_mb * 1024 * 1024);
+        let cache_bytes = opts.block_cache_mb * 1024 * 1024;
+        let cache = if opts.hyper_clock_cache {
+            // 0 lets RocksDB size its table automatically.
+            Cache::new_hyper_clock_cache(cache_bytes, 0)
+        } else {
+            Cache::new_lru_cache(cache_bytes)
+        };
 
         let mut descriptors = Vec::new();
         for cf in ColumnFamily::ALL {

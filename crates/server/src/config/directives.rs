@@ -127,7 +127,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("rocksdb.stats_dump_period_sec", Kind::Int(0, 2147483647), "0", false, true, "period of stats dump to RocksDB LOG, 0 disables"),
     d("rocksdb.cache_index_and_filter_blocks", Kind::Bool, "yes", true, true, "keep index/filter blocks in block cache"),
     d("rocksdb.block_cache_size", Kind::Int(0, 2147483647), "0", true, true, "shared block cache size in MB, 0 = metadata+subkey sizes"),
-    d("rocksdb.block_cache_type", Kind::Enum(&["lru", "hcc"]), "lru", true, false, "block cache implementation (LRU or HyperClock)"),
+    d("rocksdb.block_cache_type", Kind::Enum(&["lru", "hcc"]), "lru", true, true, "block cache implementation (LRU or HyperClock)"),
     d("rocksdb.subkey_block_cache_size", Kind::Int(0, 2147483647), "2048", true, true, "subkey block cache size in MB"),
     d("rocksdb.metadata_block_cache_size", Kind::Int(0, 2147483647), "2048", true, true, "metadata block cache size in MB"),
     d("rocksdb.share_metadata_and_subkey_block_cache", Kind::Bool, "yes", true, false, "use one cache for metadata and subkeys"),
