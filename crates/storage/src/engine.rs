@@ -2,6 +2,7 @@
 //! write path that every write goes through, behind the [`WriteGate`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBPinnableSlice, Options, WriteBatch,
@@ -80,6 +81,8 @@ pub struct EngineOptions {
     /// RocksDB's default when `None` (Kvrocks writes 32767 for that).
     pub compression_level: Option<i32>,
     pub bloom_bits_per_key: f64,
+    /// Keys carry their cluster slot (`cluster-enabled yes`); the sub-key filter must know.
+    pub slot_encoded: bool,
     pub block_size: usize,
     pub cache_index_and_filter_blocks: bool,
     pub target_file_size_base_mb: u64,
@@ -115,6 +118,7 @@ impl EngineOptions {
             compression: rocksdb::DBCompressionType::Snappy,
             compression_level: None,
             bloom_bits_per_key: 10.0,
+            slot_encoded: false,
             block_size: 16 * 1024,
             cache_index_and_filter_blocks: true,
             target_file_size_base_mb: 128,
@@ -140,11 +144,22 @@ impl EngineOptions {
 }
 
 pub struct Engine {
-    db: DB,
+    db: Arc<DB>,
+    /// Shared with the sub-key compaction filters, which look up metadata in this DB.
+    filter_context: Arc<filter::SubkeyContext>,
     manual_wal_flush: bool,
     gate: WriteGate,
     write_opts: WriteOptions,
     path: PathBuf,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Compaction filters hold weak references to the DB. Stop them, and wait for running
+        // compactions, so that the DB is never dropped from inside a compaction thread.
+        self.filter_context.close();
+        self.db.cancel_all_background_work(true);
+    }
 }
 
 impl Engine {
@@ -183,6 +198,7 @@ impl Engine {
             Cache::new_lru_cache(cache_bytes)
         };
 
+        let filter_context = Arc::new(filter::SubkeyContext::new(opts.slot_encoded));
         let mut descriptors = Vec::new();
         for cf in ColumnFamily::ALL {
             let mut cf_opts = Options::default();
@@ -216,7 +232,7 @@ impl Engine {
                 cf_opts.set_memtable_prefix_bloom_ratio(0.1);
                 cf_opts.set_memtable_whole_key_filtering(true);
             }
-            filter::install(cf, &mut cf_opts);
+            filter::install(cf, &mut cf_opts, &filter_context);
             descriptors.push(ColumnFamilyDescriptor::new(cf.name(), cf_opts));
         }
         // A data directory written by a newer Kvrocks may hold more column families; RocksDB
@@ -248,8 +264,11 @@ impl Engine {
         write_opts.set_no_slowdown(opts.no_slowdown);
         write_opts.set_low_pri(opts.low_pri);
         info!(path = %path.display(), sequence = db.latest_sequence_number(), "storage opened");
+        let db = Arc::new(db);
+        filter_context.attach(&db);
         Ok(Engine {
             db,
+            filter_context,
             manual_wal_flush: opts.durability == WriteDurability::Wal,
             gate: WriteGate::default(),
             write_opts,

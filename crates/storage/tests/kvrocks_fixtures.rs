@@ -216,3 +216,100 @@ fn the_write_gate_refuses_local_writes_on_a_replica() {
         "refused writes leave the sequence alone"
     );
 }
+
+/// Number of records in `cf` that belong to `key` at the version its fixture metadata had.
+fn subkeys_of(
+    engine: &Engine,
+    cf: ColumnFamily,
+    codec: &KeyCodec,
+    key: &[u8],
+    version: u64,
+) -> usize {
+    let prefix = codec.subkey_prefix(key, version);
+    engine
+        .db()
+        .iterator_cf(engine.cf(cf), quarry_storage::rocksdb::IteratorMode::Start)
+        .filter(|r| r.as_ref().unwrap().0.starts_with(&prefix))
+        .count()
+}
+
+#[test]
+fn compaction_drops_subkeys_of_deleted_overwritten_and_long_expired_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(&EngineOptions::new(dir.path())).unwrap();
+    engine.gate().set_role(Role::Replica);
+    for line in fixture("standalone", "wal-batches.hex").lines() {
+        engine
+            .write(
+                WriteBatch::from_data(&unhex(line)),
+                WriteOrigin::Replication,
+            )
+            .unwrap();
+    }
+    engine.gate().set_role(Role::Master);
+    let codec = codec("standalone");
+    let meta = |k: &[u8]| {
+        Metadata::decode(
+            &engine
+                .get(ColumnFamily::Metadata, &codec.metadata_key(k))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (h, s, l, z, si) = (meta(b"h"), meta(b"s"), meta(b"l"), meta(b"z"), meta(b"si"));
+    let now = quarry_storage::encoding::now_ms();
+    let mut batch = WriteBatch::default();
+    let md = engine.cf(ColumnFamily::Metadata);
+    batch.put_cf(
+        md,
+        codec.metadata_key(b"h"),
+        Metadata::encode_string(b"now a string", 0),
+    ); // overwritten
+    batch.delete_cf(md, codec.metadata_key(b"s")); // deleted
+    let mut expired = z.clone();
+    expired.expire_ms = now - 10 * 60 * 1000; // expired beyond the grace period
+    batch.put_cf(md, codec.metadata_key(b"z"), expired.encode());
+    let mut recent = si.clone();
+    recent.expire_ms = now - 60 * 1000; // expired within the grace period
+    batch.put_cf(md, codec.metadata_key(b"si"), recent.encode());
+    engine.write(batch, WriteOrigin::Local).unwrap();
+    let before = (
+        subkeys_of(&engine, ColumnFamily::Default, &codec, b"h", h.version),
+        subkeys_of(&engine, ColumnFamily::Default, &codec, b"s", s.version),
+        subkeys_of(&engine, ColumnFamily::ZSetScore, &codec, b"z", z.version),
+    );
+    assert_eq!(before, (2, 2, 3), "nothing is dropped before compaction");
+    engine.flush().unwrap();
+    engine.compact_all();
+    assert_eq!(
+        subkeys_of(&engine, ColumnFamily::Default, &codec, b"h", h.version),
+        0,
+        "overwritten by a string"
+    );
+    assert_eq!(
+        subkeys_of(&engine, ColumnFamily::Default, &codec, b"s", s.version),
+        0,
+        "deleted"
+    );
+    assert_eq!(
+        subkeys_of(&engine, ColumnFamily::Default, &codec, b"z", z.version),
+        0,
+        "expired long ago"
+    );
+    assert_eq!(
+        subkeys_of(&engine, ColumnFamily::ZSetScore, &codec, b"z", z.version),
+        0,
+        "score index too"
+    );
+    assert_eq!(
+        subkeys_of(&engine, ColumnFamily::Default, &codec, b"si", si.version),
+        3,
+        "grace period"
+    );
+    assert_eq!(
+        subkeys_of(&engine, ColumnFamily::Default, &codec, b"l", l.version),
+        3,
+        "live list untouched"
+    );
+}
