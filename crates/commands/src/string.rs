@@ -296,6 +296,14 @@ pub fn lcs(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     };
     let x = read(&a[1])?;
     let y = read(&a[2])?;
+    // The walk needs a table of (len1+1)*(len2+1) counters: refuse what would not fit, as
+    // Redis 7.2 does, instead of running out of memory.
+    let cells = (x.len() as u128 + 1) * (y.len() as u128 + 1);
+    if cells * 4 > MAX_STRING as u128 {
+        return Err(CmdError::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
     if want_len && want_idx {
         return Err(CmdError::err(
             "If you want both the length and indexes, please just use IDX.",

@@ -130,7 +130,8 @@ fn parse_multibulk(
         }));
     }
     // Offsets first: nothing is split off until the whole request is here.
-    let mut spans = Vec::with_capacity(count as usize);
+    // Capped: the count is the client's claim, and a request may arrive in many reads.
+    let mut spans = Vec::with_capacity((count as usize).min(1024));
     for _ in 0..count {
         if pos >= buf.len() {
             return Ok(None);

@@ -316,6 +316,20 @@ fn lcs_plain_len_and_idx() {
         "ERR If you want both the length and indexes, please just use IDX."
     );
     assert_eq!(q::<String>(&mut c, &["LCS", "key1", "nokey"]), "");
+    // Two 1 MB strings would need a 4 TB table: refused, and the server lives on.
+    let big = vec![b'a'; 1 << 20];
+    redis::cmd("MSET")
+        .arg("big1")
+        .arg(&big)
+        .arg("big2")
+        .arg(&big)
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(
+        err(&mut c, &["LCS", "big1", "big2"]),
+        "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+    );
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
 }
 
 #[test]
