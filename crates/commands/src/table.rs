@@ -30,6 +30,9 @@ pub mod flag {
     pub const NO_AUTH: u32 = 1 << 8;
     pub const SKIP_MONITOR: u32 = 1 << 9;
     pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    /// quarry's own: the command walks the whole keyspace or waits on the disk for long, so
+    /// the server runs it where it cannot hold up other connections. Not shown by COMMAND.
+    pub const WALKS_KEYSPACE: u32 = 1 << 16;
 
     pub const NAMES: [(u32, &str); 11] = [
         (WRITE, "write"),
@@ -159,13 +162,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("rename", 3, WRITE, 1, 2, 1, "generic", "1.0.0", "Renames a key and overwrites the destination.", D(keys::rename)),
     cmd!("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", D(keys::renamenx)),
     cmd!("copy", -3, WRITE | DENYOOM, 1, 2, 1, "generic", "6.2.0", "Copies the value of a key to a new key.", D(keys::copy)),
-    cmd!("keys", 2, READONLY, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", D(keys::keys)),
-    cmd!("scan", -2, READONLY, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", D(keys::scan)),
-    cmd!("randomkey", 1, READONLY, 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", D(keys::randomkey)),
-    cmd!("dbsize", 1, READONLY | FAST, 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", D(keys::dbsize)),
-    cmd!("flushdb", -1, WRITE, 0, 0, 0, "server", "1.0.0", "Removes all keys from the current database.", D(keys::flush)),
-    cmd!("flushall", -1, WRITE, 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", D(keys::flush)),
-    cmd!("compact", 1, ADMIN, 0, 0, 0, "server", "1.0.0", "Compacts the whole database; compaction filters drop expired data (Kvrocks).", D(keys::compact)),
+    cmd!("keys", 2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", D(keys::keys)),
+    cmd!("scan", -2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", D(keys::scan)),
+    cmd!("randomkey", 1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", D(keys::randomkey)),
+    cmd!("dbsize", 1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", D(keys::dbsize)),
+    cmd!("flushdb", -1, WRITE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Removes all keys from the current database.", D(keys::flush)),
+    cmd!("flushall", -1, WRITE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", D(keys::flush)),
+    cmd!("compact", 1, ADMIN | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Compacts the whole database; compaction filters drop expired data (Kvrocks).", D(keys::compact)),
     // connection and server
     cmd!("ping", -1, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.", S),
     cmd!("echo", 2, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Returns the given string.", D(server::echo)),
@@ -174,7 +177,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("select", 2, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Changes the selected database.", S),
     cmd!("quit", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "1.0.0", "Closes the connection.", S),
     cmd!("client", -2, STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", S),
-    cmd!("info", -1, STALE | LOADING, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", S),
+    cmd!("info", -1, STALE | LOADING | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", S),
     cmd!("config", -2, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", S),
     cmd!("command", -1, STALE | LOADING, 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.", D(server::command)),
     cmd!("slowlog", -2, ADMIN | STALE | LOADING, 0, 0, 0, "server", "2.2.12", "A container for slow log commands.", S),

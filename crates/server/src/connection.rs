@@ -43,14 +43,6 @@ pub struct Session {
     pub wrote: bool,
 }
 
-/// Commands that walk the whole keyspace or wait on disk for long.
-fn is_heavy(name: &str) -> bool {
-    matches!(
-        name,
-        "keys" | "dbsize" | "flushdb" | "flushall" | "compact" | "info" | "randomkey" | "scan"
-    )
-}
-
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
 /// shutdown.
 struct Registration<'a> {
@@ -298,7 +290,7 @@ pub fn execute(
             Exec::Server => admin::run(server, session, spec.name, &args),
         }
     };
-    let (result, flow) = if is_heavy(spec.name) {
+    let (result, flow) = if spec.has(flag::WALKS_KEYSPACE) {
         tokio::task::block_in_place(run)
     } else {
         run()
