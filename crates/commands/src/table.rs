@@ -175,6 +175,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("auth", -2, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.", S),
     cmd!("hello", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.", S),
     cmd!("select", 2, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Changes the selected database.", S),
+    cmd!("reset", 1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "6.2.0", "Resets the connection.", S),
     cmd!("quit", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "1.0.0", "Closes the connection.", S),
     cmd!("client", -2, STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", S),
     cmd!("info", -1, STALE | LOADING | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", S),

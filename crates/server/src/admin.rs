@@ -43,6 +43,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             Err(e) => fail(e),
         },
         "quit" => (Ok(Frame::ok()), Flow::Close),
+        "reset" => reset(session),
         "client" => client(server, session, a),
         "info" => info_cmd(server, a),
         "config" => config(server, a),
@@ -65,6 +66,20 @@ fn ping(a: &[Bytes]) -> Outcome {
         2 => reply(Frame::Bulk(a[1].clone())),
         _ => fail(CmdError::WrongArity("ping".into())),
     }
+}
+
+/// RESET: back to a fresh connection's state (RESP2, no name, not authenticated, no
+/// MONITOR). The reply is written in RESP2, as Redis does.
+fn reset(session: &mut Session) -> Outcome {
+    session.protocol = Protocol::Resp2;
+    session.authenticated = false;
+    {
+        let mut info = session.handle.info.lock();
+        info.name.clear();
+        info.resp = 2;
+        info.monitor = false;
+    }
+    (Ok(Frame::Simple("RESET".into())), Flow::Reset)
 }
 
 fn check_password(server: &Server, user: Option<&[u8]>, pass: &[u8]) -> Result<(), CmdError> {

@@ -32,6 +32,8 @@ pub enum Flow {
     Sleep(Duration, Frame),
     /// Enter MONITOR mode after the reply.
     Monitor,
+    /// RESET: leave MONITOR mode.
+    Reset,
 }
 
 /// Per-connection state that commands can change.
@@ -107,6 +109,12 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                             }
                             tokio::time::sleep(d).await;
                             reply.encode(session.protocol, &mut wbuf);
+                        }
+                        Flow::Reset => {
+                            if monitor.take().is_some() {
+                                server.monitors.fetch_sub(1, Ordering::Relaxed);
+                                registration.monitoring = false;
+                            }
                         }
                         Flow::Monitor => {
                             if monitor.is_none() {

@@ -265,6 +265,34 @@ fn monitor_streams_other_clients_commands() {
 }
 
 #[test]
+fn reset_returns_a_connection_to_its_first_state() {
+    let s = TestServer::start_with(&["--requirepass", "pw"]);
+    let mut conn = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.write_all(b"HELLO 3 AUTH default pw SETNAME named\r\n")
+        .unwrap();
+    assert!(!read_for(&mut conn, Duration::from_millis(200)).is_empty());
+    conn.write_all(b"MONITOR\r\n").unwrap();
+    assert_eq!(read_for(&mut conn, Duration::from_millis(200)), b"+OK\r\n");
+    conn.write_all(b"RESET\r\nGET k\r\n").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_for(&mut conn, Duration::from_millis(300))),
+        "+RESET\r\n-NOAUTH Authentication required.\r\n",
+        "RESP2 again, not authenticated, no longer monitoring"
+    );
+    let mut c = s.conn();
+    q::<String>(&mut c, &["AUTH", "pw"]);
+    let list: String = q(&mut c, &["CLIENT", "LIST"]);
+    assert!(
+        !list.contains("name=named") && !list.contains("flags=O"),
+        "{list}"
+    );
+    assert!(
+        read_for(&mut conn, Duration::from_millis(200)).is_empty(),
+        "no MONITOR feed after RESET"
+    );
+}
+
+#[test]
 fn debug_sleep_does_not_block_other_clients() {
     let s = TestServer::start_with(&["--workers", "1"]);
     let mut sleeper = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
