@@ -327,10 +327,28 @@ pub fn execute(
         Ok(frame) => frame.encode(session.protocol, out),
         Err(e) => {
             stat.failed.fetch_add(1, Ordering::Relaxed);
+            if let CmdError::Storage(detail) = &e {
+                log_storage_error(server, spec.name, detail);
+            }
             Frame::Error(e.to_string()).encode(session.protocol, out)
         }
     }
     flow
+}
+
+/// Storage failures (a full disk, I/O errors) reach the client as `-ERR`, and the operator
+/// through the log, at most once a second so that a failing disk does not flood it.
+fn log_storage_error(server: &Server, command: &str, detail: &str) {
+    let now = server.started.elapsed().as_secs() + 1;
+    let last = server.last_storage_error_log.load(Ordering::Relaxed);
+    if last != now
+        && server
+            .last_storage_error_log
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!(command, error = detail, "storage error");
+    }
 }
 
 fn feed_monitor(server: &Server, session: &Session, args: &[Bytes]) {

@@ -286,6 +286,7 @@ fn run(cli: Cli) -> Result<(), String> {
         monitors: Default::default(),
         shutdown,
         started: Instant::now(),
+        last_storage_error_log: Default::default(),
         port,
         renames,
         set_log_level,

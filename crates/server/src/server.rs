@@ -100,6 +100,8 @@ pub struct Server {
     pub monitors: AtomicUsize,
     pub shutdown: watch::Sender<bool>,
     pub started: Instant,
+    /// Second (since start, plus one) of the last logged storage error.
+    pub last_storage_error_log: AtomicU64,
     pub port: u16,
     /// `rename-command`: lower-case name -> command (None = disabled).
     pub renames: HashMap<String, Option<&'static CommandSpec>>,
