@@ -8,4 +8,6 @@ mod frame;
 mod parser;
 
 pub use frame::{Frame, Protocol};
-pub use parser::{parse_request, ParseLimits, ProtocolError, Request};
+pub use parser::{
+    parse_request, parse_request_resumable, ParseLimits, ParseState, ProtocolError, Request,
+};

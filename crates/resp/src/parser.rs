@@ -60,11 +60,41 @@ pub fn parse_request(
     buf: &mut BytesMut,
     limits: ParseLimits,
 ) -> Result<Option<Request>, ProtocolError> {
+    parse_request_resumable(buf, limits, &mut ParseState::default())
+}
+
+/// Where a multibulk request that has not fully arrived stopped, so that the next call goes on
+/// from there instead of parsing every argument header again (which would make a request of
+/// n arguments cost O(n²) when it arrives in many reads).
+#[derive(Debug, Default)]
+pub struct ParseState {
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    count: usize,
+    /// Offset of the next argument header in the buffer.
+    pos: usize,
+    /// Payload offsets of the arguments parsed so far.
+    spans: Vec<(usize, usize)>,
+}
+
+/// [`parse_request`] for a connection: `state` carries a partly parsed request between calls.
+/// Between calls the caller may only append to `buf`.
+pub fn parse_request_resumable(
+    buf: &mut BytesMut,
+    limits: ParseLimits,
+    state: &mut ParseState,
+) -> Result<Option<Request>, ProtocolError> {
+    if state.pending.is_some() {
+        return continue_multibulk(buf, limits, state);
+    }
     if buf.is_empty() {
         return Ok(None);
     }
     if buf[0] == b'*' {
-        parse_multibulk(buf, limits)
+        parse_multibulk(buf, limits, state)
     } else {
         parse_inline(buf)
     }
@@ -104,6 +134,7 @@ fn parse_i64(text: &[u8]) -> Option<i64> {
 fn parse_multibulk(
     buf: &mut BytesMut,
     limits: ParseLimits,
+    state: &mut ParseState,
 ) -> Result<Option<Request>, ProtocolError> {
     let Some(eol) = find_crlf(buf, 1) else {
         if buf.len() > MAX_INLINE {
@@ -118,7 +149,7 @@ fn parse_multibulk(
     if count > MAX_MULTIBULK {
         return Err(ProtocolError::InvalidMultibulkLength);
     }
-    let mut pos = eol + 2;
+    let pos = eol + 2;
     if count <= 0 {
         if buf.len() < pos {
             return Ok(None);
@@ -129,10 +160,38 @@ fn parse_multibulk(
             inline: false,
         }));
     }
-    // Offsets first: nothing is split off until the whole request is here.
-    // Capped: the count is the client's claim, and a request may arrive in many reads.
-    let mut spans = Vec::with_capacity((count as usize).min(1024));
-    for _ in 0..count {
+    // Offsets first: nothing is split off until the whole request is here. The capacity is
+    // capped: the count is only the client's claim.
+    state.pending = Some(Pending {
+        count: count as usize,
+        pos,
+        spans: Vec::with_capacity((count as usize).min(1024)),
+    });
+    continue_multibulk(buf, limits, state)
+}
+
+fn continue_multibulk(
+    buf: &mut BytesMut,
+    limits: ParseLimits,
+    state: &mut ParseState,
+) -> Result<Option<Request>, ProtocolError> {
+    let result = next_arguments(buf, limits, state);
+    if result.is_err() {
+        state.pending = None;
+    }
+    result
+}
+
+fn next_arguments(
+    buf: &mut BytesMut,
+    limits: ParseLimits,
+    state: &mut ParseState,
+) -> Result<Option<Request>, ProtocolError> {
+    let Some(p) = state.pending.as_mut() else {
+        return Ok(None);
+    };
+    while p.spans.len() < p.count {
+        let pos = p.pos;
         if pos >= buf.len() {
             return Ok(None);
         }
@@ -156,13 +215,23 @@ fn parse_multibulk(
         let end = start + len as usize;
         // Like Redis, the two bytes after the payload are skipped without looking at them.
         if buf.len() < end + 2 {
+            // A payload is on its way: make room ahead, but not more than 1 MB on the client's
+            // word alone (the buffer still grows by doubling past that).
+            buf.reserve((end + 2 - buf.len()).min(1 << 20));
             return Ok(None);
         }
-        spans.push((start, end));
-        pos = end + 2;
+        p.spans.push((start, end));
+        p.pos = end + 2;
     }
-    let frozen = buf.split_to(pos).freeze();
-    let args = spans.into_iter().map(|(s, e)| frozen.slice(s..e)).collect();
+    let Some(done) = state.pending.take() else {
+        return Ok(None);
+    };
+    let frozen = buf.split_to(done.pos).freeze();
+    let args = done
+        .spans
+        .into_iter()
+        .map(|(s, e)| frozen.slice(s..e))
+        .collect();
     Ok(Some(Request {
         args,
         inline: false,
@@ -393,13 +462,19 @@ mod tests {
     proptest! {
         #[test]
         fn parser_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let mut buf = BytesMut::from(&data[..]);
+            // Fed in two pieces through the resumable parser, so that its saved state is
+            // exercised on arbitrary bytes too.
             let limits = ParseLimits { max_bulk_len: 64 };
-            for _ in 0..64 {
-                match parse_request(&mut buf, limits) {
-                    Ok(Some(_)) => continue,
-                    _ => break,
+            let mut state = ParseState::default();
+            let mut buf = BytesMut::from(&data[..data.len() / 2]);
+            for half in [&data[data.len() / 2..], &[][..]] {
+                for _ in 0..64 {
+                    match parse_request_resumable(&mut buf, limits, &mut state) {
+                        Ok(Some(_)) => continue,
+                        _ => break,
+                    }
                 }
+                buf.extend_from_slice(half);
             }
         }
 
@@ -423,6 +498,41 @@ mod tests {
                     _ => break,
                 }
             }
+        }
+
+        #[test]
+        fn resumable_parsing_matches_parsing_whole_requests(
+            argvs in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 1..6),
+                1..5,
+            ),
+            cuts in proptest::collection::vec(1usize..40, 0..30),
+        ) {
+            let mut wire = Vec::new();
+            for argv in &argvs {
+                wire.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
+                for a in argv {
+                    wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                    wire.extend_from_slice(a);
+                    wire.extend_from_slice(b"\r\n");
+                }
+            }
+            // Feed the bytes in pieces, as reads would deliver them.
+            let mut state = ParseState::default();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut offset = 0;
+            let mut cuts = cuts.into_iter();
+            while offset < wire.len() {
+                let n = cuts.next().unwrap_or(wire.len()).min(wire.len() - offset);
+                buf.extend_from_slice(&wire[offset..offset + n]);
+                offset += n;
+                while let Some(r) = parse_request_resumable(&mut buf, ParseLimits::default(), &mut state).unwrap() {
+                    got.push(args(r));
+                }
+            }
+            prop_assert_eq!(got, argvs);
+            prop_assert!(buf.is_empty());
         }
 
         #[test]

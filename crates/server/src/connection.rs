@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use quarry_commands::table::{check_subcommand, flag};
 use quarry_commands::{CmdError, Ctx, Exec};
-use quarry_resp::{parse_request, Frame, ParseLimits, Protocol};
+use quarry_resp::{parse_request_resumable, Frame, ParseLimits, ParseState, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -78,12 +78,13 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut monitor: Option<tokio::sync::broadcast::Receiver<Bytes>> = None;
+    let mut parse_state = ParseState::default();
     'conn: loop {
         let limits = ParseLimits {
             max_bulk_len: server.hot.max_bulk_len.load(Ordering::Relaxed),
         };
         loop {
-            match parse_request(&mut rbuf, limits) {
+            match parse_request_resumable(&mut rbuf, limits, &mut parse_state) {
                 Ok(Some(req)) => {
                     if req.args.is_empty() {
                         continue;

@@ -162,3 +162,18 @@ fn hello_can_authenticate_and_name_the_client() {
         "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
     );
 }
+
+#[test]
+fn a_request_with_200k_arguments_is_parsed_and_executed() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let mut cmd = redis::cmd("MSET");
+    for i in 0..100_000 {
+        cmd.arg(format!("k{i}")).arg(i);
+    }
+    let started = std::time::Instant::now();
+    cmd.query::<()>(&mut c).unwrap();
+    eprintln!("MSET of 100,000 pairs took {:?}", started.elapsed());
+    assert_eq!(common::q::<i64>(&mut c, &["DBSIZE"]), 100_000);
+    assert_eq!(common::q::<i64>(&mut c, &["GET", "k99999"]), 99_999);
+}
