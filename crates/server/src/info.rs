@@ -10,7 +10,7 @@ use quarry_storage::ColumnFamily;
 use crate::admin::REDIS_VERSION;
 use crate::server::Server;
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server",
     "clients",
     "memory",
@@ -19,6 +19,7 @@ const SECTIONS: [&str; 10] = [
     "replication",
     "cpu",
     "commandstats",
+    "cluster",
     "keyspace",
     "rocksdb",
 ];
@@ -51,6 +52,10 @@ pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
             "replication" => replication_section(server, &mut out),
             "cpu" => cpu_section(&mut out),
             "commandstats" => commandstats_section(server, &mut out),
+            "cluster" => {
+                out.push_str("# Cluster\r\n");
+                line(&mut out, "cluster_enabled", 0);
+            }
             "keyspace" => keyspace_section(server, &mut out)?,
             "rocksdb" => rocksdb_section(server, &mut out),
             _ => {}
@@ -69,6 +74,7 @@ fn server_section(server: &Server, out: &mut String) {
     line(out, "redis_version", REDIS_VERSION);
     line(out, "quarry_version", env!("CARGO_PKG_VERSION"));
     line(out, "redis_mode", "standalone");
+    line(out, "run_id", &server.run_id);
     line(
         out,
         "os",

@@ -286,6 +286,9 @@ fn run(cli: Cli) -> Result<(), String> {
         monitors: Default::default(),
         shutdown,
         started: Instant::now(),
+        run_id: (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect(),
         last_storage_error_log: Default::default(),
         port,
         renames,

@@ -100,6 +100,8 @@ pub struct Server {
     pub monitors: AtomicUsize,
     pub shutdown: watch::Sender<bool>,
     pub started: Instant,
+    /// 40 random hex characters, new at every start (INFO server `run_id`).
+    pub run_id: String,
     /// Second (since start, plus one) of the last logged storage error.
     pub last_storage_error_log: AtomicU64,
     pub port: u16,

@@ -65,6 +65,7 @@ fn info_has_every_section_and_the_fields_tools_read() {
         "# Replication",
         "# CPU",
         "# Commandstats",
+        "# Cluster",
         "# Keyspace",
         "# RocksDB",
     ] {
@@ -72,6 +73,13 @@ fn info_has_every_section_and_the_fields_tools_read() {
     }
     assert!(info.contains("redis_version:7.0."));
     assert!(info.contains("role:master"));
+    assert!(info.contains("cluster_enabled:0"));
+    let run_id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .unwrap()
+        .trim();
+    assert!(run_id.len() == 40 && run_id.chars().all(|c| c.is_ascii_hexdigit()));
     assert!(info.contains("db0:keys=2,expires=1,"));
     assert!(info.contains("cmdstat_set:calls=2,"));
     let seq: u64 = info
