@@ -26,13 +26,19 @@ fn replay_kvrocks_wal(dir: &Path) {
     engine.flush().unwrap();
 }
 
-#[test]
-fn a_kvrocks_data_directory_is_served() {
+/// A quarry server whose data directory holds what Kvrocks wrote.
+fn server_on_kvrocks_data() -> TestServer {
     let mut s = TestServer::start();
     s.stop();
     std::fs::remove_dir_all(s.data_dir().join("db")).unwrap();
     replay_kvrocks_wal(s.data_dir());
     s.restart();
+    s
+}
+
+#[test]
+fn a_kvrocks_data_directory_is_served() {
+    let s = server_on_kvrocks_data();
     let mut c = s.conn();
     assert_eq!(q::<String>(&mut c, &["GET", "str"]), "hello");
     assert_eq!(q::<i64>(&mut c, &["GET", "num"]), 12346);
@@ -67,11 +73,7 @@ fn a_kvrocks_data_directory_is_served() {
 
 #[test]
 fn string_commands_refuse_other_types() {
-    let mut s = TestServer::start();
-    s.stop();
-    std::fs::remove_dir_all(s.data_dir().join("db")).unwrap();
-    replay_kvrocks_wal(s.data_dir());
-    s.restart();
+    let mut s = server_on_kvrocks_data();
     let mut c = s.conn();
     let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
     for args in [
