@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use quarry_storage::encoding::{now_ms, KeyCodec, Metadata, RedisType};
+use quarry_storage::encoding::{now_ms, peek_type_and_expire, KeyCodec, Metadata, RedisType};
 use quarry_storage::{ColumnFamily, Engine, WriteBatch, WriteOrigin};
 
 use crate::locks::KeyLocks;
@@ -47,6 +47,25 @@ impl Db {
         } else {
             Some(meta)
         })
+    }
+
+    /// The type and expiry of a live key, without copying a string's value: what existence,
+    /// TYPE and TTL checks need.
+    pub fn peek_live(&self, key: &[u8]) -> Result<Option<(RedisType, u64)>> {
+        let mkey = self.codec.metadata_key(key);
+        let Some(raw) = self.engine.get(ColumnFamily::Metadata, &mkey)? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let (kind, expire, _) = peek_type_and_expire(&raw)
+            .ok_or_else(|| quarry_storage::StorageError::Corrupt("metadata".into()))?;
+        let live = if kind.is_emptyable() {
+            expire == 0 || expire >= now
+        } else {
+            // Collections are dead when empty; their metadata is small to decode.
+            !Metadata::decode(&raw)?.is_dead(now)
+        };
+        Ok(live.then_some((kind, expire)))
     }
 
     /// Live metadata that must be of type `kind`; WRONGTYPE otherwise.

@@ -68,14 +68,14 @@ fn literal_prefix(pattern: &[u8]) -> &[u8] {
 
 impl Db {
     pub fn key_type(&self, key: &[u8]) -> Result<Option<RedisType>> {
-        Ok(self.live_metadata(key)?.map(|m| m.kind))
+        Ok(self.peek_live(key)?.map(|(kind, _)| kind))
     }
 
     /// EXISTS: counts each named key that is live, repeats included.
     pub fn exists<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
         let mut n = 0;
         for k in keys {
-            if self.live_metadata(k.as_ref())?.is_some() {
+            if self.peek_live(k.as_ref())?.is_some() {
                 n += 1;
             }
         }
@@ -93,7 +93,7 @@ impl Db {
             if !seen.insert(k) {
                 continue;
             }
-            if self.live_metadata(k)?.is_some() {
+            if self.peek_live(k)?.is_some() {
                 batch.delete_cf(self.metadata_cf(), self.codec.metadata_key(k));
                 n += 1;
             }
@@ -105,10 +105,10 @@ impl Db {
     }
 
     pub fn ttl(&self, key: &[u8]) -> Result<TtlState> {
-        Ok(match self.live_metadata(key)? {
+        Ok(match self.peek_live(key)? {
             None => TtlState::Missing,
-            Some(m) if m.expire_ms == 0 => TtlState::NoExpiry,
-            Some(m) => TtlState::ExpiresAt(m.expire_ms),
+            Some((_, 0)) => TtlState::NoExpiry,
+            Some((_, at)) => TtlState::ExpiresAt(at),
         })
     }
 
@@ -211,7 +211,7 @@ impl Db {
         if src == dst {
             return Ok(!nx);
         }
-        if nx && self.live_metadata(dst)?.is_some() {
+        if nx && self.peek_live(dst)?.is_some() {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();
@@ -227,7 +227,7 @@ impl Db {
         let Some(meta) = self.live_metadata(src)? else {
             return Ok(false);
         };
-        if !replace && self.live_metadata(dst)?.is_some() {
+        if !replace && self.peek_live(dst)?.is_some() {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();

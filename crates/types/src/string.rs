@@ -113,8 +113,8 @@ impl Db {
                 None => (false, None, 0),
             }
         } else {
-            match self.live_metadata(key)? {
-                Some(m) => (true, None, m.expire_ms),
+            match self.peek_live(key)? {
+                Some((_, expire)) => (true, None, expire),
                 None => (false, None, 0),
             }
         };
@@ -285,7 +285,7 @@ impl Db {
         let _guard = self.locks.lock_many(&keys);
         if nx {
             for k in &keys {
-                if self.live_metadata(k)?.is_some() {
+                if self.peek_live(k)?.is_some() {
                     return Ok(false);
                 }
             }
