@@ -268,3 +268,32 @@ pub fn compact(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     ctx.db.engine().compact_all();
     Ok(Frame::ok())
 }
+
+/// MEMORY USAGE key [SAMPLES count]
+pub fn memory(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if is(&a[1], "HELP") {
+        return Ok(crate::table::help_lines(&[
+            "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return the bytes the key and its value take in storage. For collections up to",
+            "    <count> elements are read and the rest estimated (default 5, 0 = all).",
+            "HELP",
+            "    Print this help.",
+        ]));
+    }
+    let samples = match a.len() {
+        3 => 5,
+        5 if is(&a[3], "SAMPLES") => {
+            let n = parse_i64(&a[4])?;
+            if n < 0 {
+                return Err(CmdError::Syntax);
+            }
+            n as usize
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    Ok(match ctx.db.memory_usage(&a[2], samples)? {
+        Some(n) => Frame::Integer(n as i64),
+        None => Frame::Null,
+    })
+}

@@ -9,6 +9,7 @@
 pub mod args;
 mod context;
 mod error;
+mod hash;
 mod keys;
 mod server;
 mod string;

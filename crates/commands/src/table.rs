@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{keys, server, string, CmdResult, Ctx};
+use crate::{hash, keys, server, string, CmdResult, Ctx};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -145,6 +145,23 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("lcs", -3, READONLY, 1, 2, 1, "string", "7.0.0", "Finds the longest common substring.", D(string::lcs)),
     cmd!("cas", -4, WRITE, 1, 1, 1, "string", "2.0.2", "Sets a new value if the current value equals the old one (Kvrocks).", D(string::cas)),
     cmd!("cad", 3, WRITE, 1, 1, 1, "string", "2.0.2", "Deletes the key if its value equals the given one (Kvrocks).", D(string::cad)),
+    // hash
+    cmd!("hset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", D(hash::hset)),
+    cmd!("hmset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Sets the values of multiple fields.", D(hash::hmset)),
+    cmd!("hsetnx", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", D(hash::hsetnx)),
+    cmd!("hget", 3, READONLY | FAST, 1, 1, 1, "hash", "2.0.0", "Returns the value of a field in a hash.", D(hash::hget)),
+    cmd!("hmget", -3, READONLY | FAST, 1, 1, 1, "hash", "2.0.0", "Returns the values of all fields in a hash.", D(hash::hmget)),
+    cmd!("hdel", -3, WRITE | FAST, 1, 1, 1, "hash", "2.0.0", "Deletes one or more fields and their values from a hash.", D(hash::hdel)),
+    cmd!("hlen", 2, READONLY | FAST, 1, 1, 1, "hash", "2.0.0", "Returns the number of fields in a hash.", D(hash::hlen)),
+    cmd!("hstrlen", 3, READONLY | FAST, 1, 1, 1, "hash", "3.2.0", "Returns the length of the value of a field.", D(hash::hstrlen)),
+    cmd!("hexists", 3, READONLY | FAST, 1, 1, 1, "hash", "2.0.0", "Determines whether a field exists in a hash.", D(hash::hexists)),
+    cmd!("hkeys", 2, READONLY, 1, 1, 1, "hash", "2.0.0", "Returns all fields in a hash.", D(hash::hkeys)),
+    cmd!("hvals", 2, READONLY, 1, 1, 1, "hash", "2.0.0", "Returns all values in a hash.", D(hash::hvals)),
+    cmd!("hgetall", 2, READONLY, 1, 1, 1, "hash", "2.0.0", "Returns all fields and values in a hash.", D(hash::hgetall)),
+    cmd!("hincrby", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number.", D(hash::hincrby)),
+    cmd!("hincrbyfloat", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.6.0", "Increments the floating point value of a field by a number.", D(hash::hincrbyfloat)),
+    cmd!("hscan", -3, READONLY, 1, 1, 1, "hash", "2.8.0", "Iterates over fields and values of a hash.", D(hash::hscan)),
+    cmd!("hrandfield", -2, READONLY, 1, 1, 1, "hash", "6.2.0", "Returns one or more random fields from a hash.", D(hash::hrandfield)),
     // keyspace
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),
     cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", D(keys::del)),
@@ -162,6 +179,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("rename", 3, WRITE, 1, 2, 1, "generic", "1.0.0", "Renames a key and overwrites the destination.", D(keys::rename)),
     cmd!("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", D(keys::renamenx)),
     cmd!("copy", -3, WRITE | DENYOOM, 1, 2, 1, "generic", "6.2.0", "Copies the value of a key to a new key.", D(keys::copy)),
+    cmd!("memory", -2, READONLY, 0, 0, 0, "server", "4.0.0", "A container for memory diagnostics commands.", D(keys::memory)),
     cmd!("keys", 2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", D(keys::keys)),
     cmd!("scan", -2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", D(keys::scan)),
     cmd!("randomkey", 1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", D(keys::randomkey)),
@@ -216,6 +234,8 @@ pub static SUBCOMMANDS: &[(&str, &str, i32)] = &[
     ("slowlog", "len", 2),
     ("slowlog", "reset", 2),
     ("slowlog", "help", 2),
+    ("memory", "usage", -3),
+    ("memory", "help", 2),
     ("function", "flush", -2),
     ("function", "help", 2),
 ];

@@ -202,6 +202,62 @@ impl Db {
         Ok(())
     }
 
+    /// MEMORY USAGE: the bytes `key` takes in storage, keys included: its metadata record and
+    /// its sub-key records. Up to `samples` sub-keys per column family are read (0 = all); past
+    /// that, collections whose size counts their elements are extrapolated, as Redis samples.
+    pub fn memory_usage(&self, key: &[u8], samples: usize) -> Result<Option<u64>> {
+        let mkey = self.codec.metadata_key(key);
+        let Some(meta) = self.live_metadata(key)? else {
+            return Ok(None);
+        };
+        let mut total = (mkey.len() + meta.encode().len()) as u64;
+        if meta.kind.is_single_kv() {
+            return Ok(Some(total));
+        }
+        let counts_elements = matches!(
+            meta.kind,
+            RedisType::Hash
+                | RedisType::Set
+                | RedisType::ZSet
+                | RedisType::List
+                | RedisType::SortedInt
+        );
+        let limit = if samples == 0 || !counts_elements {
+            usize::MAX
+        } else {
+            samples
+        };
+        let prefix = self.codec.subkey_prefix(key, meta.version);
+        for cf in SUBKEY_CFS {
+            let mut opts = ReadOptions::default();
+            if let Some(end) = prefix_successor(&prefix) {
+                opts.set_iterate_upper_bound(end);
+            }
+            let iter = self.engine.db().iterator_cf_opt(
+                self.engine.cf(cf),
+                opts,
+                IteratorMode::From(&prefix, Direction::Forward),
+            );
+            let (mut bytes, mut n) = (0u64, 0u64);
+            let mut complete = true;
+            for item in iter {
+                if n as usize == limit {
+                    complete = false;
+                    break;
+                }
+                let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+                bytes += (k.len() + v.len()) as u64;
+                n += 1;
+            }
+            total += if complete || n == 0 {
+                bytes
+            } else {
+                bytes / n * meta.size.max(n)
+            };
+        }
+        Ok(Some(total))
+    }
+
     /// RENAME / RENAMENX. Returns false only when `nx` is set and `dst` exists.
     pub fn rename(&self, src: &[u8], dst: &[u8], nx: bool) -> Result<bool> {
         let _guard = self.locks.lock_many(&[src, dst]);

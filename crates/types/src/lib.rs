@@ -8,6 +8,7 @@ mod db;
 mod error;
 mod float_sum;
 pub mod glob;
+mod hash;
 mod keys;
 mod locks;
 mod string;
@@ -19,6 +20,7 @@ pub mod parse {
 
 pub use db::Db;
 pub use error::TypeError;
+pub use hash::HashIncrError;
 pub use keys::{ExpireCondition, ScanPage, TtlState};
 pub use locks::KeyLocks;
 pub use quarry_storage::encoding::RedisType;

@@ -1,0 +1,274 @@
+//! The hash type: metadata (type 2, version, size) and one sub-key per field in the default
+//! column family, `prefix(key, version) | field -> value` (kvrocks-compat.md §1.4).
+
+use quarry_storage::encoding::{Metadata, RedisType};
+use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
+use quarry_storage::{ColumnFamily, StorageError, WriteBatch};
+
+use crate::db::Db;
+use crate::keys::prefix_successor;
+use crate::parse::{parse_f64_strict, parse_i64_strict};
+use crate::{Result, TypeError};
+
+/// Kvrocks' WAL marker for hash writes (its `kRedisHash`).
+const LOG_DATA_HASH: &[u8] = b"2";
+
+/// Why a HINCRBY/HINCRBYFLOAT failed on the field's current value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HashIncrError {
+    NotInteger,
+    NotFloat,
+}
+
+impl Db {
+    fn hash_meta(&self, key: &[u8]) -> Result<Option<Metadata>> {
+        self.typed_metadata(key, RedisType::Hash)
+    }
+
+    fn field_key(&self, key: &[u8], meta: &Metadata, field: &[u8]) -> Vec<u8> {
+        self.codec.subkey(key, meta.version, field)
+    }
+
+    fn read_field(&self, key: &[u8], meta: &Metadata, field: &[u8]) -> Result<Option<Vec<u8>>> {
+        let k = self.field_key(key, meta, field);
+        Ok(self
+            .engine
+            .get(ColumnFamily::Default, &k)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// HGET.
+    pub fn hget(&self, key: &[u8], field: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.hash_meta(key)? {
+            Some(meta) => self.read_field(key, &meta, field),
+            None => Ok(None),
+        }
+    }
+
+    /// HMGET: a value per field.
+    pub fn hmget<F: AsRef<[u8]>>(&self, key: &[u8], fields: &[F]) -> Result<Vec<Option<Vec<u8>>>> {
+        let Some(meta) = self.hash_meta(key)? else {
+            return Ok(vec![None; fields.len()]);
+        };
+        let keys: Vec<Vec<u8>> = fields
+            .iter()
+            .map(|f| self.field_key(key, &meta, f.as_ref()))
+            .collect();
+        let handle = self.engine.cf(ColumnFamily::Default);
+        let mut out = Vec::with_capacity(fields.len());
+        for r in self.engine.db().batched_multi_get_cf(handle, &keys, false) {
+            out.push(r.map_err(StorageError::from)?.map(|v| v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The live hash's metadata, or a fresh one (new version) if the key is missing or dead.
+    fn hash_meta_for_write(&self, key: &[u8]) -> Result<Metadata> {
+        Ok(self
+            .hash_meta(key)?
+            .unwrap_or_else(|| Metadata::new_complex(RedisType::Hash)))
+    }
+
+    fn write_hash(&self, mut batch: WriteBatch, key: &[u8], meta: &Metadata) -> Result<()> {
+        let mkey = self.codec.metadata_key(key);
+        if meta.size == 0 {
+            batch.delete_cf(self.metadata_cf(), mkey);
+        } else {
+            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
+        }
+        self.write(batch)
+    }
+
+    fn hash_batch() -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        batch.put_log_data(LOG_DATA_HASH);
+        batch
+    }
+
+    /// HSET / HMSET / HSETNX (`nx`: only fields that do not exist). Returns how many fields
+    /// were added (not updated).
+    pub fn hset<F: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        key: &[u8],
+        pairs: &[(F, V)],
+        nx: bool,
+    ) -> Result<u64> {
+        let _guard = self.locks.lock(key);
+        let mut meta = self.hash_meta_for_write(key)?;
+        let mut batch = Self::hash_batch();
+        let mut added = 0;
+        let mut seen = std::collections::HashSet::new();
+        let handle = self.engine.cf(ColumnFamily::Default);
+        for (f, v) in pairs {
+            let (f, v) = (f.as_ref(), v.as_ref());
+            let fk = self.field_key(key, &meta, f);
+            // A field repeated in one command counts once, as in Redis.
+            let exists = !seen.insert(f)
+                || (meta.size > 0 && self.engine.get(ColumnFamily::Default, &fk)?.is_some());
+            if exists && nx {
+                continue;
+            }
+            if !exists {
+                added += 1;
+            }
+            batch.put_cf(handle, fk, v);
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        meta.size += added;
+        self.write_hash(batch, key, &meta)?;
+        Ok(added)
+    }
+
+    /// HDEL: returns how many of the fields existed.
+    pub fn hdel<F: AsRef<[u8]>>(&self, key: &[u8], fields: &[F]) -> Result<u64> {
+        let _guard = self.locks.lock(key);
+        let Some(mut meta) = self.hash_meta(key)? else {
+            return Ok(0);
+        };
+        let mut batch = Self::hash_batch();
+        let mut removed = 0;
+        let mut seen = std::collections::HashSet::new();
+        let handle = self.engine.cf(ColumnFamily::Default);
+        for f in fields {
+            let f = f.as_ref();
+            if !seen.insert(f) {
+                continue;
+            }
+            let fk = self.field_key(key, &meta, f);
+            if self.engine.get(ColumnFamily::Default, &fk)?.is_some() {
+                batch.delete_cf(handle, fk);
+                removed += 1;
+            }
+        }
+        if removed == 0 {
+            return Ok(0);
+        }
+        meta.size -= removed.min(meta.size);
+        self.write_hash(batch, key, &meta)?;
+        Ok(removed)
+    }
+
+    /// HLEN.
+    pub fn hlen(&self, key: &[u8]) -> Result<u64> {
+        Ok(self.hash_meta(key)?.map_or(0, |m| m.size))
+    }
+
+    /// Visits the fields of a hash in field order, from `after` (exclusive) on, until `visit`
+    /// returns false. Reads one field at a time: a hash is never loaded whole for a range read.
+    pub fn hash_walk(
+        &self,
+        key: &[u8],
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let Some(meta) = self.hash_meta(key)? else {
+            return Ok(());
+        };
+        let prefix = self.codec.subkey_prefix(key, meta.version);
+        let mut start = prefix.clone();
+        if let Some(a) = after {
+            start.extend_from_slice(a);
+            start.push(0);
+        }
+        let mut opts = ReadOptions::default();
+        if let Some(end) = prefix_successor(&prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let iter = self.engine.db().iterator_cf_opt(
+            self.engine.cf(ColumnFamily::Default),
+            opts,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(StorageError::from)?;
+            if !visit(&k[prefix.len()..], &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// HGETALL / HKEYS / HVALS: all fields and values, in field order.
+    pub fn hgetall(&self, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.hash_walk(key, None, |f, v| {
+            out.push((f.to_vec(), v.to_vec()));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// HINCRBY: the field's new value.
+    pub fn hincrby(
+        &self,
+        key: &[u8],
+        field: &[u8],
+        delta: i64,
+    ) -> Result<std::result::Result<i64, HashIncrError>> {
+        self.hash_update(key, field, |cur| {
+            let n = match cur {
+                None => 0,
+                Some(v) => match parse_i64_strict(v) {
+                    Some(n) => n,
+                    None => return Ok(Err(HashIncrError::NotInteger)),
+                },
+            };
+            let r = n.checked_add(delta).ok_or(TypeError::Overflow)?;
+            Ok(Ok((r.to_string().into_bytes(), r)))
+        })
+    }
+
+    /// HINCRBYFLOAT: the field's new value as stored.
+    pub fn hincrbyfloat(
+        &self,
+        key: &[u8],
+        field: &[u8],
+        delta: &[u8],
+    ) -> Result<std::result::Result<Vec<u8>, HashIncrError>> {
+        self.hash_update(key, field, |cur| {
+            let current = match cur {
+                None => &b"0"[..],
+                Some(v) if parse_f64_strict(v).is_some() => v,
+                Some(_) => return Ok(Err(HashIncrError::NotFloat)),
+            };
+            let text = crate::float_sum::incr_float(current, delta)
+                .ok_or(TypeError::NanOrInfinity)?
+                .into_bytes();
+            Ok(Ok((text.clone(), text)))
+        })
+    }
+
+    /// Read-modify-write of one field under the key lock. `f` returns the new value and the
+    /// result, or a value error that leaves the hash unchanged.
+    fn hash_update<T>(
+        &self,
+        key: &[u8],
+        field: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<std::result::Result<(Vec<u8>, T), HashIncrError>>,
+    ) -> Result<std::result::Result<T, HashIncrError>> {
+        let _guard = self.locks.lock(key);
+        let mut meta = self.hash_meta_for_write(key)?;
+        let current = if meta.size > 0 {
+            self.read_field(key, &meta, field)?
+        } else {
+            None
+        };
+        let (new, out) = match f(current.as_deref())? {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut batch = Self::hash_batch();
+        batch.put_cf(
+            self.engine.cf(ColumnFamily::Default),
+            self.field_key(key, &meta, field),
+            new,
+        );
+        if current.is_none() {
+            meta.size += 1;
+        }
+        self.write_hash(batch, key, &meta)?;
+        Ok(Ok(out))
+    }
+}

@@ -1,0 +1,59 @@
+//! The bytes quarry writes for a hash are Kvrocks' (kvrocks-compat.md §1.3–1.4), compared
+//! with what Kvrocks 2.10.1 wrote for `HSET h f1 v1 f2 v2` (tests/fixtures, batch 4).
+
+use std::sync::Arc;
+
+use quarry_storage::batch::{self, BatchRecord};
+use quarry_storage::encoding::{KeyCodec, Metadata, RedisType};
+use quarry_storage::{ColumnFamily, Engine, EngineOptions, Role};
+use quarry_types::Db;
+
+#[test]
+fn hset_writes_kvrocks_metadata_and_subkeys() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
+    engine.gate().set_role(Role::Master);
+    let db = Db::new(engine.clone(), KeyCodec::standalone());
+    assert_eq!(
+        db.hset(b"h", &[(b"f1", b"v1"), (b"f2", b"v2")], false)
+            .unwrap(),
+        2
+    );
+
+    let codec = KeyCodec::standalone();
+    let raw = engine
+        .get(ColumnFamily::Metadata, b"\x0b__namespaceh")
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    // flags 0x82 (64-bit, hash) | expire 0 | version | size 2
+    assert_eq!(raw[0], 0x82);
+    assert_eq!(&raw[1..9], &[0; 8]);
+    assert_eq!(&raw[17..25], &2u64.to_be_bytes());
+    assert_eq!(raw.len(), 25);
+    let meta = Metadata::decode(&raw).unwrap();
+    assert_eq!((meta.kind, meta.size), (RedisType::Hash, 2));
+    let version = meta.version;
+    let mut want = b"\x0b__namespace\x00\x00\x00\x01h".to_vec();
+    want.extend_from_slice(&version.to_be_bytes());
+    want.extend_from_slice(b"f1");
+    assert_eq!(codec.subkey(b"h", version, b"f1"), want);
+    assert_eq!(
+        &*engine.get(ColumnFamily::Default, &want).unwrap().unwrap(),
+        b"v1"
+    );
+
+    // The WAL batch has Kvrocks' shape: LogData "2", the field puts in the default CF, then the
+    // metadata put in CF 1.
+    engine.flush_wal_buffer().unwrap();
+    let mut updates = engine.db().get_updates_since(0).unwrap();
+    let (_, wb) = updates.next().unwrap().unwrap();
+    let decoded = batch::decode(wb.data()).unwrap();
+    assert_eq!(decoded.records[0], BatchRecord::LogData(b"2"));
+    assert!(matches!(decoded.records[1], BatchRecord::Put { cf: 0, .. }));
+    assert!(matches!(
+        decoded.records.last(),
+        Some(BatchRecord::Put { cf: 1, .. })
+    ));
+    assert_eq!(decoded.count, 3);
+}
