@@ -242,3 +242,58 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     };
     Ok(Frame::Array(reply))
 }
+
+/// One bound of a lex range: `-`/`+`, `[x` (inclusive) or `(x` (exclusive).
+fn lex_bound<'a>(
+    arg: &'a [u8],
+    infinite: &[u8],
+    which: &str,
+) -> Result<std::ops::Bound<&'a [u8]>, CmdError> {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    if arg == infinite {
+        return Ok(Unbounded);
+    }
+    match arg.first() {
+        Some(b'[') => Ok(Included(&arg[1..])),
+        Some(b'(') => Ok(Excluded(&arg[1..])),
+        _ => Err(CmdError::err(format!("the {which} is illegal"))),
+    }
+}
+
+/// HRANGEBYLEX key min max [REV] [LIMIT offset count] (Kvrocks; with REV the bounds come as
+/// max then min). Replies field, value, field, value...
+pub fn hrangebylex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let mut rev = false;
+    let (mut offset, mut count) = (0i64, -1i64);
+    let mut i = 4;
+    while i < a.len() {
+        if is(&a[i], "REV") {
+            rev = true;
+            i += 1;
+        } else if is(&a[i], "LIMIT") && i + 2 < a.len() {
+            offset = parse_i64(&a[i + 1])?;
+            count = parse_i64(&a[i + 2])?;
+            i += 3;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let (min_arg, max_arg) = if rev { (&a[3], &a[2]) } else { (&a[2], &a[3]) };
+    if min_arg.as_ref() == b"+" || max_arg.as_ref() == b"-" {
+        return Err(CmdError::err("min > max"));
+    }
+    let min = lex_bound(min_arg, b"-", "min")?;
+    let max = lex_bound(max_arg, b"+", "max")?;
+    if offset < 0 {
+        return Ok(Frame::Array(Vec::new()));
+    }
+    let pairs = ctx
+        .db
+        .hash_range_lex(&a[1], min, max, rev, offset as usize, count)?;
+    Ok(Frame::Array(
+        pairs
+            .into_iter()
+            .flat_map(|(f, v)| [Frame::Bulk(Bytes::from(f)), Frame::Bulk(Bytes::from(v))])
+            .collect(),
+    ))
+}

@@ -161,6 +161,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("hincrby", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number.", D(hash::hincrby)),
     cmd!("hincrbyfloat", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.6.0", "Increments the floating point value of a field by a number.", D(hash::hincrbyfloat)),
     cmd!("hscan", -3, READONLY, 1, 1, 1, "hash", "2.8.0", "Iterates over fields and values of a hash.", D(hash::hscan)),
+    cmd!("hrangebylex", -4, READONLY, 1, 1, 1, "hash", "2.0.0", "Returns the fields and values of a hash within a lexicographical range (Kvrocks).", D(hash::hrangebylex)),
     cmd!("hrandfield", -2, READONLY, 1, 1, 1, "hash", "6.2.0", "Returns one or more random fields from a hash.", D(hash::hrandfield)),
     // keyspace
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),

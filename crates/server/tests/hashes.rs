@@ -248,3 +248,51 @@ fn resp3_hgetall_is_a_map() {
     let out = s.raw(b"HELLO 3\r\nHGETALL h\r\n");
     assert!(String::from_utf8_lossy(&out).ends_with("%1\r\n$1\r\na\r\n$1\r\n1\r\n"));
 }
+
+#[test]
+fn hrangebylex_walks_field_ranges_both_ways() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<i64>(
+        &mut c,
+        &[
+            "HSET", "h", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5",
+        ],
+    );
+    let r = |c: &mut redis::Connection, args: &[&str]| -> Vec<String> {
+        let mut full = vec!["HRANGEBYLEX", "h"];
+        full.extend_from_slice(args);
+        q(c, &full)
+    };
+    assert_eq!(
+        r(&mut c, &["-", "+"]),
+        vec!["a", "1", "b", "2", "c", "3", "d", "4", "e", "5"]
+    );
+    assert_eq!(r(&mut c, &["[b", "(d"]), vec!["b", "2", "c", "3"]);
+    assert_eq!(r(&mut c, &["(b", "[d"]), vec!["c", "3", "d", "4"]);
+    assert_eq!(
+        r(&mut c, &["[d", "[b", "REV"]),
+        vec!["d", "4", "c", "3", "b", "2"]
+    );
+    assert_eq!(
+        r(&mut c, &["+", "-", "REV", "LIMIT", "1", "2"]),
+        vec!["d", "4", "c", "3"]
+    );
+    assert_eq!(
+        r(&mut c, &["-", "+", "LIMIT", "3", "10"]),
+        vec!["d", "4", "e", "5"]
+    );
+    assert_eq!(r(&mut c, &["[x", "+"]).len(), 0);
+    assert_eq!(
+        err(&mut c, &["HRANGEBYLEX", "h", "b", "+"]),
+        "ERR the min is illegal"
+    );
+    assert_eq!(
+        err(&mut c, &["HRANGEBYLEX", "h", "+", "[a"]),
+        "ERR min > max"
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["HRANGEBYLEX", "nokey", "-", "+"]).len(),
+        0
+    );
+}

@@ -190,6 +190,93 @@ impl Db {
         Ok(())
     }
 
+    /// HRANGEBYLEX (Kvrocks): fields within `[min, max]` (bounds as `std::ops::Bound`), in
+    /// field order or reversed, skipping `offset` and returning at most `count` (negative: all).
+    pub fn hash_range_lex(
+        &self,
+        key: &[u8],
+        min: std::ops::Bound<&[u8]>,
+        max: std::ops::Bound<&[u8]>,
+        rev: bool,
+        offset: usize,
+        count: i64,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let mut out = Vec::new();
+        if count == 0 {
+            return Ok(out);
+        }
+        let Some(meta) = self.hash_meta(key)? else {
+            return Ok(out);
+        };
+        let prefix = self.codec.subkey_prefix(key, meta.version);
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(prefix.clone());
+        if let Some(end) = prefix_successor(&prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let with = |f: &[u8]| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(f);
+            k
+        };
+        let (start, mode_dir) = if rev {
+            match max {
+                Unbounded => (None, Direction::Reverse),
+                Included(m) | Excluded(m) => (Some(with(m)), Direction::Reverse),
+            }
+        } else {
+            match min {
+                Unbounded => (None, Direction::Forward),
+                Included(m) | Excluded(m) => (Some(with(m)), Direction::Forward),
+            }
+        };
+        let mode = match (&start, mode_dir) {
+            (Some(k), d) => IteratorMode::From(k, d),
+            (None, Direction::Forward) => IteratorMode::Start,
+            (None, Direction::Reverse) => IteratorMode::End,
+        };
+        let above_min = |f: &[u8]| match min {
+            Unbounded => true,
+            Included(m) => f >= m,
+            Excluded(m) => f > m,
+        };
+        let below_max = |f: &[u8]| match max {
+            Unbounded => true,
+            Included(m) => f <= m,
+            Excluded(m) => f < m,
+        };
+        let mut skipped = 0;
+        for item in
+            self.engine
+                .db()
+                .iterator_cf_opt(self.engine.cf(ColumnFamily::Default), opts, mode)
+        {
+            let (k, v) = item.map_err(StorageError::from)?;
+            let f = &k[prefix.len()..];
+            let (inside, past_end) = if rev {
+                (below_max(f) && above_min(f), !above_min(f))
+            } else {
+                (above_min(f) && below_max(f), !below_max(f))
+            };
+            if past_end {
+                break;
+            }
+            if !inside {
+                continue;
+            }
+            if skipped < offset {
+                skipped += 1;
+                continue;
+            }
+            out.push((f.to_vec(), v.to_vec()));
+            if count > 0 && out.len() as i64 >= count {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// HGETALL / HKEYS / HVALS: all fields and values, in field order.
     pub fn hgetall(&self, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
