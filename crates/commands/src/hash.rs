@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use quarry_resp::{Frame, Protocol};
-use quarry_types::HashIncrError;
+use quarry_types::{HashIncrError, RedisType};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -116,6 +116,17 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]
 pub fn hscan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    subkey_scan(ctx, a, RedisType::Hash, true)
+}
+
+/// HSCAN and SSCAN: `cursor` continues after the last sub-key handed out; COUNT sub-keys are
+/// visited per call. Hash fields come with their values.
+pub(crate) fn subkey_scan(
+    ctx: &mut Ctx<'_>,
+    a: &[Bytes],
+    kind: RedisType,
+    with_values: bool,
+) -> CmdResult {
     let cursor: u64 = std::str::from_utf8(&a[2])
         .ok()
         .and_then(|s| s.parse().ok())
@@ -155,19 +166,22 @@ pub fn hscan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut visited = 0;
     let mut last: Option<Vec<u8>> = None;
     let mut more = false;
-    ctx.db.hash_walk(&a[1], after.as_deref(), |f, v| {
-        if visited == count {
-            more = true;
-            return false;
-        }
-        visited += 1;
-        last = Some(f.to_vec());
-        if pattern.is_none_or(|p| quarry_types::glob::glob_match(p, f)) {
-            items.push(Frame::Bulk(Bytes::copy_from_slice(f)));
-            items.push(Frame::Bulk(Bytes::copy_from_slice(v)));
-        }
-        true
-    })?;
+    ctx.db
+        .collection_walk(&a[1], kind, after.as_deref(), |f, v| {
+            if visited == count {
+                more = true;
+                return false;
+            }
+            visited += 1;
+            last = Some(f.to_vec());
+            if pattern.is_none_or(|p| quarry_types::glob::glob_match(p, f)) {
+                items.push(Frame::Bulk(Bytes::copy_from_slice(f)));
+                if with_values {
+                    items.push(Frame::Bulk(Bytes::copy_from_slice(v)));
+                }
+            }
+            true
+        })?;
     let next = match (more, last) {
         (true, Some(f)) => ctx.cursors.issue(f),
         _ => 0,

@@ -12,6 +12,7 @@ mod error;
 mod hash;
 mod keys;
 mod server;
+mod set;
 mod string;
 pub mod table;
 

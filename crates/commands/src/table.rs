@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{hash, keys, server, string, CmdResult, Ctx};
+use crate::{hash, keys, server, set, string, CmdResult, Ctx};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -163,6 +163,24 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("hscan", -3, READONLY, 1, 1, 1, "hash", "2.8.0", "Iterates over fields and values of a hash.", D(hash::hscan)),
     cmd!("hrangebylex", -4, READONLY, 1, 1, 1, "hash", "2.0.0", "Returns the fields and values of a hash within a lexicographical range (Kvrocks).", D(hash::hrangebylex)),
     cmd!("hrandfield", -2, READONLY, 1, 1, 1, "hash", "6.2.0", "Returns one or more random fields from a hash.", D(hash::hrandfield)),
+    // set
+    cmd!("sadd", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "set", "1.0.0", "Adds one or more members to a set.", D(set::sadd)),
+    cmd!("srem", -3, WRITE | FAST, 1, 1, 1, "set", "1.0.0", "Removes one or more members from a set.", D(set::srem)),
+    cmd!("scard", 2, READONLY | FAST, 1, 1, 1, "set", "1.0.0", "Returns the number of members in a set.", D(set::scard)),
+    cmd!("sismember", 3, READONLY | FAST, 1, 1, 1, "set", "1.0.0", "Determines whether a member belongs to a set.", D(set::sismember)),
+    cmd!("smismember", -3, READONLY | FAST, 1, 1, 1, "set", "6.2.0", "Determines whether multiple members belong to a set.", D(set::smismember)),
+    cmd!("smembers", 2, READONLY, 1, 1, 1, "set", "1.0.0", "Returns all members of a set.", D(set::smembers)),
+    cmd!("spop", -2, WRITE | FAST, 1, 1, 1, "set", "1.0.0", "Returns one or more random members from a set after removing them.", D(set::spop)),
+    cmd!("srandmember", -2, READONLY, 1, 1, 1, "set", "1.0.0", "Get one or multiple random members from a set.", D(set::srandmember)),
+    cmd!("smove", 4, WRITE | FAST, 1, 2, 1, "set", "1.0.0", "Moves a member from one set to another.", D(set::smove)),
+    cmd!("sdiff", -2, READONLY, 1, -1, 1, "set", "1.0.0", "Returns the difference of multiple sets.", D(set::sdiff)),
+    cmd!("sinter", -2, READONLY, 1, -1, 1, "set", "1.0.0", "Returns the intersect of multiple sets.", D(set::sinter)),
+    cmd!("sunion", -2, READONLY, 1, -1, 1, "set", "1.0.0", "Returns the union of multiple sets.", D(set::sunion)),
+    cmd!("sdiffstore", -3, WRITE | DENYOOM, 1, -1, 1, "set", "1.0.0", "Stores the difference of multiple sets in a key.", D(set::sdiffstore)),
+    cmd!("sinterstore", -3, WRITE | DENYOOM, 1, -1, 1, "set", "1.0.0", "Stores the intersect of multiple sets in a key.", D(set::sinterstore)),
+    cmd!("sunionstore", -3, WRITE | DENYOOM, 1, -1, 1, "set", "1.0.0", "Stores the union of multiple sets in a key.", D(set::sunionstore)),
+    cmd!("sintercard", -3, READONLY, 0, 0, 0, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", D(set::sintercard)),
+    cmd!("sscan", -3, READONLY, 1, 1, 1, "set", "2.6.0", "Iterates over members of a set.", D(set::sscan)),
     // keyspace
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),
     cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", D(keys::del)),

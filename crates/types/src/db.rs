@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use quarry_storage::encoding::{now_ms, peek_type_and_expire, KeyCodec, Metadata, RedisType};
+use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
 use quarry_storage::{ColumnFamily, Engine, WriteBatch, WriteOrigin};
 
 use crate::locks::KeyLocks;
@@ -74,6 +75,43 @@ impl Db {
             Some(m) if m.kind != kind => Err(TypeError::WrongType),
             other => Ok(other),
         }
+    }
+
+    /// Visits the sub-keys of a live collection of type `kind` in sub-key order, from `after`
+    /// (exclusive) on, until `visit` returns false. One record at a time: a collection is never
+    /// loaded whole for a range read. WRONGTYPE for a key of another type.
+    pub fn collection_walk(
+        &self,
+        key: &[u8],
+        kind: RedisType,
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let Some(meta) = self.typed_metadata(key, kind)? else {
+            return Ok(());
+        };
+        let prefix = self.codec.subkey_prefix(key, meta.version);
+        let mut start = prefix.clone();
+        if let Some(a) = after {
+            start.extend_from_slice(a);
+            start.push(0);
+        }
+        let mut opts = ReadOptions::default();
+        if let Some(end) = crate::keys::prefix_successor(&prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let iter = self.engine.db().iterator_cf_opt(
+            self.engine.cf(ColumnFamily::Default),
+            opts,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+            if !visit(&k[prefix.len()..], &v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Writes a batch as a local (client) write, through the write gate.

@@ -156,38 +156,14 @@ impl Db {
     }
 
     /// Visits the fields of a hash in field order, from `after` (exclusive) on, until `visit`
-    /// returns false. Reads one field at a time: a hash is never loaded whole for a range read.
+    /// returns false. A hash is never loaded whole for a range read.
     pub fn hash_walk(
         &self,
         key: &[u8],
         after: Option<&[u8]>,
-        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+        visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
-        let Some(meta) = self.hash_meta(key)? else {
-            return Ok(());
-        };
-        let prefix = self.codec.subkey_prefix(key, meta.version);
-        let mut start = prefix.clone();
-        if let Some(a) = after {
-            start.extend_from_slice(a);
-            start.push(0);
-        }
-        let mut opts = ReadOptions::default();
-        if let Some(end) = prefix_successor(&prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        let iter = self.engine.db().iterator_cf_opt(
-            self.engine.cf(ColumnFamily::Default),
-            opts,
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(StorageError::from)?;
-            if !visit(&k[prefix.len()..], &v) {
-                break;
-            }
-        }
-        Ok(())
+        self.collection_walk(key, RedisType::Hash, after, visit)
     }
 
     /// HRANGEBYLEX (Kvrocks): fields within `[min, max]` (bounds as `std::ops::Bound`), in

@@ -11,6 +11,7 @@ pub mod glob;
 mod hash;
 mod keys;
 mod locks;
+mod set;
 mod string;
 
 /// Number parsing with Redis's rules, shared with the command layer.
@@ -24,6 +25,7 @@ pub use hash::HashIncrError;
 pub use keys::{ExpireCondition, ScanPage, TtlState};
 pub use locks::KeyLocks;
 pub use quarry_storage::encoding::RedisType;
+pub use set::SetOp;
 pub use string::{Expiry, SetCondition, SetOutcome};
 
 pub type Result<T, E = TypeError> = std::result::Result<T, E>;
