@@ -50,6 +50,7 @@ impl From<TypeError> for CmdError {
                 CmdError::err("string exceeds maximum allowed size (proto-max-bulk-len)")
             }
             TypeError::NoSuchKey => CmdError::NoSuchKey,
+            TypeError::IndexOutOfRange => CmdError::err("index out of range"),
             TypeError::Storage(s) => s.into(),
             other => CmdError::err(other),
         }

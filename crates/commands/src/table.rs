@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{hash, keys, server, set, string, CmdResult, Ctx};
+use crate::{hash, keys, list, server, set, string, CmdResult, Ctx};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -163,6 +163,24 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("hscan", -3, READONLY, 1, 1, 1, "hash", "2.8.0", "Iterates over fields and values of a hash.", D(hash::hscan)),
     cmd!("hrangebylex", -4, READONLY, 1, 1, 1, "hash", "2.0.0", "Returns the fields and values of a hash within a lexicographical range (Kvrocks).", D(hash::hrangebylex)),
     cmd!("hrandfield", -2, READONLY, 1, 1, 1, "hash", "6.2.0", "Returns one or more random fields from a hash.", D(hash::hrandfield)),
+    // list
+    cmd!("lpush", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist.", D(list::lpush)),
+    cmd!("rpush", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist.", D(list::rpush)),
+    cmd!("lpushx", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "2.2.0", "Prepends one or more elements to a list only when the list exists.", D(list::lpushx)),
+    cmd!("rpushx", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "list", "2.2.0", "Appends an element to a list only when the list exists.", D(list::rpushx)),
+    cmd!("lpop", -2, WRITE | FAST, 1, 1, 1, "list", "1.0.0", "Returns the first elements in a list after removing it.", D(list::lpop)),
+    cmd!("rpop", -2, WRITE | FAST, 1, 1, 1, "list", "1.0.0", "Returns and removes the last elements of a list.", D(list::rpop)),
+    cmd!("llen", 2, READONLY | FAST, 1, 1, 1, "list", "1.0.0", "Returns the length of a list.", D(list::llen)),
+    cmd!("lindex", 3, READONLY, 1, 1, 1, "list", "1.0.0", "Returns an element from a list by its index.", D(list::lindex)),
+    cmd!("lrange", 4, READONLY, 1, 1, 1, "list", "1.0.0", "Returns a range of elements from a list.", D(list::lrange)),
+    cmd!("lset", 4, WRITE | DENYOOM, 1, 1, 1, "list", "1.0.0", "Sets the value of an element in a list by its index.", D(list::lset)),
+    cmd!("ltrim", 4, WRITE, 1, 1, 1, "list", "1.0.0", "Removes elements from both ends a list.", D(list::ltrim)),
+    cmd!("lrem", 4, WRITE, 1, 1, 1, "list", "1.0.0", "Removes elements from a list.", D(list::lrem)),
+    cmd!("linsert", 5, WRITE | DENYOOM, 1, 1, 1, "list", "2.2.0", "Inserts an element before or after another element in a list.", D(list::linsert)),
+    cmd!("lpos", -3, READONLY, 1, 1, 1, "list", "6.0.6", "Returns the index of matching elements in a list.", D(list::lpos)),
+    cmd!("lmove", 5, WRITE | DENYOOM, 1, 2, 1, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another.", D(list::lmove)),
+    cmd!("rpoplpush", 3, WRITE | DENYOOM, 1, 2, 1, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list.", D(list::rpoplpush)),
+    cmd!("lmpop", -4, WRITE, 0, 0, 0, "list", "7.0.0", "Returns multiple elements from a list after removing them.", D(list::lmpop)),
     // set
     cmd!("sadd", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "set", "1.0.0", "Adds one or more members to a set.", D(set::sadd)),
     cmd!("srem", -3, WRITE | FAST, 1, 1, 1, "set", "1.0.0", "Removes one or more members from a set.", D(set::srem)),

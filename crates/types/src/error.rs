@@ -19,6 +19,8 @@ pub enum TypeError {
     TooBig,
     #[error("no such key")]
     NoSuchKey,
+    #[error("index out of range")]
+    IndexOutOfRange,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

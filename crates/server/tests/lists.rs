@@ -1,0 +1,206 @@
+//! The list type through a real client (blocking commands come later).
+
+mod common;
+use common::{err, q, TestServer};
+
+const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+#[test]
+fn push_pop_and_ranges() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["RPUSH", "l", "a", "b", "c"]), 3);
+    assert_eq!(q::<i64>(&mut c, &["LPUSH", "l", "z", "y"]), 5);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]),
+        vec!["y", "z", "a", "b", "c"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "-2", "100"]),
+        vec!["b", "c"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "3", "1"]).len(),
+        0
+    );
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "l"]), 5);
+    assert_eq!(q::<String>(&mut c, &["LINDEX", "l", "-1"]), "c");
+    assert_eq!(q::<Option<String>>(&mut c, &["LINDEX", "l", "5"]), None);
+    assert_eq!(q::<String>(&mut c, &["LPOP", "l"]), "y");
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["RPOP", "l", "2"]),
+        vec!["c", "b"]
+    );
+    assert_eq!(q::<Vec<String>>(&mut c, &["LPOP", "l", "0"]).len(), 0);
+    assert_eq!(q::<i64>(&mut c, &["LPUSHX", "nokey", "a"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "nokey"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["RPUSHX", "l", "d"]), 3);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LPOP", "l", "10"]),
+        vec!["z", "a", "d"]
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["EXISTS", "l"]),
+        0,
+        "an empty list is gone"
+    );
+    assert_eq!(q::<Option<String>>(&mut c, &["LPOP", "l"]), None);
+    let v: redis::Value = q(&mut c, &["LPOP", "l", "1"]);
+    assert_eq!(
+        v,
+        redis::Value::Nil,
+        "a missing list with a count is a null array"
+    );
+    assert_eq!(
+        err(&mut c, &["LPOP", "l", "-1"]),
+        "ERR value is out of range, must be positive"
+    );
+    assert_eq!(
+        err(&mut c, &["LPOP", "l", "1", "2"]),
+        "ERR wrong number of arguments for 'lpop' command"
+    );
+    q::<String>(&mut c, &["SET", "str", "x"]);
+    assert_eq!(err(&mut c, &["LPUSH", "str", "a"]), WRONGTYPE);
+    assert_eq!(err(&mut c, &["LRANGE", "str", "0", "-1"]), WRONGTYPE);
+    q::<i64>(&mut c, &["RPUSH", "l2", "a"]);
+    assert_eq!(err(&mut c, &["INCR", "l2"]), WRONGTYPE);
+    assert_eq!(err(&mut c, &["SET", "l2", "v", "GET"]), WRONGTYPE);
+}
+
+#[test]
+fn set_trim_remove_insert_and_find() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<i64>(&mut c, &["RPUSH", "l", "a", "b", "a", "c", "a", "d"]);
+    assert_eq!(q::<String>(&mut c, &["LSET", "l", "-1", "D"]), "OK");
+    assert_eq!(
+        err(&mut c, &["LSET", "l", "10", "x"]),
+        "ERR index out of range"
+    );
+    assert_eq!(err(&mut c, &["LSET", "nokey", "0", "x"]), "ERR no such key");
+    assert_eq!(q::<i64>(&mut c, &["LPOS", "l", "a"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["LPOS", "l", "a", "RANK", "2"]), 2);
+    assert_eq!(q::<i64>(&mut c, &["LPOS", "l", "a", "RANK", "-1"]), 4);
+    assert_eq!(
+        q::<Vec<i64>>(&mut c, &["LPOS", "l", "a", "COUNT", "0"]),
+        vec![0, 2, 4]
+    );
+    assert_eq!(
+        q::<Vec<i64>>(&mut c, &["LPOS", "l", "a", "COUNT", "0", "MAXLEN", "3"]),
+        vec![0, 2]
+    );
+    assert_eq!(q::<Option<i64>>(&mut c, &["LPOS", "l", "zz"]), None);
+    assert!(err(&mut c, &["LPOS", "l", "a", "RANK", "0"]).starts_with("ERR RANK can't be zero"));
+    assert_eq!(q::<i64>(&mut c, &["LREM", "l", "-1", "a"]), 1);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]),
+        vec!["a", "b", "a", "c", "D"]
+    );
+    assert_eq!(q::<i64>(&mut c, &["LREM", "l", "0", "a"]), 2);
+    assert_eq!(q::<i64>(&mut c, &["LINSERT", "l", "BEFORE", "c", "x"]), 4);
+    assert_eq!(q::<i64>(&mut c, &["LINSERT", "l", "AFTER", "D", "y"]), 5);
+    assert_eq!(
+        q::<i64>(&mut c, &["LINSERT", "l", "AFTER", "nope", "y"]),
+        -1
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["LINSERT", "nokey", "AFTER", "a", "y"]),
+        0
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]),
+        vec!["b", "x", "c", "D", "y"]
+    );
+    q::<i64>(&mut c, &["EXPIRE", "l", "100"]);
+    assert_eq!(q::<i64>(&mut c, &["LREM", "l", "1", "x"]), 1);
+    assert!(
+        q::<i64>(&mut c, &["TTL", "l"]) > 90,
+        "rewriting a list keeps its TTL"
+    );
+    assert_eq!(q::<String>(&mut c, &["LTRIM", "l", "1", "-2"]), "OK");
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "l", "0", "-1"]),
+        vec!["c", "D"]
+    );
+    assert_eq!(q::<String>(&mut c, &["LTRIM", "l", "5", "10"]), "OK");
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "l"]), 0);
+}
+
+#[test]
+fn moving_between_lists() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<i64>(&mut c, &["RPUSH", "src", "1", "2", "3"]);
+    assert_eq!(q::<String>(&mut c, &["RPOPLPUSH", "src", "dst"]), "3");
+    assert_eq!(
+        q::<String>(&mut c, &["LMOVE", "src", "dst", "LEFT", "RIGHT"]),
+        "1"
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "dst", "0", "-1"]),
+        vec!["3", "1"]
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["LMOVE", "dst", "dst", "LEFT", "RIGHT"]),
+        "3",
+        "rotation"
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "dst", "0", "-1"]),
+        vec!["1", "3"]
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["LMOVE", "nokey", "dst", "LEFT", "LEFT"]),
+        None
+    );
+    q::<String>(&mut c, &["SET", "str", "x"]);
+    assert_eq!(
+        err(&mut c, &["LMOVE", "src", "str", "LEFT", "LEFT"]),
+        WRONGTYPE
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "src", "0", "-1"]),
+        vec!["2"],
+        "nothing moved"
+    );
+    let v: (String, Vec<String>) = q(
+        &mut c,
+        &["LMPOP", "3", "nokey", "dst", "src", "RIGHT", "COUNT", "5"],
+    );
+    assert_eq!(
+        v,
+        ("dst".to_string(), vec!["3".to_string(), "1".to_string()])
+    );
+    let none: redis::Value = q(&mut c, &["LMPOP", "1", "nokey", "LEFT"]);
+    assert_eq!(none, redis::Value::Nil);
+    assert_eq!(
+        err(&mut c, &["LMPOP", "0", "src", "LEFT"]),
+        "ERR numkeys should be greater than 0"
+    );
+    assert_eq!(
+        err(&mut c, &["LMPOP", "1", "src", "LEFT", "COUNT", "0"]),
+        "ERR count should be greater than 0"
+    );
+}
+
+#[test]
+fn large_lists_are_read_by_range() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let items: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+    for chunk in items.chunks(10_000) {
+        redis::cmd("RPUSH")
+            .arg("big")
+            .arg(chunk)
+            .query::<i64>(&mut c)
+            .unwrap();
+    }
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "big"]), 100_000);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "big", "50000", "50002"]),
+        vec!["50000", "50001", "50002"]
+    );
+    assert_eq!(q::<String>(&mut c, &["LINDEX", "big", "-100000"]), "0");
+    assert_eq!(q::<String>(&mut c, &["LPOP", "big"]), "0");
+    assert_eq!(q::<String>(&mut c, &["LINDEX", "big", "0"]), "1");
+}
