@@ -297,3 +297,57 @@ pub fn memory(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         None => Frame::Null,
     })
 }
+
+/// The Redis encoding name that best describes how a value is kept. quarry keeps every
+/// collection as RocksDB sub-keys, which is closest to Redis's general-purpose encodings.
+fn encoding_name(ctx: &mut Ctx<'_>, key: &[u8], kind: RedisType) -> Result<&'static str, CmdError> {
+    Ok(match kind {
+        RedisType::String => {
+            let value = ctx.db.get(key)?.unwrap_or_default();
+            if value.len() <= 20 && quarry_types::parse::parse_i64_strict(&value).is_some() {
+                "int"
+            } else if value.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
+        RedisType::List => "quicklist",
+        RedisType::Hash | RedisType::Set => "hashtable",
+        RedisType::ZSet => "skiplist",
+        RedisType::Stream => "stream",
+        _ => "raw",
+    })
+}
+
+/// OBJECT ENCODING | REFCOUNT | FREQ | HELP. There is no object sharing, so REFCOUNT is 1;
+/// access frequency is not tracked, so FREQ answers as Redis does without an LFU policy.
+pub fn object(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if is(&a[1], "HELP") {
+        return Ok(crate::table::help_lines(&[
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key> (needs an LFU maxmemory policy).",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+            "HELP",
+            "    Print this help.",
+        ]));
+    }
+    let Some(kind) = ctx.db.key_type(&a[2])? else {
+        return Ok(Frame::Null);
+    };
+    if is(&a[1], "REFCOUNT") {
+        Ok(Frame::Integer(1))
+    } else if is(&a[1], "ENCODING") {
+        Ok(Frame::bulk(encoding_name(ctx, &a[2], kind)?))
+    } else {
+        Err(CmdError::err(
+            "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ))
+    }
+}

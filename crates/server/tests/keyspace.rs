@@ -224,3 +224,43 @@ fn flushdb_and_flushall_empty_the_keyspace() {
     assert_eq!(q::<Option<String>>(&mut c, &["GET", "a"]), None);
     assert_eq!(err(&mut c, &["FLUSHALL", "BAD"]), "ERR syntax error");
 }
+
+#[test]
+fn object_reports_refcount_and_encoding() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(
+        &mut c,
+        &[
+            "MSET",
+            "n",
+            "12345",
+            "short",
+            "hello",
+            "long",
+            &"x".repeat(100),
+        ],
+    );
+    q::<i64>(&mut c, &["RPUSH", "l", "a"]);
+    assert_eq!(q::<i64>(&mut c, &["OBJECT", "REFCOUNT", "n"]), 1);
+    assert_eq!(
+        q::<Option<i64>>(&mut c, &["OBJECT", "REFCOUNT", "nokey"]),
+        None
+    );
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "n"]), "int");
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "short"]),
+        "embstr"
+    );
+    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "long"]), "raw");
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "l"]),
+        "quicklist"
+    );
+    assert!(err(&mut c, &["OBJECT", "FREQ", "n"])
+        .starts_with("ERR An LFU maxmemory policy is not selected"));
+    assert_eq!(
+        err(&mut c, &["OBJECT", "IDLETIME", "n"]),
+        "ERR unknown subcommand 'IDLETIME'. Try OBJECT HELP."
+    );
+}
