@@ -24,3 +24,49 @@ pub fn lower(arg: &[u8]) -> String {
 pub fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
 }
+
+/// The arguments of SCAN, HSCAN and SSCAN: the cursor, MATCH (`*` means no pattern), COUNT
+/// and, where allowed, TYPE.
+pub struct ScanArgs<'a> {
+    pub cursor: u64,
+    pub pattern: Option<&'a [u8]>,
+    pub count: usize,
+    pub type_name: Option<&'a [u8]>,
+}
+
+/// Parses `cursor [MATCH p] [COUNT n] [TYPE t]` with Redis's error texts.
+pub fn parse_scan<'a>(
+    cursor: &[u8],
+    options: &'a [bytes::Bytes],
+    allow_type: bool,
+) -> Result<ScanArgs<'a>, CmdError> {
+    let cursor = std::str::from_utf8(cursor)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut out = ScanArgs {
+        cursor,
+        pattern: None,
+        count: 10,
+        type_name: None,
+    };
+    for pair in options.chunks(2) {
+        let [name, value] = pair else {
+            return Err(CmdError::Syntax);
+        };
+        if is(name, "MATCH") {
+            out.pattern = Some(&value[..]).filter(|p| *p != b"*");
+        } else if is(name, "COUNT") {
+            let n = parse_i64(value)?;
+            if n < 1 {
+                return Err(CmdError::Syntax);
+            }
+            out.count = n as usize;
+        } else if allow_type && is(name, "TYPE") {
+            out.type_name = Some(&value[..]);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(out)
+}

@@ -127,32 +127,8 @@ pub(crate) fn subkey_scan(
     kind: RedisType,
     with_values: bool,
 ) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&a[2])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut pattern: Option<&[u8]> = None;
-    let mut count = 10usize;
-    let mut i = 3;
-    while i < a.len() {
-        if i + 1 >= a.len() {
-            return Err(CmdError::Syntax);
-        }
-        if is(&a[i], "MATCH") {
-            pattern = Some(&a[i + 1])
-                .filter(|p| p.as_ref() != b"*")
-                .map(|p| &p[..]);
-        } else if is(&a[i], "COUNT") {
-            let n = parse_i64(&a[i + 1])?;
-            if n < 1 {
-                return Err(CmdError::Syntax);
-            }
-            count = n as usize;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let args = crate::args::parse_scan(&a[2], &a[3..], false)?;
+    let (cursor, pattern, count) = (args.cursor, args.pattern, args.count);
     let after = if cursor == 0 {
         None
     } else {

@@ -184,35 +184,9 @@ fn type_by_name(name: &[u8]) -> Option<RedisType> {
 
 /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
 pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&a[1])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut pattern: Option<&[u8]> = None;
-    let mut count = 10usize;
-    let mut kind: Option<Option<RedisType>> = None;
-    let mut i = 2;
-    while i < a.len() {
-        if i + 1 >= a.len() {
-            return Err(CmdError::Syntax);
-        }
-        if is(&a[i], "MATCH") {
-            pattern = Some(&a[i + 1])
-                .filter(|p| p.as_ref() != b"*")
-                .map(|p| &p[..]);
-        } else if is(&a[i], "COUNT") {
-            let n = parse_i64(&a[i + 1])?;
-            if n < 1 {
-                return Err(CmdError::Syntax);
-            }
-            count = n as usize;
-        } else if is(&a[i], "TYPE") {
-            kind = Some(type_by_name(&a[i + 1]));
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let args = crate::args::parse_scan(&a[1], &a[2..], true)?;
+    let (cursor, pattern, count) = (args.cursor, args.pattern, args.count);
+    let kind = args.type_name.map(type_by_name);
     let after = if cursor == 0 {
         None
     } else {

@@ -63,6 +63,23 @@ impl ListMeta {
         self.meta.encode()
     }
 
+    /// The storage indexes `[from, to]` of a Redis range `start..=stop` (negative indexes
+    /// count from the end, out-of-range ends are clamped), or None if it is empty.
+    fn clamp(&self, start: i64, stop: i64) -> Option<(u64, u64)> {
+        let len = self.len() as i64;
+        let start = if start < 0 {
+            (start + len).max(0)
+        } else {
+            start
+        };
+        let stop = if stop < 0 {
+            stop + len
+        } else {
+            stop.min(len - 1)
+        };
+        (start <= stop && start < len).then(|| (self.head + start as u64, self.head + stop as u64))
+    }
+
     /// The storage index of a Redis index (negative counts from the end), if in range.
     fn index(&self, i: i64) -> Option<u64> {
         let len = self.len() as i64;
@@ -248,21 +265,10 @@ impl Db {
         let Some(lm) = self.list_meta(key)? else {
             return Ok(Vec::new());
         };
-        let len = lm.len() as i64;
-        let start = if start < 0 {
-            (start + len).max(0)
-        } else {
-            start
-        };
-        let stop = if stop < 0 {
-            stop + len
-        } else {
-            stop.min(len - 1)
-        };
-        if start > stop || start >= len {
-            return Ok(Vec::new());
+        match lm.clamp(start, stop) {
+            Some((from, to)) => self.range_raw(key, &lm, from, to),
+            None => Ok(Vec::new()),
         }
-        self.range_raw(key, &lm, lm.head + start as u64, lm.head + stop as u64)
     }
 
     /// LSET.
@@ -289,21 +295,9 @@ impl Db {
         let Some(mut lm) = self.list_meta(key)? else {
             return Ok(());
         };
-        let len = lm.len() as i64;
-        let start = if start < 0 {
-            (start + len).max(0)
-        } else {
-            start
-        };
-        let stop = if stop < 0 {
-            stop + len
-        } else {
-            stop.min(len - 1)
-        };
-        let (keep_from, keep_to) = if start > stop || start >= len {
-            (lm.tail, lm.tail)
-        } else {
-            (lm.head + start as u64, lm.head + stop as u64 + 1)
+        let (keep_from, keep_to) = match lm.clamp(start, stop) {
+            Some((from, to)) => (from, to + 1),
+            None => (lm.tail, lm.tail),
         };
         let mut batch = Self::batch_with(log_data::LTRIM);
         let handle = self.engine.cf(ColumnFamily::Default);
