@@ -46,6 +46,17 @@ impl CursorStore {
         id
     }
 
+    /// Where a scan goes on from: nowhere for cursor 0 (the start), else the position behind
+    /// the cursor, or Redis's error for a cursor that is not known (any more).
+    pub fn resume(&self, cursor: u64) -> Result<Option<Vec<u8>>, crate::CmdError> {
+        if cursor == 0 {
+            return Ok(None);
+        }
+        self.resolve(cursor)
+            .map(Some)
+            .ok_or_else(|| crate::CmdError::err("invalid cursor"))
+    }
+
     /// The key behind a cursor number, if it is still known.
     pub fn resolve(&self, id: u64) -> Option<Vec<u8>> {
         let ring = self.inner.lock();

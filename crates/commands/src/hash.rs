@@ -129,15 +129,7 @@ pub(crate) fn subkey_scan(
 ) -> CmdResult {
     let args = crate::args::parse_scan(&a[2], &a[3..], false)?;
     let (cursor, pattern, count) = (args.cursor, args.pattern, args.count);
-    let after = if cursor == 0 {
-        None
-    } else {
-        Some(
-            ctx.cursors
-                .resolve(cursor)
-                .ok_or_else(|| CmdError::err("invalid cursor"))?,
-        )
-    };
+    let after = ctx.cursors.resume(cursor)?;
     let mut items = Vec::new();
     let mut visited = 0;
     let mut last: Option<Vec<u8>> = None;

@@ -187,15 +187,7 @@ pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let args = crate::args::parse_scan(&a[1], &a[2..], true)?;
     let (cursor, pattern, count) = (args.cursor, args.pattern, args.count);
     let kind = args.type_name.map(type_by_name);
-    let after = if cursor == 0 {
-        None
-    } else {
-        Some(
-            ctx.cursors
-                .resolve(cursor)
-                .ok_or_else(|| CmdError::err("invalid cursor"))?,
-        )
-    };
+    let after = ctx.cursors.resume(cursor)?;
     // An unknown TYPE name matches nothing, but the walk still advances.
     let (filter, none_match) = match kind {
         Some(Some(t)) => (Some(t), false),
