@@ -180,6 +180,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("lpos", -3, READONLY, 1, 1, 1, "list", "6.0.6", "Returns the index of matching elements in a list.", D(list::lpos)),
     cmd!("lmove", 5, WRITE | DENYOOM, 1, 2, 1, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another.", D(list::lmove)),
     cmd!("rpoplpush", 3, WRITE | DENYOOM, 1, 2, 1, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list.", D(list::rpoplpush)),
+    cmd!("blpop", -3, WRITE | NOSCRIPT, 1, -2, 1, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise.", S),
+    cmd!("brpop", -3, WRITE | NOSCRIPT, 1, -2, 1, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise.", S),
+    cmd!("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT, 1, 2, 1, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", S),
+    cmd!("blmove", 6, WRITE | DENYOOM | NOSCRIPT, 1, 2, 1, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", S),
+    cmd!("blmpop", -5, WRITE | NOSCRIPT, 0, 0, 0, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", S),
     cmd!("lmpop", -4, WRITE, 0, 0, 0, "list", "7.0.0", "Returns multiple elements from a list after removing them.", D(list::lmpop)),
     // set
     cmd!("sadd", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "set", "1.0.0", "Adds one or more members to a set.", D(set::sadd)),

@@ -53,6 +53,16 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             (Ok(Frame::ok()), Flow::Monitor)
         }
         "debug" => debug(a),
+        "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" => {
+            match crate::blocking::parse(name, a) {
+                Err(e) => fail(e),
+                Ok(op) => match op.attempt(server) {
+                    Some(result) => (result, Flow::Continue),
+                    // Nothing to pop: the connection waits (with no reply yet).
+                    None => (Ok(Frame::Raw(Bytes::new())), Flow::Block(op)),
+                },
+            }
+        }
         "shutdown" => shutdown(a),
         other => fail(CmdError::err(format!(
             "command '{other}' has no server handler"

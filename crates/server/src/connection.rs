@@ -34,6 +34,8 @@ pub enum Flow {
     Monitor,
     /// RESET: leave MONITOR mode.
     Reset,
+    /// BLPOP and friends found nothing: wait for a write to one of the keys, or the timeout.
+    Block(crate::blocking::BlockingOp),
 }
 
 /// Per-connection state that commands can change.
@@ -109,6 +111,42 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                 break 'conn;
                             }
                             tokio::time::sleep(d).await;
+                            reply.encode(session.protocol, &mut wbuf);
+                        }
+                        Flow::Block(op) => {
+                            if !wbuf.is_empty()
+                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                                    .await
+                                    .is_err()
+                            {
+                                break 'conn;
+                            }
+                            let waiting =
+                                crate::blocking::Waiting::enter(&server.waiting, op.keys());
+                            let reply = loop {
+                                // Registered before the retry: a push in between leaves a permit.
+                                if let Some(result) = op.attempt(&server) {
+                                    break result.unwrap_or_else(|e| Frame::Error(e.to_string()));
+                                }
+                                let until = op.deadline();
+                                let timeout = async {
+                                    match until {
+                                        Some(t) => tokio::time::sleep_until(t.into()).await,
+                                        None => std::future::pending().await,
+                                    }
+                                };
+                                tokio::select! {
+                                    _ = waiting.wakeup.notified() => continue,
+                                    _ = timeout => break op.timed_out(),
+                                    // A blocked client is still watched: if it goes away, so
+                                    // does its wait. What it sends meanwhile waits its turn.
+                                    r = stream.read_buf(&mut rbuf) => match r {
+                                        Ok(0) | Err(_) => break 'conn,
+                                        Ok(_) => continue,
+                                    },
+                                }
+                            };
+                            drop(waiting);
                             reply.encode(session.protocol, &mut wbuf);
                         }
                         Flow::Reset => {
@@ -323,6 +361,11 @@ pub fn execute(
             info,
             max_len,
         );
+    }
+    if result.is_ok() && spec.has(flag::WRITE) {
+        for pos in spec.key_positions(args.len()) {
+            server.waiting.wake(&args[pos]);
+        }
     }
     match result {
         Ok(frame) => frame.encode(session.protocol, out),

@@ -111,7 +111,7 @@ fn clients_section(server: &Server, out: &mut String) {
         "maxclients",
         server.hot.maxclients.load(Ordering::Relaxed),
     );
-    line(out, "blocked_clients", 0);
+    line(out, "blocked_clients", server.waiting.blocked_clients());
     line(out, "monitor_clients", server.clients.monitors());
 }
 

@@ -2,6 +2,7 @@
 //! serves clients until SIGTERM, SIGINT or SHUTDOWN.
 
 mod admin;
+mod blocking;
 mod clients;
 mod config;
 mod connection;
@@ -284,6 +285,7 @@ fn run(cli: Cli) -> Result<(), String> {
         slowlog: Mutex::new(Default::default()),
         monitor,
         monitors: Default::default(),
+        waiting: Default::default(),
         shutdown,
         started: Instant::now(),
         run_id: (0..40)

@@ -98,6 +98,8 @@ pub struct Server {
     /// MONITOR feed; only formatted while `monitors` > 0.
     pub monitor: broadcast::Sender<Bytes>,
     pub monitors: AtomicUsize,
+    /// Clients blocked in BLPOP and friends, by key.
+    pub waiting: crate::blocking::WaitingRoom,
     pub shutdown: watch::Sender<bool>,
     pub started: Instant,
     /// 40 random hex characters, new at every start (INFO server `run_id`).

@@ -204,3 +204,118 @@ fn large_lists_are_read_by_range() {
     assert_eq!(q::<String>(&mut c, &["LPOP", "big"]), "0");
     assert_eq!(q::<String>(&mut c, &["LINDEX", "big", "0"]), "1");
 }
+
+mod blocking {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use super::common::{err, q, read_for, TestServer};
+
+    fn blocked_clients(c: &mut redis::Connection) -> i64 {
+        let info: String = q(c, &["INFO", "clients"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn wait_blocked(c: &mut redis::Connection, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while blocked_clients(c) != n {
+            assert!(Instant::now() < deadline, "expected {n} blocked clients");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn blpop_wakes_when_another_client_pushes() {
+        let s = TestServer::start();
+        let mut c = s.conn();
+        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        waiter.write_all(b"BLPOP empty1 empty2 0\r\n").unwrap();
+        wait_blocked(&mut c, 1);
+        assert!(
+            read_for(&mut waiter, Duration::from_millis(100)).is_empty(),
+            "still waiting"
+        );
+        assert_eq!(q::<i64>(&mut c, &["RPUSH", "empty2", "x", "y"]), 2);
+        assert_eq!(
+            String::from_utf8_lossy(&read_for(&mut waiter, Duration::from_millis(300))),
+            "*2\r\n$6\r\nempty2\r\n$1\r\nx\r\n"
+        );
+        assert_eq!(
+            q::<Vec<String>>(&mut c, &["LRANGE", "empty2", "0", "-1"]),
+            vec!["y"]
+        );
+        wait_blocked(&mut c, 0);
+    }
+
+    #[test]
+    fn timeouts_are_honoured_and_closed_clients_leave() {
+        let s = TestServer::start();
+        let mut c = s.conn();
+        let started = Instant::now();
+        let v: redis::Value = q(&mut c, &["BRPOP", "nothing", "0.2"]);
+        assert_eq!(v, redis::Value::Nil);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(190) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        waiter.write_all(b"BLPOP gone 0\r\n").unwrap();
+        wait_blocked(&mut c, 1);
+        drop(waiter);
+        wait_blocked(&mut c, 0);
+        q::<i64>(&mut c, &["RPUSH", "gone", "kept"]);
+        assert_eq!(
+            q::<Vec<String>>(&mut c, &["LRANGE", "gone", "0", "-1"]),
+            vec!["kept"],
+            "nobody took it"
+        );
+        assert_eq!(
+            err(&mut c, &["BLPOP", "k", "-1"]),
+            "ERR timeout is negative"
+        );
+        assert_eq!(
+            err(&mut c, &["BLPOP", "k", "abc"]),
+            "ERR timeout is not a float or out of range"
+        );
+        q::<String>(&mut c, &["SET", "str", "v"]);
+        assert_eq!(
+            err(&mut c, &["BLPOP", "str", "0"]),
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+    }
+
+    #[test]
+    fn blmove_and_blmpop_wait_too() {
+        let s = TestServer::start();
+        let mut c = s.conn();
+        let mut mover = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        mover.write_all(b"BLMOVE src dst RIGHT LEFT 0\r\n").unwrap();
+        let mut popper = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        popper
+            .write_all(b"BLMPOP 0 2 other dst LEFT COUNT 5\r\n")
+            .unwrap();
+        wait_blocked(&mut c, 2);
+        q::<i64>(&mut c, &["RPUSH", "src", "a", "b"]);
+        assert_eq!(
+            read_for(&mut mover, Duration::from_millis(300)),
+            b"$1\r\nb\r\n"
+        );
+        // The move pushed to dst, which wakes the BLMPOP waiting on it.
+        assert_eq!(
+            String::from_utf8_lossy(&read_for(&mut popper, Duration::from_millis(300))),
+            "*2\r\n$3\r\ndst\r\n*1\r\n$1\r\nb\r\n"
+        );
+        assert_eq!(
+            q::<Vec<String>>(&mut c, &["LRANGE", "src", "0", "-1"]),
+            vec!["a"]
+        );
+        wait_blocked(&mut c, 0);
+    }
+}

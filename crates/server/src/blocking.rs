@@ -1,0 +1,268 @@
+//! Blocking list commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP): the waiting room.
+//!
+//! A blocked client first tries its command; if every list is empty it waits on the keys it
+//! names. Every successful write command wakes the waiters of the keys it touched (its key
+//! positions in the command table), and they try again. Waiters register before they retry,
+//! so a push between a failed try and the wait cannot be missed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use quarry_commands::args::{is, parse_f64, parse_i64};
+use quarry_commands::CmdError;
+use quarry_resp::Frame;
+use quarry_types::{End, TypeError};
+use tokio::sync::Notify;
+
+use crate::server::Server;
+
+/// A blocked client as the waiting room knows it: an id and its own wake-up.
+type Waiter = (u64, Arc<Notify>);
+
+#[derive(Default)]
+pub struct WaitingRoom {
+    /// For each key, the blocked clients waiting on it.
+    keys: Mutex<HashMap<Vec<u8>, Vec<Waiter>>>,
+    next_id: AtomicUsize,
+    /// Blocked clients: writes skip the map entirely while nobody waits.
+    blocked: AtomicUsize,
+}
+
+impl WaitingRoom {
+    /// Wakes the clients waiting on `key`. A client woken while it is not yet waiting keeps
+    /// the wake-up (a Notify permit), so none is lost.
+    pub fn wake(&self, key: &[u8]) {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if let Some(waiters) = self.keys.lock().get(key) {
+            for (_, notify) in waiters {
+                notify.notify_one();
+            }
+        }
+    }
+
+    pub fn blocked_clients(&self) -> usize {
+        self.blocked.load(Ordering::Relaxed)
+    }
+}
+
+/// A parsed blocking command.
+pub struct BlockingOp {
+    keys: Vec<Bytes>,
+    kind: OpKind,
+    /// None: wait forever (timeout 0).
+    deadline: Option<Instant>,
+}
+
+enum OpKind {
+    /// BLPOP/BRPOP: one element from the first non-empty list, replied as [key, element].
+    Pop(End),
+    /// BLMPOP: up to `count` elements, replied as [key, [elements]].
+    MultiPop(End, u64),
+    /// BLMOVE/BRPOPLPUSH: `keys[0]` -> `dst`.
+    Move { dst: Bytes, from: End, to: End },
+}
+
+fn timeout_of(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
+    let secs =
+        parse_f64(arg).map_err(|_| CmdError::err("timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    if !secs.is_finite() || secs > 1e10 {
+        return Err(CmdError::err("timeout is out of range"));
+    }
+    Ok((secs > 0.0).then(|| Instant::now() + Duration::from_secs_f64(secs)))
+}
+
+fn end_of(arg: &[u8]) -> Result<End, CmdError> {
+    if is(arg, "LEFT") {
+        Ok(End::Left)
+    } else if is(arg, "RIGHT") {
+        Ok(End::Right)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+/// Parses BLPOP, BRPOP, BLMOVE, BRPOPLPUSH and BLMPOP.
+pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
+    let last = &a[a.len() - 1];
+    match name {
+        "blpop" | "brpop" => Ok(BlockingOp {
+            keys: a[1..a.len() - 1].to_vec(),
+            kind: OpKind::Pop(if name == "blpop" {
+                End::Left
+            } else {
+                End::Right
+            }),
+            deadline: timeout_of(last)?,
+        }),
+        "brpoplpush" => Ok(BlockingOp {
+            keys: vec![a[1].clone()],
+            kind: OpKind::Move {
+                dst: a[2].clone(),
+                from: End::Right,
+                to: End::Left,
+            },
+            deadline: timeout_of(&a[3])?,
+        }),
+        "blmove" => Ok(BlockingOp {
+            keys: vec![a[1].clone()],
+            kind: OpKind::Move {
+                dst: a[2].clone(),
+                from: end_of(&a[3])?,
+                to: end_of(&a[4])?,
+            },
+            deadline: timeout_of(&a[5])?,
+        }),
+        // BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
+        _ => {
+            let deadline = timeout_of(&a[1])?;
+            let numkeys = parse_i64(&a[2]).unwrap_or(0);
+            if numkeys <= 0 {
+                return Err(CmdError::err("numkeys should be greater than 0"));
+            }
+            let numkeys = numkeys as usize;
+            if a.len() < 4 + numkeys {
+                return Err(CmdError::Syntax);
+            }
+            let end = end_of(&a[3 + numkeys])?;
+            let rest = &a[4 + numkeys..];
+            let count = match rest.len() {
+                0 => 1,
+                2 if is(&rest[0], "COUNT") => {
+                    let c = parse_i64(&rest[1]).unwrap_or(0);
+                    if c <= 0 {
+                        return Err(CmdError::err("count should be greater than 0"));
+                    }
+                    c as u64
+                }
+                _ => return Err(CmdError::Syntax),
+            };
+            Ok(BlockingOp {
+                keys: a[3..3 + numkeys].to_vec(),
+                kind: OpKind::MultiPop(end, count),
+                deadline,
+            })
+        }
+    }
+}
+
+impl BlockingOp {
+    /// One try: the reply if some list had an element (or an error), None to keep waiting.
+    pub fn attempt(&self, server: &Server) -> Option<Result<Frame, CmdError>> {
+        let result: Result<Option<Frame>, TypeError> = (|| match &self.kind {
+            OpKind::Pop(end) => {
+                for key in &self.keys {
+                    if let Some(mut v) = server.db.pop(key, *end, 1)? {
+                        if let Some(e) = v.pop() {
+                            return Ok(Some(Frame::Array(vec![
+                                Frame::Bulk(key.clone()),
+                                Frame::Bulk(Bytes::from(e)),
+                            ])));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            OpKind::MultiPop(end, count) => {
+                for key in &self.keys {
+                    if let Some(v) = server.db.pop(key, *end, *count)? {
+                        if !v.is_empty() {
+                            let elements =
+                                v.into_iter().map(|e| Frame::Bulk(Bytes::from(e))).collect();
+                            return Ok(Some(Frame::Array(vec![
+                                Frame::Bulk(key.clone()),
+                                Frame::Array(elements),
+                            ])));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            OpKind::Move { dst, from, to } => Ok(server
+                .db
+                .lmove(&self.keys[0], dst, *from, *to)?
+                .map(|e| Frame::Bulk(Bytes::from(e)))),
+        })();
+        match result {
+            Ok(Some(frame)) => {
+                if let OpKind::Move { dst, .. } = &self.kind {
+                    server.waiting.wake(dst);
+                }
+                Some(Ok(frame))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+
+    /// The reply when the time is up: a null (array for the pops).
+    pub fn timed_out(&self) -> Frame {
+        match self.kind {
+            OpKind::Move { .. } => Frame::Null,
+            _ => Frame::NullArray,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub fn keys(&self) -> &[Bytes] {
+        &self.keys
+    }
+}
+
+/// Registration in the waiting room for the time a client is blocked; leaving is automatic,
+/// also when the connection's task is aborted.
+pub struct Waiting<'a> {
+    room: &'a WaitingRoom,
+    id: u64,
+    keys: Vec<Bytes>,
+    /// Notified whenever one of the keys is written.
+    pub wakeup: Arc<Notify>,
+}
+
+impl<'a> Waiting<'a> {
+    pub fn enter(room: &'a WaitingRoom, keys: &[Bytes]) -> Waiting<'a> {
+        let id = room.next_id.fetch_add(1, Ordering::Relaxed) as u64;
+        let wakeup = Arc::new(Notify::new());
+        {
+            let mut map = room.keys.lock();
+            for k in keys {
+                map.entry(k.to_vec())
+                    .or_default()
+                    .push((id, wakeup.clone()));
+            }
+        }
+        room.blocked.fetch_add(1, Ordering::AcqRel);
+        Waiting {
+            room,
+            id,
+            keys: keys.to_vec(),
+            wakeup,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut map = self.room.keys.lock();
+        for k in &self.keys {
+            if let Some(waiters) = map.get_mut(&k[..]) {
+                waiters.retain(|(id, _)| *id != self.id);
+                if waiters.is_empty() {
+                    map.remove(&k[..]);
+                }
+            }
+        }
+        self.room.blocked.fetch_sub(1, Ordering::AcqRel);
+    }
+}
