@@ -147,6 +147,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                 }
                             };
                             drop(waiting);
+                            // The pop or move is a write: its WAL record goes out before this
+                            // reply does.
+                            session.wrote = true;
                             reply.encode(session.protocol, &mut wbuf);
                         }
                         Flow::Reset => {
