@@ -365,7 +365,8 @@ pub fn execute(
             max_len,
         );
     }
-    if result.is_ok() && spec.has(flag::WRITE) {
+    // Off the hot path: key positions are only worked out while some client is blocked.
+    if result.is_ok() && spec.has(flag::WRITE) && server.waiting.blocked_clients() > 0 {
         for pos in spec.key_positions(args.len()) {
             server.waiting.wake(&args[pos]);
         }
