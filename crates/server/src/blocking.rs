@@ -36,7 +36,7 @@ impl WaitingRoom {
     /// Wakes the clients waiting on `key`. A client woken while it is not yet waiting keeps
     /// the wake-up (a Notify permit), so none is lost.
     pub fn wake(&self, key: &[u8]) {
-        if self.blocked.load(Ordering::Acquire) == 0 {
+        if self.blocked.load(Ordering::SeqCst) == 0 {
             return;
         }
         if let Some(waiters) = self.keys.lock().get(key) {
@@ -46,8 +46,10 @@ impl WaitingRoom {
         }
     }
 
+    /// SeqCst, paired with `Waiting::enter`: a writer that sees 0 here wrote before the client
+    /// registered, so the client's retry after registering sees the write.
     pub fn blocked_clients(&self) -> usize {
-        self.blocked.load(Ordering::Relaxed)
+        self.blocked.load(Ordering::SeqCst)
     }
 }
 
@@ -242,7 +244,7 @@ impl<'a> Waiting<'a> {
                     .push((id, wakeup.clone()));
             }
         }
-        room.blocked.fetch_add(1, Ordering::AcqRel);
+        room.blocked.fetch_add(1, Ordering::SeqCst);
         Waiting {
             room,
             id,
