@@ -226,7 +226,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 }
 
 /// One bound of a lex range: `-`/`+`, `[x` (inclusive) or `(x` (exclusive).
-fn lex_bound<'a>(
+pub(crate) fn lex_bound<'a>(
     arg: &'a [u8],
     infinite: &[u8],
     which: &str,

@@ -16,6 +16,7 @@ mod server;
 mod set;
 mod string;
 pub mod table;
+mod zset;
 
 pub use context::{Ctx, CursorStore};
 pub use error::CmdError;

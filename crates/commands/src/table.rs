@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{hash, keys, list, server, set, string, CmdResult, Ctx};
+use crate::{hash, keys, list, server, set, string, zset, CmdResult, Ctx};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -204,6 +204,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sunionstore", -3, WRITE | DENYOOM, 1, -1, 1, "set", "1.0.0", "Stores the union of multiple sets in a key.", D(set::sunionstore)),
     cmd!("sintercard", -3, READONLY, 0, 0, 0, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", D(set::sintercard)),
     cmd!("sscan", -3, READONLY, 1, 1, 1, "set", "2.6.0", "Iterates over members of a set.", D(set::sscan)),
+    // sorted set
+    cmd!("zadd", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores.", D(zset::zadd)),
+    cmd!("zincrby", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "sorted-set", "1.2.0", "Increments the score of a member in a sorted set.", D(zset::zincrby)),
+    cmd!("zscore", 3, READONLY | FAST, 1, 1, 1, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set.", D(zset::zscore)),
+    cmd!("zmscore", -3, READONLY | FAST, 1, 1, 1, "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set.", D(zset::zmscore)),
+    cmd!("zcard", 2, READONLY | FAST, 1, 1, 1, "sorted-set", "1.2.0", "Returns the number of members in a sorted set.", D(zset::zcard)),
+    cmd!("zrem", -3, WRITE | FAST, 1, 1, 1, "sorted-set", "1.2.0", "Removes one or more members from a sorted set.", D(zset::zrem)),
+    cmd!("zrange", -4, READONLY, 1, 1, 1, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes, scores or names.", D(zset::zrange)),
+    cmd!("zrevrange", -4, READONLY, 1, 1, 1, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes, highest first.", D(zset::zrevrange)),
+    cmd!("zrangebyscore", -4, READONLY, 1, 1, 1, "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores.", D(zset::zrangebyscore)),
+    cmd!("zrevrangebyscore", -4, READONLY, 1, 1, 1, "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores, highest first.", D(zset::zrangebyscore)),
+    cmd!("zcount", 4, READONLY | FAST, 1, 1, 1, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", D(zset::zcount)),
+    cmd!("zrank", -3, READONLY | FAST, 1, 1, 1, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", D(zset::zrank)),
+    cmd!("zrevrank", -3, READONLY | FAST, 1, 1, 1, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", D(zset::zrank)),
+    cmd!("zpopmin", -2, WRITE | FAST, 1, 1, 1, "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them.", D(zset::zpop)),
+    cmd!("zpopmax", -2, WRITE | FAST, 1, 1, 1, "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them.", D(zset::zpop)),
     // keyspace
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),
     cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", D(keys::del)),

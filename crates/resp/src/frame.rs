@@ -122,8 +122,9 @@ impl Frame {
     }
 }
 
-/// Formats a double as Redis does in replies: integers without a fraction, `inf`/`-inf`,
-/// otherwise the shortest text that reads back to the same value.
+/// Formats a double as Redis 7.0 does in replies (`%.17g`): `inf`/`-inf`, integers without
+/// a fraction, otherwise 17 significant digits with trailing zeros removed, in exponent form
+/// outside 1e-4..1e17.
 pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
@@ -131,10 +132,29 @@ pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "nan".into();
     }
-    if d == d.trunc() && d.abs() < 1e17 {
-        return format!("{}", d as i64);
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
-    format!("{}", d)
+    let sci = format!("{:.16e}", d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{}{:02}", trim(mantissa), sign, exp.abs());
+    }
+    let decimals = (16 - exp).max(0) as usize;
+    trim(&format!("{:.*}", decimals, d))
 }
 
 fn put_int(out: &mut BytesMut, i: i64) {
@@ -249,6 +269,12 @@ mod tests {
             b"%1\r\n$1\r\na\r\n:1\r\n"
         );
         assert_eq!(enc(Frame::Double(3.0), Protocol::Resp3), b",3\r\n");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(-2.0), "-2");
+        assert_eq!(format_double(1e20), "1e+20");
+        assert_eq!(format_double(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(format_double(123456.789), "123456.789");
         assert_eq!(
             enc(Frame::Verbatim("hi".into()), Protocol::Resp3),
             b"=6\r\ntxt:hi\r\n"

@@ -7,7 +7,7 @@
 mod frame;
 mod parser;
 
-pub use frame::{Frame, Protocol};
+pub use frame::{format_double, Frame, Protocol};
 pub use parser::{
     parse_request, parse_request_resumable, ParseLimits, ParseState, ProtocolError, Request,
 };

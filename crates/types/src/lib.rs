@@ -14,6 +14,7 @@ mod list;
 mod locks;
 mod set;
 mod string;
+mod zset;
 
 /// Number parsing with Redis's rules, shared with the command layer.
 pub mod parse {
@@ -29,5 +30,6 @@ pub use locks::KeyLocks;
 pub use quarry_storage::encoding::RedisType;
 pub use set::SetOp;
 pub use string::{Expiry, SetCondition, SetOutcome};
+pub use zset::{ZAddFlags, ZAddOutcome};
 
 pub type Result<T, E = TypeError> = std::result::Result<T, E>;

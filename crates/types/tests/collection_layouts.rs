@@ -1,5 +1,5 @@
-//! The bytes quarry writes for a hash are Kvrocks' (kvrocks-compat.md §1.3–1.4), compared
-//! with what Kvrocks 2.10.1 wrote for `HSET h f1 v1 f2 v2` (tests/fixtures, batch 4).
+//! The bytes quarry writes for hashes and sorted sets are Kvrocks' (kvrocks-compat.md §1.3–1.4),
+//! compared with what Kvrocks 2.10.1 wrote for the same commands (tests/fixtures).
 
 use std::sync::Arc;
 
@@ -56,4 +56,49 @@ fn hset_writes_kvrocks_metadata_and_subkeys() {
         Some(BatchRecord::Put { cf: 1, .. })
     ));
     assert_eq!(decoded.count, 3);
+}
+
+/// `ZADD z 1.5 a -2 b 0 c` as Kvrocks wrote it (tests/fixtures, batch 14): the member records
+/// hold the order-preserving score, the zset_score records are `score | member`.
+#[test]
+fn zadd_writes_kvrocks_member_and_score_records() {
+    use quarry_types::ZAddFlags;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
+    engine.gate().set_role(Role::Master);
+    let db = Db::new(engine.clone(), KeyCodec::standalone());
+    let items: [(f64, &[u8]); 3] = [(1.5, b"a"), (-2.0, b"b"), (0.0, b"c")];
+    assert_eq!(
+        db.zadd(b"z", &items, ZAddFlags::default()).unwrap().added,
+        3
+    );
+    let codec = KeyCodec::standalone();
+    let meta = Metadata::decode(
+        &engine
+            .get(ColumnFamily::Metadata, &codec.metadata_key(b"z"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!((meta.kind, meta.size), (RedisType::ZSet, 3));
+    let member = |m: &[u8]| {
+        engine
+            .get(ColumnFamily::Default, &codec.subkey(b"z", meta.version, m))
+            .unwrap()
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(hex::encode(member(b"a")), "bff8000000000000");
+    assert_eq!(hex::encode(member(b"b")), "3fffffffffffffff");
+    assert_eq!(hex::encode(member(b"c")), "8000000000000000");
+    let mut score_key = hex::decode("bff8000000000000").unwrap();
+    score_key.push(b'a');
+    let k = codec.subkey(b"z", meta.version, &score_key);
+    assert_eq!(
+        engine
+            .get(ColumnFamily::ZSetScore, &k)
+            .unwrap()
+            .map(|v| v.to_vec()),
+        Some(Vec::new())
+    );
 }
