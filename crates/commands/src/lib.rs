@@ -11,7 +11,7 @@ mod context;
 mod error;
 mod hash;
 mod keys;
-mod list;
+pub mod list;
 mod server;
 mod set;
 mod string;

@@ -179,7 +179,8 @@ pub fn lpos(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(found.pop().unwrap_or(Frame::Null))
 }
 
-fn end_of(arg: &[u8]) -> Result<End, CmdError> {
+/// LEFT or RIGHT.
+pub fn end_of(arg: &[u8]) -> Result<End, CmdError> {
     if is(arg, "LEFT") {
         Ok(End::Left)
     } else if is(arg, "RIGHT") {
@@ -187,6 +188,32 @@ fn end_of(arg: &[u8]) -> Result<End, CmdError> {
     } else {
         Err(CmdError::Syntax)
     }
+}
+
+/// The keys, end and count of `numkeys key [key ...] LEFT|RIGHT [COUNT count]`, shared by
+/// LMPOP and BLMPOP.
+pub fn parse_mpop(a: &[Bytes]) -> Result<(&[Bytes], End, u64), CmdError> {
+    let numkeys = parse_i64(&a[0]).unwrap_or(0);
+    if numkeys <= 0 {
+        return Err(CmdError::err("numkeys should be greater than 0"));
+    }
+    let numkeys = numkeys as usize;
+    if a.len() < 2 + numkeys {
+        return Err(CmdError::Syntax);
+    }
+    let end = end_of(&a[1 + numkeys])?;
+    let count = match &a[2 + numkeys..] {
+        [] => 1,
+        [opt, n] if is(opt, "COUNT") => {
+            let c = parse_i64(n).unwrap_or(0);
+            if c <= 0 {
+                return Err(CmdError::err("count should be greater than 0"));
+            }
+            c as u64
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    Ok((&a[1..1 + numkeys], end, count))
 }
 
 fn moved(v: Option<Vec<u8>>) -> Frame {
@@ -205,28 +232,7 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub fn lmpop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let numkeys = parse_i64(&a[1]).unwrap_or(0);
-    if numkeys <= 0 {
-        return Err(CmdError::err("numkeys should be greater than 0"));
-    }
-    let numkeys = numkeys as usize;
-    if a.len() < 3 + numkeys {
-        return Err(CmdError::Syntax);
-    }
-    let keys = &a[2..2 + numkeys];
-    let end = end_of(&a[2 + numkeys])?;
-    let rest = &a[3 + numkeys..];
-    let count = match rest.len() {
-        0 => 1,
-        2 if is(&rest[0], "COUNT") => {
-            let c = parse_i64(&rest[1]).unwrap_or(0);
-            if c <= 0 {
-                return Err(CmdError::err("count should be greater than 0"));
-            }
-            c as u64
-        }
-        _ => return Err(CmdError::Syntax),
-    };
+    let (keys, end, count) = parse_mpop(&a[1..])?;
     for key in keys {
         if let Some(v) = ctx.db.pop(key, end, count)? {
             if !v.is_empty() {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use quarry_commands::args::{is, parse_f64, parse_i64};
+use quarry_commands::args::parse_f64;
+use quarry_commands::list::{end_of, parse_mpop};
 use quarry_commands::CmdError;
 use quarry_resp::Frame;
 use quarry_types::{End, TypeError};
@@ -82,16 +83,6 @@ fn timeout_of(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
     Ok((secs > 0.0).then(|| Instant::now() + Duration::from_secs_f64(secs)))
 }
 
-fn end_of(arg: &[u8]) -> Result<End, CmdError> {
-    if is(arg, "LEFT") {
-        Ok(End::Left)
-    } else if is(arg, "RIGHT") {
-        Ok(End::Right)
-    } else {
-        Err(CmdError::Syntax)
-    }
-}
-
 /// Parses BLPOP, BRPOP, BLMOVE, BRPOPLPUSH and BLMPOP.
 pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
     let last = &a[a.len() - 1];
@@ -126,29 +117,9 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
         // BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
         _ => {
             let deadline = timeout_of(&a[1])?;
-            let numkeys = parse_i64(&a[2]).unwrap_or(0);
-            if numkeys <= 0 {
-                return Err(CmdError::err("numkeys should be greater than 0"));
-            }
-            let numkeys = numkeys as usize;
-            if a.len() < 4 + numkeys {
-                return Err(CmdError::Syntax);
-            }
-            let end = end_of(&a[3 + numkeys])?;
-            let rest = &a[4 + numkeys..];
-            let count = match rest.len() {
-                0 => 1,
-                2 if is(&rest[0], "COUNT") => {
-                    let c = parse_i64(&rest[1]).unwrap_or(0);
-                    if c <= 0 {
-                        return Err(CmdError::err("count should be greater than 0"));
-                    }
-                    c as u64
-                }
-                _ => return Err(CmdError::Syntax),
-            };
+            let (keys, end, count) = parse_mpop(&a[2..])?;
             Ok(BlockingOp {
-                keys: a[3..3 + numkeys].to_vec(),
+                keys: keys.to_vec(),
                 kind: OpKind::MultiPop(end, count),
                 deadline,
             })

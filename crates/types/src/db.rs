@@ -9,6 +9,24 @@ use quarry_storage::{ColumnFamily, Engine, WriteBatch, WriteOrigin};
 use crate::locks::KeyLocks;
 use crate::{Result, TypeError};
 
+/// The positions `[from, to]` of a Redis index range `start..=stop` over `len` elements
+/// (negative indexes count from the end, out-of-range ends are clamped), or None if empty.
+/// LRANGE, LTRIM and ZRANGE share it.
+pub(crate) fn clamp_range(start: i64, stop: i64, len: u64) -> Option<(u64, u64)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (start + len).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        stop + len
+    } else {
+        stop.min(len - 1)
+    };
+    (start <= stop && start < len).then_some((start as u64, stop as u64))
+}
+
 pub struct Db {
     pub(crate) engine: Arc<Engine>,
     pub(crate) codec: KeyCodec,

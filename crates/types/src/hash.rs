@@ -155,17 +155,6 @@ impl Db {
         Ok(self.hash_meta(key)?.map_or(0, |m| m.size))
     }
 
-    /// Visits the fields of a hash in field order, from `after` (exclusive) on, until `visit`
-    /// returns false. A hash is never loaded whole for a range read.
-    pub fn hash_walk(
-        &self,
-        key: &[u8],
-        after: Option<&[u8]>,
-        visit: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<()> {
-        self.collection_walk(key, RedisType::Hash, after, visit)
-    }
-
     /// HRANGEBYLEX (Kvrocks): fields within `[min, max]` (bounds as `std::ops::Bound`), in
     /// field order or reversed, skipping `offset` and returning at most `count` (negative: all).
     pub fn hash_range_lex(
@@ -256,7 +245,7 @@ impl Db {
     /// HGETALL / HKEYS / HVALS: all fields and values, in field order.
     pub fn hgetall(&self, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
-        self.hash_walk(key, None, |f, v| {
+        self.collection_walk(key, RedisType::Hash, None, |f, v| {
             out.push((f.to_vec(), v.to_vec()));
             true
         })?;

@@ -66,18 +66,8 @@ impl ListMeta {
     /// The storage indexes `[from, to]` of a Redis range `start..=stop` (negative indexes
     /// count from the end, out-of-range ends are clamped), or None if it is empty.
     fn clamp(&self, start: i64, stop: i64) -> Option<(u64, u64)> {
-        let len = self.len() as i64;
-        let start = if start < 0 {
-            (start + len).max(0)
-        } else {
-            start
-        };
-        let stop = if stop < 0 {
-            stop + len
-        } else {
-            stop.min(len - 1)
-        };
-        (start <= stop && start < len).then(|| (self.head + start as u64, self.head + stop as u64))
+        crate::db::clamp_range(start, stop, self.len())
+            .map(|(from, to)| (self.head + from, self.head + to))
     }
 
     /// The storage index of a Redis index (negative counts from the end), if in range.

@@ -293,22 +293,11 @@ impl Db {
         stop: i64,
         rev: bool,
     ) -> Result<Vec<(Vec<u8>, f64)>> {
-        let len = self.zcard(key)? as i64;
-        let start = if start < 0 {
-            (start + len).max(0)
-        } else {
-            start
-        };
-        let stop = if stop < 0 {
-            stop + len
-        } else {
-            stop.min(len - 1)
-        };
-        if start > stop || start >= len {
+        let Some((start, stop)) = crate::db::clamp_range(start, stop, self.zcard(key)?) else {
             return Ok(Vec::new());
-        }
+        };
         let mut out = Vec::new();
-        let mut i = 0i64;
+        let mut i = 0u64;
         self.zset_walk_by_score(key, rev, |m, s| {
             if i >= start {
                 out.push((m.to_vec(), s));
