@@ -21,8 +21,13 @@ pub enum CmdError {
     NoSuchKey,
     #[error("ERR invalid expire time in '{0}' command")]
     InvalidExpire(&'static str),
-    #[error("READONLY You can't write against a read only replica.")]
+    #[error("READONLY You can't write against a read only slave.")]
     ReadOnlyReplica,
+    /// Kvrocks' exact text: Kvrocks replicas retry on it.
+    #[error("LOADING kvrocks is restoring the db from backup")]
+    Loading,
+    #[error("MASTERDOWN Link with MASTER is down and slave-serve-stale-data is set to 'no'.")]
+    MasterDown,
     #[error("LOADING quarry is not ready to accept writes yet")]
     NotReady,
     #[error("ERR {0}")]

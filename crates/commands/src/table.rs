@@ -263,6 +263,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("function", -2, NOSCRIPT, 0, 0, 0, "scripting", "7.0.0", "A container for function commands (FLUSH only until scripting exists).", D(server::function)),
     cmd!("time", 1, FAST | STALE | LOADING, 0, 0, 0, "server", "2.6.0", "Returns the server time.", D(server::time)),
     cmd!("debug", -2, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "A container for debugging commands.", S),
+    cmd!("slaveof", 3, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "1.0.0", "Sets a server as a replica of another, or promotes it to being a master.", S),
+    cmd!("replicaof", 3, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", S),
+    cmd!("role", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "server", "2.8.12", "Returns the replication role.", S),
+    cmd!("psync", -2, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "2.8.0", "An internal command used in replication.", S),
+    cmd!("replconf", -3, ADMIN | NOSCRIPT | STALE | LOADING, 0, 0, 0, "server", "3.0.0", "An internal command for configuring the replication stream.", S),
+    cmd!("_fetch_meta", 1, ADMIN | NOSCRIPT | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Kvrocks full sync: lists the files of a checkpoint.", S),
+    cmd!("_fetch_file", 2, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "1.0.0", "Kvrocks full sync: sends checkpoint files.", S),
+    cmd!("_db_name", 1, STALE | LOADING, 0, 0, 0, "server", "1.0.0", "Kvrocks replication: the db-name of this node.", S),
+    cmd!("wait", 3, NOSCRIPT, 0, 0, 0, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", S),
+    cmd!("digest", -1, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: order-independent digest of the logical contents of slot ranges, with the sequence it reflects.", S),
     cmd!("shutdown", -1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", S),
 ];
 

@@ -20,6 +20,10 @@ fn reply(f: Frame) -> Outcome {
     (Ok(f), Flow::Continue)
 }
 
+fn reply_result(r: Result<Frame, CmdError>) -> Outcome {
+    (r, Flow::Continue)
+}
+
 fn fail(e: CmdError) -> Outcome {
     (Err(e), Flow::Continue)
 }
@@ -52,7 +56,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             session.handle.info.lock().monitor = true;
             (Ok(Frame::ok()), Flow::Monitor)
         }
-        "debug" => debug(a),
+        "debug" => debug(server, a),
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" => {
             match crate::blocking::parse(name, a) {
                 Err(e) => fail(e),
@@ -64,6 +68,8 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             }
         }
         "shutdown" => shutdown(a),
+        "slaveof" | "replicaof" | "role" | "psync" | "replconf" | "_db_name" | "_fetch_meta"
+        | "_fetch_file" | "wait" | "digest" => crate::replication::run(server, session, name, a),
         other => fail(CmdError::err(format!(
             "command '{other}' has no server handler"
         ))),
@@ -492,9 +498,13 @@ fn slowlog(server: &Server, a: &[Bytes]) -> Outcome {
     }
 }
 
-fn debug(a: &[Bytes]) -> Outcome {
+fn debug(server: &Server, a: &[Bytes]) -> Outcome {
     let sub = lower(&a[1]);
     match (sub.as_str(), a.len()) {
+        ("digest", 2) => {
+            tokio::task::block_in_place(|| reply_result(crate::replication::digest_all(server)))
+        }
+        ("digest-value", _) => reply_result(crate::replication::digest_values(server, &a[2..])),
         ("sleep", 3) => match parse_f64(&a[2]) {
             Ok(secs) if secs >= 0.0 && secs.is_finite() => (
                 Ok(Frame::Raw(Bytes::new())),
@@ -507,6 +517,10 @@ fn debug(a: &[Bytes]) -> Outcome {
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
+            "DIGEST",
+            "    Output a hex signature representing the current DB content.",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    Output a hex signature of the values of all the specified keys.",
             "HELP",
             "    Print this help.",
         ])),

@@ -130,10 +130,14 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
 impl BlockingOp {
     /// One try: the reply if some list had an element (or an error), None to keep waiting.
     pub fn attempt(&self, server: &Server) -> Option<Result<Frame, CmdError>> {
+        let Some(storage) = server.storage() else {
+            return Some(Err(CmdError::Loading));
+        };
+        let db = &storage.db;
         let result: Result<Option<Frame>, TypeError> = (|| match &self.kind {
             OpKind::Pop(end) => {
                 for key in &self.keys {
-                    if let Some(mut v) = server.db.pop(key, *end, 1)? {
+                    if let Some(mut v) = db.pop(key, *end, 1)? {
                         if let Some(e) = v.pop() {
                             return Ok(Some(Frame::Array(vec![
                                 Frame::Bulk(key.clone()),
@@ -146,7 +150,7 @@ impl BlockingOp {
             }
             OpKind::MultiPop(end, count) => {
                 for key in &self.keys {
-                    if let Some(v) = server.db.pop(key, *end, *count)? {
+                    if let Some(v) = db.pop(key, *end, *count)? {
                         if !v.is_empty() {
                             let elements =
                                 v.into_iter().map(|e| Frame::Bulk(Bytes::from(e))).collect();
@@ -159,8 +163,7 @@ impl BlockingOp {
                 }
                 Ok(None)
             }
-            OpKind::Move { dst, from, to } => Ok(server
-                .db
+            OpKind::Move { dst, from, to } => Ok(db
                 .lmove(&self.keys[0], dst, *from, *to)?
                 .map(|e| Frame::Bulk(Bytes::from(e)))),
         })();

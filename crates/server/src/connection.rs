@@ -36,6 +36,28 @@ pub enum Flow {
     Reset,
     /// BLPOP and friends found nothing: wait for a write to one of the keys, or the timeout.
     Block(crate::blocking::BlockingOp),
+    /// PSYNC accepted: the connection becomes a replica's feed from sequence `next`.
+    Feed {
+        next: u64,
+        ip: String,
+        port: u16,
+    },
+    /// `_fetch_file`: the connection streams checkpoint files, then closes.
+    SendFiles(Vec<String>),
+    /// WAIT: reply once `replicas` replicas acknowledged `target`, or at the deadline.
+    Wait {
+        target: u64,
+        replicas: usize,
+        deadline: Option<Instant>,
+    },
+}
+
+/// What a replica told in its handshake (REPLCONF) before PSYNC.
+#[derive(Default)]
+pub struct ReplHandshake {
+    pub listening_port: u16,
+    pub announce_ip: Option<String>,
+    pub last_batch: Option<quarry_replication::master::LastBatch>,
 }
 
 /// Per-connection state that commands can change.
@@ -45,6 +67,7 @@ pub struct Session {
     pub authenticated: bool,
     /// A write command ran since the replies were last sent: flush the WAL buffer first.
     pub wrote: bool,
+    pub repl: ReplHandshake,
 }
 
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
@@ -76,7 +99,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         protocol: Protocol::Resp2,
         authenticated: false,
         wrote: false,
+        repl: ReplHandshake::default(),
     };
+    let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut monitor: Option<tokio::sync::broadcast::Receiver<Bytes>> = None;
@@ -151,6 +176,40 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                             // reply does.
                             session.wrote = true;
                             reply.encode(session.protocol, &mut wbuf);
+                        }
+                        flow @ (Flow::Feed { .. } | Flow::SendFiles(_)) => {
+                            if !wbuf.is_empty()
+                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                                    .await
+                                    .is_err()
+                            {
+                                break 'conn;
+                            }
+                            handover = Some(flow);
+                            break 'conn;
+                        }
+                        Flow::Wait {
+                            target,
+                            replicas,
+                            deadline,
+                        } => {
+                            if !wbuf.is_empty()
+                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                                    .await
+                                    .is_err()
+                            {
+                                break 'conn;
+                            }
+                            let acked = loop {
+                                let acked = server.repl.master.count_acked(target);
+                                if acked >= replicas
+                                    || deadline.is_some_and(|d| Instant::now() >= d)
+                                {
+                                    break acked;
+                                }
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            };
+                            Frame::Integer(acked as i64).encode(session.protocol, &mut wbuf);
                         }
                         Flow::Reset => {
                             if monitor.take().is_some() {
@@ -231,6 +290,37 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         }
     }
     drop(registration);
+    if let Some(flow) = handover {
+        hand_over(&server, stream, flow);
+    }
+}
+
+/// Gives the socket to a replication thread (a replica's feed, or a full sync's files).
+fn hand_over(server: &Server, stream: TcpStream, flow: Flow) {
+    let Ok(std) = stream.into_std() else {
+        return;
+    };
+    if std.set_nonblocking(false).is_err() {
+        return;
+    }
+    match flow {
+        Flow::Feed { next, ip, port } => match server.engine() {
+            Some(engine) => server.repl.master.start_feeder(engine, std, next, ip, port),
+            None => {
+                let _ = std::io::Write::write_all(
+                    &mut &std,
+                    b"-LOADING kvrocks is restoring the db from backup\r\n",
+                );
+            }
+        },
+        Flow::SendFiles(names) => {
+            server
+                .repl
+                .master
+                .start_file_sender(server.repl.dir.clone(), std, names)
+        }
+        _ => {}
+    }
 }
 
 /// Sends the buffered replies. The WAL records of the writes they acknowledge reach the
@@ -242,7 +332,11 @@ async fn send_replies(
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     if std::mem::take(&mut session.wrote) {
-        if let Err(e) = server.engine.flush_wal_buffer() {
+        let flushed = match server.engine() {
+            Some(engine) => engine.flush_wal_buffer(),
+            None => Ok(()),
+        };
+        if let Err(e) = flushed {
             // Without the WAL write the replies would acknowledge what a crash could lose.
             tracing::error!(error = %e, "WAL write failed; closing the connection without acknowledging");
             return Err(std::io::Error::other(e.to_string()));
@@ -320,6 +414,10 @@ pub fn execute(
     {
         feed_monitor(server, session, &args);
     }
+    if let Err(e) = crate::replication::gate(server, spec.has(flag::WRITE), spec.has(flag::STALE)) {
+        Frame::Error(e.to_string()).encode(proto, out);
+        return Flow::Continue;
+    }
     if spec.has(flag::WRITE) {
         session.wrote = true;
     }
@@ -330,8 +428,11 @@ pub fn execute(
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
             Exec::Data(f) => {
+                let Some(storage) = server.storage() else {
+                    return (Err(CmdError::Loading), Flow::Continue);
+                };
                 let mut ctx = Ctx {
-                    db: &server.db,
+                    db: &storage.db,
                     cursors: &server.cursors,
                     protocol: proto,
                 };

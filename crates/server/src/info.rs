@@ -148,22 +148,17 @@ fn memory_section(server: &Server, out: &mut String) {
     line(out, "used_memory_rss", rss);
     line(out, "used_memory_rss_human", human(rss));
     line(out, "used_memory_lua", 0);
+    let engine = server.engine();
+    let prop = |cf: ColumnFamily, name: &str| engine.as_ref().and_then(|e| e.property(cf, name));
     let memtables: u64 = ColumnFamily::ALL
         .iter()
-        .filter_map(|cf| {
-            server
-                .engine
-                .property(*cf, "rocksdb.cur-size-all-mem-tables")
-        })
+        .filter_map(|cf| prop(*cf, "rocksdb.cur-size-all-mem-tables"))
         .sum();
     line(out, "used_memory_memtables", memtables);
     line(
         out,
         "used_memory_block_cache",
-        server
-            .engine
-            .property(ColumnFamily::Metadata, "rocksdb.block-cache-usage")
-            .unwrap_or(0),
+        prop(ColumnFamily::Metadata, "rocksdb.block-cache-usage").unwrap_or(0),
     );
 }
 
@@ -207,18 +202,21 @@ fn stats_section(server: &Server, out: &mut String) {
         "rejected_connections",
         s.rejected_connections.load(Ordering::Relaxed),
     );
-    line(out, "sync_full", 0);
-    line(out, "sync_partial_ok", 0);
-    line(out, "sync_partial_err", 0);
+    let c = &server.repl.master.counters;
+    line(out, "sync_full", c.full.load(Ordering::Relaxed));
+    line(out, "sync_partial_ok", c.partial_ok.load(Ordering::Relaxed));
+    line(
+        out,
+        "sync_partial_err",
+        c.partial_err.load(Ordering::Relaxed),
+    );
     line(out, "pubsub_channels", 0);
     line(out, "pubsub_patterns", 0);
 }
 
 fn replication_section(server: &Server, out: &mut String) {
     out.push_str("# Replication\r\n");
-    line(out, "role", "master");
-    line(out, "connected_slaves", 0);
-    line(out, "master_repl_offset", server.engine.latest_sequence());
+    out.push_str(&crate::replication::info_section(server));
 }
 
 /// User and system CPU seconds from /proc/self/stat (clock ticks of 1/100 s on Linux).
@@ -260,7 +258,10 @@ fn commandstats_section(server: &Server, out: &mut String) {
 }
 
 fn keyspace_section(server: &Server, out: &mut String) -> Result<(), CmdError> {
-    let (keys, expires) = server.db.key_counts()?;
+    let Some(storage) = server.storage() else {
+        return Ok(());
+    };
+    let (keys, expires) = storage.db.key_counts()?;
     out.push_str("# Keyspace\r\n");
     if keys > 0 {
         line(
@@ -269,14 +270,17 @@ fn keyspace_section(server: &Server, out: &mut String) -> Result<(), CmdError> {
             format!("keys={keys},expires={expires},avg_ttl=0"),
         );
     }
-    line(out, "sequence", server.engine.latest_sequence());
+    line(out, "sequence", storage.engine.latest_sequence());
     Ok(())
 }
 
 fn rocksdb_section(server: &Server, out: &mut String) {
     out.push_str("# RocksDB\r\n");
+    let Some(engine) = server.engine() else {
+        return;
+    };
     for cf in ColumnFamily::ALL {
-        let p = |name: &str| server.engine.property(cf, name).unwrap_or(0);
+        let p = |name: &str| engine.property(cf, name).unwrap_or(0);
         let _ = write!(
             out,
             "estimate_keys[{n}]:{}\r\nmemtable_size[{n}]:{}\r\nlive_sst_size[{n}]:{}\r\n",
@@ -286,12 +290,7 @@ fn rocksdb_section(server: &Server, out: &mut String) {
             n = cf.name()
         );
     }
-    let p = |name: &str| {
-        server
-            .engine
-            .property(ColumnFamily::Default, name)
-            .unwrap_or(0)
-    };
+    let p = |name: &str| engine.property(ColumnFamily::Default, name).unwrap_or(0);
     line(
         out,
         "num_running_compactions",

@@ -7,6 +7,7 @@ mod clients;
 mod config;
 mod connection;
 mod info;
+mod replication;
 mod server;
 mod slowlog;
 
@@ -18,8 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use quarry_commands::{CursorStore, COMMANDS};
 use quarry_storage::encoding::KeyCodec;
-use quarry_storage::{Engine, EngineOptions, Role, StorageError, WriteDurability};
-use quarry_types::Db;
+use quarry_storage::{Engine, EngineOptions, StorageError, WriteDurability};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 use tracing_subscriber::filter::LevelFilter;
@@ -227,11 +227,6 @@ fn run(cli: Cli) -> Result<(), String> {
             "cluster-enabled yes: cluster mode is not available in this version of quarry".into(),
         );
     }
-    if !cfg.get("slaveof").is_empty() {
-        return Err(
-            "slaveof is set: replication is not available in this version of quarry".into(),
-        );
-    }
     let renames = build_renames(cfg.get_multi("rename-command"))?;
     let workers = cfg.get_i64("workers").max(1) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -251,14 +246,24 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Err(e) => return Err(format!("cannot open storage in {}: {e}", opts.db_path().display())),
     };
-    // The role is settled before anything may write (DESIGN.md §2). Without `slaveof` this node
-    // is a master.
-    engine.gate().set_role(Role::Master);
-    info!(
-        role = "master",
-        sequence = engine.latest_sequence(),
-        "role decided: master (no slaveof configured)"
-    );
+    // The role is settled before anything may write (DESIGN.md §2): the role file that
+    // REPLICAOF leaves, else `slaveof`, else master. The gate stays closed until then.
+    let dir = PathBuf::from(cfg.get("dir"));
+    let (choice, why) = replication::decide_role(&dir, cfg.get("slaveof"))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    replication::persist_role(&dir, &choice)
+        .map_err(|e| format!("cannot record the role in {}: {e}", dir.display()))?;
+    match &choice {
+        replication::Choice::Master => info!(
+            role = "master",
+            sequence = engine.latest_sequence(),
+            reason = why,
+            "role decided: master"
+        ),
+        replication::Choice::Replica { host, port } => {
+            info!(role = "slave", master = %format!("{host}:{port}"), sequence = engine.latest_sequence(), reason = why, "role decided: replica")
+        }
+    }
 
     let pidfile = cfg.get("pidfile").to_string();
     if !pidfile.is_empty() {
@@ -273,9 +278,17 @@ fn run(cli: Cli) -> Result<(), String> {
         .collect();
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
-    let server = Arc::new(Server {
-        db: Db::new(engine.clone(), KeyCodec::standalone()),
-        engine: engine.clone(),
+    let codec = KeyCodec::standalone();
+    let max_repl_mb = cfg.get_i64("max-replication-mb").max(0) as u64;
+    let server = Arc::new_cyclic(|me| Server {
+        storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
+        repl: replication::ReplState::new(
+            opts.clone(),
+            codec.clone(),
+            dir.clone(),
+            me.clone(),
+            max_repl_mb,
+        ),
         cursors: CursorStore::default(),
         hot: HotConfig::from_config(&cfg),
         config: RwLock::new(cfg),
@@ -297,11 +310,22 @@ fn run(cli: Cli) -> Result<(), String> {
         set_log_level,
     });
 
+    drop(engine);
+    replication::enter_role(&server, &choice)?;
+    replication::start_maintenance(&server);
+
     let result = runtime.block_on(serve(server.clone(), binds, port));
+    if let Some(link) = server.repl.link.lock().take() {
+        link.stop();
+    }
+    server.repl.master.disconnect_all();
     runtime.shutdown_timeout(Duration::from_secs(2));
     info!("flushing storage");
-    if let Err(e) = engine.flush() {
-        error!("flush at shutdown failed: {e}");
+    let engine = server.engine();
+    if let Some(engine) = &engine {
+        if let Err(e) = engine.flush() {
+            error!("flush at shutdown failed: {e}");
+        }
     }
     if !pidfile.is_empty() {
         let _ = std::fs::remove_file(&pidfile);

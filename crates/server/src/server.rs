@@ -44,6 +44,8 @@ pub struct HotConfig {
     pub requirepass: RwLock<Option<String>>,
     /// Set while any client has a password to check, so that the common case skips the lock.
     pub auth_required: AtomicBool,
+    /// `slave-serve-stale-data`.
+    pub serve_stale_data: AtomicBool,
 }
 
 impl HotConfig {
@@ -57,6 +59,7 @@ impl HotConfig {
             resp3_enabled: AtomicBool::new(true),
             requirepass: RwLock::new(None),
             auth_required: AtomicBool::new(false),
+            serve_stale_data: AtomicBool::new(true),
         };
         hot.reload(cfg);
         hot
@@ -79,15 +82,25 @@ impl HotConfig {
         );
         self.resp3_enabled
             .store(cfg.get_bool("resp3-enabled"), Ordering::Relaxed);
+        self.serve_stale_data
+            .store(cfg.get_bool("slave-serve-stale-data"), Ordering::Relaxed);
         let pass = Some(cfg.get("requirepass").to_string()).filter(|p| !p.is_empty());
         self.auth_required.store(pass.is_some(), Ordering::Relaxed);
         *self.requirepass.write() = pass;
     }
 }
 
-pub struct Server {
+/// The data a node serves: the engine and the namespace view over it. A full sync replaces it.
+pub struct Storage {
     pub engine: Arc<Engine>,
     pub db: Db,
+}
+
+pub struct Server {
+    /// None while a full sync swaps the database: data commands then answer LOADING.
+    pub storage: RwLock<Option<Arc<Storage>>>,
+    /// Replication: role, the link to a master, this node's replicas.
+    pub repl: crate::replication::ReplState,
     pub cursors: CursorStore,
     pub config: RwLock<Config>,
     pub hot: HotConfig,
@@ -114,6 +127,15 @@ pub struct Server {
 }
 
 impl Server {
+    /// The current storage, or None while a full sync replaces it.
+    pub fn storage(&self) -> Option<Arc<Storage>> {
+        self.storage.read().clone()
+    }
+
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.storage.read().as_ref().map(|s| s.engine.clone())
+    }
+
     /// Resolves a command name, honouring `rename-command`.
     pub fn lookup(&self, name: &[u8]) -> Option<&'static CommandSpec> {
         if !self.renames.is_empty() {

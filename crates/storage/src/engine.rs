@@ -151,6 +151,8 @@ pub struct Engine {
     gate: WriteGate,
     write_opts: WriteOptions,
     path: PathBuf,
+    /// The replication id appended to every local batch as LogData `r <replid>`, or None.
+    replid: parking_lot::RwLock<Option<String>>,
 }
 
 impl Drop for Engine {
@@ -273,6 +275,7 @@ impl Engine {
             gate: WriteGate::default(),
             write_opts,
             path,
+            replid: Default::default(),
         })
     }
 
@@ -304,13 +307,100 @@ impl Engine {
         Ok(self.db.get_pinned_cf(self.cf(cf), key)?)
     }
 
-    /// The only write path. The gate decides whether `origin` may write in the current role.
-    pub fn write(&self, batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
+    /// The only write path. The gate decides whether `origin` may write in the current role. A
+    /// local batch carries the node's replication id at its end, as Kvrocks' batches do.
+    pub fn write(&self, mut batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
         self.gate
             .check(origin)
             .map_err(StorageError::WriteRefused)?;
+        if origin == WriteOrigin::Local {
+            if let Some(id) = self.replid.read().as_deref() {
+                batch.put_log_data(format!("r {id}").as_bytes());
+            }
+        }
         self.db.write_opt(batch, &self.write_opts)?;
         Ok(())
+    }
+
+    /// Applies a master's raw batch unchanged. The engine gives it the next sequence numbers,
+    /// which are the master's as long as the replica never writes anything else.
+    pub fn apply_replicated(&self, data: &[u8]) -> Result<(), StorageError> {
+        crate::batch::decode(data)?;
+        self.gate
+            .check(WriteOrigin::Replication)
+            .map_err(StorageError::WriteRefused)?;
+        self.db
+            .write_opt(WriteBatch::from_data(data), &self.write_opts)?;
+        Ok(())
+    }
+
+    /// The replication id local batches carry.
+    pub fn replid(&self) -> Option<String> {
+        self.replid.read().clone()
+    }
+
+    /// Sets the replication id (None stops tagging batches).
+    pub fn set_replid(&self, id: Option<String>) {
+        *self.replid.write() = id;
+    }
+
+    /// Kvrocks' `ShiftReplId`: a new replication id, recorded under `replication_id_` in the
+    /// propagate column family, in a batch that itself carries the new id. Only a master does
+    /// this; the write gate refuses it anywhere else.
+    pub fn shift_replid(&self) -> Result<String, StorageError> {
+        self.gate
+            .check(WriteOrigin::Local)
+            .map_err(StorageError::WriteRefused)?;
+        let id = crate::wal::new_replid();
+        let previous = self.replid.write().replace(id.clone());
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(ColumnFamily::Propagate),
+            b"replication_id_",
+            id.as_bytes(),
+        );
+        if let Err(e) = self.write(batch, WriteOrigin::Local) {
+            *self.replid.write() = previous;
+            return Err(e);
+        }
+        self.flush_wal_buffer()?;
+        Ok(id)
+    }
+
+    /// The replication id recorded in the propagate column family (replicated from the master).
+    pub fn stored_replid(&self) -> Option<String> {
+        let v = self
+            .get(ColumnFamily::Propagate, b"replication_id_")
+            .ok()
+            .flatten()?;
+        (v.len() == crate::wal::REPLID_LEN)
+            .then(|| String::from_utf8(v.to_vec()).ok())
+            .flatten()
+    }
+
+    /// A consistent read view and the sequence it reflects.
+    pub fn snapshot_at_sequence(&self) -> (rocksdb::SnapshotWithThreadMode<'_, DB>, u64) {
+        loop {
+            let before = self.db.latest_sequence_number();
+            let snap = self.db.snapshot();
+            if self.db.latest_sequence_number() == before {
+                return (snap, before);
+            }
+        }
+    }
+
+    /// A RocksDB checkpoint of the whole database in `dir` (which must not exist), and the
+    /// sequence it holds.
+    pub fn checkpoint(&self, dir: &Path) -> Result<u64, StorageError> {
+        self.flush_wal_buffer()?;
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
+        cp.create_checkpoint(dir)?;
+        // Opened read-only, the checkpoint tells its own sequence exactly.
+        let mut opts = Options::default();
+        opts.create_if_missing(false);
+        let cfs = DB::list_cf(&opts, dir)?;
+        let ro = DB::open_cf_for_read_only(&opts, dir, cfs, false)?;
+        Ok(ro.latest_sequence_number())
     }
 
     /// Hands buffered WAL records to the operating system. Call it after writes and before

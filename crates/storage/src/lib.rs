@@ -5,12 +5,14 @@
 //! network or of commands; data types build on it in `quarry-types`.
 
 pub mod batch;
+pub mod digest;
 pub mod encoding;
 mod engine;
 mod error;
 mod filter;
 mod gate;
 pub mod slot;
+pub mod wal;
 
 pub use engine::{ColumnFamily, Engine, EngineOptions, WriteDurability};
 pub use error::StorageError;

@@ -4,7 +4,8 @@
 //!
 //! Defaults are Kvrocks' code defaults except where quarry differs on purpose: `dir` (./data),
 //! `bind` (loopback), `log-dir` (stdout), `resp3-enabled` (yes), `rocksdb.compression` (snappy)
-//! and `rocksdb.level_compaction_dynamic_level_bytes` (yes), as Kvrocks' sample file sets them.
+//! and `rocksdb.level_compaction_dynamic_level_bytes` (yes), as Kvrocks' sample file sets them, and
+//! `use-rsid-psync` (yes: DESIGN.md §2 wants replication ids on by default).
 
 use super::{Directive, Kind};
 
@@ -53,18 +54,18 @@ pub static DIRECTIVES: &[Directive] = &[
     d("max-backup-keep-hours", Kind::Int(0, 2147483647), "0", false, false, "purge backups older than N hours, 0 = never"),
     d("master-use-repl-port", Kind::Bool, "no", false, false, "replica connects to master port+1 (legacy masters)"),
     d("requirepass", Kind::Str, "", false, true, "admin password required by AUTH"),
-    d("masterauth", Kind::Str, "", false, false, "password a replica uses to authenticate to its master"),
+    d("masterauth", Kind::Str, "", false, true, "password a replica uses to authenticate to its master"),
     d("slaveof", Kind::Str, "", true, true, "\"host port\" of the master to replicate from"),
     d("compact-cron", Kind::Str, "", false, false, "crontab schedule for full compaction"),
     d("bgsave-cron", Kind::Str, "", false, false, "crontab schedule for automatic backup"),
     d("dbsize-scan-cron", Kind::Str, "", false, false, "crontab schedule for recounting key statistics"),
-    d("replica-announce-ip", Kind::Str, "", false, false, "IP a replica reports to its master"),
-    d("replica-announce-port", Kind::Int(0, 65535), "0", false, false, "port a replica reports to its master"),
+    d("replica-announce-ip", Kind::Str, "", false, true, "IP a replica reports to its master"),
+    d("replica-announce-port", Kind::Int(0, 65535), "0", false, true, "port a replica reports to its master"),
     d("compaction-checker-range", Kind::Str, "", false, false, "deprecated hour range (e.g. 0-7) for the compaction checker"),
     d("compaction-checker-cron", Kind::Str, "", false, false, "crontab schedule for the compaction checker"),
     d("force-compact-file-age", Kind::Int(60, 9223372036854775807), "172800", false, false, "SST age in seconds after which it may be force-compacted"),
     d("force-compact-file-min-deleted-percentage", Kind::Int(1, 100), "10", false, false, "deleted-key percentage that triggers forced compaction of old SSTs"),
-    d("db-name", Kind::Str, "change.me.db", true, false, "database identity checked during replication"),
+    d("db-name", Kind::Str, "change.me.db", true, true, "database identity checked during replication"),
     d("dir", Kind::Str, "data", true, true, "data directory; RocksDB lives in <dir>/db"),
     d("backup-dir", Kind::Str, "data/backup", false, false, "backup directory (follows dir when left at default)"),
     d("log-dir", Kind::Str, "stdout", true, true, "where logs go: stdout, or a directory that receives quarry.log"),
@@ -73,13 +74,13 @@ pub static DIRECTIVES: &[Directive] = &[
     d("max-io-mb", Kind::Int(0, 2147483647), "0", false, false, "flush+compaction write rate limit in MB/s, 0 = unlimited"),
     d("max-bitmap-to-string-mb", Kind::Int(0, 2147483647), "16", false, false, "max bitmap size in MB convertible to a string"),
     d("max-db-size", Kind::Int(0, 2147483647), "0", false, false, "max SST space in GB before writes are refused, 0 = unlimited"),
-    d("max-replication-mb", Kind::Int(0, 2147483647), "0", false, false, "replication bandwidth limit in MB/s, 0 = unlimited"),
+    d("max-replication-mb", Kind::Int(0, 2147483647), "0", false, true, "replication bandwidth limit in MB/s, 0 = unlimited"),
     d("supervised", Kind::Enum(&["no", "auto", "upstart", "systemd"]), "no", true, false, "upstart/systemd readiness signalling"),
-    d("slave-serve-stale-data", Kind::Bool, "yes", false, false, "replica answers queries while out of sync"),
+    d("slave-serve-stale-data", Kind::Bool, "yes", false, true, "replica answers queries while out of sync"),
     d("slave-empty-db-before-fullsync", Kind::Bool, "no", false, false, "replica wipes its db before full sync"),
-    d("slave-priority", Kind::Int(0, 2147483647), "100", false, false, "Sentinel promotion priority (0 = never promote)"),
+    d("slave-priority", Kind::Int(0, 2147483647), "100", false, true, "Sentinel promotion priority (0 = never promote)"),
     d("slave-read-only", Kind::Bool, "yes", false, false, "replica rejects write commands"),
-    d("use-rsid-psync", Kind::Bool, "no", true, false, "use replication-sequence-id based PSYNC"),
+    d("use-rsid-psync", Kind::Bool, "yes", true, true, "replication ids in every batch, checked at PSYNC (quarry: on by default)"),
     d("profiling-sample-ratio", Kind::Int(0, 100), "0", false, false, "percentage of sampled commands for the perf log"),
     d("profiling-sample-record-max-len", Kind::Int(0, 2147483647), "256", false, false, "max entries kept in the perf log"),
     d("profiling-sample-record-threshold-ms", Kind::Int(0, 2147483647), "100", false, false, "min latency in ms for a perf-log record"),

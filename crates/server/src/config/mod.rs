@@ -49,6 +49,12 @@ const LIVE: &[&str] = &[
     "proto-max-bulk-len",
     "resp3-enabled",
     "log-level",
+    "masterauth",
+    "replica-announce-ip",
+    "replica-announce-port",
+    "max-replication-mb",
+    "slave-serve-stale-data",
+    "slave-priority",
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {
@@ -307,6 +313,15 @@ impl Config {
     }
 
     /// CONFIG SET of one directive. The error text is Kvrocks'.
+    /// Records a value the server itself changed (REPLICAOF's `slaveof`), so that CONFIG GET
+    /// and CONFIG REWRITE show it. `key` must be a known directive.
+    pub fn set_internal(&mut self, key: &str, value: String) {
+        if let Some(d) = directive(key) {
+            self.values.insert(d.name, value);
+            self.explicit.insert(d.name);
+        }
+    }
+
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let lower = key.to_ascii_lowercase();
         let unsupported =

@@ -1,0 +1,730 @@
+//! The replica side: one link to one master, on its own thread.
+//!
+//! Each attempt: connect, AUTH, `_db_name`, `REPLCONF listening-port`, then (quarry masters
+//! only) `REPLCONF capa batch-digest` and `REPLCONF last-batch`, then PSYNC. `+OK` starts the
+//! incremental stream; any other answer starts a full sync from a checkpoint, and the next
+//! attempt resumes from the checkpoint's sequence.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use quarry_storage::wal::{batch_digest, batch_ending_at, batch_replid, REPLID_LEN};
+use quarry_storage::{Engine, Role};
+use tracing::{error, info, warn};
+
+use crate::wire::{self, read_line, read_payload};
+use crate::Host;
+
+/// Link states, numbered as Kvrocks numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LinkState {
+    Connecting = 1,
+    SendAuth = 2,
+    CheckDbName = 3,
+    ReplConf = 4,
+    SendPsync = 5,
+    FetchMeta = 6,
+    FetchSst = 7,
+    Connected = 8,
+    Error = 9,
+}
+
+impl LinkState {
+    fn from_u8(v: u8) -> LinkState {
+        use LinkState::*;
+        match v {
+            2 => SendAuth,
+            3 => CheckDbName,
+            4 => ReplConf,
+            5 => SendPsync,
+            6 => FetchMeta,
+            7 => FetchSst,
+            8 => Connected,
+            9 => Error,
+            _ => Connecting,
+        }
+    }
+}
+
+/// What INFO, ROLE and command gating read about the link.
+#[derive(Debug, Default)]
+pub struct LinkStatus {
+    state: AtomicU8,
+    /// Milliseconds since the link started, at the last byte from the master.
+    last_io_ms: AtomicU64,
+    /// The master's sequence when this connection's PSYNC was accepted (0 = unknown).
+    catch_up_target: AtomicU64,
+    pub full_syncs_requested: AtomicU64,
+    pub partial_syncs_ok: AtomicU64,
+    pub applied_batches: AtomicU64,
+}
+
+impl LinkStatus {
+    pub fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Ordering::Acquire))
+    }
+    fn set(&self, s: LinkState) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+    /// `master_link_status:up`.
+    pub fn is_up(&self) -> bool {
+        self.state() == LinkState::Connected
+    }
+    pub fn sync_in_progress(&self) -> bool {
+        matches!(self.state(), LinkState::FetchMeta | LinkState::FetchSst)
+    }
+    /// Up, and holding at least what the master held when this connection started.
+    pub fn caught_up(&self, local_seq: u64) -> bool {
+        self.is_up() && local_seq >= self.catch_up_target.load(Ordering::Acquire)
+    }
+}
+
+/// A running link. Dropping it without `stop` leaves the thread running.
+pub struct Link {
+    pub host: String,
+    pub port: u16,
+    pub status: Arc<LinkStatus>,
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    socket: Arc<Mutex<Option<TcpStream>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    pub fn start(host_impl: Arc<dyn Host>, host: String, port: u16) -> Link {
+        let status = Arc::new(LinkStatus::default());
+        status.set(LinkState::Connecting);
+        let stop = Arc::new(AtomicBool::new(false));
+        let socket = Arc::new(Mutex::new(None));
+        let started = Instant::now();
+        let mut worker = Worker {
+            host: host_impl,
+            master_host: host.clone(),
+            master_port: port,
+            status: status.clone(),
+            stop: stop.clone(),
+            socket: socket.clone(),
+            started,
+            quarry_peer: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("repl-link".into())
+            .spawn(move || worker.run())
+            .ok();
+        Link {
+            host,
+            port,
+            status,
+            started,
+            stop,
+            socket,
+            thread,
+        }
+    }
+
+    /// Seconds since the last byte from the master.
+    pub fn last_io_seconds_ago(&self) -> u64 {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.status.last_io_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Stops the thread and waits for it (it never holds the engine for long).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(s) = self.socket.lock().as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Drops the current connection; the link reconnects (CLIENT KILL TYPE master).
+    pub fn reconnect(&self) {
+        if let Some(s) = self.socket.lock().as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// How an attempt ended.
+enum Next {
+    /// Try again after this long.
+    Retry(Duration),
+    /// A full sync finished: reconnect at once and PSYNC from the checkpoint.
+    Again,
+    Stopped,
+}
+
+struct Worker {
+    host: Arc<dyn Host>,
+    master_host: String,
+    master_port: u16,
+    status: Arc<LinkStatus>,
+    stop: Arc<AtomicBool>,
+    socket: Arc<Mutex<Option<TcpStream>>>,
+    started: Instant,
+    quarry_peer: bool,
+}
+
+/// A read that waits in short slices, so that a stop request and a silent master are noticed.
+struct Patient {
+    stream: TcpStream,
+    stop: Arc<AtomicBool>,
+    idle_limit: Duration,
+    last_data: Instant,
+}
+
+impl Read for Patient {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(n) => {
+                    self.last_data = Instant::now();
+                    return Ok(n);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.stop.load(Ordering::Acquire) {
+                        return Err(io::Error::new(io::ErrorKind::Interrupted, "link stopped"));
+                    }
+                    if self.last_data.elapsed() > self.idle_limit {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("no data from the master for {}s", self.idle_limit.as_secs()),
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The master pings every second (Kvrocks every ~2 s); this much silence means the link is dead.
+const IDLE_LIMIT: Duration = Duration::from_secs(6);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl Worker {
+    fn run(&mut self) {
+        info!(master = %self.addr(), "replication link started");
+        loop {
+            if self.stopped() {
+                break;
+            }
+            match self.attempt() {
+                Next::Stopped => break,
+                Next::Again => continue,
+                Next::Retry(d) => {
+                    if self.status.state() != LinkState::Error {
+                        self.status.set(LinkState::Connecting);
+                    }
+                    let until = Instant::now() + d;
+                    while Instant::now() < until && !self.stopped() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        *self.socket.lock() = None;
+        info!(master = %self.addr(), "replication link stopped");
+    }
+
+    fn addr(&self) -> String {
+        format!("{}:{}", self.master_host, self.master_port)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn touch(&self) {
+        self.status
+            .last_io_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn connect(&self) -> io::Result<(TcpStream, BufReader<Patient>)> {
+        let addr = (self.master_host.as_str(), self.master_port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io_err("the master's address does not resolve"))?;
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let reader = BufReader::with_capacity(
+            256 * 1024,
+            Patient {
+                stream: stream.try_clone()?,
+                stop: self.stop.clone(),
+                idle_limit: IDLE_LIMIT,
+                last_data: Instant::now(),
+            },
+        );
+        Ok((stream, reader))
+    }
+
+    /// Connects and authenticates one connection.
+    fn open(&self) -> io::Result<(TcpStream, BufReader<Patient>)> {
+        let (mut stream, mut reader) = self.connect()?;
+        let auth = self.host.settings().masterauth;
+        if !auth.is_empty() {
+            self.status.set(LinkState::SendAuth);
+            wire::send(&mut stream, &[b"AUTH", auth.as_bytes()])?;
+            let line = read_line(&mut reader, 1024)?;
+            if line != "+OK" {
+                return Err(io_err(format!("AUTH to the master failed: {line}")));
+            }
+        }
+        Ok((stream, reader))
+    }
+
+    fn attempt(&mut self) -> Next {
+        self.status.set(LinkState::Connecting);
+        let (mut stream, mut reader) = match self.open() {
+            Ok(x) => x,
+            Err(e) => {
+                if !self.stopped() {
+                    warn!(master = %self.addr(), error = %e, "cannot connect to the master");
+                }
+                return Next::Retry(Duration::from_secs(1));
+            }
+        };
+        *self.socket.lock() = stream.try_clone().ok();
+        if self.stopped() {
+            return Next::Stopped;
+        }
+        match self.handshake(&mut stream, &mut reader) {
+            Ok(Some(next)) => next,
+            Ok(None) => {
+                // PSYNC accepted.
+                self.status.partial_syncs_ok.fetch_add(1, Ordering::Relaxed);
+                self.status.set(LinkState::Connected);
+                info!(master = %self.addr(), "replication link up: incremental sync");
+                let result = self.stream_batches(&mut stream, &mut reader);
+                let _ = stream.shutdown(Shutdown::Both);
+                match result {
+                    Ok(()) => Next::Stopped,
+                    Err(e) => {
+                        if self.stopped() {
+                            return Next::Stopped;
+                        }
+                        warn!(master = %self.addr(), error = %e, "replication link down");
+                        Next::Retry(Duration::from_secs(1))
+                    }
+                }
+            }
+            Err(e) => {
+                if self.stopped() {
+                    return Next::Stopped;
+                }
+                warn!(master = %self.addr(), error = %e, "replication handshake failed");
+                Next::Retry(Duration::from_secs(1))
+            }
+        }
+    }
+
+    /// Runs the handshake. Ok(None): PSYNC accepted; Ok(Some(next)): what to do instead.
+    fn handshake(
+        &mut self,
+        stream: &mut TcpStream,
+        reader: &mut BufReader<Patient>,
+    ) -> io::Result<Option<Next>> {
+        let settings = self.host.settings();
+        self.status.set(LinkState::CheckDbName);
+        wire::send(stream, &[b"_db_name"])?;
+        let name = read_line(reader, 4096)?;
+        if name.starts_with("-LOADING") {
+            return Ok(Some(Next::Retry(Duration::from_secs(1))));
+        }
+        if name != settings.db_name {
+            error!(master = %self.addr(), theirs = %name, ours = %settings.db_name, "db-name differs from the master's; retrying in 10 s");
+            return Ok(Some(Next::Retry(Duration::from_secs(10))));
+        }
+        self.status.set(LinkState::ReplConf);
+        let port = settings.announce_port.to_string();
+        if settings.announce_ip.is_empty() {
+            wire::send(stream, &[b"REPLCONF", b"listening-port", port.as_bytes()])?;
+        } else {
+            wire::send(
+                stream,
+                &[
+                    b"REPLCONF",
+                    b"listening-port",
+                    port.as_bytes(),
+                    b"ip-address",
+                    settings.announce_ip.as_bytes(),
+                ],
+            )?;
+        }
+        let line = read_line(reader, 1024)?;
+        if line.starts_with("-ERR unknown option") && !settings.announce_ip.is_empty() {
+            wire::send(stream, &[b"REPLCONF", b"listening-port", port.as_bytes()])?;
+            read_line(reader, 1024)?;
+        }
+        // A quarry master proves history continuity; a Kvrocks master answers `unknown option`.
+        wire::send(stream, &[b"REPLCONF", b"capa", b"batch-digest"])?;
+        self.quarry_peer = read_line(reader, 1024)? == "+OK";
+
+        let Some(engine) = self.host.engine() else {
+            return Ok(Some(Next::Retry(Duration::from_secs(1))));
+        };
+        let latest = engine.latest_sequence();
+        let last = last_batch(&engine, &settings.dir, latest);
+        self.status.catch_up_target.store(0, Ordering::Release);
+        if self.quarry_peer {
+            let digest = last.digest.clone().unwrap_or_else(|| "none".into());
+            wire::send(
+                stream,
+                &[
+                    b"REPLCONF",
+                    b"last-batch",
+                    latest.to_string().as_bytes(),
+                    digest.as_bytes(),
+                ],
+            )?;
+            let line = read_line(reader, 1024)?;
+            // `:<master's latest sequence>`: what "caught up" means for this connection.
+            if let Some(seq) = line.strip_prefix(':').and_then(|s| s.parse().ok()) {
+                self.status.catch_up_target.store(seq, Ordering::Release);
+            }
+        }
+        self.status.set(LinkState::SendPsync);
+        let next = (latest + 1).to_string();
+        let replid = last.replid.or_else(|| engine.stored_replid());
+        drop(engine);
+        let reply = match replid.filter(|r| r.len() == REPLID_LEN && settings.use_rsid_psync) {
+            Some(id) => {
+                wire::send(stream, &[b"PSYNC", id.as_bytes(), next.as_bytes()])?;
+                let reply = read_line(reader, 1024)?;
+                if reply.starts_with("-ERR wrong number of arguments") {
+                    wire::send(stream, &[b"PSYNC", next.as_bytes()])?;
+                    read_line(reader, 1024)?
+                } else {
+                    reply
+                }
+            }
+            None => {
+                wire::send(stream, &[b"PSYNC", next.as_bytes()])?;
+                read_line(reader, 1024)?
+            }
+        };
+        self.touch();
+        if reply == "+OK" {
+            return Ok(None);
+        }
+        if reply.starts_with("-LOADING") {
+            return Ok(Some(Next::Retry(Duration::from_secs(1))));
+        }
+        let reason = reply.trim_start_matches('-').to_string();
+        let _ = stream.shutdown(Shutdown::Both);
+        Ok(Some(self.full_sync(&reason)))
+    }
+
+    fn stream_batches(
+        &self,
+        stream: &mut TcpStream,
+        reader: &mut BufReader<Patient>,
+    ) -> io::Result<()> {
+        let Some(engine) = self.host.engine() else {
+            return Err(io_err("the database is being replaced"));
+        };
+        let mut applied_since_ack = false;
+        loop {
+            let head = read_line(reader, 64)?;
+            self.touch();
+            let len: usize = head
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| io_err(format!("unexpected line from the master: {head:.64}")))?;
+            let payload = read_payload(reader, len)?;
+            if payload != b"ping" {
+                if let Err(e) = engine.apply_replicated(&payload) {
+                    error!(master = %self.addr(), error = %e, "applying a master batch failed");
+                    return Err(io_err(e));
+                }
+                self.status.applied_batches.fetch_add(1, Ordering::Relaxed);
+                self.host.on_applied(&payload);
+                applied_since_ack = true;
+            }
+            // Acknowledge once the burst is applied, and durable as far as the WAL buffer goes.
+            if applied_since_ack && reader.buffer().is_empty() {
+                engine.flush_wal_buffer().map_err(io_err)?;
+                if self.quarry_peer {
+                    let seq = engine.latest_sequence().to_string();
+                    wire::send(stream, &[b"REPLCONF", b"ACK", seq.as_bytes()])?;
+                }
+                applied_since_ack = false;
+            }
+            if self.stopped() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn full_sync(&mut self, reason: &str) -> Next {
+        self.status
+            .full_syncs_requested
+            .fetch_add(1, Ordering::Relaxed);
+        info!(master = %self.addr(), reason, "full sync started");
+        let started = Instant::now();
+        match self.fetch_checkpoint() {
+            Ok((files, bytes)) => {
+                if self.stopped() {
+                    return Next::Stopped;
+                }
+                match self.restore() {
+                    Ok(seq) => {
+                        let secs = started.elapsed().as_secs_f64();
+                        info!(master = %self.addr(), files, bytes, seconds = format!("{secs:.1}"), sequence = seq, "full sync finished");
+                        Next::Again
+                    }
+                    Err(e) => {
+                        error!(master = %self.addr(), error = %e, "full sync: restoring the checkpoint failed; retrying in 10 s");
+                        Next::Retry(Duration::from_secs(10))
+                    }
+                }
+            }
+            Err(e) => {
+                if self.stopped() {
+                    return Next::Stopped;
+                }
+                warn!(master = %self.addr(), error = %e, "full sync: fetching the checkpoint failed; retrying");
+                Next::Retry(Duration::from_secs(1))
+            }
+        }
+    }
+
+    /// Downloads the master's checkpoint into `<dir>/sync_checkpoint`, keeping SST files a
+    /// previous attempt already fetched from the same master.
+    fn fetch_checkpoint(&mut self) -> io::Result<(usize, u64)> {
+        let settings = self.host.settings();
+        self.status.set(LinkState::FetchMeta);
+        let (mut stream, mut reader) = self.open()?;
+        *self.socket.lock() = stream.try_clone().ok();
+        wire::send(&mut stream, &[b"_fetch_meta"])?;
+        let line = read_line(&mut reader, 16 * 1024 * 1024)?;
+        if line.starts_with('-') || line.is_empty() {
+            return Err(io_err(format!(
+                "the master cannot serve a full sync: {line}"
+            )));
+        }
+        drop(stream);
+        let files: Vec<String> = line.split(',').map(str::to_string).collect();
+        if files.iter().any(|f| f.contains('/') || f.starts_with('.')) {
+            return Err(io_err("the master sent a bad file name"));
+        }
+        let dir = settings.dir.join("sync_checkpoint");
+        prepare_sync_dir(&dir, &self.addr(), &files)?;
+        let wanted: Vec<&String> = files
+            .iter()
+            .filter(|f| !(f.ends_with(".sst") && dir.join(f).is_file()))
+            .collect();
+        info!(master = %self.addr(), files = files.len(), to_fetch = wanted.len(), "full sync: fetching checkpoint files");
+        self.status.set(LinkState::FetchSst);
+        let mut bytes = 0u64;
+        if !wanted.is_empty() {
+            let (mut stream, mut reader) = self.open()?;
+            *self.socket.lock() = stream.try_clone().ok();
+            let names = wanted
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            wire::send(&mut stream, &[b"_fetch_file", names.as_bytes()])?;
+            let started = Instant::now();
+            let mut last_log = Instant::now();
+            for (i, name) in wanted.iter().enumerate() {
+                let size: u64 = read_line(&mut reader, 64)?
+                    .parse()
+                    .map_err(|_| io_err("bad file size from the master"))?;
+                let tmp = dir.join(format!("{name}.tmp"));
+                let mut out = std::fs::File::create(&tmp)?;
+                let mut left = size;
+                let mut buf = vec![0u8; 256 * 1024];
+                while left > 0 {
+                    let want = buf.len().min(left as usize);
+                    let n = reader.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(io_err("the master closed the connection mid-file"));
+                    }
+                    out.write_all(&buf[..n])?;
+                    left -= n as u64;
+                    bytes += n as u64;
+                    self.touch();
+                    if last_log.elapsed() >= Duration::from_secs(1) {
+                        let secs = started.elapsed().as_secs_f64().max(0.001);
+                        let rate = bytes as f64 / secs / 1e6;
+                        let left_files = wanted.len() - i;
+                        info!(
+                            master = %self.addr(),
+                            files_done = i,
+                            files_total = wanted.len(),
+                            mb = format!("{:.1}", bytes as f64 / 1e6),
+                            mb_per_s = format!("{rate:.1}"),
+                            files_left = left_files,
+                            eta_s = format!("{:.0}", if rate > 0.0 { (left as f64 / 1e6) / rate } else { 0.0 }),
+                            "full sync progress"
+                        );
+                        last_log = Instant::now();
+                    }
+                    if self.stopped() {
+                        return Err(io_err("link stopped"));
+                    }
+                }
+                out.sync_all()?;
+                std::fs::rename(&tmp, dir.join(name))?;
+            }
+        }
+        Ok((files.len(), bytes))
+    }
+
+    /// Swaps the fetched checkpoint in as the database (rolling back if it does not open),
+    /// and records the anchor that proves continuity at its sequence.
+    fn restore(&mut self) -> Result<u64, String> {
+        let settings = self.host.settings();
+        let dir = settings.dir.clone();
+        let Some(old) = self.host.take_engine() else {
+            return Err("the database is still in use".into());
+        };
+        drop(old);
+        let db = dir.join("db");
+        let backup = dir.join("db.tmp");
+        let fetched = dir.join("sync_checkpoint");
+        let _ = std::fs::remove_dir_all(&backup);
+        let _ = std::fs::remove_file(fetched.join(SOURCE_FILE));
+        let moved = std::fs::rename(&db, &backup).and_then(|_| std::fs::rename(&fetched, &db));
+        let opened = match moved {
+            Ok(()) => self.host.open_engine(),
+            Err(e) => Err(format!("cannot move the checkpoint into place: {e}")),
+        };
+        match opened {
+            Ok(engine) => {
+                let _ = std::fs::remove_dir_all(&backup);
+                engine.gate().set_role(Role::Replica);
+                let seq = engine.latest_sequence();
+                self.host.install_engine(engine);
+                let _ = std::fs::remove_file(dir.join(ANCHOR_FILE));
+                // The master's digest of the batch at the checkpoint's sequence: our history
+                // ends there now, and the next PSYNC has to show it.
+                if let Some(digest) = self.ask_digest(seq) {
+                    let _ = write_atomic(
+                        &dir.join(ANCHOR_FILE),
+                        format!("{seq} {digest}\n").as_bytes(),
+                    );
+                }
+                Ok(seq)
+            }
+            Err(e) => {
+                error!(error = %e, "the fetched checkpoint does not open; rolling back");
+                if backup.exists() {
+                    let _ = std::fs::remove_dir_all(&db);
+                    let _ = std::fs::rename(&backup, &db);
+                }
+                match self.host.open_engine() {
+                    Ok(engine) => {
+                        engine.gate().set_role(Role::Replica);
+                        self.host.install_engine(engine);
+                    }
+                    Err(e2) => error!(error = %e2, "the previous database does not open either"),
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn ask_digest(&self, seq: u64) -> Option<String> {
+        if seq == 0 {
+            return None;
+        }
+        let (mut stream, mut reader) = self.open().ok()?;
+        wire::send(
+            &mut stream,
+            &[b"REPLCONF", b"batch-digest", seq.to_string().as_bytes()],
+        )
+        .ok()?;
+        let head = read_line(&mut reader, 64).ok()?;
+        let len: usize = head.strip_prefix('$')?.parse().ok()?;
+        let body = read_payload(&mut reader, len).ok()?;
+        String::from_utf8(body).ok()
+    }
+}
+
+const SOURCE_FILE: &str = ".source";
+/// `<seq> <digest>` of the batch a full sync's checkpoint ends with.
+pub const ANCHOR_FILE: &str = "replication-anchor";
+
+/// What the replica knows about its own last batch.
+struct Last {
+    digest: Option<String>,
+    replid: Option<String>,
+}
+
+fn last_batch(engine: &Engine, dir: &Path, latest: u64) -> Last {
+    if let Ok(Some(b)) = batch_ending_at(engine.db(), latest) {
+        return Last {
+            digest: Some(batch_digest(&b.data)),
+            replid: batch_replid(&b.data),
+        };
+    }
+    let anchor = std::fs::read_to_string(dir.join(ANCHOR_FILE)).unwrap_or_default();
+    let mut parts = anchor.split_whitespace();
+    let digest = match (
+        parts.next().and_then(|s| s.parse::<u64>().ok()),
+        parts.next(),
+    ) {
+        (Some(seq), Some(d)) if seq == latest => Some(d.to_string()),
+        _ => None,
+    };
+    Last {
+        digest,
+        replid: None,
+    }
+}
+
+/// Keeps files of an interrupted fetch from the same master; anything else goes.
+fn prepare_sync_dir(dir: &Path, source: &str, files: &[String]) -> io::Result<()> {
+    let same_source = std::fs::read_to_string(dir.join(SOURCE_FILE))
+        .map(|s| s.trim() == source)
+        .unwrap_or(false);
+    if !same_source {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(SOURCE_FILE), source)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name != SOURCE_FILE && !files.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file by tmp-file and rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp: PathBuf = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}

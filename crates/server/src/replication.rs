@@ -1,0 +1,735 @@
+//! The server's side of replication: the node's role (decided at start-up, persisted when it
+//! changes), the commands (SLAVEOF/REPLICAOF, ROLE, PSYNC, REPLCONF, `_fetch_meta`,
+//! `_fetch_file`, `_db_name`, WAIT, DIGEST), INFO's replication section, and the [`Host`] the
+//! replication link runs against.
+
+use std::fmt::Write as _;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use quarry_commands::args::{is, lower, parse_i64};
+use quarry_commands::CmdError;
+use quarry_replication::master::{digest_at, LastBatch, Master, PsyncRequest};
+use quarry_replication::replica::{write_atomic, Link, LinkState};
+use quarry_replication::{Host, LinkSettings};
+use quarry_resp::Frame;
+use quarry_storage::batch::{self, BatchRecord};
+use quarry_storage::encoding::KeyCodec;
+use quarry_storage::{Engine, EngineOptions, Role};
+use quarry_types::Db;
+use tracing::{error, info, warn};
+
+use crate::connection::{Flow, Session};
+use crate::server::{Server, Storage};
+
+type Outcome = (Result<Frame, CmdError>, Flow);
+
+/// Where a node records the role it was given at run time (`REPLICAOF`), so that it comes back
+/// in that role after a restart. It overrides `slaveof` from the config file.
+pub const ROLE_FILE: &str = "replication-role";
+
+/// A node's role as decided at start-up or by REPLICAOF.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Master,
+    Replica { host: String, port: u16 },
+}
+
+fn parse_master(text: &str) -> Option<(String, u16)> {
+    let mut it = text.split_whitespace();
+    let host = it.next()?.to_string();
+    let port = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((host, port))
+}
+
+/// The start-up decision, before anything writes: `slaveof` from the config if set, else the
+/// role this node last had (the role file), else master.
+pub fn decide_role(dir: &Path, slaveof: &str) -> Result<(Choice, &'static str), String> {
+    // An explicit `slaveof` is the operator's current word.
+    if !slaveof.is_empty() {
+        let (host, port) = parse_master(slaveof)
+            .ok_or_else(|| format!("slaveof {slaveof:?}: expected `<host> <port>`"))?;
+        return Ok((Choice::Replica { host, port }, "slaveof in the config"));
+    }
+    // Without it, the node keeps the role it last had: a replica never comes back as a
+    // writable master holding stale data.
+    if let Ok(text) = std::fs::read_to_string(dir.join(ROLE_FILE)) {
+        let text = text.trim();
+        if text == "master" {
+            return Ok((Choice::Master, "the role file says master"));
+        }
+        if let Some(rest) = text.strip_prefix("replicaof ") {
+            if let Some((host, port)) = parse_master(rest) {
+                return Ok((
+                    Choice::Replica { host, port },
+                    "the role file (last REPLICAOF or slaveof)",
+                ));
+            }
+        }
+        return Err(format!(
+            "{} is not understood: {text:?} (expected `master` or `replicaof <host> <port>`)",
+            dir.join(ROLE_FILE).display()
+        ));
+    }
+    Ok((Choice::Master, "no slaveof configured"))
+}
+
+pub fn persist_role(dir: &Path, choice: &Choice) -> std::io::Result<()> {
+    let text = match choice {
+        Choice::Master => "master\n".to_string(),
+        Choice::Replica { host, port } => format!("replicaof {host} {port}\n"),
+    };
+    write_atomic(&dir.join(ROLE_FILE), text.as_bytes())
+}
+
+pub struct ReplState {
+    pub master: Arc<Master>,
+    pub link: Mutex<Option<Link>>,
+    pub is_replica: AtomicBool,
+    pub engine_options: EngineOptions,
+    pub codec: KeyCodec,
+    pub dir: PathBuf,
+    pub me: Weak<Server>,
+    /// Serialises role changes.
+    role_change: Mutex<()>,
+}
+
+impl ReplState {
+    pub fn new(
+        engine_options: EngineOptions,
+        codec: KeyCodec,
+        dir: PathBuf,
+        me: Weak<Server>,
+        max_mb: u64,
+    ) -> ReplState {
+        let master = Arc::new(Master::default());
+        master.max_replication_mb.store(max_mb, Ordering::Relaxed);
+        ReplState {
+            master,
+            link: Mutex::new(None),
+            is_replica: AtomicBool::new(false),
+            engine_options,
+            codec,
+            dir,
+            me,
+            role_change: Mutex::new(()),
+        }
+    }
+}
+
+/// Builds the storage over an opened engine.
+pub fn storage_over(engine: Arc<Engine>, codec: &KeyCodec) -> Arc<Storage> {
+    Arc::new(Storage {
+        db: Db::new(engine.clone(), codec.clone()),
+        engine,
+    })
+}
+
+/// Applies a decided role to a running node (start-up and REPLICAOF).
+pub fn enter_role(server: &Server, choice: &Choice) -> Result<(), String> {
+    let engine = server.engine().ok_or("the database is being replaced")?;
+    let rsid = server.config.read().get_bool("use-rsid-psync");
+    if let Some(link) = server.repl.link.lock().take() {
+        link.stop();
+    }
+    match choice {
+        Choice::Master => {
+            engine.gate().set_role(Role::Master);
+            server.repl.is_replica.store(false, Ordering::Release);
+            if rsid {
+                // Kvrocks' ShiftReplId: batches from here on carry this node's own id.
+                let id = engine.shift_replid().map_err(|e| e.to_string())?;
+                info!(replid = %id, sequence = engine.latest_sequence(), "new replication id");
+            } else {
+                engine.set_replid(None);
+            }
+        }
+        Choice::Replica { host, port } => {
+            engine.gate().set_role(Role::Replica);
+            engine.set_replid(None);
+            server.repl.is_replica.store(true, Ordering::Release);
+            let host_ref: Arc<dyn Host> = Arc::new(HostRef(server.repl.me.clone()));
+            *server.repl.link.lock() = Some(Link::start(host_ref, host.clone(), *port));
+        }
+    }
+    Ok(())
+}
+
+/// The replication link's view of the server. It holds a weak reference, so that a stopped
+/// server is not kept alive by its link.
+struct HostRef(Weak<Server>);
+
+impl Host for HostRef {
+    fn engine(&self) -> Option<Arc<Engine>> {
+        self.0.upgrade()?.engine()
+    }
+
+    fn settings(&self) -> LinkSettings {
+        let Some(server) = self.0.upgrade() else {
+            return LinkSettings::default();
+        };
+        let cfg = server.config.read();
+        let announce_port = match cfg.get_i64("replica-announce-port") {
+            0 => server.port,
+            p => p as u16,
+        };
+        LinkSettings {
+            dir: server.repl.dir.clone(),
+            masterauth: cfg.get("masterauth").to_string(),
+            db_name: cfg.get("db-name").to_string(),
+            announce_port,
+            announce_ip: cfg.get("replica-announce-ip").to_string(),
+            use_rsid_psync: cfg.get_bool("use-rsid-psync"),
+        }
+    }
+
+    fn take_engine(&self) -> Option<Engine> {
+        let server = self.0.upgrade()?;
+        // A full sync replaces what this node's own replicas replicate: they start over.
+        server.repl.master.disconnect_all();
+        let storage = server.storage.write().take()?;
+        info!("full sync: closing the database (clients get LOADING until it is replaced)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let Storage { engine, db } = match wait_unique(storage, deadline) {
+            Ok(s) => Arc::into_inner(s).expect("unique"),
+            Err(s) => {
+                error!("full sync: the database stays in use; keeping it");
+                *server.storage.write() = Some(s);
+                return None;
+            }
+        };
+        drop(db);
+        match wait_unique(engine, deadline) {
+            Ok(e) => Arc::into_inner(e),
+            Err(e) => {
+                error!("full sync: the engine stays in use; keeping it");
+                *server.storage.write() = Some(storage_over(e, &server.repl.codec));
+                None
+            }
+        }
+    }
+
+    fn open_engine(&self) -> Result<Engine, String> {
+        let server = self.0.upgrade().ok_or("the server stopped")?;
+        Engine::open(&server.repl.engine_options).map_err(|e| e.to_string())
+    }
+
+    fn install_engine(&self, engine: Engine) {
+        if let Some(server) = self.0.upgrade() {
+            let engine = Arc::new(engine);
+            *server.storage.write() = Some(storage_over(engine, &server.repl.codec));
+        }
+    }
+
+    fn on_applied(&self, data: &[u8]) {
+        let Some(server) = self.0.upgrade() else {
+            return;
+        };
+        // Clients blocked on a key the master just wrote get to try again.
+        if server.waiting.blocked_clients() == 0 {
+            return;
+        }
+        if let Ok(decoded) = batch::decode(data) {
+            for rec in decoded.records {
+                if let BatchRecord::Put { cf: 1, key, .. } = rec {
+                    if let Some(user_key) = server.repl.codec.user_key_of(key) {
+                        server.waiting.wake(user_key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn wait_unique<T>(arc: Arc<T>, deadline: Instant) -> Result<Arc<T>, Arc<T>> {
+    loop {
+        if Arc::strong_count(&arc) == 1 {
+            return Ok(arc);
+        }
+        if Instant::now() > deadline {
+            return Err(arc);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn io_outcome(r: Result<Frame, CmdError>) -> Outcome {
+    (r, Flow::Continue)
+}
+
+pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
+    match name {
+        "slaveof" | "replicaof" => io_outcome(slaveof(server, a)),
+        "role" => io_outcome(role(server)),
+        "psync" => psync(server, session, a),
+        "replconf" => io_outcome(replconf(server, session, a)),
+        "_db_name" => {
+            let name = server.config.read().get("db-name").to_string();
+            io_outcome(Ok(Frame::Raw(Bytes::from(format!("{name}\r\n")))))
+        }
+        "_fetch_meta" => fetch_meta(server),
+        "_fetch_file" => {
+            let names: Vec<String> = String::from_utf8_lossy(&a[1])
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            (Ok(Frame::Raw(Bytes::new())), Flow::SendFiles(names))
+        }
+        "wait" => wait(server, a),
+        "digest" => io_outcome(digest(server, a)),
+        _ => io_outcome(Err(CmdError::err(format!(
+            "command '{name}' has no handler"
+        )))),
+    }
+}
+
+fn slaveof(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+    if a.len() != 3 {
+        return Err(CmdError::WrongArity(lower(&a[0])));
+    }
+    if server.config.read().get_bool("cluster-enabled") {
+        return Err(CmdError::err("can't change to slave in cluster mode"));
+    }
+    let _serial = server.repl.role_change.lock();
+    let choice = if is(&a[1], "no") && is(&a[2], "one") {
+        Choice::Master
+    } else {
+        let host = String::from_utf8_lossy(&a[1]).to_string();
+        let port = match parse_i64(&a[2]) {
+            Ok(p) if (1..=65535).contains(&p) => p as u16,
+            _ => return Err(CmdError::err("port should be number")),
+        };
+        if replicates_itself(server, &host, port)? {
+            return Err(CmdError::err("can't replicate itself"));
+        }
+        for r in server.repl.master.replicas() {
+            if r.port == port && (r.ip == host || resolves_to(&host, &r.ip)) {
+                return Err(CmdError::err("can't replicate your own replicas"));
+            }
+        }
+        Choice::Replica { host, port }
+    };
+    let current = current_choice(server);
+    if current == choice {
+        // The same master again (or master again): nothing to restart.
+        return Ok(Frame::ok());
+    }
+    tokio::task::block_in_place(|| {
+        persist_role(&server.repl.dir, &choice)
+            .map_err(|e| CmdError::err(format!("cannot record the new role: {e}")))?;
+        // CONFIG REWRITE then writes the current master, as in Kvrocks.
+        let slaveof = match &choice {
+            Choice::Master => String::new(),
+            Choice::Replica { host, port } => format!("{host} {port}"),
+        };
+        server.config.write().set_internal("slaveof", slaveof);
+        enter_role(server, &choice).map_err(CmdError::err)
+    })?;
+    match &choice {
+        Choice::Master => warn!("MASTER MODE enabled (REPLICAOF NO ONE)"),
+        Choice::Replica { host, port } => {
+            info!(master = %format!("{host}:{port}"), "role changed: replica")
+        }
+    }
+    Ok(Frame::ok())
+}
+
+fn current_choice(server: &Server) -> Choice {
+    match server.repl.link.lock().as_ref() {
+        Some(l) => Choice::Replica {
+            host: l.host.clone(),
+            port: l.port,
+        },
+        None => Choice::Master,
+    }
+}
+
+fn resolves_to(host: &str, ip: &str) -> bool {
+    (host, 0)
+        .to_socket_addrs()
+        .map(|mut it| it.any(|a| a.ip().to_string() == ip))
+        .unwrap_or(false)
+}
+
+fn replicates_itself(server: &Server, host: &str, port: u16) -> Result<bool, CmdError> {
+    if port != server.port {
+        return Ok(false);
+    }
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|_| CmdError::err(format!("Can not resolve hostname: {host}")))?
+        .collect();
+    let binds = server.config.read().get("bind").to_string();
+    Ok(addrs.iter().any(|a| {
+        a.ip().is_loopback()
+            || a.ip().is_unspecified()
+            || binds
+                .split_whitespace()
+                .any(|b| b == a.ip().to_string() || b == "0.0.0.0")
+    }))
+}
+
+fn role(server: &Server) -> Result<Frame, CmdError> {
+    let seq = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
+    if let Some(link) = server.repl.link.lock().as_ref() {
+        let state = match link.status.state() {
+            LinkState::Connected => "connected",
+            LinkState::FetchMeta | LinkState::FetchSst => "sync",
+            _ => "connecting",
+        };
+        return Ok(Frame::Array(vec![
+            Frame::bulk("slave"),
+            Frame::bulk(link.host.clone()),
+            Frame::bulk(link.port.to_string()),
+            Frame::bulk(state),
+            Frame::bulk(seq.to_string()),
+        ]));
+    }
+    let mut out = vec![Frame::bulk("master"), Frame::bulk(seq.to_string())];
+    let replicas = server.repl.master.replicas();
+    if !replicas.is_empty() {
+        out.push(Frame::Array(
+            replicas
+                .iter()
+                .map(|r| {
+                    Frame::Array(vec![
+                        Frame::bulk(r.ip.clone()),
+                        Frame::bulk(r.port.to_string()),
+                        Frame::bulk(r.sent.load(Ordering::Relaxed).to_string()),
+                    ])
+                })
+                .collect(),
+        ));
+    }
+    Ok(Frame::Array(out))
+}
+
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+fn psync(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
+    let (replid, next) = match a.len() {
+        2 => (None, &a[1]),
+        3 => {
+            if a[1].len() != quarry_storage::wal::REPLID_LEN {
+                return io_outcome(Err(CmdError::err("Wrong replication id length")));
+            }
+            (Some(String::from_utf8_lossy(&a[1]).to_string()), &a[2])
+        }
+        _ => return io_outcome(Err(CmdError::WrongArity("psync".into()))),
+    };
+    let Some(next) = parse_u64(next) else {
+        return io_outcome(Err(CmdError::err(
+            "value is not an unsigned long long or out of range",
+        )));
+    };
+    let Some(engine) = server.engine() else {
+        return io_outcome(Err(CmdError::Loading));
+    };
+    let req = PsyncRequest {
+        replid,
+        next,
+        last_batch: session.repl.last_batch.take(),
+    };
+    let rsid = server.config.read().get_bool("use-rsid-psync");
+    let peer = session.handle.addr;
+    info!(replica = %peer, listening_port = session.repl.listening_port, next, replid = req.replid.as_deref().unwrap_or("not supported"), local_sequence = engine.latest_sequence(), "replica asks for synchronization");
+    let decision =
+        tokio::task::block_in_place(|| server.repl.master.check_psync(&engine, &req, rsid));
+    match decision {
+        Ok(()) => {
+            let ip = session
+                .repl
+                .announce_ip
+                .clone()
+                .unwrap_or_else(|| peer.ip().to_string());
+            (
+                Ok(Frame::Raw(Bytes::new())),
+                Flow::Feed {
+                    next,
+                    ip,
+                    port: session.repl.listening_port,
+                },
+            )
+        }
+        Err(reason) => {
+            info!(replica = %peer, next, reason = %reason, "partial sync refused: the replica will full-sync");
+            io_outcome(Err(CmdError::err(reason)))
+        }
+    }
+}
+
+fn replconf(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let opt = lower(&a[1]);
+    match opt.as_str() {
+        // Kvrocks' two options, as pairs.
+        "listening-port" | "ip-address" => {
+            if a.len() % 2 != 1 {
+                return Err(CmdError::WrongArity("replconf".into()));
+            }
+            for pair in a[1..].chunks(2) {
+                match lower(&pair[0]).as_str() {
+                    "listening-port" => match parse_i64(&pair[1]) {
+                        Ok(p) if (1..=65535).contains(&p) => session.repl.listening_port = p as u16,
+                        _ => {
+                            return Err(CmdError::err(
+                                "listening-port should be number or out of range",
+                            ))
+                        }
+                    },
+                    "ip-address" => {
+                        if pair[1].is_empty() {
+                            return Err(CmdError::err("ip-address should not be empty"));
+                        }
+                        session.repl.announce_ip =
+                            Some(String::from_utf8_lossy(&pair[1]).to_string());
+                    }
+                    _ => return Err(CmdError::err("unknown option")),
+                }
+            }
+            Ok(Frame::ok())
+        }
+        // quarry: the replica proves continuity with the digest of its last batch.
+        "capa" if a.len() == 3 && is(&a[2], "batch-digest") => Ok(Frame::ok()),
+        "last-batch" if a.len() == 4 => {
+            let seq = parse_u64(&a[2]).ok_or(CmdError::NotInteger)?;
+            let digest = (!is(&a[3], "none")).then(|| String::from_utf8_lossy(&a[3]).to_string());
+            session.repl.last_batch = Some(LastBatch { seq, digest });
+            let latest = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
+            Ok(Frame::Integer(latest as i64))
+        }
+        "batch-digest" if a.len() == 3 => {
+            let seq = parse_u64(&a[2]).ok_or(CmdError::NotInteger)?;
+            let engine = server.engine().ok_or(CmdError::Loading)?;
+            Ok(tokio::task::block_in_place(|| digest_at(&engine, seq))
+                .map(Frame::bulk)
+                .unwrap_or(Frame::Null))
+        }
+        // Acks travel on the feed connection; one here has nothing to acknowledge.
+        "ack" | "getack" => Ok(Frame::Raw(Bytes::new())),
+        _ => Err(CmdError::err("unknown option")),
+    }
+}
+
+fn fetch_meta(server: &Server) -> Outcome {
+    let Some(engine) = server.engine() else {
+        return (Err(CmdError::Loading), Flow::Close);
+    };
+    let ttl = server
+        .config
+        .read()
+        .get_i64("rocksdb.wal_ttl_seconds")
+        .max(0) as u64;
+    let result = server
+        .repl
+        .master
+        .fetch_meta(&engine, &server.repl.dir, ttl);
+    match result {
+        Ok(names) => (
+            Ok(Frame::Raw(Bytes::from(format!("{}\r\n", names.join(","))))),
+            Flow::Close,
+        ),
+        Err(e) => {
+            error!(error = %e, "full sync: cannot create a checkpoint");
+            (
+                Ok(Frame::Raw(Bytes::from_static(
+                    b"-can't create db checkpoint\r\n",
+                ))),
+                Flow::Close,
+            )
+        }
+    }
+}
+
+fn wait(server: &Server, a: &[Bytes]) -> Outcome {
+    let n = match parse_i64(&a[1]) {
+        Ok(n) => n.max(0) as usize,
+        Err(e) => return io_outcome(Err(e)),
+    };
+    let timeout = match parse_i64(&a[2]) {
+        Ok(t) if t >= 0 => t as u64,
+        Ok(_) => return io_outcome(Err(CmdError::err("timeout is negative"))),
+        Err(e) => return io_outcome(Err(e)),
+    };
+    if server.repl.is_replica.load(Ordering::Acquire) {
+        return io_outcome(Err(CmdError::err(
+            "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+        )));
+    }
+    let target = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
+    let acked = server.repl.master.count_acked(target);
+    if acked >= n {
+        return io_outcome(Ok(Frame::Integer(acked as i64)));
+    }
+    let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
+    (
+        Ok(Frame::Raw(Bytes::new())),
+        Flow::Wait {
+            target,
+            replicas: n,
+            deadline,
+        },
+    )
+}
+
+/// `DIGEST [slot|from-to ...]`: `[digest, sequence, keys]` of the logical contents.
+fn digest(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let mut ranges = Vec::new();
+    for arg in &a[1..] {
+        let text = String::from_utf8_lossy(arg);
+        let parse = |s: &str| {
+            s.parse::<u16>()
+                .ok()
+                .filter(|&v| v < quarry_storage::slot::SLOT_COUNT)
+        };
+        let range = match text.split_once('-') {
+            Some((x, y)) => parse(x).zip(parse(y)).filter(|(x, y)| x <= y),
+            None => parse(&text).map(|v| (v, v)),
+        };
+        ranges.push(range.ok_or_else(|| CmdError::err(format!("invalid slot range '{text}'")))?);
+    }
+    let engine = server.engine().ok_or(CmdError::Loading)?;
+    let d = quarry_storage::digest::digest(&engine, server.repl.codec.slot_encoded(), &ranges)
+        .map_err(|e| CmdError::Storage(e.to_string()))?;
+    Ok(Frame::Array(vec![
+        Frame::bulk(d.hex),
+        Frame::Integer(d.sequence as i64),
+        Frame::Integer(d.keys as i64),
+    ]))
+}
+
+/// `DEBUG DIGEST-VALUE key ...`: one digest per key (zeros for a missing key).
+pub fn digest_values(server: &Server, keys: &[Bytes]) -> Result<Frame, CmdError> {
+    let engine = server.engine().ok_or(CmdError::Loading)?;
+    let mut out = Vec::new();
+    for k in keys {
+        let mk = server.repl.codec.metadata_key(k);
+        let d = quarry_storage::digest::key_digest(&engine, &mk, server.repl.codec.slot_encoded())
+            .map_err(|e| CmdError::Storage(e.to_string()))?;
+        out.push(Frame::bulk(d.unwrap_or_else(|| "0".repeat(32))));
+    }
+    Ok(Frame::Array(out))
+}
+
+/// `DEBUG DIGEST`: the digest of the whole dataset.
+pub fn digest_all(server: &Server) -> Result<Frame, CmdError> {
+    let engine = server.engine().ok_or(CmdError::Loading)?;
+    let d = quarry_storage::digest::digest(&engine, server.repl.codec.slot_encoded(), &[])
+        .map_err(|e| CmdError::Storage(e.to_string()))?;
+    Ok(Frame::Simple(d.hex))
+}
+
+/// INFO `# Replication` (kvrocks-compat.md §2.7).
+pub fn info_section(server: &Server) -> String {
+    let mut out = String::new();
+    let seq = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
+    let mut l = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(out, "{k}:{v}\r\n");
+    };
+    if let Some(link) = server.repl.link.lock().as_ref() {
+        l("role", &"slave");
+        l("master_host", &link.host);
+        l("master_port", &link.port);
+        l(
+            "master_link_status",
+            &if link.status.is_up() { "up" } else { "down" },
+        );
+        l(
+            "master_sync_unrecoverable_error",
+            &if link.status.state() == LinkState::Error {
+                "yes"
+            } else {
+                "no"
+            },
+        );
+        l(
+            "master_sync_in_progress",
+            &(link.status.sync_in_progress() as u8),
+        );
+        l("master_last_io_seconds_ago", &link.last_io_seconds_ago());
+        l("slave_repl_offset", &seq);
+        l(
+            "slave_priority",
+            &server.config.read().get_i64("slave-priority"),
+        );
+        l(
+            "sync_full_requested",
+            &link.status.full_syncs_requested.load(Ordering::Relaxed),
+        );
+        l(
+            "sync_partial_ok_requested",
+            &link.status.partial_syncs_ok.load(Ordering::Relaxed),
+        );
+    } else {
+        l("role", &"master");
+    }
+    let replicas = server.repl.master.replicas();
+    l("connected_slaves", &replicas.len());
+    for (i, r) in replicas.iter().enumerate() {
+        let sent = r.sent.load(Ordering::Relaxed);
+        l(
+            &format!("slave{i}"),
+            &format_args!(
+                "ip={},port={},offset={},lag={},ack={}",
+                r.ip,
+                r.port,
+                sent,
+                seq.saturating_sub(sent),
+                r.acked.load(Ordering::Relaxed)
+            ),
+        );
+    }
+    l("master_repl_offset", &seq);
+    out
+}
+
+/// Whether a command may run on this node now: LOADING during a database swap, READONLY for
+/// writes on a replica, MASTERDOWN while a replica with `slave-serve-stale-data no` has not
+/// caught up.
+pub fn gate(server: &Server, write: bool, stale_ok: bool) -> Result<(), CmdError> {
+    if !server.repl.is_replica.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    if write {
+        return Err(CmdError::ReadOnlyReplica);
+    }
+    if !stale_ok && !server.hot.serve_stale_data.load(Ordering::Relaxed) {
+        let seq = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
+        let up = server
+            .repl
+            .link
+            .lock()
+            .as_ref()
+            .map(|l| l.status.caught_up(seq))
+            .unwrap_or(false);
+        if !up {
+            return Err(CmdError::MasterDown);
+        }
+    }
+    Ok(())
+}
+
+/// Starts the housekeeping of full-sync checkpoints.
+pub fn start_maintenance(server: &Arc<Server>) {
+    let weak = Arc::downgrade(server);
+    let _ = std::thread::Builder::new()
+        .name("repl-cron".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            let Some(server) = weak.upgrade() else { return };
+            server.repl.master.maintain(&server.repl.dir);
+            let mb = server.config.read().get_i64("max-replication-mb").max(0) as u64;
+            server
+                .repl
+                .master
+                .max_replication_mb
+                .store(mb, Ordering::Relaxed);
+        });
+}

@@ -1,0 +1,205 @@
+//! The consistency digest (DESIGN.md §3): an order-independent hash of the logical contents of
+//! the database (each live key's namespace, name, type, expiry and value or members), computed
+//! on a snapshot and tagged with the sequence that snapshot reflects.
+//!
+//! Physical state does not enter it: expired-but-not-yet-compacted keys, orphaned sub-keys of
+//! deleted versions, the metadata encoding (32- or 64-bit), list index offsets, the score column
+//! family of sorted sets (derived from the members), pub/sub and propagate records. Two nodes
+//! with the same logical data give the same digest, whatever their compaction state.
+
+use rocksdb::{Direction, IteratorMode, ReadOptions};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::encoding::{now_ms, Metadata, RedisType};
+use crate::{ColumnFamily, Engine, StorageError};
+
+/// The result of a digest over some slots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest {
+    /// 32 hex characters; all zeros for an empty range.
+    pub hex: String,
+    /// The engine sequence the snapshot reflects.
+    pub sequence: u64,
+    /// Live keys counted.
+    pub keys: u64,
+}
+
+/// Inclusive slot ranges to include; empty means every key.
+pub type SlotRanges = [(u16, u16)];
+
+struct KeyParts<'a> {
+    namespace: &'a [u8],
+    user_key: &'a [u8],
+    /// `ns_len | ns | [slot]`, the prefix sub-keys share with the metadata key.
+    prefix: &'a [u8],
+}
+
+fn split_metadata_key(mk: &[u8], slot_encoded: bool) -> Option<KeyParts<'_>> {
+    let ns_len = *mk.first()? as usize;
+    let namespace = mk.get(1..1 + ns_len)?;
+    let head = 1 + ns_len + if slot_encoded { 2 } else { 0 };
+    Some(KeyParts {
+        namespace,
+        user_key: mk.get(head..)?,
+        prefix: mk.get(..head)?,
+    })
+}
+
+fn put_bytes(h: &mut Xxh3, b: &[u8]) {
+    h.update(&(b.len() as u64).to_le_bytes());
+    h.update(b);
+}
+
+/// Hashes one key's logical value into `h`. `meta_raw` is its metadata record.
+fn hash_key(
+    engine: &Engine,
+    read: impl Fn() -> ReadOptions,
+    parts: &KeyParts<'_>,
+    meta: &Metadata,
+    h: &mut Xxh3,
+) -> Result<(), StorageError> {
+    put_bytes(h, parts.namespace);
+    put_bytes(h, parts.user_key);
+    h.update(&[meta.kind as u8]);
+    h.update(&meta.expire_ms.to_le_bytes());
+    if meta.kind.is_single_kv() {
+        put_bytes(h, &meta.payload);
+        return Ok(());
+    }
+    h.update(&meta.size.to_le_bytes());
+    let mut sub_prefix = parts.prefix.to_vec();
+    sub_prefix.extend_from_slice(&(parts.user_key.len() as u32).to_be_bytes());
+    sub_prefix.extend_from_slice(parts.user_key);
+    sub_prefix.extend_from_slice(&meta.version.to_be_bytes());
+    let cf = if meta.kind == RedisType::Stream {
+        ColumnFamily::Stream
+    } else {
+        ColumnFamily::Default
+    };
+    // HyperLogLog and other types with extras after `size` keep part of their value there.
+    if meta.kind != RedisType::List {
+        put_bytes(h, &meta.payload);
+    }
+    let mut opts = read();
+    let mut upper = sub_prefix.clone();
+    // Every sub-key of this version is `sub_prefix ++ sub`: bound the scan to that prefix.
+    upper.push(0xff);
+    upper.extend_from_slice(&[0xff; 8]);
+    opts.set_iterate_upper_bound(next_prefix(&sub_prefix).unwrap_or(upper));
+    let iter = engine.db().iterator_cf_opt(
+        engine.cf(cf),
+        opts,
+        IteratorMode::From(&sub_prefix, Direction::Forward),
+    );
+    for item in iter {
+        let (k, v) = item?;
+        let Some(sub) = k.strip_prefix(sub_prefix.as_slice()) else {
+            break;
+        };
+        // A list's positions are relative to its head, so only the order of values counts.
+        if meta.kind != RedisType::List {
+            put_bytes(h, sub);
+        }
+        put_bytes(h, &v);
+    }
+    Ok(())
+}
+
+/// The smallest byte string greater than every string starting with `p`.
+fn next_prefix(p: &[u8]) -> Option<Vec<u8>> {
+    let mut out = p.to_vec();
+    while let Some(last) = out.pop() {
+        if last != 0xff {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+fn in_ranges(ranges: &SlotRanges, slot: u16) -> bool {
+    ranges.is_empty() || ranges.iter().any(|&(a, b)| a <= slot && slot <= b)
+}
+
+/// The digest of one key, or None if it does not exist (DEBUG DIGEST-VALUE).
+pub fn key_digest(
+    engine: &Engine,
+    metadata_key: &[u8],
+    slot_encoded: bool,
+) -> Result<Option<String>, StorageError> {
+    let (snap, _) = engine.snapshot_at_sequence();
+    let read = || {
+        let mut o = ReadOptions::default();
+        o.set_snapshot(&snap);
+        o
+    };
+    let Some(raw) =
+        engine
+            .db()
+            .get_cf_opt(engine.cf(ColumnFamily::Metadata), metadata_key, &read())?
+    else {
+        return Ok(None);
+    };
+    let meta = Metadata::decode(&raw)?;
+    if meta.is_dead(now_ms()) {
+        return Ok(None);
+    }
+    let Some(parts) = split_metadata_key(metadata_key, slot_encoded) else {
+        return Ok(None);
+    };
+    let mut h = Xxh3::new();
+    hash_key(engine, read, &parts, &meta, &mut h)?;
+    Ok(Some(format!("{:032x}", h.digest128())))
+}
+
+/// The digest of every live key whose slot is in `ranges` (all keys if empty).
+pub fn digest(
+    engine: &Engine,
+    slot_encoded: bool,
+    ranges: &SlotRanges,
+) -> Result<Digest, StorageError> {
+    let (snap, sequence) = engine.snapshot_at_sequence();
+    let read = || {
+        let mut o = ReadOptions::default();
+        o.set_snapshot(&snap);
+        o
+    };
+    let now = now_ms();
+    let mut sum: u128 = 0;
+    let mut keys = 0u64;
+    let iter = engine.db().iterator_cf_opt(
+        engine.cf(ColumnFamily::Metadata),
+        read(),
+        IteratorMode::Start,
+    );
+    for item in iter {
+        let (mk, raw) = item?;
+        let Some(parts) = split_metadata_key(&mk, slot_encoded) else {
+            continue;
+        };
+        let slot = if slot_encoded {
+            u16::from_be_bytes([mk[1 + parts.namespace.len()], mk[2 + parts.namespace.len()]])
+        } else {
+            crate::slot::key_slot(parts.user_key)
+        };
+        if !in_ranges(ranges, slot) {
+            continue;
+        }
+        let Ok(meta) = Metadata::decode(&raw) else {
+            continue;
+        };
+        if meta.is_dead(now) {
+            continue;
+        }
+        let mut h = Xxh3::new();
+        hash_key(engine, read, &parts, &meta, &mut h)?;
+        // Addition is order-independent, and unlike XOR two equal keys do not cancel out.
+        sum = sum.wrapping_add(h.digest128());
+        keys += 1;
+    }
+    Ok(Digest {
+        hex: format!("{sum:032x}"),
+        sequence,
+        keys,
+    })
+}
