@@ -272,6 +272,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("_fetch_file", 2, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "1.0.0", "Kvrocks full sync: sends checkpoint files.", S),
     cmd!("_db_name", 1, STALE | LOADING, 0, 0, 0, "server", "1.0.0", "Kvrocks replication: the db-name of this node.", S),
     cmd!("wait", 3, NOSCRIPT, 0, 0, 0, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", S),
+    cmd!("flushmemtable", 1, ADMIN | NOSCRIPT | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: flushes every memtable to SST files (obsolete WAL files may then be purged).", S),
     cmd!("digest", -1, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: order-independent digest of the logical contents of slot ranges, with the sequence it reflects.", S),
     cmd!("shutdown", -1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", S),
 ];

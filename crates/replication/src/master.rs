@@ -84,10 +84,16 @@ pub struct Master {
     pub counters: SyncCounters,
     /// `max-replication-mb`: full-sync file rate in MB/s (0 = unlimited), shared by senders.
     pub max_replication_mb: AtomicU64,
+    /// Anchors of checkpoints served whose last batch the WAL no longer held: (sequence,
+    /// token). A replica that restored such a checkpoint proves its history with the token.
+    anchors: Mutex<Vec<(u64, String)>>,
 }
 
-/// The digest of the batch that ends at `seq`, as a master answers `REPLCONF batch-digest`.
-pub fn digest_at(engine: &Engine, seq: u64) -> Option<String> {
+/// How many checkpoint anchors a master remembers.
+const MAX_ANCHORS: usize = 16;
+
+/// The digest of the batch that ends at `seq`.
+fn wal_digest_at(engine: &Engine, seq: u64) -> Option<String> {
     match batch_ending_at(engine.db(), seq) {
         Ok(Some(b)) => Some(batch_digest(&b.data)),
         _ => None,
@@ -95,6 +101,21 @@ pub fn digest_at(engine: &Engine, seq: u64) -> Option<String> {
 }
 
 impl Master {
+    /// What proves a history that ends at `seq` (`REPLCONF batch-digest`): the digest of the
+    /// batch ending there, or the anchor of a checkpoint served at that sequence.
+    pub fn digest_at(&self, engine: &Engine, seq: u64) -> Option<String> {
+        wal_digest_at(engine, seq).or_else(|| self.anchor_at(seq))
+    }
+
+    fn anchor_at(&self, seq: u64) -> Option<String> {
+        self.anchors
+            .lock()
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, t)| t.clone())
+    }
+
     /// Decides whether `req` may resume from this node's WAL. Errors are the reply texts
     /// (without `ERR `); each refusal means a full sync for the replica.
     pub fn check_psync(
@@ -139,7 +160,10 @@ impl Master {
                 return Err(ERR_OUT_OF_RANGE.into());
             }
             if prev > 0 {
-                let ours = prev_batch.as_ref().map(|b| batch_digest(&b.data));
+                let ours = prev_batch
+                    .as_ref()
+                    .map(|b| batch_digest(&b.data))
+                    .or_else(|| self.anchor_at(prev));
                 match (&last.digest, ours) {
                     (Some(theirs), Some(ours)) if *theirs == ours => {}
                     (Some(_), Some(_)) => {
@@ -250,6 +274,15 @@ impl Master {
                 .checkpoint(&path)
                 .map_err(|e| format!("checkpoint failed: {e}"))?;
             info!(path = %path.display(), seq, ms = started.elapsed().as_millis() as u64, "full sync: checkpoint created");
+            if seq > 0 && wal_digest_at(engine, seq).is_none() {
+                // The WAL no longer holds the checkpoint's last batch: remember a token for it,
+                // so that replicas restored from it can prove where their history ends.
+                let token = format!("checkpoint-{:016x}{:016x}", rand::random::<u64>(), seq);
+                let mut anchors = self.anchors.lock();
+                anchors.push((seq, token));
+                let excess = anchors.len().saturating_sub(MAX_ANCHORS);
+                anchors.drain(..excess);
+            }
             *state = Some(CheckpointState {
                 seq,
                 created: Instant::now(),

@@ -68,6 +68,13 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             }
         }
         "shutdown" => shutdown(a),
+        "flushmemtable" => match server.engine() {
+            Some(engine) => match engine.flush() {
+                Ok(()) => reply(Frame::ok()),
+                Err(e) => fail(CmdError::Storage(e.to_string())),
+            },
+            None => fail(CmdError::Loading),
+        },
         "slaveof" | "replicaof" | "role" | "psync" | "replconf" | "_db_name" | "_fetch_meta"
         | "_fetch_file" | "wait" | "digest" => crate::replication::run(server, session, name, a),
         other => fail(CmdError::err(format!(

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use quarry_commands::args::{is, lower, parse_i64};
 use quarry_commands::CmdError;
-use quarry_replication::master::{digest_at, LastBatch, Master, PsyncRequest};
+use quarry_replication::master::{LastBatch, Master, PsyncRequest};
 use quarry_replication::replica::{write_atomic, Link, LinkState};
 use quarry_replication::{Host, LinkSettings};
 use quarry_resp::Frame;
@@ -508,9 +508,11 @@ fn replconf(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame
         "batch-digest" if a.len() == 3 => {
             let seq = parse_u64(&a[2]).ok_or(CmdError::NotInteger)?;
             let engine = server.engine().ok_or(CmdError::Loading)?;
-            Ok(tokio::task::block_in_place(|| digest_at(&engine, seq))
-                .map(Frame::bulk)
-                .unwrap_or(Frame::Null))
+            Ok(
+                tokio::task::block_in_place(|| server.repl.master.digest_at(&engine, seq))
+                    .map(Frame::bulk)
+                    .unwrap_or(Frame::Null),
+            )
         }
         // Acks travel on the feed connection; one here has nothing to acknowledge.
         "ack" | "getack" => Ok(Frame::Raw(Bytes::new())),

@@ -51,8 +51,13 @@ impl TestServer {
 
     /// Spawns the process on a fresh port and waits until it accepts connections.
     fn launch(&mut self) {
+        self.launch_on(None)
+    }
+
+    /// Spawns the process (on `fixed`, or a fresh port) and waits until it accepts connections.
+    fn launch_on(&mut self, fixed: Option<u16>) {
         for _ in 0..5 {
-            let port = free_port();
+            let port = fixed.unwrap_or_else(free_port);
             let log_start =
                 std::fs::metadata(self.dir.join("log/quarry.log")).map_or(0, |m| m.len() as usize);
             let mut cmd = Command::new(binary());
@@ -83,6 +88,11 @@ impl TestServer {
             }
             if !err.contains("listen") {
                 panic!("quarry failed to start: {err}");
+            }
+            if fixed.is_some() {
+                // The port is briefly taken (TIME_WAIT does not block a listener; another
+                // test's client port might): try again.
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
         panic!("no free port found for quarry");
@@ -130,6 +140,28 @@ impl TestServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill first");
         self.launch();
+    }
+
+    /// Starts again on the same data directory and the same port (replicas reconnect to it).
+    pub fn restart_same_port(&mut self) {
+        assert!(self.child.is_none(), "stop or kill first");
+        let port = self.port;
+        self.launch_on(Some(port));
+    }
+
+    /// Replaces the extra arguments used by the next (re)start.
+    pub fn set_args(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.join("log/quarry.log")).unwrap_or_default())
+            .to_string()
     }
 
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
