@@ -87,7 +87,13 @@ pub struct Master {
     /// Anchors of checkpoints served whose last batch the WAL no longer held: (sequence,
     /// token). A replica that restored such a checkpoint proves its history with the token.
     anchors: Mutex<Vec<(u64, String)>>,
+    /// Set while a full sync replaces this node's database: no new feeders.
+    paused: AtomicBool,
 }
+
+/// The file a checkpoint carries for quarry replicas: `<sequence> <digest or token>`, what
+/// proves that a history ends at the checkpoint.
+pub const ANCHOR_IN_CHECKPOINT: &str = "REPLICATION-ANCHOR";
 
 /// How many checkpoint anchors a master remembers.
 const MAX_ANCHORS: usize = 16;
@@ -133,6 +139,10 @@ impl Master {
     }
 
     fn decide(&self, engine: &Engine, req: &PsyncRequest, use_rsid: bool) -> Result<(), String> {
+        // What the WAL iterator reads is what reached the WAL file.
+        engine
+            .flush_wal_buffer()
+            .map_err(|e| format!("cannot read the WAL: {e}"))?;
         let latest = engine.latest_sequence();
         let next = req.next;
         if next == 0 || next > latest + 1 {
@@ -208,6 +218,23 @@ impl Master {
         }
     }
 
+    /// Before this node's database is replaced: no feeders, no checkpoint, no anchors of the
+    /// history that ends here. `resume` undoes the pause once the new database serves.
+    pub fn pause_for_new_history(&self, dir: &Path) {
+        {
+            let _replicas = self.replicas.lock();
+            self.paused.store(true, Ordering::Release);
+        }
+        self.disconnect_all();
+        *self.checkpoint.lock() = None;
+        self.anchors.lock().clear();
+        let _ = std::fs::remove_dir_all(dir.join("checkpoint"));
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Release);
+    }
+
     /// Streams the WAL from `next` to a replica on its own thread. The reply `+OK` goes first.
     pub fn start_feeder(
         self: &Arc<Self>,
@@ -221,6 +248,11 @@ impl Master {
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let mut replicas = self.replicas.lock();
+        if self.paused.load(Ordering::Acquire) {
+            let _ = (&stream).write_all(b"-LOADING kvrocks is restoring the db from backup\r\n");
+            return;
+        }
         let replica = Arc::new(ReplicaInfo {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer,
@@ -231,7 +263,8 @@ impl Master {
             closed: AtomicBool::new(false),
             stream: Mutex::new(stream.try_clone().ok()),
         });
-        self.replicas.lock().push(replica.clone());
+        replicas.push(replica.clone());
+        drop(replicas);
         let master = self.clone();
         let spawned = std::thread::Builder::new()
             .name("repl-feeder".into())
@@ -268,20 +301,30 @@ impl Master {
         if reusable {
             info!(path = %path.display(), "full sync: sharing the existing checkpoint");
         } else {
+            if self.active_senders.load(Ordering::Acquire) > 0 {
+                // Files of the old checkpoint are still being sent; replacing them now would
+                // hand that replica a mix of two checkpoints.
+                return Err("the previous checkpoint is still being sent".into());
+            }
             let _ = std::fs::remove_dir_all(&path);
             let started = Instant::now();
             let seq = engine
                 .checkpoint(&path)
                 .map_err(|e| format!("checkpoint failed: {e}"))?;
             info!(path = %path.display(), seq, ms = started.elapsed().as_millis() as u64, "full sync: checkpoint created");
-            if seq > 0 && wal_digest_at(engine, seq).is_none() {
-                // The WAL no longer holds the checkpoint's last batch: remember a token for it,
-                // so that replicas restored from it can prove where their history ends.
-                let token = format!("checkpoint-{:016x}{:016x}", rand::random::<u64>(), seq);
-                let mut anchors = self.anchors.lock();
-                anchors.push((seq, token));
-                let excess = anchors.len().saturating_sub(MAX_ANCHORS);
-                anchors.drain(..excess);
+            if seq > 0 {
+                // What proves that a history ends at this checkpoint: the digest of its last
+                // batch, or, if the WAL no longer holds it, a token this master remembers.
+                let anchor = wal_digest_at(engine, seq).unwrap_or_else(|| {
+                    let token = format!("checkpoint-{:016x}{:016x}", rand::random::<u64>(), seq);
+                    let mut anchors = self.anchors.lock();
+                    anchors.push((seq, token.clone()));
+                    let excess = anchors.len().saturating_sub(MAX_ANCHORS);
+                    anchors.drain(..excess);
+                    token
+                });
+                std::fs::write(path.join(ANCHOR_IN_CHECKPOINT), format!("{seq} {anchor}\n"))
+                    .map_err(|e| format!("cannot write the checkpoint's anchor: {e}"))?;
             }
             *state = Some(CheckpointState {
                 seq,
@@ -502,7 +545,7 @@ fn feed(
                 error!(replica = %replica.peer, expected = seq, "WAL iterator is discrete: the next batch is missing; dropping the replica so that it full-syncs");
                 return "the WAL lost the next batch";
             }
-            Err(WalGap::Storage(e)) => {
+            Err(e) => {
                 error!(replica = %replica.peer, error = %e, "reading the WAL failed; dropping the replica");
                 return "reading the WAL failed";
             }

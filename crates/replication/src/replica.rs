@@ -18,6 +18,7 @@ use quarry_storage::wal::{batch_digest, batch_ending_at, batch_replid, REPLID_LE
 use quarry_storage::{Engine, Role};
 use tracing::{error, info, warn};
 
+use crate::master::ANCHOR_IN_CHECKPOINT;
 use crate::wire::{self, read_line, read_payload};
 use crate::Host;
 
@@ -64,6 +65,7 @@ pub struct LinkStatus {
     pub full_syncs_requested: AtomicU64,
     pub partial_syncs_ok: AtomicU64,
     pub applied_batches: AtomicU64,
+    pub applied_bytes: AtomicU64,
 }
 
 impl LinkStatus {
@@ -216,6 +218,8 @@ impl Read for Patient {
 /// The master pings every second (Kvrocks every ~2 s); this much silence means the link is dead.
 const IDLE_LIMIT: Duration = Duration::from_secs(6);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+/// A master may be silent longer while it creates a checkpoint or throttles a file transfer.
+const FULL_SYNC_IDLE_LIMIT: Duration = Duration::from_secs(120);
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -260,7 +264,7 @@ impl Worker {
             .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    fn connect(&self) -> io::Result<(TcpStream, BufReader<Patient>)> {
+    fn connect(&self, idle_limit: Duration) -> io::Result<(TcpStream, BufReader<Patient>)> {
         let addr = (self.master_host.as_str(), self.master_port)
             .to_socket_addrs()?
             .next()
@@ -273,16 +277,21 @@ impl Worker {
             Patient {
                 stream: stream.try_clone()?,
                 stop: self.stop.clone(),
-                idle_limit: IDLE_LIMIT,
+                idle_limit,
                 last_data: Instant::now(),
             },
         );
         Ok((stream, reader))
     }
 
-    /// Connects and authenticates one connection.
+    /// Connects and authenticates the replication connection.
     fn open(&self) -> io::Result<(TcpStream, BufReader<Patient>)> {
-        let (mut stream, mut reader) = self.connect()?;
+        self.open_with(IDLE_LIMIT)
+    }
+
+    /// Connects and authenticates one connection that may see `idle_limit` of silence.
+    fn open_with(&self, idle_limit: Duration) -> io::Result<(TcpStream, BufReader<Patient>)> {
+        let (mut stream, mut reader) = self.connect(idle_limit)?;
         let auth = self.host.settings().masterauth;
         if !auth.is_empty() {
             self.status.set(LinkState::SendAuth);
@@ -385,6 +394,10 @@ impl Worker {
         let Some(engine) = self.host.engine() else {
             return Ok(Some(Next::Retry(Duration::from_secs(1))));
         };
+        // The last batch is read back from the WAL file: what is still buffered goes there first.
+        if let Err(e) = engine.flush_wal_buffer() {
+            return Err(io_err(e));
+        }
         let latest = engine.latest_sequence();
         let last = last_batch(&engine, &settings.dir, latest);
         self.status.catch_up_target.store(0, Ordering::Release);
@@ -460,6 +473,9 @@ impl Worker {
                     return Err(io_err(e));
                 }
                 self.status.applied_batches.fetch_add(1, Ordering::Relaxed);
+                self.status
+                    .applied_bytes
+                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
                 self.host.on_applied(&payload);
                 applied_since_ack = true;
             }
@@ -516,7 +532,7 @@ impl Worker {
     fn fetch_checkpoint(&mut self) -> io::Result<(usize, u64)> {
         let settings = self.host.settings();
         self.status.set(LinkState::FetchMeta);
-        let (mut stream, mut reader) = self.open()?;
+        let (mut stream, mut reader) = self.open_with(FULL_SYNC_IDLE_LIMIT)?;
         *self.socket.lock() = stream.try_clone().ok();
         wire::send(&mut stream, &[b"_fetch_meta"])?;
         let line = read_line(&mut reader, 16 * 1024 * 1024)?;
@@ -540,7 +556,7 @@ impl Worker {
         self.status.set(LinkState::FetchSst);
         let mut bytes = 0u64;
         if !wanted.is_empty() {
-            let (mut stream, mut reader) = self.open()?;
+            let (mut stream, mut reader) = self.open_with(FULL_SYNC_IDLE_LIMIT)?;
             *self.socket.lock() = stream.try_clone().ok();
             let names = wanted
                 .iter()
@@ -620,15 +636,6 @@ impl Worker {
                 engine.gate().set_role(Role::Replica);
                 let seq = engine.latest_sequence();
                 self.host.install_engine(engine);
-                let _ = std::fs::remove_file(dir.join(ANCHOR_FILE));
-                // The master's digest of the batch at the checkpoint's sequence: our history
-                // ends there now, and the next PSYNC has to show it.
-                if let Some(digest) = self.ask_digest(seq) {
-                    let _ = write_atomic(
-                        &dir.join(ANCHOR_FILE),
-                        format!("{seq} {digest}\n").as_bytes(),
-                    );
-                }
                 Ok(seq)
             }
             Err(e) => {
@@ -648,27 +655,9 @@ impl Worker {
             }
         }
     }
-
-    fn ask_digest(&self, seq: u64) -> Option<String> {
-        if seq == 0 {
-            return None;
-        }
-        let (mut stream, mut reader) = self.open().ok()?;
-        wire::send(
-            &mut stream,
-            &[b"REPLCONF", b"batch-digest", seq.to_string().as_bytes()],
-        )
-        .ok()?;
-        let head = read_line(&mut reader, 64).ok()?;
-        let len: usize = head.strip_prefix('$')?.parse().ok()?;
-        let body = read_payload(&mut reader, len).ok()?;
-        String::from_utf8(body).ok()
-    }
 }
 
 const SOURCE_FILE: &str = ".source";
-/// `<seq> <digest>` of the batch a full sync's checkpoint ends with.
-pub const ANCHOR_FILE: &str = "replication-anchor";
 
 /// What the replica knows about its own last batch.
 struct Last {
@@ -683,7 +672,10 @@ fn last_batch(engine: &Engine, dir: &Path, latest: u64) -> Last {
             replid: batch_replid(&b.data),
         };
     }
-    let anchor = std::fs::read_to_string(dir.join(ANCHOR_FILE)).unwrap_or_default();
+    // A database restored from a master's checkpoint has no WAL yet; the checkpoint carried
+    // what proves where its history ends.
+    let anchor =
+        std::fs::read_to_string(dir.join("db").join(ANCHOR_IN_CHECKPOINT)).unwrap_or_default();
     let mut parts = anchor.split_whitespace();
     let digest = match (
         parts.next().and_then(|s| s.parse::<u64>().ok()),

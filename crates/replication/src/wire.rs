@@ -46,8 +46,17 @@ pub fn read_line<R: BufRead>(r: &mut R, max: usize) -> io::Result<String> {
     String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
+/// The largest bulk string accepted from a peer (a WAL batch can hold several big values).
+pub const MAX_PAYLOAD: usize = 4 << 30;
+
 /// Reads exactly `len` bytes and the CRLF after them.
 pub fn read_payload<R: Read>(r: &mut R, len: usize) -> io::Result<Vec<u8>> {
+    if len > MAX_PAYLOAD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a bulk string of {len} bytes is larger than {MAX_PAYLOAD}"),
+        ));
+    }
     let mut data = vec![0u8; len + 2];
     r.read_exact(&mut data)?;
     if &data[len..] != b"\r\n" {

@@ -38,6 +38,8 @@ pub enum Flow {
     Block(crate::blocking::BlockingOp),
     /// PSYNC accepted: the connection becomes a replica's feed from sequence `next`.
     Feed {
+        /// The engine PSYNC checked: the feed streams this one's WAL.
+        engine: Arc<quarry_storage::Engine>,
         next: u64,
         ip: String,
         port: u16,
@@ -207,7 +209,15 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                 {
                                     break acked;
                                 }
-                                tokio::time::sleep(Duration::from_millis(5)).await;
+                                tokio::select! {
+                                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                                    // A client that goes away stops waiting; what it sends
+                                    // meanwhile waits its turn.
+                                    r = stream.read_buf(&mut rbuf) => match r {
+                                        Ok(0) | Err(_) => break 'conn,
+                                        Ok(_) => {}
+                                    },
+                                }
                             };
                             Frame::Integer(acked as i64).encode(session.protocol, &mut wbuf);
                         }
@@ -304,15 +314,23 @@ fn hand_over(server: &Server, stream: TcpStream, flow: Flow) {
         return;
     }
     match flow {
-        Flow::Feed { next, ip, port } => match server.engine() {
-            Some(engine) => server.repl.master.start_feeder(engine, std, next, ip, port),
-            None => {
+        Flow::Feed {
+            engine,
+            next,
+            ip,
+            port,
+        } => {
+            let current = server.engine();
+            if current.is_some_and(|c| Arc::ptr_eq(&c, &engine)) {
+                server.repl.master.start_feeder(engine, std, next, ip, port);
+            } else {
+                // The database was replaced since PSYNC looked at it.
                 let _ = std::io::Write::write_all(
                     &mut &std,
                     b"-LOADING kvrocks is restoring the db from backup\r\n",
                 );
             }
-        },
+        }
         Flow::SendFiles(names) => {
             server
                 .repl

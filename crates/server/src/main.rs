@@ -251,7 +251,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let dir = PathBuf::from(cfg.get("dir"));
     let (choice, why) = replication::decide_role(&dir, cfg.get("slaveof"))?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    replication::persist_role(&dir, &choice)
+    replication::persist_role(&dir, &choice, cfg.get("slaveof"))
         .map_err(|e| format!("cannot record the role in {}: {e}", dir.display()))?;
     match &choice {
         replication::Choice::Master => info!(
@@ -288,6 +288,7 @@ fn run(cli: Cli) -> Result<(), String> {
             dir.clone(),
             me.clone(),
             max_repl_mb,
+            cfg.get("slaveof").to_string(),
         ),
         cursors: CursorStore::default(),
         hot: HotConfig::from_config(&cfg),
@@ -315,7 +316,8 @@ fn run(cli: Cli) -> Result<(), String> {
     replication::start_maintenance(&server);
 
     let result = runtime.block_on(serve(server.clone(), binds, port));
-    if let Some(link) = server.repl.link.lock().take() {
+    let link = server.repl.link.lock().take();
+    if let Some(link) = link {
         link.stop();
     }
     server.repl.master.disconnect_all();

@@ -29,8 +29,8 @@ use crate::server::{Server, Storage};
 
 type Outcome = (Result<Frame, CmdError>, Flow);
 
-/// Where a node records the role it was given at run time (`REPLICAOF`), so that it comes back
-/// in that role after a restart. It overrides `slaveof` from the config file.
+/// Where a node records its role (`master` or `replicaof <host> <port>`) and the `slaveof` of
+/// its configuration at that time, so that it comes back in the same role after a restart.
 pub const ROLE_FILE: &str = "replication-role";
 
 /// A node's role as decided at start-up or by REPLICAOF.
@@ -47,43 +47,56 @@ fn parse_master(text: &str) -> Option<(String, u16)> {
     it.next().is_none().then_some((host, port))
 }
 
-/// The start-up decision, before anything writes: `slaveof` from the config if set, else the
-/// role this node last had (the role file), else master.
+/// The start-up decision, made before anything writes.
+///
+/// The role file wins while the configuration's `slaveof` is the one it was written under: a
+/// REPLICAOF at run time (either way) then survives the restart, and a replica never comes
+/// back as a writable master holding stale data. An operator who edits `slaveof` (or a CONFIG
+/// REWRITE after REPLICAOF) makes the configuration the newer word.
 pub fn decide_role(dir: &Path, slaveof: &str) -> Result<(Choice, &'static str), String> {
-    // An explicit `slaveof` is the operator's current word.
-    if !slaveof.is_empty() {
+    let from_config = || -> Result<(Choice, &'static str), String> {
+        if slaveof.is_empty() {
+            return Ok((Choice::Master, "no slaveof configured"));
+        }
         let (host, port) = parse_master(slaveof)
             .ok_or_else(|| format!("slaveof {slaveof:?}: expected `<host> <port>`"))?;
-        return Ok((Choice::Replica { host, port }, "slaveof in the config"));
+        Ok((Choice::Replica { host, port }, "slaveof in the config"))
+    };
+    let path = dir.join(ROLE_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return from_config();
+    };
+    let mut lines = text.lines();
+    let role = lines.next().unwrap_or("").trim();
+    let recorded = lines
+        .find_map(|l| l.strip_prefix("config-slaveof"))
+        .map(str::trim)
+        .unwrap_or("");
+    if recorded != slaveof.trim() {
+        return from_config();
     }
-    // Without it, the node keeps the role it last had: a replica never comes back as a
-    // writable master holding stale data.
-    if let Ok(text) = std::fs::read_to_string(dir.join(ROLE_FILE)) {
-        let text = text.trim();
-        if text == "master" {
-            return Ok((Choice::Master, "the role file says master"));
-        }
-        if let Some(rest) = text.strip_prefix("replicaof ") {
-            if let Some((host, port)) = parse_master(rest) {
-                return Ok((
-                    Choice::Replica { host, port },
-                    "the role file (last REPLICAOF or slaveof)",
-                ));
-            }
-        }
-        return Err(format!(
-            "{} is not understood: {text:?} (expected `master` or `replicaof <host> <port>`)",
-            dir.join(ROLE_FILE).display()
+    if role == "master" {
+        return Ok((Choice::Master, "the role file (last role: master)"));
+    }
+    if let Some((host, port)) = role.strip_prefix("replicaof ").and_then(parse_master) {
+        return Ok((
+            Choice::Replica { host, port },
+            "the role file (last role: replica)",
         ));
     }
-    Ok((Choice::Master, "no slaveof configured"))
+    Err(format!(
+        "{} is not understood: {text:?} (expected `master` or `replicaof <host> <port>`)",
+        path.display()
+    ))
 }
 
-pub fn persist_role(dir: &Path, choice: &Choice) -> std::io::Result<()> {
-    let text = match choice {
-        Choice::Master => "master\n".to_string(),
-        Choice::Replica { host, port } => format!("replicaof {host} {port}\n"),
+/// Records `choice`, and the configuration's `slaveof` it was made under.
+pub fn persist_role(dir: &Path, choice: &Choice, config_slaveof: &str) -> std::io::Result<()> {
+    let role = match choice {
+        Choice::Master => "master".to_string(),
+        Choice::Replica { host, port } => format!("replicaof {host} {port}"),
     };
+    let text = format!("{role}\nconfig-slaveof {}\n", config_slaveof.trim());
     write_atomic(&dir.join(ROLE_FILE), text.as_bytes())
 }
 
@@ -95,6 +108,8 @@ pub struct ReplState {
     pub codec: KeyCodec,
     pub dir: PathBuf,
     pub me: Weak<Server>,
+    /// `slaveof` as the configuration file (or command line) gave it at start-up.
+    pub config_slaveof: String,
     /// Serialises role changes.
     role_change: Mutex<()>,
 }
@@ -106,6 +121,7 @@ impl ReplState {
         dir: PathBuf,
         me: Weak<Server>,
         max_mb: u64,
+        config_slaveof: String,
     ) -> ReplState {
         let master = Arc::new(Master::default());
         master.max_replication_mb.store(max_mb, Ordering::Relaxed);
@@ -117,6 +133,7 @@ impl ReplState {
             codec,
             dir,
             me,
+            config_slaveof,
             role_change: Mutex::new(()),
         }
     }
@@ -132,11 +149,14 @@ pub fn storage_over(engine: Arc<Engine>, codec: &KeyCodec) -> Arc<Storage> {
 
 /// Applies a decided role to a running node (start-up and REPLICAOF).
 pub fn enter_role(server: &Server, choice: &Choice) -> Result<(), String> {
-    let engine = server.engine().ok_or("the database is being replaced")?;
-    let rsid = server.config.read().get_bool("use-rsid-psync");
-    if let Some(link) = server.repl.link.lock().take() {
+    // The old link stops first (it may be waiting for the engine in a full sync), and no lock
+    // is held while it does.
+    let old = server.repl.link.lock().take();
+    if let Some(link) = old {
         link.stop();
     }
+    let engine = server.engine().ok_or("the database is being replaced")?;
+    let rsid = server.config.read().get_bool("use-rsid-psync");
     match choice {
         Choice::Master => {
             engine.gate().set_role(Role::Master);
@@ -190,9 +210,13 @@ impl Host for HostRef {
 
     fn take_engine(&self) -> Option<Engine> {
         let server = self.0.upgrade()?;
-        // A full sync replaces what this node's own replicas replicate: they start over.
-        server.repl.master.disconnect_all();
-        let storage = server.storage.write().take()?;
+        // A full sync replaces what this node's own replicas replicate: they start over, and
+        // nothing of the old history (checkpoint, anchors) is served any more.
+        server.repl.master.pause_for_new_history(&server.repl.dir);
+        let Some(storage) = server.storage.write().take() else {
+            server.repl.master.resume();
+            return None;
+        };
         info!("full sync: closing the database (clients get LOADING until it is replaced)");
         let deadline = Instant::now() + Duration::from_secs(10);
         let Storage { engine, db } = match wait_unique(storage, deadline) {
@@ -200,6 +224,7 @@ impl Host for HostRef {
             Err(s) => {
                 error!("full sync: the database stays in use; keeping it");
                 *server.storage.write() = Some(s);
+                server.repl.master.resume();
                 return None;
             }
         };
@@ -209,6 +234,7 @@ impl Host for HostRef {
             Err(e) => {
                 error!("full sync: the engine stays in use; keeping it");
                 *server.storage.write() = Some(storage_over(e, &server.repl.codec));
+                server.repl.master.resume();
                 None
             }
         }
@@ -223,6 +249,7 @@ impl Host for HostRef {
         if let Some(server) = self.0.upgrade() {
             let engine = Arc::new(engine);
             *server.storage.write() = Some(storage_over(engine, &server.repl.codec));
+            server.repl.master.resume();
         }
     }
 
@@ -321,7 +348,8 @@ fn slaveof(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
         return Ok(Frame::ok());
     }
     tokio::task::block_in_place(|| {
-        persist_role(&server.repl.dir, &choice)
+        enter_role(server, &choice).map_err(CmdError::err)?;
+        persist_role(&server.repl.dir, &choice, &server.repl.config_slaveof)
             .map_err(|e| CmdError::err(format!("cannot record the new role: {e}")))?;
         // CONFIG REWRITE then writes the current master, as in Kvrocks.
         let slaveof = match &choice {
@@ -329,7 +357,7 @@ fn slaveof(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             Choice::Replica { host, port } => format!("{host} {port}"),
         };
         server.config.write().set_internal("slaveof", slaveof);
-        enter_role(server, &choice).map_err(CmdError::err)
+        Ok::<(), CmdError>(())
     })?;
     match &choice {
         Choice::Master => warn!("MASTER MODE enabled (REPLICAOF NO ONE)"),
@@ -453,6 +481,7 @@ fn psync(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
             (
                 Ok(Frame::Raw(Bytes::new())),
                 Flow::Feed {
+                    engine,
                     next,
                     ip,
                     port: session.repl.listening_port,
@@ -666,6 +695,14 @@ pub fn info_section(server: &Server) -> String {
             &link.status.full_syncs_requested.load(Ordering::Relaxed),
         );
         l(
+            "repl_applied_batches",
+            &link.status.applied_batches.load(Ordering::Relaxed),
+        );
+        l(
+            "repl_applied_bytes",
+            &link.status.applied_bytes.load(Ordering::Relaxed),
+        );
+        l(
             "sync_partial_ok_requested",
             &link.status.partial_syncs_ok.load(Ordering::Relaxed),
         );
@@ -734,4 +771,35 @@ pub fn start_maintenance(server: &Arc<Server>) {
                 .max_replication_mb
                 .store(mb, Ordering::Relaxed);
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(host: &str, port: u16) -> Choice {
+        Choice::Replica {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn the_role_file_wins_while_the_config_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(decide_role(d, "").unwrap().0, Choice::Master);
+        assert_eq!(decide_role(d, "h 1").unwrap().0, replica("h", 1));
+        // REPLICAOF at run time on a node started without slaveof.
+        persist_role(d, &replica("m", 7), "").unwrap();
+        assert_eq!(decide_role(d, "").unwrap().0, replica("m", 7));
+        // REPLICAOF NO ONE on a node whose config says slaveof: it stays a master.
+        persist_role(d, &Choice::Master, "h 1").unwrap();
+        assert_eq!(decide_role(d, "h 1").unwrap().0, Choice::Master);
+        // The operator edited slaveof since: the configuration is the newer word.
+        assert_eq!(decide_role(d, "h 2").unwrap().0, replica("h", 2));
+        assert_eq!(decide_role(d, "").unwrap().0, Choice::Master);
+        std::fs::write(d.join(ROLE_FILE), "nonsense\nconfig-slaveof \n").unwrap();
+        assert!(decide_role(d, "").is_err());
+    }
 }

@@ -771,3 +771,19 @@ fn random_writes_and_restarts_always_converge() {
     }
     assert_eq!(info_u64(&m, "sync_full"), 0, "seed {seed}");
 }
+
+#[test]
+fn a_promoted_replica_stays_master_across_a_restart() {
+    let m = master();
+    set(&m, "k", "v");
+    let mut r = replica_of(&m, &[]);
+    assert_converged(&m, &r);
+    let _: () = q(&mut r.conn(), &["REPLICAOF", "NO", "ONE"]);
+    set(&r, "written-as-master", "1");
+    // Restarted with the same command line (`--slaveof` still names the old master).
+    r.stop();
+    r.restart();
+    let role: Vec<redis::Value> = q(&mut r.conn(), &["ROLE"]);
+    assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
+    assert_eq!(get(&r, "written-as-master"), Some("1".into()));
+}

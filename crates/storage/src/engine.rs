@@ -310,8 +310,10 @@ impl Engine {
     /// The only write path. The gate decides whether `origin` may write in the current role. A
     /// local batch carries the node's replication id at its end, as Kvrocks' batches do.
     pub fn write(&self, mut batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
-        self.gate
-            .check(origin)
+        // Held until the write is done: a role change cannot slip in between.
+        let _admitted = self
+            .gate
+            .admit(origin)
             .map_err(StorageError::WriteRefused)?;
         if origin == WriteOrigin::Local {
             if let Some(id) = self.replid.read().as_deref() {
@@ -326,8 +328,9 @@ impl Engine {
     /// which are the master's as long as the replica never writes anything else.
     pub fn apply_replicated(&self, data: &[u8]) -> Result<(), StorageError> {
         crate::batch::decode(data)?;
-        self.gate
-            .check(WriteOrigin::Replication)
+        let _admitted = self
+            .gate
+            .admit(WriteOrigin::Replication)
             .map_err(StorageError::WriteRefused)?;
         self.db
             .write_opt(WriteBatch::from_data(data), &self.write_opts)?;

@@ -6,7 +6,8 @@
 //! passes through [`WriteGate::check`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+
+use parking_lot::{RwLock, RwLockReadGuard};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -35,40 +36,45 @@ pub enum WriteOrigin {
     Replication,
 }
 
+/// The role, behind a lock that every write holds while it runs: a role change waits for the
+/// writes already admitted, so none of them lands after the change.
 #[derive(Debug)]
 pub struct WriteGate {
-    role: AtomicU8,
+    role: RwLock<Role>,
 }
 
 impl Default for WriteGate {
     fn default() -> Self {
         WriteGate {
-            role: AtomicU8::new(0),
+            role: RwLock::new(Role::Unknown),
         }
     }
 }
 
 impl WriteGate {
     pub fn role(&self) -> Role {
-        match self.role.load(Ordering::Acquire) {
-            1 => Role::Master,
-            2 => Role::Replica,
-            _ => Role::Unknown,
-        }
+        *self.role.read()
     }
 
+    /// Changes the role once every admitted write has finished.
     pub fn set_role(&self, role: Role) {
-        let v = match role {
-            Role::Unknown => 0,
-            Role::Master => 1,
-            Role::Replica => 2,
-        };
-        self.role.store(v, Ordering::Release);
+        *self.role.write() = role;
     }
 
     /// Returns `Err(role)` if a write from `origin` is not allowed in the current role.
     pub fn check(&self, origin: WriteOrigin) -> Result<(), Role> {
-        match (self.role(), origin) {
+        Self::allows(*self.role.read(), origin)
+    }
+
+    /// Admits a write from `origin`: the role cannot change until the guard is dropped.
+    pub fn admit(&self, origin: WriteOrigin) -> Result<RwLockReadGuard<'_, Role>, Role> {
+        let guard = self.role.read();
+        Self::allows(*guard, origin)?;
+        Ok(guard)
+    }
+
+    fn allows(role: Role, origin: WriteOrigin) -> Result<(), Role> {
+        match (role, origin) {
             (Role::Master, WriteOrigin::Local) | (Role::Replica, WriteOrigin::Replication) => {
                 Ok(())
             }

@@ -2,6 +2,8 @@
 //! keep a gap from passing silently (rust-rocksdb-notes.md, traps 1 and 2), and the facts a
 //! partial resync compares: the replication id a batch carries and a digest of its contents.
 
+use std::ffi::c_char;
+
 use crate::batch::{self, BatchRecord};
 use crate::StorageError;
 
@@ -23,9 +25,10 @@ impl WalBatch {
         }
     }
 
-    /// The last sequence number the batch takes.
+    /// The last sequence number the batch takes (`seq - 1` for a batch of LogData only,
+    /// which takes none).
     pub fn last_seq(&self) -> u64 {
-        self.seq + self.count.max(1) - 1
+        (self.seq + self.count).saturating_sub(1)
     }
 }
 
@@ -77,17 +80,110 @@ pub enum WalGap {
     NotABatchStart(u64),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("the WAL cannot be read: {0}")]
+    Unreadable(String),
+}
+
+/// One RocksDB `TransactionLogIterator`, driven through the C API. Unlike the wrapper's
+/// iterator it can be asked again after reaching the end, and then reads what was appended
+/// to the same WAL file since, instead of rescanning the file from its start.
+struct Tail {
+    ptr: *mut librocksdb_sys::rocksdb_wal_iterator_t,
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from rocksdb_get_updates_since and is destroyed once, here.
+        unsafe { librocksdb_sys::rocksdb_wal_iter_destroy(self.ptr) }
+    }
+}
+
+/// Takes an error string the C API allocated.
+fn take_error(err: *mut c_char) -> Option<String> {
+    if err.is_null() {
+        return None;
+    }
+    // SAFETY: RocksDB returns a NUL-terminated string allocated with malloc.
+    let text = unsafe { std::ffi::CStr::from_ptr(err) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { librocksdb_sys::rocksdb_free(err as *mut std::ffi::c_void) };
+    Some(text)
+}
+
+impl Tail {
+    /// An iterator positioned at the batch that holds `seq` (or the first one after it if the
+    /// WAL lost it).
+    fn open(db: &rocksdb::DB, seq: u64) -> Result<Tail, String> {
+        use rocksdb::AsRawPtr;
+        let mut err: *mut c_char = std::ptr::null_mut();
+        // SAFETY: the DB handle outlives the iterator (the reader borrows the DB); a null read
+        // options pointer means the defaults.
+        let ptr = unsafe {
+            librocksdb_sys::rocksdb_get_updates_since(
+                db.as_raw_ptr(),
+                seq,
+                std::ptr::null(),
+                &mut err,
+            )
+        };
+        if let Some(e) = take_error(err) {
+            return Err(e);
+        }
+        if ptr.is_null() {
+            return Err("no WAL iterator".into());
+        }
+        Ok(Tail { ptr })
+    }
+
+    fn valid(&self) -> bool {
+        // SAFETY: `ptr` is a live iterator.
+        unsafe { librocksdb_sys::rocksdb_wal_iter_valid(self.ptr) != 0 }
+    }
+
+    fn advance(&mut self) {
+        // SAFETY: `ptr` is a live iterator; Next after the end re-reads the file's new tail.
+        unsafe { librocksdb_sys::rocksdb_wal_iter_next(self.ptr) }
+    }
+
+    fn status(&self) -> Result<(), String> {
+        let mut err: *mut c_char = std::ptr::null_mut();
+        // SAFETY: `ptr` is a live iterator.
+        unsafe { librocksdb_sys::rocksdb_wal_iter_status(self.ptr, &mut err) };
+        match take_error(err) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The current batch: its sequence and raw bytes.
+    fn batch(&self) -> (u64, Vec<u8>) {
+        let mut seq = 0u64;
+        // SAFETY: the iterator is valid; the returned batch is ours to destroy.
+        unsafe {
+            let wb = librocksdb_sys::rocksdb_wal_iter_get_batch(self.ptr, &mut seq);
+            let mut len = 0usize;
+            let data = librocksdb_sys::rocksdb_writebatch_data(wb, &mut len);
+            let bytes = std::slice::from_raw_parts(data as *const u8, len).to_vec();
+            librocksdb_sys::rocksdb_writebatch_destroy(wb);
+            (seq, bytes)
+        }
+    }
 }
 
 /// Reads batches in order from a start sequence and checks that each one starts exactly where
-/// the previous one ended. It is not `Send` (RocksDB's iterator is not), so drive it from one
-/// thread.
+/// the previous one ended. It keeps one iterator while the WAL file it reads grows, so a feeder
+/// that keeps up costs no rescans. It is not `Send` (RocksDB's iterator is not), so drive it
+/// from one thread.
 pub struct WalReader<'a> {
     db: &'a rocksdb::DB,
     next: u64,
-    iter: Option<rocksdb::DBWALIterator>,
+    tail: Option<Tail>,
+    /// The iterator points at a batch not returned yet (just opened).
+    positioned: bool,
     /// Consecutive iterator errors. RocksDB reports records that are not yet in the WAL file
-    /// (written but not flushed) as errors too, so only a persistent error is one.
+    /// (written but not flushed), and a WAL file that rotated, as errors too; only a persistent
+    /// error is one.
     errors: u32,
 }
 
@@ -100,7 +196,8 @@ impl<'a> WalReader<'a> {
         WalReader {
             db,
             next,
-            iter: None,
+            tail: None,
+            positioned: false,
             errors: 0,
         }
     }
@@ -114,44 +211,70 @@ impl<'a> WalReader<'a> {
     /// that should come next is not there: never a silent skip.
     pub fn read(&mut self) -> Result<Option<WalBatch>, WalGap> {
         if self.db.latest_sequence_number() < self.next {
-            self.iter = None;
             return Ok(None);
         }
-        if self.iter.is_none() {
-            // `get_updates_since(n)` yields batches starting after n (trap 1).
-            match self.db.get_updates_since(self.next.saturating_sub(1)) {
-                Ok(it) => self.iter = Some(it),
-                Err(e) => return self.transient(e),
-            }
-        }
-        let it = self.iter.as_mut().expect("set above");
-        match it.next() {
-            None => {
-                // The iterator does not see later appends: open a new one next time.
-                self.iter = None;
-                Ok(None)
-            }
-            Some(Err(e)) => {
-                self.iter = None;
-                self.transient(e)
-            }
-            Some(Ok((seq, wb))) => {
-                self.errors = 0;
-                if seq != self.next {
-                    self.iter = None;
-                    return Err(WalGap::NotABatchStart(self.next));
+        // Records reach the WAL file when the write buffer is flushed; the sequence counter
+        // moves before that. An iterator that looks for a record still in the buffer would
+        // report it missing, so the buffer is flushed before any such retry.
+        let mut flushed = false;
+        for _ in 0..3 {
+            match self.tail.as_mut() {
+                None => {
+                    if !flushed {
+                        let _ = self.db.flush_wal(false);
+                        flushed = true;
+                    }
+                    match Tail::open(self.db, self.next) {
+                        Ok(t) => {
+                            self.tail = Some(t);
+                            self.positioned = true;
+                        }
+                        Err(e) => return self.transient(e),
+                    }
                 }
-                let batch = WalBatch::from_data(seq, wb.data().to_vec());
-                self.next = seq + batch.count.max(1);
-                Ok(Some(batch))
+                Some(t) if !self.positioned => t.advance(),
+                Some(_) => {}
             }
+            let tail = self.tail.as_ref().expect("set above");
+            self.positioned = false;
+            if !tail.valid() {
+                match tail.status() {
+                    // At the end of what was written: the same iterator reads the file's tail
+                    // next time.
+                    Ok(()) => return Ok(None),
+                    // More was written than this iterator found: either still in the buffer
+                    // (flush, then the same iterator reads on) or in a newer WAL file (a new
+                    // iterator is needed).
+                    Err(e) if e.contains("new iterator") => {
+                        if flushed {
+                            self.tail = None;
+                        } else {
+                            let _ = self.db.flush_wal(false);
+                            flushed = true;
+                        }
+                        continue;
+                    }
+                    Err(e) => return self.transient(e),
+                }
+            }
+            self.errors = 0;
+            let (seq, data) = tail.batch();
+            if seq != self.next {
+                self.tail = None;
+                return Err(WalGap::NotABatchStart(self.next));
+            }
+            let batch = WalBatch::from_data(seq, data);
+            self.next = seq + batch.count;
+            return Ok(Some(batch));
         }
+        Ok(None)
     }
 
-    fn transient(&mut self, e: rocksdb::Error) -> Result<Option<WalBatch>, WalGap> {
+    fn transient(&mut self, e: String) -> Result<Option<WalBatch>, WalGap> {
         self.errors += 1;
+        self.tail = None;
         if self.errors >= MAX_ERRORS {
-            return Err(WalGap::Storage(StorageError::Rocks(e)));
+            return Err(WalGap::Unreadable(e));
         }
         Ok(None)
     }
@@ -183,6 +306,10 @@ pub fn batch_ending_at(db: &rocksdb::DB, seq: u64) -> Result<Option<WalBatch>, W
             let batch = WalBatch::from_data(start, wb.data().to_vec());
             if batch.seq > seq {
                 break;
+            }
+            if batch.count == 0 {
+                // LogData only: it holds no sequence number, so no history ends with it.
+                continue;
             }
             if batch.last_seq() == seq {
                 return Ok(Some(batch));

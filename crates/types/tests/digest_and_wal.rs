@@ -130,3 +130,35 @@ fn a_purged_wal_is_a_gap_not_a_later_start() {
     let mut tail = WalReader::new(engine.db(), latest - 1);
     assert_eq!(tail.read().unwrap().unwrap().seq, latest - 1);
 }
+
+#[test]
+fn the_reader_follows_the_wal_across_appends_and_rotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, db) = open(dir.path());
+    let mut reader = WalReader::new(engine.db(), 1);
+    let mut expected = 1;
+    for round in 0..5 {
+        for i in 0..20 {
+            db.hset(b"h", &[(format!("{round}-{i}").as_bytes(), b"v")], false)
+                .unwrap();
+            engine.flush_wal_buffer().unwrap();
+            // Tail after every write: the same iterator reads what was appended.
+            let b = reader.read().unwrap().expect("the batch just written");
+            assert_eq!(b.seq, expected);
+            expected = b.seq + b.count;
+        }
+        assert!(reader.read().unwrap().is_none());
+        // A flush switches to a new WAL file; the reader must move on to it.
+        engine.flush().unwrap();
+    }
+    db.hset(b"h", &[(b"last", b"v")], false).unwrap();
+    engine.flush_wal_buffer().unwrap();
+    let mut last = None;
+    for _ in 0..10 {
+        if let Some(b) = reader.read().unwrap() {
+            last = Some(b);
+            break;
+        }
+    }
+    assert_eq!(last.unwrap().seq, expected);
+}

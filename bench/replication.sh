@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Replication benchmarks: catch-up speed after a replica restart with a 1,000,000-write gap,
+# full-sync throughput for a 2 GB dataset, and replication lag under a redis-benchmark load.
+#
+#   bench/replication.sh                      # all three
+#   bench/replication.sh catchup lag          # some of them
+#   GAP=200000 FULLSYNC_MB=512 bench/replication.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-deps --bench
+source scripts/env.sh
+cargo build --bin quarry >/dev/null
+QUARRY="$CARGO_TARGET_DIR/debug/quarry" exec python3 bench/replication.py "$@"
