@@ -88,8 +88,8 @@ def cmd(port, *args):
         c.s.close()
 
 
-def info(port, field):
-    for line in cmd(port, "INFO").splitlines():
+def info(port, field, section="replication"):
+    for line in cmd(port, "INFO", section).splitlines():
         if line.startswith(field + ":"):
             return line.split(":", 1)[1]
     return ""
@@ -131,13 +131,13 @@ def catch_up():
     bench_load(m, GAP, 128)
     gap = int(info(m, "master_repl_offset")) - before
     t0 = time.time()
-    r, rp = start("catchup-replica", port=rport)
+    r, rp = start("catchup-replica", "--slaveof", f"127.0.0.1 {m}", port=rport)
     wait_synced(m, r)
     secs = time.time() - t0
     batches = int(info(r, "repl_applied_batches"))
     mb = int(info(r, "repl_applied_bytes")) / 1e6
     same_digest(m, r)
-    full = info(m, "sync_full")
+    full = info(m, "sync_full", "stats")
     print(f"catch-up after restart: gap {gap} writes, {batches} batches, {mb:.1f} MB in {secs:.1f} s "
           f"= {batches / secs:,.0f} batches/s, {mb / secs:.1f} MB/s (master sync_full={full})")
 

@@ -141,7 +141,7 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 "Invalid number of arguments specified for command",
             ));
         }
-        let pos = spec.key_positions(argv.len());
+        let pos = crate::table::command_keys(spec, argv);
         if pos.is_empty() {
             return Err(CmdError::err("The command has no key arguments"));
         }

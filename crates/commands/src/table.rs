@@ -99,6 +99,29 @@ impl CommandSpec {
 
 use flag::*;
 
+/// The positions of a command's keys in `args`, including the commands whose keys follow a
+/// count (`numkeys`), which the first/last/step triple cannot describe.
+pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
+    // (position of numkeys, keys before it)
+    let numkeys_at = match spec.name {
+        "lmpop" | "zmpop" | "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" => 1,
+        "blmpop" | "bzmpop" | "zunionstore" | "zinterstore" | "zdiffstore" | "eval" | "evalsha"
+        | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => 2,
+        _ => return spec.key_positions(args.len()),
+    };
+    let mut out = Vec::new();
+    if matches!(spec.name, "zunionstore" | "zinterstore" | "zdiffstore") {
+        out.push(1);
+    }
+    let n = args
+        .get(numkeys_at)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(0);
+    out.extend((numkeys_at + 1..numkeys_at + 1 + n).filter(|&i| i < args.len()));
+    out
+}
+
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $group:literal, $since:literal, $summary:literal, $exec:expr) => {
         CommandSpec {
@@ -263,6 +286,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("function", -2, NOSCRIPT, 0, 0, 0, "scripting", "7.0.0", "A container for function commands (FLUSH only until scripting exists).", D(server::function)),
     cmd!("time", 1, FAST | STALE | LOADING, 0, 0, 0, "server", "2.6.0", "Returns the server time.", D(server::time)),
     cmd!("debug", -2, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "A container for debugging commands.", S),
+    cmd!("cluster", -2, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "cluster", "3.0.0", "A container for Redis Cluster commands (Kvrocks' subset and more).", S),
+    cmd!("clusterx", -2, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "cluster", "1.0.0", "Kvrocks: the topology an external controller pushes.", S),
+    cmd!("readonly", 1, FAST | STALE | LOADING, 0, 0, 0, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", S),
+    cmd!("readwrite", 1, FAST | STALE | LOADING, 0, 0, 0, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", S),
+    cmd!("asking", 1, FAST | STALE, 0, 0, 0, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", S),
     cmd!("slaveof", 3, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "1.0.0", "Sets a server as a replica of another, or promotes it to being a master.", S),
     cmd!("replicaof", 3, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", S),
     cmd!("role", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "server", "2.8.12", "Returns the replication role.", S),

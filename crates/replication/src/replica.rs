@@ -586,16 +586,18 @@ impl Worker {
                     self.touch();
                     if last_log.elapsed() >= Duration::from_secs(1) {
                         let secs = started.elapsed().as_secs_f64().max(0.001);
-                        let rate = bytes as f64 / secs / 1e6;
-                        let left_files = wanted.len() - i;
+                        let rate = bytes as f64 / secs;
+                        // File sizes are not known in advance: the files left are guessed at
+                        // the average size so far.
+                        let avg = bytes as f64 / (i as f64 + 1.0);
+                        let left_bytes = left as f64 + avg * (wanted.len() - i - 1) as f64;
                         info!(
                             master = %self.addr(),
                             files_done = i,
                             files_total = wanted.len(),
                             mb = format!("{:.1}", bytes as f64 / 1e6),
-                            mb_per_s = format!("{rate:.1}"),
-                            files_left = left_files,
-                            eta_s = format!("{:.0}", if rate > 0.0 { (left as f64 / 1e6) / rate } else { 0.0 }),
+                            mb_per_s = format!("{:.1}", rate / 1e6),
+                            eta_s = format!("{:.0}", if rate > 0.0 { left_bytes / rate } else { 0.0 }),
                             "full sync progress"
                         );
                         last_log = Instant::now();

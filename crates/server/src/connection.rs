@@ -70,6 +70,8 @@ pub struct Session {
     /// A write command ran since the replies were last sent: flush the WAL buffer first.
     pub wrote: bool,
     pub repl: ReplHandshake,
+    /// READONLY: cluster replicas serve this connection's reads of their master's slots.
+    pub readonly: bool,
 }
 
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
@@ -102,6 +104,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         authenticated: false,
         wrote: false,
         repl: ReplHandshake::default(),
+        readonly: false,
     };
     let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -431,6 +434,14 @@ pub fn execute(
         && !matches!(spec.name, "auth" | "hello" | "monitor")
     {
         feed_monitor(server, session, &args);
+    }
+    // In cluster mode a replica redirects writes to the slot's master (MOVED) before it would
+    // refuse them as a replica.
+    if server.cluster.enabled {
+        if let Some(e) = crate::cluster::check_route(server, session, spec, &args) {
+            Frame::Error(e).encode(proto, out);
+            return Flow::Continue;
+        }
     }
     if let Err(e) = crate::replication::gate(server, spec.has(flag::WRITE), spec.has(flag::STALE)) {
         Frame::Error(e.to_string()).encode(proto, out);

@@ -54,7 +54,7 @@ pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
             "commandstats" => commandstats_section(server, &mut out),
             "cluster" => {
                 out.push_str("# Cluster\r\n");
-                line(&mut out, "cluster_enabled", 0);
+                line(&mut out, "cluster_enabled", server.cluster.enabled as u8);
             }
             "keyspace" => keyspace_section(server, &mut out)?,
             "rocksdb" => rocksdb_section(server, &mut out),

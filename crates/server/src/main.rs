@@ -4,6 +4,7 @@
 mod admin;
 mod blocking;
 mod clients;
+mod cluster;
 mod config;
 mod connection;
 mod info;
@@ -136,6 +137,7 @@ fn init_logging(cfg: &Config) -> Result<LogReload, String> {
 
 fn engine_options(cfg: &Config) -> Result<EngineOptions, String> {
     let mut o = EngineOptions::new(cfg.get("dir"));
+    o.slot_encoded = cfg.get_bool("cluster-enabled");
     let int = |name: &str| cfg.get_i64(name);
     o.durability = if cfg.get_bool("rocksdb.write_options.disable_wal") {
         WriteDurability::NoWal
@@ -220,13 +222,8 @@ fn run(cli: Cli) -> Result<(), String> {
             ignored.join(", ")
         );
     }
-    // Modes whose data layout or replication quarry does not provide yet must not start as a
-    // plain master: a cluster data directory or a replica would be silently misused.
-    if cfg.get_bool("cluster-enabled") {
-        return Err(
-            "cluster-enabled yes: cluster mode is not available in this version of quarry".into(),
-        );
-    }
+    let cluster_enabled = cfg.get_bool("cluster-enabled");
+    check_data_mode(&PathBuf::from(cfg.get("dir")), cluster_enabled)?;
     let renames = build_renames(cfg.get_multi("rename-command"))?;
     let workers = cfg.get_i64("workers").max(1) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -246,13 +243,28 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Err(e) => return Err(format!("cannot open storage in {}: {e}", opts.db_path().display())),
     };
-    // The role is settled before anything may write (DESIGN.md §2): the role file that
-    // REPLICAOF leaves, else `slaveof`, else master. The gate stays closed until then.
+    // The role is settled before anything may write (DESIGN.md §2). In cluster mode the
+    // topology in nodes.conf decides; otherwise `slaveof` and the role file that REPLICAOF
+    // leaves. The gate stays closed until then.
     let dir = PathBuf::from(cfg.get("dir"));
-    let (choice, why) = replication::decide_role(&dir, cfg.get("slaveof"))?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    replication::persist_role(&dir, &choice, cfg.get("slaveof"))
-        .map_err(|e| format!("cannot record the role in {}: {e}", dir.display()))?;
+    let topology = if cluster_enabled && cfg.get_bool("persist-cluster-nodes-enabled") {
+        quarry_cluster::Topology::load(&dir.join(cluster::NODES_CONF))?.unwrap_or_default()
+    } else {
+        quarry_cluster::Topology::default()
+    };
+    let (choice, why) = if cluster_enabled {
+        info!(version = topology.version, myid = %topology.myid, "cluster topology loaded");
+        (
+            cluster::choice_of(&topology),
+            "the cluster topology (nodes.conf)",
+        )
+    } else {
+        let (choice, why) = replication::decide_role(&dir, cfg.get("slaveof"))?;
+        replication::persist_role(&dir, &choice, cfg.get("slaveof"))
+            .map_err(|e| format!("cannot record the role in {}: {e}", dir.display()))?;
+        (choice, why)
+    };
     match &choice {
         replication::Choice::Master => info!(
             role = "master",
@@ -262,6 +274,14 @@ fn run(cli: Cli) -> Result<(), String> {
         ),
         replication::Choice::Replica { host, port } => {
             info!(role = "slave", master = %format!("{host}:{port}"), sequence = engine.latest_sequence(), reason = why, "role decided: replica")
+        }
+        replication::Choice::Detached => {
+            warn!(
+                role = "slave",
+                sequence = engine.latest_sequence(),
+                reason = why,
+                "role decided: replica of a master the topology does not list (not replicating)"
+            )
         }
     }
 
@@ -278,10 +298,11 @@ fn run(cli: Cli) -> Result<(), String> {
         .collect();
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
-    let codec = KeyCodec::standalone();
+    let codec = KeyCodec::new(quarry_storage::encoding::DEFAULT_NAMESPACE, cluster_enabled);
     let max_repl_mb = cfg.get_i64("max-replication-mb").max(0) as u64;
     let server = Arc::new_cyclic(|me| Server {
         storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
+        cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
         repl: replication::ReplState::new(
             opts.clone(),
             codec.clone(),
@@ -337,6 +358,33 @@ fn run(cli: Cli) -> Result<(), String> {
     result?;
     info!("quarry stopped");
     Ok(())
+}
+
+/// A data directory holds keys with or without their slot (kvrocks-compat.md §1.2); read in
+/// the other mode, every key would be misread. `<dir>/data-mode` records the mode it was made
+/// in, and a node refuses to start in the other one.
+fn check_data_mode(dir: &std::path::Path, cluster: bool) -> Result<(), String> {
+    let want = if cluster { "cluster" } else { "standalone" };
+    let path = dir.join("data-mode");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim() == want => Ok(()),
+        Ok(text) => Err(format!(
+            "the data directory {} was made in {} mode (see {}); it cannot be opened with cluster-enabled {}, because keys are laid out differently in the two modes",
+            dir.display(),
+            text.trim(),
+            path.display(),
+            if cluster { "yes" } else { "no" }
+        )),
+        Err(_) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            if dir.join("db").join("CURRENT").exists() {
+                warn!(mode = want, "this data directory does not record its mode (made by Kvrocks or an older quarry); recording {want}");
+            }
+            std::fs::write(&path, format!("{want}\n"))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+    }
 }
 
 async fn serve(server: Arc<Server>, binds: Vec<String>, port: u16) -> Result<(), String> {

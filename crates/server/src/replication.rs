@@ -37,7 +37,13 @@ pub const ROLE_FILE: &str = "replication-role";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Choice {
     Master,
-    Replica { host: String, port: u16 },
+    Replica {
+        host: String,
+        port: u16,
+    },
+    /// Cluster mode: a slave whose master the topology does not list. It is a replica (nothing
+    /// writes) with no link until the topology names its master.
+    Detached,
 }
 
 fn parse_master(text: &str) -> Option<(String, u16)> {
@@ -50,9 +56,10 @@ fn parse_master(text: &str) -> Option<(String, u16)> {
 /// The start-up decision, made before anything writes.
 ///
 /// The role file wins while the configuration's `slaveof` is the one it was written under: a
-/// REPLICAOF at run time (either way) then survives the restart, and a replica never comes
-/// back as a writable master holding stale data. An operator who edits `slaveof` (or a CONFIG
-/// REWRITE after REPLICAOF) makes the configuration the newer word.
+/// REPLICAOF at run time (either way) then survives the restart. A configuration that names
+/// another master (an edit, or CONFIG REWRITE after REPLICAOF) is the newer word. A replica
+/// whose `slaveof` was merely removed stays a replica: only REPLICAOF NO ONE promotes, so a
+/// replica never comes back as a writable master holding stale data.
 pub fn decide_role(dir: &Path, slaveof: &str) -> Result<(Choice, &'static str), String> {
     let from_config = || -> Result<(Choice, &'static str), String> {
         if slaveof.is_empty() {
@@ -72,8 +79,14 @@ pub fn decide_role(dir: &Path, slaveof: &str) -> Result<(Choice, &'static str), 
         .find_map(|l| l.strip_prefix("config-slaveof"))
         .map(str::trim)
         .unwrap_or("");
-    if recorded != slaveof.trim() {
+    if recorded != slaveof.trim() && !slaveof.trim().is_empty() {
+        // The operator named another master since: the configuration is the newer word.
         return from_config();
+    }
+    if recorded != slaveof.trim() && role != "master" {
+        // `slaveof` was removed from the configuration, but nothing promoted this replica.
+        // Coming back as a writable master would serve stale data; REPLICAOF NO ONE decides.
+        warn!(role, "slaveof is no longer configured, but this node was a replica; it stays one until REPLICAOF NO ONE");
     }
     if role == "master" {
         return Ok((Choice::Master, "the role file (last role: master)"));
@@ -95,6 +108,7 @@ pub fn persist_role(dir: &Path, choice: &Choice, config_slaveof: &str) -> std::i
     let role = match choice {
         Choice::Master => "master".to_string(),
         Choice::Replica { host, port } => format!("replicaof {host} {port}"),
+        Choice::Detached => return Ok(()),
     };
     let text = format!("{role}\nconfig-slaveof {}\n", config_slaveof.trim());
     write_atomic(&dir.join(ROLE_FILE), text.as_bytes())
@@ -168,6 +182,11 @@ pub fn enter_role(server: &Server, choice: &Choice) -> Result<(), String> {
             } else {
                 engine.set_replid(None);
             }
+        }
+        Choice::Detached => {
+            engine.gate().set_role(Role::Replica);
+            engine.set_replid(None);
+            server.repl.is_replica.store(true, Ordering::Release);
         }
         Choice::Replica { host, port } => {
             engine.gate().set_role(Role::Replica);
@@ -353,27 +372,28 @@ fn slaveof(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             .map_err(|e| CmdError::err(format!("cannot record the new role: {e}")))?;
         // CONFIG REWRITE then writes the current master, as in Kvrocks.
         let slaveof = match &choice {
-            Choice::Master => String::new(),
             Choice::Replica { host, port } => format!("{host} {port}"),
+            _ => String::new(),
         };
         server.config.write().set_internal("slaveof", slaveof);
         Ok::<(), CmdError>(())
     })?;
     match &choice {
-        Choice::Master => warn!("MASTER MODE enabled (REPLICAOF NO ONE)"),
         Choice::Replica { host, port } => {
             info!(master = %format!("{host}:{port}"), "role changed: replica")
         }
+        _ => warn!("MASTER MODE enabled (REPLICAOF NO ONE)"),
     }
     Ok(Frame::ok())
 }
 
-fn current_choice(server: &Server) -> Choice {
+pub fn current_choice(server: &Server) -> Choice {
     match server.repl.link.lock().as_ref() {
         Some(l) => Choice::Replica {
             host: l.host.clone(),
             port: l.port,
         },
+        None if server.repl.is_replica.load(Ordering::Acquire) => Choice::Detached,
         None => Choice::Master,
     }
 }
@@ -796,9 +816,13 @@ mod tests {
         // REPLICAOF NO ONE on a node whose config says slaveof: it stays a master.
         persist_role(d, &Choice::Master, "h 1").unwrap();
         assert_eq!(decide_role(d, "h 1").unwrap().0, Choice::Master);
-        // The operator edited slaveof since: the configuration is the newer word.
+        // The operator named another master since: the configuration is the newer word.
         assert_eq!(decide_role(d, "h 2").unwrap().0, replica("h", 2));
+        // A promoted node whose slaveof was removed afterwards: still a master.
         assert_eq!(decide_role(d, "").unwrap().0, Choice::Master);
+        // A replica whose slaveof was removed: still a replica, until REPLICAOF NO ONE.
+        persist_role(d, &replica("h", 1), "h 1").unwrap();
+        assert_eq!(decide_role(d, "").unwrap().0, replica("h", 1));
         std::fs::write(d.join(ROLE_FILE), "nonsense\nconfig-slaveof \n").unwrap();
         assert!(decide_role(d, "").is_err());
     }

@@ -101,6 +101,8 @@ pub struct Server {
     pub storage: RwLock<Option<Arc<Storage>>>,
     /// Replication: role, the link to a master, this node's replicas.
     pub repl: crate::replication::ReplState,
+    /// Cluster mode: the topology and routing.
+    pub cluster: crate::cluster::ClusterState,
     pub cursors: CursorStore,
     pub config: RwLock<Config>,
     pub hot: HotConfig,

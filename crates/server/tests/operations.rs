@@ -111,8 +111,6 @@ fn bad_config_stops_start_up_and_names_the_line() {
     );
     let err = start_fails(&["--port", "99999"]);
     assert!(err.contains("--port"), "{err}");
-    let err = start_fails(&["--cluster-enabled", "yes"]);
-    assert!(err.contains("cluster"), "{err}");
 }
 
 #[test]

@@ -395,6 +395,50 @@ impl Db {
         Ok(keys)
     }
 
+    /// Up to `limit` live keys of one slot (cluster mode, where keys are stored by slot):
+    /// CLUSTER GETKEYSINSLOT and COUNTKEYSINSLOT.
+    pub fn keys_in_slot(&self, slot: u16, limit: u64) -> Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        if !self.codec.slot_encoded() {
+            // Standalone keys are not grouped by slot: the whole keyspace is walked.
+            self.walk_keys(None, None, usize::MAX, |k, _, _| {
+                if quarry_storage::slot::key_slot(k) == slot {
+                    keys.push(k.to_vec());
+                }
+                (keys.len() as u64) < limit
+            })?;
+            return Ok(keys);
+        }
+        let mut lower = self.codec.namespace_prefix();
+        lower.extend_from_slice(&slot.to_be_bytes());
+        let mut opts = ReadOptions::default();
+        if let Some(end) = prefix_successor(&lower) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let now = now_ms();
+        let iter = self.engine.db().iterator_cf_opt(
+            self.metadata_cf(),
+            opts,
+            IteratorMode::From(&lower, Direction::Forward),
+        );
+        for item in iter {
+            if keys.len() as u64 >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+            let Some(user_key) = self.codec.user_key_of(&k) else {
+                continue;
+            };
+            let live = Metadata::decode(&v)
+                .map(|m| !m.is_dead(now))
+                .unwrap_or(false);
+            if live {
+                keys.push(user_key.to_vec());
+            }
+        }
+        Ok(keys)
+    }
+
     /// DBSIZE: the exact number of live keys, counted now (not a stale estimate).
     pub fn dbsize(&self) -> Result<u64> {
         Ok(self.key_counts()?.0)

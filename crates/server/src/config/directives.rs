@@ -101,7 +101,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("unixsocket", Kind::Str, "", true, false, "unix socket path to listen on"),
     d("unixsocketperm", Kind::Octal, "777", true, false, "permission bits of the unix socket"),
     d("log-retention-days", Kind::Int(-1, 2147483647), "-1", false, false, "days to keep INFO logs, -1 disables cleaner"),
-    d("persist-cluster-nodes-enabled", Kind::Bool, "yes", false, false, "save cluster topology to dir/nodes.conf"),
+    d("persist-cluster-nodes-enabled", Kind::Bool, "yes", false, true, "save cluster topology to dir/nodes.conf"),
     d("redis-cursor-compatible", Kind::Bool, "yes", false, false, "SCAN cursors are integers like Redis"),
     d("resp3-enabled", Kind::Bool, "yes", false, true, "allow clients to switch to RESP3 with HELLO 3"),
     d("repl-namespace-enabled", Kind::Bool, "no", false, false, "replicate namespaces to replicas"),

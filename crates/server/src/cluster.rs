@@ -1,0 +1,478 @@
+//! Cluster mode in the server: the topology the controller pushes (CLUSTERX), the client view
+//! (CLUSTER, READONLY, READWRITE, ASKING), request routing, and the replication that follows
+//! the topology (kvrocks-compat.md §3).
+
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use quarry_cluster::topology::{parse_nodes, parse_range, ClusterError, Role, NODE_ID_LEN};
+use quarry_cluster::{key_slot, route, RouteRequest, Topology};
+use quarry_commands::args::{is, lower, parse_i64};
+use quarry_commands::table::{command_keys, flag};
+use quarry_commands::{CmdError, CommandSpec};
+use quarry_resp::Frame;
+use tracing::{info, warn};
+
+use crate::connection::{Flow, Session};
+use crate::replication::{enter_role, Choice};
+use crate::server::Server;
+
+type Outcome = (Result<Frame, CmdError>, Flow);
+
+/// The file the topology persists to, in `dir`.
+pub const NODES_CONF: &str = "nodes.conf";
+
+pub struct ClusterState {
+    pub enabled: bool,
+    pub topology: RwLock<Arc<Topology>>,
+    pub nodes_conf: PathBuf,
+    /// Serialises topology changes.
+    change: Mutex<()>,
+}
+
+impl ClusterState {
+    pub fn new(enabled: bool, dir: &std::path::Path, topology: Topology) -> ClusterState {
+        ClusterState {
+            enabled,
+            topology: RwLock::new(Arc::new(topology)),
+            nodes_conf: dir.join(NODES_CONF),
+            change: Mutex::new(()),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Topology> {
+        self.topology.read().clone()
+    }
+}
+
+/// The role a topology gives this node. Until a topology names it, and while it is a slave of
+/// a master the topology does not list, the node is detached: a replica without a link, on
+/// which nothing writes. (Kvrocks starts such a node as a master, and its start-up write of a
+/// new replication id then costs a full sync when it turns out to be a replica.)
+pub fn choice_of(topo: &Topology) -> Choice {
+    match topo.myself() {
+        Some(me) if me.role == Role::Master => Choice::Master,
+        Some(_) => match topo.my_master() {
+            Some(m) => Choice::Replica {
+                host: m.host.clone(),
+                port: m.port,
+            },
+            None => Choice::Detached,
+        },
+        None => Choice::Detached,
+    }
+}
+
+fn cluster_err(e: ClusterError) -> CmdError {
+    match e {
+        ClusterError::NotInitialized => {
+            CmdError::Other("CLUSTERDOWN The cluster is not initialized".into())
+        }
+        other => CmdError::err(other),
+    }
+}
+
+/// The routing check of one command: None to run it here, or the error to answer.
+pub fn check_route(
+    server: &Server,
+    session: &Session,
+    spec: &CommandSpec,
+    args: &[Bytes],
+) -> Option<String> {
+    let positions = command_keys(spec, args);
+    if positions.is_empty() {
+        return None;
+    }
+    let slots: Vec<u16> = positions.iter().map(|&i| key_slot(&args[i])).collect();
+    let topo = server.cluster.topology.read();
+    route(
+        &topo,
+        &RouteRequest {
+            slots: &slots,
+            write: spec.has(flag::WRITE),
+            readonly_conn: session.readonly,
+        },
+    )
+    .error()
+}
+
+pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
+    let done = |r: Result<Frame, CmdError>| (r, Flow::Continue);
+    match name {
+        "readonly" => {
+            session.readonly = true;
+            done(Ok(Frame::ok()))
+        }
+        "readwrite" => {
+            session.readonly = false;
+            done(Ok(Frame::ok()))
+        }
+        // Kvrocks never sends ASK, so ASKING changes nothing yet.
+        "asking" => done(Ok(Frame::ok())),
+        _ if !server.cluster.enabled => done(Err(CmdError::err("Cluster mode is not enabled"))),
+        "cluster" => done(cluster(server, a)),
+        "clusterx" => done(clusterx(server, a)),
+        _ => done(Err(CmdError::err("Invalid cluster command options"))),
+    }
+}
+
+fn cluster(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let sub = lower(&a[1]);
+    let topo = server.cluster.current();
+    let init = || {
+        if topo.initialized() {
+            Ok(())
+        } else {
+            Err(cluster_err(ClusterError::NotInitialized))
+        }
+    };
+    match (sub.as_str(), a.len()) {
+        ("keyslot", 3) => Ok(Frame::Integer(key_slot(&a[2]) as i64)),
+        ("myid", 2) => Ok(Frame::bulk(topo.myid.clone())),
+        ("nodes", 2) => {
+            init()?;
+            Ok(Frame::Verbatim(topo.nodes_text("")))
+        }
+        ("info", 2) => {
+            init()?;
+            Ok(Frame::Verbatim(topo.info_text()))
+        }
+        ("slots", 2) => {
+            init()?;
+            let node = |id: &str| {
+                let n = &topo.nodes[id];
+                Frame::Array(vec![
+                    Frame::bulk(n.host.clone()),
+                    Frame::Integer(n.port as i64),
+                    Frame::bulk(n.id.clone()),
+                ])
+            };
+            Ok(Frame::Array(
+                topo.slot_runs()
+                    .into_iter()
+                    .map(|(s, e, owner)| {
+                        let mut entry =
+                            vec![Frame::Integer(s as i64), Frame::Integer(e as i64), node(owner)];
+                        entry.extend(topo.replicas_of(owner).iter().map(|r| node(&r.id)));
+                        Frame::Array(entry)
+                    })
+                    .collect(),
+            ))
+        }
+        ("shards", 2) => {
+            init()?;
+            Ok(shards(server, &topo))
+        }
+        ("replicas", 3) => {
+            init()?;
+            let id = String::from_utf8_lossy(&a[2]).to_string();
+            topo.replicas_text(&id)
+                .map(Frame::Verbatim)
+                .map_err(cluster_err)
+        }
+        ("countkeysinslot", 3) => {
+            let slot = slot_arg(&a[2])?;
+            let storage = server.storage().ok_or(CmdError::Loading)?;
+            Ok(Frame::Integer(storage.db.keys_in_slot(slot, u64::MAX)?.len() as i64))
+        }
+        ("getkeysinslot", 4) => {
+            let slot = slot_arg(&a[2])?;
+            let count = parse_i64(&a[3])?;
+            if count < 0 {
+                return Err(CmdError::err("Invalid number of keys"));
+            }
+            let storage = server.storage().ok_or(CmdError::Loading)?;
+            Ok(Frame::Array(
+                storage
+                    .db
+                    .keys_in_slot(slot, count as u64)?
+                    .into_iter()
+                    .map(Frame::bulk)
+                    .collect(),
+            ))
+        }
+        ("reset", 2 | 3) => {
+            if a.len() == 3 && !is(&a[2], "hard") && !is(&a[2], "soft") {
+                return Err(CmdError::Syntax);
+            }
+            reset(server)
+        }
+        _ => Err(CmdError::err(
+            "CLUSTER command, CLUSTER INFO|NODES|SLOTS|SHARDS|KEYSLOT|MYID|REPLICAS|COUNTKEYSINSLOT|GETKEYSINSLOT|RESET",
+        )),
+    }
+}
+
+fn slot_arg(b: &[u8]) -> Result<u16, CmdError> {
+    match parse_i64(b) {
+        Ok(v) if (0..16384).contains(&v) => Ok(v as u16),
+        _ => Err(CmdError::err("Invalid slot")),
+    }
+}
+
+/// CLUSTER SHARDS, in Redis 7's shape: one map per master with its slots and nodes.
+fn shards(server: &Server, topo: &Topology) -> Frame {
+    let seq = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
+    let node_map = |n: &quarry_cluster::Node| {
+        let offset = if n.id == topo.myid { seq as i64 } else { 0 };
+        Frame::Map(vec![
+            (Frame::bulk("id"), Frame::bulk(n.id.clone())),
+            (Frame::bulk("port"), Frame::Integer(n.port as i64)),
+            (Frame::bulk("ip"), Frame::bulk(n.host.clone())),
+            (Frame::bulk("endpoint"), Frame::bulk(n.host.clone())),
+            (
+                Frame::bulk("role"),
+                Frame::bulk(if n.role == Role::Master {
+                    "master"
+                } else {
+                    "replica"
+                }),
+            ),
+            (Frame::bulk("replication-offset"), Frame::Integer(offset)),
+            (
+                Frame::bulk("health"),
+                Frame::bulk(if n.failed { "fail" } else { "online" }),
+            ),
+        ])
+    };
+    Frame::Array(
+        topo.nodes
+            .values()
+            .filter(|n| n.role == Role::Master)
+            .map(|m| {
+                let slots = topo
+                    .ranges_of(&m.id)
+                    .into_iter()
+                    .flat_map(|(s, e)| [Frame::Integer(s as i64), Frame::Integer(e as i64)])
+                    .collect();
+                let mut nodes = vec![node_map(m)];
+                nodes.extend(topo.replicas_of(&m.id).into_iter().map(node_map));
+                Frame::Map(vec![
+                    (Frame::bulk("slots"), Frame::Array(slots)),
+                    (Frame::bulk("nodes"), Frame::Array(nodes)),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn clusterx(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let sub = lower(&a[1]);
+    match (sub.as_str(), a.len()) {
+        ("version", 2) => Ok(Frame::bulk(server.cluster.current().version.to_string())),
+        ("myid", 2) => Ok(Frame::bulk(server.cluster.current().myid.clone())),
+        ("setnodeid", 3) if a[2].len() == NODE_ID_LEN => {
+            let id = String::from_utf8_lossy(&a[2]).to_string();
+            let _serial = server.cluster.change.lock();
+            let mut topo = (*server.cluster.current()).clone();
+            topo.myid = id;
+            commit(server, topo)?;
+            Ok(Frame::ok())
+        }
+        ("setnodes", 4 | 5) => {
+            let version = std::str::from_utf8(&a[3])
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| CmdError::err("Invalid version"))?;
+            let force = match a.get(4) {
+                None => false,
+                Some(f) if is(f, "force") => true,
+                Some(_) => return Err(CmdError::err("Invalid setnodes options")),
+            };
+            set_nodes(server, &String::from_utf8_lossy(&a[2]), version, force)?;
+            Ok(Frame::ok())
+        }
+        ("setslot", 6) => {
+            let range = parse_range(&String::from_utf8_lossy(&a[2]))
+                .ok_or_else(|| CmdError::err("Slot is out of range"))?;
+            if !is(&a[3], "node") {
+                return Err(CmdError::err("Invalid setslot options"));
+            }
+            if a[4].len() != NODE_ID_LEN {
+                return Err(CmdError::err("Invalid node id"));
+            }
+            let version = parse_i64(&a[5])?;
+            if version < 0 {
+                return Err(CmdError::err("Invalid version"));
+            }
+            set_slot(server, range, &String::from_utf8_lossy(&a[4]), version)?;
+            Ok(Frame::ok())
+        }
+        _ => Err(CmdError::err(
+            "CLUSTERX command, CLUSTERX VERSION|MYID|SETNODEID|SETNODES|SETSLOT|MIGRATE",
+        )),
+    }
+}
+
+fn set_nodes(server: &Server, text: &str, version: i64, force: bool) -> Result<(), CmdError> {
+    if version < 0 {
+        return Err(cluster_err(ClusterError::InvalidVersion));
+    }
+    let _serial = server.cluster.change.lock();
+    let current = server.cluster.current();
+    if !force {
+        if version < current.version {
+            return Err(cluster_err(ClusterError::InvalidVersion));
+        }
+        if version == current.version {
+            // Kvrocks applies nothing for the same version; the role it set then still holds.
+            return Ok(());
+        }
+    }
+    let parsed = parse_nodes(text).map_err(cluster_err)?;
+    let mut topo = (*current).clone();
+    topo.install(parsed, version);
+    if topo.myid.is_empty() || force || !topo.nodes.contains_key(&topo.myid) {
+        if let Some(id) = detect_myself(server, &topo) {
+            topo.myid = id;
+        }
+    }
+    commit(server, topo)
+}
+
+fn set_slot(server: &Server, range: (u16, u16), id: &str, version: i64) -> Result<(), CmdError> {
+    let _serial = server.cluster.change.lock();
+    let current = server.cluster.current();
+    if version != current.version + 1 {
+        return Err(cluster_err(ClusterError::InvalidVersion));
+    }
+    let node = current
+        .nodes
+        .get(id)
+        .ok_or(cluster_err(ClusterError::UnknownNode))?;
+    if node.role != Role::Master {
+        return Err(cluster_err(ClusterError::NotAMaster));
+    }
+    // Rebuild the nodes string with the range moved, and apply it as a new version.
+    let mut owners: Vec<Option<String>> = (0..16384u16)
+        .map(|s| current.owner(s).map(|n| n.id.clone()))
+        .collect();
+    for s in range.0..=range.1 {
+        owners[s as usize] = Some(id.to_string());
+    }
+    let mut text = String::new();
+    for n in current.nodes.values() {
+        match n.role {
+            Role::Master => {
+                text.push_str(&format!("{} {} {} master -", n.id, n.host, n.port));
+                let mut s = 0usize;
+                while s < 16384 {
+                    if owners[s].as_deref() == Some(n.id.as_str()) {
+                        let mut e = s;
+                        while e + 1 < 16384 && owners[e + 1].as_deref() == Some(n.id.as_str()) {
+                            e += 1;
+                        }
+                        if s == e {
+                            text.push_str(&format!(" {s}"));
+                        } else {
+                            text.push_str(&format!(" {s}-{e}"));
+                        }
+                        s = e + 1;
+                    } else {
+                        s += 1;
+                    }
+                }
+            }
+            Role::Slave => text.push_str(&format!(
+                "{} {} {} {} {}",
+                n.id,
+                n.host,
+                n.port,
+                if n.failed { "slave,fail" } else { "slave" },
+                n.master_id.as_deref().unwrap_or("-")
+            )),
+        }
+        text.push('\n');
+    }
+    let parsed = parse_nodes(&text).map_err(cluster_err)?;
+    let mut topo = (*current).clone();
+    topo.install(parsed, version);
+    commit(server, topo)
+}
+
+/// The first node whose port is ours and whose host is one of this machine's addresses.
+fn detect_myself(server: &Server, topo: &Topology) -> Option<String> {
+    let binds: Vec<String> = server
+        .config
+        .read()
+        .get("bind")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let any = binds.is_empty() || binds.iter().any(|b| b == "0.0.0.0" || b == "::");
+    topo.nodes
+        .values()
+        .find(|n| {
+            n.port == server.port
+                && (binds.contains(&n.host)
+                    || (any && is_local(&n.host))
+                    || (binds.is_empty() && n.host == "127.0.0.1"))
+        })
+        .map(|n| n.id.clone())
+}
+
+fn is_local(host: &str) -> bool {
+    let Ok(addrs) = (host, 0).to_socket_addrs() else {
+        return false;
+    };
+    addrs.into_iter().any(|a| {
+        let ip = a.ip();
+        ip.is_loopback()
+            || std::net::UdpSocket::bind((ip, 0)).is_ok() && ip != IpAddr::from([0, 0, 0, 0])
+    })
+}
+
+/// Installs `topo`: persists it, then makes replication follow it.
+fn commit(server: &Server, topo: Topology) -> Result<(), CmdError> {
+    let persist = server
+        .config
+        .read()
+        .get_bool("persist-cluster-nodes-enabled");
+    if persist && topo.initialized() {
+        tokio::task::block_in_place(|| topo.save(&server.cluster.nodes_conf))
+            .map_err(|e| CmdError::err(format!("cannot write {}: {e}", NODES_CONF)))?;
+    }
+    let choice = choice_of(&topo);
+    info!(version = topo.version, myid = %topo.myid, nodes = topo.nodes.len(), "cluster topology applied");
+    *server.cluster.topology.write() = Arc::new(topo);
+    follow(server, &choice).map_err(CmdError::err)
+}
+
+/// Makes replication follow the topology's role for this node (kvrocks-compat.md §3.5).
+pub fn follow(server: &Server, choice: &Choice) -> Result<(), String> {
+    let current = crate::replication::current_choice(server);
+    if &current == choice {
+        return Ok(());
+    }
+    match choice {
+        Choice::Master => warn!("MASTER MODE enabled by cluster topology setting"),
+        Choice::Replica { host, port } => {
+            info!(master = %format!("{host}:{port}"), "SLAVE OF enabled by cluster topology setting")
+        }
+        Choice::Detached => {
+            warn!("this node is a slave of a master the topology does not list; it does not replicate")
+        }
+    }
+    tokio::task::block_in_place(|| enter_role(server, choice))
+}
+
+fn reset(server: &Server) -> Result<Frame, CmdError> {
+    let _serial = server.cluster.change.lock();
+    let storage = server.storage().ok_or(CmdError::Loading)?;
+    if storage.db.key_counts()?.0 > 0 {
+        return Err(CmdError::err(
+            "Can't reset cluster while database is not empty",
+        ));
+    }
+    drop(storage);
+    // A replica stops replicating first; like a fresh node, the node then waits for a topology
+    // before it writes anything.
+    follow(server, &Choice::Detached).map_err(CmdError::err)?;
+    *server.cluster.topology.write() = Arc::new(Topology::default());
+    let _ = std::fs::remove_file(&server.cluster.nodes_conf);
+    info!("cluster topology reset");
+    Ok(Frame::ok())
+}
