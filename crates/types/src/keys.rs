@@ -455,6 +455,32 @@ impl Db {
         Ok((keys, expires))
     }
 
+    /// Key and expiry counts for INFO keyspace: exact while the keyspace has at most `exact_up_to`
+    /// keys, and beyond that RocksDB's estimate (with expiries in the proportion of the keys
+    /// walked), so that INFO stays cheap on a large database. The flag says whether the counts
+    /// are exact. DBSIZE stays exact.
+    pub fn key_counts_bounded(&self, exact_up_to: usize) -> Result<(u64, u64, bool)> {
+        let (mut keys, mut expires) = (0u64, 0u64);
+        let stopped = self.walk_keys(None, None, exact_up_to + 1, |_, _, expire| {
+            keys += 1;
+            expires += (expire != 0) as u64;
+            true
+        })?;
+        if stopped.is_none() {
+            return Ok((keys, expires, true));
+        }
+        let estimate = self
+            .engine
+            .property(
+                quarry_storage::ColumnFamily::Metadata,
+                "rocksdb.estimate-num-keys",
+            )
+            .unwrap_or(keys)
+            .max(keys);
+        let expires = (expires as f64 * estimate as f64 / keys.max(1) as f64) as u64;
+        Ok((estimate, expires, false))
+    }
+
     /// FLUSHDB/FLUSHALL: one DeleteRange per column family over the namespace.
     pub fn flush(&self) -> Result<()> {
         let ns = self.codec.namespace_prefix();
