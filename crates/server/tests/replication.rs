@@ -728,12 +728,21 @@ fn random_writes_and_restarts_always_converge() {
         .unwrap_or_else(rand::random);
     eprintln!("QUARRY_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let m = master();
+    let mut m = master();
     let mut r = replica_of(&m, &[]);
-    let mut c = m.conn();
     for round in 0..6 {
         let down = rng.gen_bool(0.5);
         let hard = rng.gen_bool(0.5);
+        if rng.gen_bool(0.3) {
+            // The master restarts too (a new replication id; its replica must resume).
+            if hard {
+                m.kill9();
+            } else {
+                m.stop();
+            }
+            m.restart_same_port();
+        }
+        let mut c = m.conn();
         if down {
             if hard {
                 r.kill9();
@@ -786,4 +795,112 @@ fn a_promoted_replica_stays_master_across_a_restart() {
     let role: Vec<redis::Value> = q(&mut r.conn(), &["ROLE"]);
     assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
     assert_eq!(get(&r, "written-as-master"), Some("1".into()));
+}
+
+#[test]
+fn masterauth_and_db_name_are_checked() {
+    let m = TestServer::start_with(&["--requirepass", "s3cret"]);
+    let mut mc = m.client().get_connection().unwrap();
+    let _: () = redis::cmd("AUTH").arg("s3cret").query(&mut mc).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut mc).unwrap();
+    // Wrong password, then the right one through CONFIG SET: the link retries and comes up.
+    let slaveof = format!("127.0.0.1 {}", m.port);
+    let r = TestServer::start_with(&["--slaveof", &slaveof, "--masterauth", "wrong"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(info_field(&r, "master_link_status"), "down");
+    assert!(
+        r.log().contains("AUTH to the master failed"),
+        "{}",
+        tail(&r.log())
+    );
+    let _: () = q(&mut r.conn(), &["CONFIG", "SET", "masterauth", "s3cret"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&r, "k").is_none() {
+        assert!(Instant::now() < deadline, "{}", tail(&r.log()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A replica of another database (db-name) never syncs.
+    let other = TestServer::start_with(&["--db-name", "other.db"]);
+    let _: () = q(
+        &mut other.conn(),
+        &["SLAVEOF", "127.0.0.1", &r.port.to_string()],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(info_field(&other, "master_link_status"), "down");
+    assert!(
+        other.log().contains("db-name differs"),
+        "{}",
+        tail(&other.log())
+    );
+    assert_eq!(get(&other, "k"), None);
+}
+
+#[test]
+fn two_replicas_share_one_checkpoint() {
+    let m = TestServer::start_with(&[
+        "--rocksdb.wal_ttl_seconds",
+        "0",
+        "--rocksdb.wal_size_limit_mb",
+        "0",
+    ]);
+    seed(&m);
+    for i in 0..100 {
+        set(&m, &format!("k{i}"), "v");
+    }
+    let _: () = q(&mut m.conn(), &["FLUSHMEMTABLE"]);
+    let r1 = replica_of(&m, &[]);
+    let r2 = replica_of(&m, &[]);
+    assert_converged(&m, &r1);
+    assert_converged(&m, &r2);
+    assert_eq!(info_u64(&m, "sync_full"), 2);
+    assert_eq!(
+        m.log().matches("full sync: checkpoint created").count(),
+        1,
+        "{}",
+        tail(&m.log())
+    );
+    assert!(m.log().contains("sharing the existing checkpoint"));
+}
+
+#[test]
+fn wait_under_a_write_load() {
+    let m = master();
+    let r1 = replica_of(&m, &[]);
+    let r2 = replica_of(&m, &[]);
+    assert_converged(&m, &r1);
+    assert_converged(&m, &r2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = {
+        let (stop, port) = (stop.clone(), m.port);
+        std::thread::spawn(move || {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+            let mut c = client.get_connection().unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let mut p = redis::pipe();
+                for _ in 0..50 {
+                    p.cmd("SET")
+                        .arg(format!("load{}", i % 1000))
+                        .arg(i)
+                        .ignore();
+                    i += 1;
+                }
+                p.query::<()>(&mut c).unwrap();
+            }
+        })
+    };
+    let mut c = m.conn();
+    for i in 0..50 {
+        let _: () = q(&mut c, &["SET", &format!("w{i}"), "v"]);
+        let n: i64 = q(&mut c, &["WAIT", "2", "10000"]);
+        assert_eq!(n, 2, "round {i}");
+        // What WAIT acknowledged is on both replicas.
+        let key = format!("w{i}");
+        assert_eq!(get(&r1, &key), Some("v".into()));
+        assert_eq!(get(&r2, &key), Some("v".into()));
+    }
+    stop.store(true, Ordering::Release);
+    loader.join().unwrap();
+    assert_converged(&m, &r1);
+    assert_converged(&m, &r2);
 }
