@@ -6,6 +6,7 @@
 //! - [`routing`]: whether this node serves a command's slot, or MOVED / CROSSSLOT /
 //!   CLUSTERDOWN.
 
+pub mod migrate;
 pub mod routing;
 pub mod topology;
 

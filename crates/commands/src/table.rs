@@ -290,6 +290,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("clusterx", -2, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "cluster", "1.0.0", "Kvrocks: the topology an external controller pushes.", S),
     cmd!("readonly", 1, FAST | STALE | LOADING, 0, 0, 0, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", S),
     cmd!("readwrite", 1, FAST | STALE | LOADING, 0, 0, 0, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", S),
+    cmd!("applybatch", 2, WRITE | NOSCRIPT, 0, 0, 0, "cluster", "1.0.0", "Kvrocks: writes a raw RocksDB WriteBatch (slot migration).", S),
     cmd!("asking", 1, FAST | STALE, 0, 0, 0, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", S),
     cmd!("slaveof", 3, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "1.0.0", "Sets a server as a replica of another, or promotes it to being a master.", S),
     cmd!("replicaof", 3, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", S),

@@ -77,7 +77,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         },
         "slaveof" | "replicaof" | "role" | "psync" | "replconf" | "_db_name" | "_fetch_meta"
         | "_fetch_file" | "wait" | "digest" => crate::replication::run(server, session, name, a),
-        "cluster" | "clusterx" | "readonly" | "readwrite" | "asking" => {
+        "cluster" | "clusterx" | "readonly" | "readwrite" | "asking" | "applybatch" => {
             crate::cluster::run(server, session, name, a)
         }
         other => fail(CmdError::err(format!(

@@ -88,15 +88,42 @@ pub fn check_route(
     }
     let slots: Vec<u16> = positions.iter().map(|&i| key_slot(&args[i])).collect();
     let topo = server.cluster.topology.read();
-    route(
+    let write = spec.has(flag::WRITE);
+    let decision = route(
         &topo,
         &RouteRequest {
             slots: &slots,
-            write: spec.has(flag::WRITE),
+            write,
             readonly_conn: session.readonly,
         },
-    )
-    .error()
+    );
+    let slot = slots[0];
+    let m = &server.migration;
+    match decision {
+        quarry_cluster::Route::Serve => {
+            let mine = topo.owner(slot).is_some_and(|o| o.id == topo.myid);
+            if mine {
+                // Handed over, the topology not updated yet: the destination serves it.
+                if let Some(addr) = m.migrated_to(slot) {
+                    return Some(format!("MOVED {slot} {addr}"));
+                }
+                if write && m.is_forbidden(slot) {
+                    return Some(
+                        "TRYAGAIN Can't write to slot being migrated which is in write forbidden phase"
+                            .into(),
+                    );
+                }
+            }
+            None
+        }
+        quarry_cluster::Route::Moved { .. } | quarry_cluster::Route::NotServed
+            if (m.importing(slot) && (session.importing || session.asking))
+                || m.is_imported(slot) =>
+        {
+            None
+        }
+        other => other.error(),
+    }
 }
 
 pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
@@ -110,16 +137,20 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             session.readonly = false;
             done(Ok(Frame::ok()))
         }
-        // Kvrocks never sends ASK, so ASKING changes nothing yet.
-        "asking" => done(Ok(Frame::ok())),
+        // Good for the next command: it may use a slot being imported here.
+        "asking" => {
+            session.asking = true;
+            done(Ok(Frame::ok()))
+        }
+        "applybatch" => done(apply_batch(server, a)),
         _ if !server.cluster.enabled => done(Err(CmdError::err("Cluster mode is not enabled"))),
-        "cluster" => done(cluster(server, a)),
+        "cluster" => done(cluster(server, session, a)),
         "clusterx" => done(clusterx(server, a)),
         _ => done(Err(CmdError::err("Invalid cluster command options"))),
     }
 }
 
-fn cluster(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+fn cluster(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, CmdError> {
     let sub = lower(&a[1]);
     let topo = server.cluster.current();
     let init = || {
@@ -134,12 +165,23 @@ fn cluster(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
         ("myid", 2) => Ok(Frame::bulk(topo.myid.clone())),
         ("nodes", 2) => {
             init()?;
-            Ok(Frame::Verbatim(topo.nodes_text("")))
+            let marker = server
+                .migration
+                .nodes_marker(|slot| topo.owner(slot).map(|n| n.id.clone()));
+            Ok(Frame::Verbatim(topo.nodes_text(&marker)))
         }
         ("info", 2) => {
             init()?;
-            Ok(Frame::Verbatim(topo.info_text()))
+            let mut text = topo.info_text();
+            // Migration state is a master's (Kvrocks shows it only there).
+            if topo.myself().is_some_and(|me| me.role == Role::Master)
+                && !server.repl.is_replica.load(std::sync::atomic::Ordering::Acquire)
+            {
+                text.push_str(&server.migration.info_lines());
+            }
+            Ok(Frame::Verbatim(text))
         }
+        ("import", 4) => import(server, session, a),
         ("slots", 2) => {
             init()?;
             let node = |id: &str| {
@@ -285,6 +327,20 @@ fn clusterx(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             set_nodes(server, &String::from_utf8_lossy(&a[2]), version, force)?;
             Ok(Frame::ok())
         }
+        ("migrate", 3) if is(&a[2], "cancel") => {
+            let job = server.migration.job.lock().clone();
+            match job {
+                Some(j) if j.running() => {
+                    j.cancel.store(true, std::sync::atomic::Ordering::Release);
+                    tokio::task::block_in_place(|| {
+                        j.wait(Some(std::time::Duration::from_secs(30)))
+                    });
+                    Ok(Frame::ok())
+                }
+                _ => Err(CmdError::err("There is no migrating job")),
+            }
+        }
+        ("migrate", 4..=6) => migrate(server, a),
         ("setslot", 6) => {
             let range = parse_range(&String::from_utf8_lossy(&a[2]))
                 .ok_or_else(|| CmdError::err("Slot is out of range"))?;
@@ -304,6 +360,202 @@ fn clusterx(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
         _ => Err(CmdError::err(
             "CLUSTERX command, CLUSTERX VERSION|MYID|SETNODEID|SETNODES|SETSLOT|MIGRATE",
         )),
+    }
+}
+
+/// CLUSTERX MIGRATE <slot|a-b> <dst_node_id> [ASYNC|SYNC [timeout]]
+fn migrate(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let range = parse_range(&String::from_utf8_lossy(&a[2]))
+        .ok_or_else(|| CmdError::err("Slot range is invalid"))?;
+    let dst_id = String::from_utf8_lossy(&a[3]).to_string();
+    let (sync, timeout) = match a.get(4).map(|f| lower(f)) {
+        None => (false, None),
+        Some(f) if f == "async" => {
+            if a.len() > 5 {
+                return Err(CmdError::err("Async migration does not support timeout"));
+            }
+            (false, None)
+        }
+        Some(f) if f == "sync" => {
+            let t = match a.get(5) {
+                None => None,
+                Some(t) => {
+                    let t = parse_i64(t)
+                        .map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+                    if t < 0 {
+                        return Err(CmdError::err("timeout is negative"));
+                    }
+                    (t > 0).then(|| std::time::Duration::from_secs(t as u64))
+                }
+            };
+            (true, t)
+        }
+        Some(_) => return Err(CmdError::err("Invalid sync flag")),
+    };
+    let topo = server.cluster.current();
+    init_or(&topo)?;
+    let dst = topo
+        .nodes
+        .get(&dst_id)
+        .ok_or_else(|| CmdError::err("Can't find the destination node id"))?;
+    let mig = &server.migration;
+    if (range.0..=range.1).any(|s| mig.migrated_to(s).is_some()) {
+        return Err(CmdError::err("Can't migrate slot which has been migrated"));
+    }
+    if (range.0..=range.1).any(|s| topo.owner(s).is_none_or(|o| o.id != topo.myid)) {
+        return Err(CmdError::err(
+            "Can't migrate slot which doesn't belong to me",
+        ));
+    }
+    if topo.myself().is_some_and(|me| me.role != Role::Master)
+        || server
+            .repl
+            .is_replica
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(CmdError::err("Slave can't migrate slot"));
+    }
+    if dst.role != Role::Master {
+        return Err(CmdError::err("Can't migrate slot to a slave"));
+    }
+    if dst.id == topo.myid {
+        return Err(CmdError::err("Can't migrate slot to myself"));
+    }
+    let job = {
+        let mut current = mig.job.lock();
+        if current.as_ref().is_some_and(|j| j.running()) {
+            return Err(CmdError::err("There is already a migrating job"));
+        }
+        let job = Arc::new(crate::migration::Job::new(
+            range,
+            dst.id.clone(),
+            format!("{}:{}", dst.host, dst.port),
+        ));
+        *current = Some(job.clone());
+        job
+    };
+    let me = server
+        .repl
+        .me
+        .upgrade()
+        .ok_or_else(|| CmdError::err("shutting down"))?;
+    crate::migration::start(&me, job.clone());
+    if !sync {
+        return Ok(Frame::ok());
+    }
+    let ended = tokio::task::block_in_place(|| job.wait(timeout));
+    if !ended {
+        return Ok(Frame::Null);
+    }
+    let state = *job.state.lock();
+    if state == "success" {
+        return Ok(Frame::ok());
+    }
+    let error = job.error.lock().clone();
+    Err(CmdError::err(
+        error.unwrap_or_else(|| "migration failed".into()),
+    ))
+}
+
+fn init_or(topo: &Topology) -> Result<(), CmdError> {
+    if topo.initialized() {
+        Ok(())
+    } else {
+        Err(cluster_err(ClusterError::NotInitialized))
+    }
+}
+
+/// CLUSTER IMPORT <range> <0 start | 1 success | 2 failed>, sent by a migrating source.
+fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let range = parse_range(&String::from_utf8_lossy(&a[2]))
+        .ok_or_else(|| CmdError::err("Slot range is invalid"))?;
+    let state = match parse_i64(&a[3]) {
+        Ok(s @ 0..=2) => s,
+        _ => return Err(CmdError::err("Invalid import state")),
+    };
+    let topo = server.cluster.current();
+    if topo.myself().is_some_and(|me| me.role != Role::Master)
+        || server
+            .repl
+            .is_replica
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(CmdError::err("Slave can't import slot"));
+    }
+    let storage = server.storage().ok_or(CmdError::Loading)?;
+    let mut import = server.migration.import.lock();
+    match state {
+        0 => {
+            if (range.0..=range.1).any(|s| topo.owner(s).is_some_and(|o| o.id == topo.myid)) {
+                return Err(CmdError::err("Can't import slot which belongs to me"));
+            }
+            // Whatever an earlier attempt left goes first.
+            storage.db.delete_slot_range(range.0, range.1)?;
+            *import = Some(crate::migration::Import {
+                range,
+                state: "start",
+                client: session.handle.id,
+            });
+            session.importing = true;
+            info!(range = %format_range(range), "importing slots");
+        }
+        1 => {
+            match import.as_mut() {
+                Some(i) if i.range == range => i.state = "success",
+                _ => return Err(CmdError::err("Slot range is invalid")),
+            }
+            server.migration.imported.write().push(range);
+            session.importing = false;
+            info!(range = %format_range(range), "slots imported");
+        }
+        _ => {
+            storage.db.delete_slot_range(range.0, range.1)?;
+            if let Some(i) = import.as_mut() {
+                i.state = "error";
+            }
+            session.importing = false;
+            warn!(range = %format_range(range), "slot import failed; its keys were removed");
+        }
+    }
+    Ok(Frame::ok())
+}
+
+fn format_range(r: (u16, u16)) -> String {
+    quarry_cluster::topology::format_ranges(&[r])
+}
+
+/// APPLYBATCH <raw WriteBatch>: a migrating source's data, written as one batch.
+fn apply_batch(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+    quarry_storage::batch::decode(&a[1])
+        .map_err(|e| CmdError::err(format!("invalid write batch: {e}")))?;
+    let engine = server.engine().ok_or(CmdError::Loading)?;
+    engine
+        .write(
+            quarry_storage::WriteBatch::from_data(&a[1]),
+            quarry_storage::WriteOrigin::Local,
+        )
+        .map_err(|e| CmdError::Storage(e.to_string()))?;
+    Ok(Frame::Integer(a[1].len() as i64))
+}
+
+/// Called when a connection ends: an import that was still running on it failed.
+pub fn connection_closed(server: &Server, session: &Session) {
+    if !session.importing {
+        return;
+    }
+    let mut import = server.migration.import.lock();
+    let Some(i) = import.as_mut() else { return };
+    if i.client != session.handle.id || i.state != "start" {
+        return;
+    }
+    i.state = "error";
+    let range = i.range;
+    drop(import);
+    warn!(range = %format_range(range), "the importing connection closed mid-import; removing the partial data");
+    if let Some(storage) = server.storage() {
+        if let Err(e) = storage.db.delete_slot_range(range.0, range.1) {
+            tracing::error!(error = %e, "cannot remove a failed import's keys");
+        }
     }
 }
 
@@ -437,6 +689,29 @@ fn commit(server: &Server, topo: Topology) -> Result<(), CmdError> {
     }
     let choice = choice_of(&topo);
     info!(version = topo.version, myid = %topo.myid, nodes = topo.nodes.len(), "cluster topology applied");
+    // Ranges this node handed over and no longer owns: their data goes (kvrocks-compat §3.6).
+    // Ranges the topology still gives this node stay handed over (MOVED) until it catches up.
+    let mine = |x: u16| topo.owner(x).is_some_and(|o| o.id == topo.myid);
+    let handed: Vec<(u16, u16)> = {
+        let mut migrated = server.migration.migrated.write();
+        let (gone, kept): (Vec<_>, Vec<_>) = migrated
+            .drain(..)
+            .partition(|(r, _)| !(r.0..=r.1).any(mine));
+        *migrated = kept;
+        gone.into_iter().map(|(r, _)| r).collect()
+    };
+    // Imported ranges the topology now gives this node need no more bookkeeping.
+    server
+        .migration
+        .imported
+        .write()
+        .retain(|r| !(r.0..=r.1).all(mine));
+    for (a, b) in handed {
+        if let Some(storage) = server.storage() {
+            info!(range = %format_range((a, b)), "deleting the data of migrated slots");
+            storage.db.delete_slot_range(a, b)?;
+        }
+    }
     *server.cluster.topology.write() = Arc::new(topo);
     follow(server, &choice).map_err(CmdError::err)
 }

@@ -72,6 +72,10 @@ pub struct Session {
     pub repl: ReplHandshake,
     /// READONLY: cluster replicas serve this connection's reads of their master's slots.
     pub readonly: bool,
+    /// ASKING: the next command may use a slot being imported here.
+    pub asking: bool,
+    /// This connection is a migrating source's (CLUSTER IMPORT ... 0).
+    pub importing: bool,
 }
 
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
@@ -105,6 +109,8 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         wrote: false,
         repl: ReplHandshake::default(),
         readonly: false,
+        asking: false,
+        importing: false,
     };
     let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -302,6 +308,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
             }
         }
     }
+    if server.cluster.enabled {
+        crate::cluster::connection_closed(&server, &session);
+    }
     drop(registration);
     if let Some(flow) = handover {
         hand_over(&server, stream, flow);
@@ -436,9 +445,17 @@ pub fn execute(
         feed_monitor(server, session, &args);
     }
     // In cluster mode a replica redirects writes to the slot's master (MOVED) before it would
-    // refuse them as a replica.
+    // refuse them as a replica. A write holds the migration fence while it is routed and runs:
+    // a slot migration's write-forbidden phase starts only when no write is in flight.
+    let _fence =
+        (server.cluster.enabled && spec.has(flag::WRITE)).then(|| server.migration.fence.read());
     if server.cluster.enabled {
-        if let Some(e) = crate::cluster::check_route(server, session, spec, &args) {
+        let asking = std::mem::take(&mut session.asking);
+        let routed = crate::cluster::check_route(server, session, spec, &args);
+        if spec.name == "asking" {
+            session.asking = asking;
+        }
+        if let Some(e) = routed {
             Frame::Error(e).encode(proto, out);
             return Flow::Continue;
         }

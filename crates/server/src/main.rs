@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod connection;
 mod info;
+mod migration;
 mod replication;
 mod server;
 mod slowlog;
@@ -303,6 +304,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let server = Arc::new_cyclic(|me| Server {
         storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
         cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
+        migration: Default::default(),
         repl: replication::ReplState::new(
             opts.clone(),
             codec.clone(),

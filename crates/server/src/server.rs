@@ -103,6 +103,8 @@ pub struct Server {
     pub repl: crate::replication::ReplState,
     /// Cluster mode: the topology and routing.
     pub cluster: crate::cluster::ClusterState,
+    /// Slot migration, as source and as destination.
+    pub migration: crate::migration::MigrationState,
     pub cursors: CursorStore,
     pub config: RwLock<Config>,
     pub hot: HotConfig,

@@ -439,6 +439,26 @@ impl Db {
         Ok(keys)
     }
 
+    /// Deletes every key of the slots `from..=to` (cluster mode: keys are stored by slot, so
+    /// this is one range deletion per column family that holds key data).
+    pub fn delete_slot_range(&self, from: u16, to: u16) -> Result<()> {
+        let ns = self.codec.namespace_prefix();
+        let mut begin = ns.clone();
+        begin.extend_from_slice(&from.to_be_bytes());
+        let mut end = ns;
+        end.extend_from_slice(&(to + 1).to_be_bytes());
+        let mut batch = WriteBatch::default();
+        for cf in [
+            ColumnFamily::Metadata,
+            ColumnFamily::Default,
+            ColumnFamily::ZSetScore,
+            ColumnFamily::Stream,
+        ] {
+            batch.delete_range_cf(self.engine.cf(cf), &begin, &end);
+        }
+        self.write(batch)
+    }
+
     /// DBSIZE: the exact number of live keys, counted now (not a stale estimate).
     pub fn dbsize(&self) -> Result<u64> {
         Ok(self.key_counts()?.0)

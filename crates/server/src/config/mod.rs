@@ -55,6 +55,9 @@ const LIVE: &[&str] = &[
     "max-replication-mb",
     "slave-serve-stale-data",
     "slave-priority",
+    "migrate-sequence-gap",
+    "migrate-batch-size-kb",
+    "migrate-batch-rate-limit-mb",
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {

@@ -1,0 +1,78 @@
+//! The data side of slot migration (kvrocks-compat.md §3.6): which records of a WAL batch
+//! belong to a slot range, re-encoded as a batch for the destination.
+
+use quarry_storage::batch::{self, BatchBuilder, BatchRecord};
+
+/// Column families that hold key data (metadata, sub-keys, zset scores, streams).
+pub const DATA_CFS: [u32; 4] = [0, 1, 2, 5];
+
+/// The slot of an internal key (metadata key or sub-key) in the cluster layout
+/// `ns_len | ns | slot:u16 BE | ...`.
+pub fn slot_of_internal_key(key: &[u8]) -> Option<u16> {
+    let ns_len = *key.first()? as usize;
+    let b = key.get(1 + ns_len..3 + ns_len)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+pub fn in_range(range: (u16, u16), slot: u16) -> bool {
+    range.0 <= slot && slot <= range.1
+}
+
+/// The records of a WAL batch that touch `range`, as a new raw batch (None if there are none).
+/// A range deletion over key data (FLUSHDB, FLUSHALL) cannot be split by slot: it is an error,
+/// and the migration fails rather than leave the destination with keys the source dropped.
+pub fn filter_wal_batch(data: &[u8], range: (u16, u16)) -> Result<Option<Vec<u8>>, String> {
+    let decoded = batch::decode(data).map_err(|e| e.to_string())?;
+    let mut out = BatchBuilder::new();
+    let ours = |cf: u32, key: &[u8]| {
+        DATA_CFS.contains(&cf) && slot_of_internal_key(key).is_some_and(|s| in_range(range, s))
+    };
+    for rec in decoded.records {
+        match rec {
+            BatchRecord::Put { cf, key, value } if ours(cf, key) => out.put(cf, key, value),
+            BatchRecord::Delete { cf, key } | BatchRecord::SingleDelete { cf, key }
+                if ours(cf, key) =>
+            {
+                out.delete(cf, key)
+            }
+            BatchRecord::Merge { cf, key, .. } if ours(cf, key) => {
+                return Err("a merge record cannot be migrated".into())
+            }
+            BatchRecord::DeleteRange { cf, .. } if DATA_CFS.contains(&cf) => {
+                return Err(
+                    "the source deleted a key range (FLUSHDB/FLUSHALL) during the migration".into(),
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok((!out.is_empty()).then(|| out.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(slot: u16, rest: &[u8]) -> Vec<u8> {
+        let mut k = vec![2, b'n', b's'];
+        k.extend_from_slice(&slot.to_be_bytes());
+        k.extend_from_slice(rest);
+        k
+    }
+
+    #[test]
+    fn keeps_only_the_range() {
+        let mut b = BatchBuilder::new();
+        b.put(1, &key(5, b"a"), b"meta");
+        b.put(0, &key(5, b"sub"), b"v");
+        b.put(1, &key(9, b"b"), b"other");
+        b.delete(2, &key(6, b"z"));
+        b.put(4, b"replication_id_", b"X");
+        let raw = b.finish();
+        let kept = filter_wal_batch(&raw, (5, 6)).unwrap().unwrap();
+        let d = batch::decode(&kept).unwrap();
+        assert_eq!(d.count, 3);
+        assert!(filter_wal_batch(&raw, (100, 200)).unwrap().is_none());
+        assert_eq!(slot_of_internal_key(&key(16383, b"")), Some(16383));
+    }
+}

@@ -1,0 +1,583 @@
+//! Slot migration (kvrocks-compat.md §3.6), source and destination.
+//!
+//! The source (`CLUSTERX MIGRATE`) streams a snapshot of the range as raw batches
+//! (`APPLYBATCH`), then WAL catch-up rounds, then forbids writes to the range (TRYAGAIN), sends
+//! the final delta, and compares the range's DIGEST on both sides before it hands the range over
+//! (`CLUSTER IMPORT <range> 1`). From then on it answers MOVED for the range, until a new
+//! topology moves the range away and it deletes the range's data. Any failure or a cancel sends
+//! `CLUSTER IMPORT <range> 2`, so the destination drops what it received, and the source goes on
+//! serving the range.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use quarry_cluster::migrate::{filter_wal_batch, in_range};
+use quarry_cluster::topology::format_ranges;
+use quarry_storage::batch::BatchBuilder;
+use quarry_storage::encoding::{now_ms, Metadata, RedisType};
+use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
+use quarry_storage::wal::WalReader;
+use quarry_storage::{ColumnFamily, Engine};
+use tracing::{error, info, warn};
+
+use crate::server::Server;
+
+/// One migration job, as CLUSTER INFO shows it.
+pub struct Job {
+    pub range: (u16, u16),
+    pub dst_id: String,
+    pub dst_addr: String,
+    /// `start`, `success` or `fail` (Kvrocks' words).
+    pub state: Mutex<&'static str>,
+    pub phase: Mutex<&'static str>,
+    pub error: Mutex<Option<String>>,
+    pub keys: AtomicU64,
+    pub bytes: AtomicU64,
+    pub wal_rounds: AtomicU64,
+    pub cancel: AtomicBool,
+    pub started: Instant,
+    pub finished: Mutex<Option<Instant>>,
+    done: Condvar,
+}
+
+/// The importing side.
+#[derive(Clone, Debug)]
+pub struct Import {
+    pub range: (u16, u16),
+    /// `start`, `success` or `error`.
+    pub state: &'static str,
+    /// The client id of the importing connection.
+    pub client: u64,
+}
+
+#[derive(Default)]
+pub struct MigrationState {
+    /// Writes in cluster mode hold this shared while they are routed and run; the flip to the
+    /// write-forbidden phase takes it exclusively, so no write to the range is in flight after.
+    pub fence: RwLock<()>,
+    pub forbidden: RwLock<Option<(u16, u16)>>,
+    /// Ranges handed over, with the `host:port` that serves them now.
+    pub migrated: RwLock<Vec<((u16, u16), String)>>,
+    /// Ranges imported here that the topology does not give this node yet.
+    pub imported: RwLock<Vec<(u16, u16)>>,
+    pub job: Mutex<Option<Arc<Job>>>,
+    pub import: Mutex<Option<Import>>,
+}
+
+impl MigrationState {
+    pub fn migrated_to(&self, slot: u16) -> Option<String> {
+        self.migrated
+            .read()
+            .iter()
+            .find(|(r, _)| in_range(*r, slot))
+            .map(|(_, a)| a.clone())
+    }
+
+    pub fn is_forbidden(&self, slot: u16) -> bool {
+        self.forbidden.read().is_some_and(|r| in_range(r, slot))
+    }
+
+    pub fn is_imported(&self, slot: u16) -> bool {
+        self.imported.read().iter().any(|r| in_range(*r, slot))
+    }
+
+    pub fn importing(&self, slot: u16) -> bool {
+        self.import
+            .lock()
+            .as_ref()
+            .is_some_and(|i| i.state == "start" && in_range(i.range, slot))
+    }
+
+    /// CLUSTER INFO's migration and import lines.
+    pub fn info_lines(&self) -> String {
+        let mut out = String::new();
+        if let Some(job) = self.job.lock().as_ref() {
+            let secs = job
+                .finished
+                .lock()
+                .unwrap_or_else(Instant::now)
+                .duration_since(job.started)
+                .as_secs_f64();
+            out.push_str(&format!(
+                "migrating_slot(s): {}\r\ndestination_node: {}\r\nmigrating_state: {}\r\nmigrating_phase: {}\r\nmigrating_keys_sent: {}\r\nmigrating_bytes_sent: {}\r\nmigrating_wal_rounds: {}\r\nmigrating_seconds: {secs:.1}\r\n",
+                format_ranges(&[job.range]),
+                job.dst_id,
+                job.state.lock(),
+                job.phase.lock(),
+                job.keys.load(Ordering::Relaxed),
+                job.bytes.load(Ordering::Relaxed),
+                job.wal_rounds.load(Ordering::Relaxed),
+            ));
+            if let Some(e) = job.error.lock().as_ref() {
+                out.push_str(&format!("migrating_error: {e}\r\n"));
+            }
+        }
+        if let Some(i) = self.import.lock().as_ref() {
+            out.push_str(&format!(
+                "importing_slot(s): {}\r\nimport_state: {}\r\n",
+                format_ranges(&[i.range]),
+                i.state
+            ));
+        }
+        out
+    }
+
+    /// The marker CLUSTER NODES shows after "myself" while a job runs.
+    pub fn nodes_marker(&self, src_of: impl Fn(u16) -> Option<String>) -> String {
+        let mut out = String::new();
+        if let Some(job) = self.job.lock().as_ref() {
+            if *job.state.lock() == "start" {
+                out.push_str(&format!(
+                    " [{}->-{}]",
+                    format_ranges(&[job.range]),
+                    job.dst_id
+                ));
+            }
+        }
+        if let Some(i) = self.import.lock().as_ref() {
+            if i.state == "start" {
+                let src = src_of(i.range.0).unwrap_or_default();
+                out.push_str(&format!(" [{}-<-{}]", format_ranges(&[i.range]), src));
+            }
+        }
+        out
+    }
+}
+
+impl Job {
+    pub fn new(range: (u16, u16), dst_id: String, dst_addr: String) -> Job {
+        Job {
+            range,
+            dst_id,
+            dst_addr,
+            state: Mutex::new("start"),
+            phase: Mutex::new("connecting"),
+            error: Mutex::new(None),
+            keys: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            wal_rounds: AtomicU64::new(0),
+            cancel: AtomicBool::new(false),
+            started: Instant::now(),
+            finished: Mutex::new(None),
+            done: Condvar::new(),
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        *self.state.lock() == "start"
+    }
+
+    /// Waits for the end of the job, at most `timeout` (None: no limit). True if it ended.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        let mut state = self.state.lock();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        while *state == "start" {
+            match deadline {
+                Some(d) => {
+                    if self.done.wait_until(&mut state, d).timed_out() {
+                        return *state != "start";
+                    }
+                }
+                None => self.done.wait(&mut state),
+            }
+        }
+        true
+    }
+
+    fn finish(&self, state: &'static str) {
+        *self.finished.lock() = Some(Instant::now());
+        *self.state.lock() = state;
+        self.done.notify_all();
+    }
+}
+
+/// A blocking client connection to the destination.
+struct Peer {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Peer {
+    fn connect(addr: &str, password: Option<&str>) -> Result<Peer, String> {
+        let stream =
+            TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+        let mut p = Peer { stream, reader };
+        if let Some(pw) = password {
+            p.call(&[b"AUTH", pw.as_bytes()])?;
+        }
+        Ok(p)
+    }
+
+    /// Sends one command; returns the reply line (or the bulk body), errors as Err.
+    fn call(&mut self, args: &[&[u8]]) -> Result<String, String> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.stream
+            .write_all(&out)
+            .map_err(|e| format!("sending to the destination failed: {e}"))?;
+        self.read()
+    }
+
+    fn read(&mut self) -> Result<String, String> {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| format!("reading from the destination failed: {e}"))?;
+        if n == 0 {
+            return Err("the destination closed the connection".into());
+        }
+        let line = line.trim_end().to_string();
+        match line.as_bytes().first() {
+            Some(b'-') => Err(line[1..].to_string()),
+            Some(b'$') => {
+                let len: i64 = line[1..].parse().map_err(|_| "bad reply")?;
+                if len < 0 {
+                    return Ok(String::new());
+                }
+                let mut body = vec![0; len as usize + 2];
+                self.reader
+                    .read_exact(&mut body)
+                    .map_err(|e| format!("reading from the destination failed: {e}"))?;
+                body.truncate(len as usize);
+                Ok(String::from_utf8_lossy(&body).to_string())
+            }
+            Some(b'*') => {
+                let n: i64 = line[1..].parse().map_err(|_| "bad reply")?;
+                let mut items = Vec::new();
+                for _ in 0..n.max(0) {
+                    items.push(self.read()?);
+                }
+                Ok(items.join(" "))
+            }
+            Some(_) => Ok(line[1..].to_string()),
+            None => Err("empty reply".into()),
+        }
+    }
+}
+
+/// Settings read at each step, so CONFIG SET applies to a running job.
+struct Throttle {
+    batch_bytes: usize,
+    rate_bytes: u64,
+    gap: u64,
+}
+
+fn throttle(server: &Server) -> Throttle {
+    let cfg = server.config.read();
+    Throttle {
+        batch_bytes: (cfg.get_i64("migrate-batch-size-kb").max(1) as usize) * 1024,
+        rate_bytes: cfg.get_i64("migrate-batch-rate-limit-mb").max(0) as u64 * 1024 * 1024,
+        gap: cfg.get_i64("migrate-sequence-gap").max(1) as u64,
+    }
+}
+
+struct Sender<'a> {
+    server: &'a Server,
+    job: &'a Job,
+    peer: Peer,
+    started: Instant,
+    sent: u64,
+}
+
+impl Sender<'_> {
+    fn check_cancel(&self) -> Result<(), String> {
+        if self.job.cancel.load(Ordering::Acquire) {
+            return Err("cancelled".into());
+        }
+        if self.server.repl.is_replica.load(Ordering::Acquire) {
+            return Err("this node became a replica".into());
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, raw: &[u8]) -> Result<(), String> {
+        self.check_cancel()?;
+        self.peer.call(&[b"APPLYBATCH", raw])?;
+        self.sent += raw.len() as u64;
+        self.job
+            .bytes
+            .fetch_add(raw.len() as u64, Ordering::Relaxed);
+        let rate = throttle(self.server).rate_bytes;
+        if rate > 0 {
+            let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts a job on its own thread.
+pub fn start(server: &Arc<Server>, job: Arc<Job>) {
+    let weak: Weak<Server> = Arc::downgrade(server);
+    let _ = std::thread::Builder::new()
+        .name("slot-migrate".into())
+        .spawn(move || {
+            let Some(server) = weak.upgrade() else { return };
+            info!(range = %format_ranges(&[job.range]), destination = %job.dst_id, addr = %job.dst_addr, "slot migration started");
+            match migrate(&server, &job) {
+                Ok(()) => {
+                    let secs = job.started.elapsed().as_secs_f64().max(0.001);
+                    let keys = job.keys.load(Ordering::Relaxed);
+                    let mb = job.bytes.load(Ordering::Relaxed) as f64 / 1e6;
+                    info!(range = %format_ranges(&[job.range]), keys, mb = format!("{mb:.1}"), seconds = format!("{secs:.1}"), keys_per_s = format!("{:.0}", keys as f64 / secs), mb_per_s = format!("{:.1}", mb / secs), wal_rounds = job.wal_rounds.load(Ordering::Relaxed), "slot migration succeeded");
+                    *job.phase.lock() = "done";
+                    job.finish("success");
+                }
+                Err(e) => {
+                    error!(range = %format_ranges(&[job.range]), error = %e, "slot migration failed");
+                    *job.error.lock() = Some(e);
+                    *job.phase.lock() = "failed";
+                    // The destination drops what it received; the source serves the range again.
+                    let pw = requirepass(&server);
+                    if let Ok(mut p) = Peer::connect(&job.dst_addr, pw.as_deref()) {
+                        let range = format_ranges(&[job.range]).replace(' ', "");
+                        let _ = p.call(&[b"CLUSTER", b"IMPORT", range.as_bytes(), b"2"]);
+                    }
+                    *server.migration.forbidden.write() = None;
+                    job.finish("fail");
+                }
+            }
+        });
+}
+
+fn requirepass(server: &Server) -> Option<String> {
+    Some(server.config.read().get("requirepass").to_string()).filter(|p| !p.is_empty())
+}
+
+fn migrate(server: &Server, job: &Job) -> Result<(), String> {
+    let engine = server.engine().ok_or("the database is being replaced")?;
+    let range = job.range;
+    let range_text = if range.0 == range.1 {
+        range.0.to_string()
+    } else {
+        format!("{}-{}", range.0, range.1)
+    };
+    let peer = Peer::connect(&job.dst_addr, requirepass(server).as_deref())?;
+    let mut tx = Sender {
+        server,
+        job,
+        peer,
+        started: Instant::now(),
+        sent: 0,
+    };
+    tx.peer
+        .call(&[b"CLUSTER", b"IMPORT", range_text.as_bytes(), b"0"])
+        .map_err(|e| format!("the destination refused the import: {e}"))?;
+
+    // 1. The snapshot.
+    *job.phase.lock() = "snapshot";
+    let seq = send_snapshot(&engine, &mut tx, range)?;
+    info!(range = %range_text, keys = job.keys.load(Ordering::Relaxed), sequence = seq, "slot migration: snapshot sent");
+
+    // 2. WAL catch-up rounds.
+    *job.phase.lock() = "wal";
+    let mut reader = WalReader::new(engine.db(), seq + 1);
+    for _ in 0..10 {
+        engine.flush_wal_buffer().map_err(|e| e.to_string())?;
+        let target = engine.latest_sequence();
+        send_wal_until(&mut reader, &mut tx, range, target)?;
+        job.wal_rounds.fetch_add(1, Ordering::Relaxed);
+        if engine
+            .latest_sequence()
+            .saturating_sub(reader.next_seq().saturating_sub(1))
+            <= throttle(server).gap
+        {
+            break;
+        }
+    }
+
+    // 3. Writes to the range stop; the last delta goes over.
+    *job.phase.lock() = "write-forbidden";
+    {
+        let _no_writes_in_flight = server.migration.fence.write();
+        *server.migration.forbidden.write() = Some(range);
+    }
+    let result = (|| {
+        engine.flush_wal_buffer().map_err(|e| e.to_string())?;
+        let cut = engine.latest_sequence();
+        send_wal_until(&mut reader, &mut tx, range, cut)?;
+        job.wal_rounds.fetch_add(1, Ordering::Relaxed);
+
+        // 4. Verify before the handover.
+        *job.phase.lock() = "verify";
+        let codec_slots = server.repl.codec.slot_encoded();
+        let ours = quarry_storage::digest::digest(&engine, codec_slots, &[range])
+            .map_err(|e| e.to_string())?;
+        match tx.peer.call(&[b"DIGEST", range_text.as_bytes()]) {
+            Ok(theirs) => {
+                let mut f = theirs.split(' ');
+                let (hex, _seq, keys) = (f.next(), f.next(), f.next());
+                if hex != Some(ours.hex.as_str()) || keys != Some(ours.keys.to_string().as_str()) {
+                    return Err(format!(
+                        "the destination's digest of {range_text} differs at the cut-over (ours {} over {} keys, theirs {theirs})",
+                        ours.hex, ours.keys
+                    ));
+                }
+                info!(range = %range_text, digest = %ours.hex, keys = ours.keys, sequence = cut, "slot migration: digests match at the cut-over");
+            }
+            Err(e) if e.contains("unknown command") => {
+                warn!(range = %range_text, "the destination has no DIGEST (not quarry): the handover is not verified");
+            }
+            Err(e) => return Err(format!("the destination's DIGEST failed: {e}")),
+        }
+
+        // 5. The handover.
+        *job.phase.lock() = "handover";
+        tx.check_cancel()?;
+        tx.peer
+            .call(&[b"CLUSTER", b"IMPORT", range_text.as_bytes(), b"1"])
+            .map_err(|e| format!("the destination refused the handover: {e}"))?;
+        server
+            .migration
+            .migrated
+            .write()
+            .push((range, job.dst_addr.clone()));
+        Ok(())
+    })();
+    *server.migration.forbidden.write() = None;
+    result
+}
+
+/// Sends every live key of `range` from a snapshot; returns the snapshot's sequence.
+fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Result<u64, String> {
+    let (snap, seq) = engine.snapshot_at_sequence();
+    let read = || {
+        let mut o = ReadOptions::default();
+        o.set_snapshot(&snap);
+        o
+    };
+    let ns = tx.server.repl.codec.namespace_prefix();
+    let mut lower = ns.clone();
+    lower.extend_from_slice(&range.0.to_be_bytes());
+    // Slots are below 16384, so `range.1 + 1` always fits the two slot bytes.
+    let mut upper = ns.clone();
+    upper.extend_from_slice(&(range.1 + 1).to_be_bytes());
+    let mut opts = read();
+    opts.set_iterate_upper_bound(upper);
+    let now = now_ms();
+    let mut batch = BatchBuilder::new();
+    let mut last_log = Instant::now();
+    let iter = engine.db().iterator_cf_opt(
+        engine.cf(ColumnFamily::Metadata),
+        opts,
+        IteratorMode::From(&lower, Direction::Forward),
+    );
+    for item in iter {
+        let (mk, raw) = item.map_err(|e| e.to_string())?;
+        let Ok(meta) = Metadata::decode(&raw) else {
+            continue;
+        };
+        if meta.is_dead(now) {
+            continue;
+        }
+        batch.put(1, &mk, &raw);
+        if !meta.kind.is_single_kv() {
+            let head = ns.len() + 2;
+            let user_key = &mk[head..];
+            let mut prefix = mk[..head].to_vec();
+            prefix.extend_from_slice(&(user_key.len() as u32).to_be_bytes());
+            prefix.extend_from_slice(user_key);
+            prefix.extend_from_slice(&meta.version.to_be_bytes());
+            let cfs: &[(ColumnFamily, u32)] = match meta.kind {
+                RedisType::ZSet => &[(ColumnFamily::Default, 0), (ColumnFamily::ZSetScore, 2)],
+                RedisType::Stream => &[(ColumnFamily::Stream, 5)],
+                _ => &[(ColumnFamily::Default, 0)],
+            };
+            for &(cf, id) in cfs {
+                let mut o = read();
+                let mut end = prefix.clone();
+                end.push(0xff);
+                o.set_iterate_upper_bound(prefix_successor(&prefix).unwrap_or(end));
+                let subs = engine.db().iterator_cf_opt(
+                    engine.cf(cf),
+                    o,
+                    IteratorMode::From(&prefix, Direction::Forward),
+                );
+                for sub in subs {
+                    let (k, v) = sub.map_err(|e| e.to_string())?;
+                    batch.put(id, &k, &v);
+                    if batch.len() >= throttle(tx.server).batch_bytes {
+                        tx.send(&batch.finish())?;
+                        batch = BatchBuilder::new();
+                    }
+                }
+            }
+        }
+        let keys = tx.job.keys.fetch_add(1, Ordering::Relaxed) + 1;
+        if last_log.elapsed() >= Duration::from_secs(1) {
+            let secs = tx.started.elapsed().as_secs_f64().max(0.001);
+            info!(
+                range = %format_ranges(&[range]),
+                keys,
+                mb = format!("{:.1}", tx.sent as f64 / 1e6),
+                keys_per_s = format!("{:.0}", keys as f64 / secs),
+                "slot migration progress (snapshot)"
+            );
+            last_log = Instant::now();
+        }
+        if batch.len() >= throttle(tx.server).batch_bytes {
+            tx.send(&batch.finish())?;
+            batch = BatchBuilder::new();
+        }
+    }
+    if !batch.is_empty() {
+        tx.send(&batch.finish())?;
+    }
+    Ok(seq)
+}
+
+fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut out = p.to_vec();
+    while let Some(last) = out.pop() {
+        if last != 0xff {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Sends the range's part of every WAL batch up to sequence `target`.
+fn send_wal_until(
+    reader: &mut WalReader<'_>,
+    tx: &mut Sender<'_>,
+    range: (u16, u16),
+    target: u64,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reader.next_seq() <= target {
+        match reader
+            .read()
+            .map_err(|e| format!("reading the WAL failed: {e}"))?
+        {
+            Some(b) => {
+                if let Some(raw) = filter_wal_batch(&b.data, range)? {
+                    tx.send(&raw)?;
+                }
+            }
+            None => {
+                if Instant::now() > deadline {
+                    return Err(format!("the WAL did not reach sequence {target}"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    Ok(())
+}
