@@ -38,7 +38,9 @@ pub fn filter_wal_batch(data: &[u8], range: (u16, u16)) -> Result<Option<Vec<u8>
             BatchRecord::Merge { cf, key, .. } if ours(cf, key) => {
                 return Err("a merge record cannot be migrated".into())
             }
-            BatchRecord::DeleteRange { cf, .. } if DATA_CFS.contains(&cf) => {
+            BatchRecord::DeleteRange { cf, begin, end }
+                if DATA_CFS.contains(&cf) && overlaps(begin, end, range) =>
+            {
                 return Err(
                     "the source deleted a key range (FLUSHDB/FLUSHALL) during the migration".into(),
                 )
@@ -47,6 +49,21 @@ pub fn filter_wal_batch(data: &[u8], range: (u16, u16)) -> Result<Option<Vec<u8>
         }
     }
     Ok((!out.is_empty()).then(|| out.finish()))
+}
+
+/// Whether the deleted key range `[begin, end)` reaches into the slots of `range`.
+fn overlaps(begin: &[u8], end: &[u8], range: (u16, u16)) -> bool {
+    let Some(&ns_len) = begin.first() else {
+        return true;
+    };
+    let Some(ns) = begin.get(..1 + ns_len as usize) else {
+        return true;
+    };
+    let mut lower = ns.to_vec();
+    lower.extend_from_slice(&range.0.to_be_bytes());
+    let mut upper = ns.to_vec();
+    upper.extend_from_slice(&(range.1 as u32 + 1).to_be_bytes()[2..]);
+    begin < upper.as_slice() && end > lower.as_slice()
 }
 
 #[cfg(test)]
@@ -74,5 +91,18 @@ mod tests {
         assert_eq!(d.count, 3);
         assert!(filter_wal_batch(&raw, (100, 200)).unwrap().is_none());
         assert_eq!(slot_of_internal_key(&key(16383, b"")), Some(16383));
+        // A range deletion fails the migration only where it reaches into the range.
+        let mut b = BatchBuilder::new();
+        b.put(1, &key(5, b"a"), b"meta");
+        let mut raw = b.finish();
+        raw.push(0x0E);
+        raw.push(1);
+        for k in [key(100, b""), key(200, b"")] {
+            raw.push(k.len() as u8);
+            raw.extend_from_slice(&k);
+        }
+        raw[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(filter_wal_batch(&raw, (5, 6)).unwrap().is_some());
+        assert!(filter_wal_batch(&raw, (150, 150)).is_err());
     }
 }

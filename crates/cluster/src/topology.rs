@@ -456,7 +456,8 @@ impl Topology {
                     })?
                 }
                 "id" => {
-                    if value.len() != NODE_ID_LEN {
+                    // An empty id: the topology was set before this node learned its id.
+                    if !value.is_empty() && value.len() != NODE_ID_LEN {
                         return Err(format!(
                             "{}:{}: {}",
                             path.display(),

@@ -118,7 +118,8 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
         .and_then(|b| std::str::from_utf8(b).ok())
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(0);
-    out.extend((numkeys_at + 1..numkeys_at + 1 + n).filter(|&i| i < args.len()));
+    let last = (numkeys_at + 1).saturating_add(n).min(args.len());
+    out.extend(numkeys_at + 1..last);
     out
 }
 

@@ -194,6 +194,15 @@ impl BlockingOp {
     pub fn keys(&self) -> &[Bytes] {
         &self.keys
     }
+
+    /// Every key the operation touches: the watched keys and a move's destination.
+    pub fn all_keys(&self) -> Vec<Bytes> {
+        let mut out = self.keys.clone();
+        if let OpKind::Move { dst, .. } = &self.kind {
+            out.push(dst.clone());
+        }
+        out
+    }
 }
 
 /// Registration in the waiting room for the time a client is blocked; leaving is automatic,

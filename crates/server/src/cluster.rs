@@ -87,12 +87,34 @@ pub fn check_route(
         return None;
     }
     let slots: Vec<u16> = positions.iter().map(|&i| key_slot(&args[i])).collect();
+    check_slots(server, session, &slots, spec.has(flag::WRITE))
+}
+
+/// The routing check of a blocked client's next attempt (a write on all its keys).
+pub fn check_blocking(
+    server: &Server,
+    session: &Session,
+    op: &crate::blocking::BlockingOp,
+) -> Option<String> {
+    if !server.cluster.enabled {
+        return None;
+    }
+    let slots: Vec<u16> = op.all_keys().iter().map(|k| key_slot(k)).collect();
+    check_slots(server, session, &slots, true)
+}
+
+/// The routing check for keys whose slots are `slots`.
+pub fn check_slots(
+    server: &Server,
+    session: &Session,
+    slots: &[u16],
+    write: bool,
+) -> Option<String> {
     let topo = server.cluster.topology.read();
-    let write = spec.has(flag::WRITE);
     let decision = route(
         &topo,
         &RouteRequest {
-            slots: &slots,
+            slots,
             write,
             readonly_conn: session.readonly,
         },
@@ -142,6 +164,9 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             session.asking = true;
             done(Ok(Frame::ok()))
         }
+        "applybatch" if server.cluster.enabled && !session.importing => done(Err(CmdError::err(
+            "APPLYBATCH is accepted only on a connection importing slots (CLUSTER IMPORT)",
+        ))),
         "applybatch" => done(apply_batch(server, a)),
         _ if !server.cluster.enabled => done(Err(CmdError::err("Cluster mode is not enabled"))),
         "cluster" => done(cluster(server, session, a)),
@@ -489,6 +514,12 @@ fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, 
             if (range.0..=range.1).any(|s| topo.owner(s).is_some_and(|o| o.id == topo.myid)) {
                 return Err(CmdError::err("Can't import slot which belongs to me"));
             }
+            if import
+                .as_ref()
+                .is_some_and(|i| i.state == "start" && i.client != session.handle.id)
+            {
+                return Err(CmdError::err("There is already an importing job"));
+            }
             // Whatever an earlier attempt left goes first.
             storage.db.delete_slot_range(range.0, range.1)?;
             *import = Some(crate::migration::Import {
@@ -509,10 +540,12 @@ fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, 
             info!(range = %format_range(range), "slots imported");
         }
         _ => {
-            storage.db.delete_slot_range(range.0, range.1)?;
-            if let Some(i) = import.as_mut() {
-                i.state = "error";
+            match import.as_mut() {
+                Some(i) if i.range == range => i.state = "error",
+                _ => return Err(CmdError::err("Slot range is invalid")),
             }
+            server.migration.imported.write().retain(|r| *r != range);
+            storage.db.delete_slot_range(range.0, range.1)?;
             session.importing = false;
             warn!(range = %format_range(range), "slot import failed; its keys were removed");
         }
@@ -538,14 +571,12 @@ fn apply_batch(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
     Ok(Frame::Integer(a[1].len() as i64))
 }
 
-/// Called when a connection ends: an import that was still running on it failed.
-pub fn connection_closed(server: &Server, session: &Session) {
-    if !session.importing {
-        return;
-    }
+/// Called when a connection ends, however it ends: an import that was still running on it
+/// failed.
+pub fn connection_closed(server: &Server, client: u64) {
     let mut import = server.migration.import.lock();
     let Some(i) = import.as_mut() else { return };
-    if i.client != session.handle.id || i.state != "start" {
+    if i.client != client || i.state != "start" {
         return;
     }
     i.state = "error";
@@ -570,8 +601,9 @@ fn set_nodes(server: &Server, text: &str, version: i64, force: bool) -> Result<(
             return Err(cluster_err(ClusterError::InvalidVersion));
         }
         if version == current.version {
-            // Kvrocks applies nothing for the same version; the role it set then still holds.
-            return Ok(());
+            // Kvrocks applies nothing for the same version. If the role it set then did not
+            // take (say, a full sync was swapping the database), it is applied again.
+            return follow(server, &choice_of(&current)).map_err(CmdError::err);
         }
     }
     let parsed = parse_nodes(text).map_err(cluster_err)?;
@@ -689,30 +721,38 @@ fn commit(server: &Server, topo: Topology) -> Result<(), CmdError> {
     }
     let choice = choice_of(&topo);
     info!(version = topo.version, myid = %topo.myid, nodes = topo.nodes.len(), "cluster topology applied");
-    // Ranges this node handed over and no longer owns: their data goes (kvrocks-compat §3.6).
-    // Ranges the topology still gives this node stay handed over (MOVED) until it catches up.
-    let mine = |x: u16| topo.owner(x).is_some_and(|o| o.id == topo.myid);
+    // The new topology and the migration bookkeeping change together, with no write in flight:
+    // a write either ran before (and is in what a handed-over range's deletion removes, which
+    // the destination already has) or is routed by the new topology.
     let handed: Vec<(u16, u16)> = {
+        let _no_writes_in_flight = server.migration.fence.write();
+        let mine = |x: u16| topo.owner(x).is_some_and(|o| o.id == topo.myid);
+        // Ranges handed over that the topology no longer gives this node: their data goes
+        // (kvrocks-compat §3.6). Ranges it still gives this node stay handed over (MOVED).
         let mut migrated = server.migration.migrated.write();
         let (gone, kept): (Vec<_>, Vec<_>) = migrated
             .drain(..)
             .partition(|(r, _)| !(r.0..=r.1).any(mine));
         *migrated = kept;
+        // Imported ranges the topology now gives this node need no more bookkeeping.
+        server
+            .migration
+            .imported
+            .write()
+            .retain(|r| !(r.0..=r.1).all(mine));
+        *server.cluster.topology.write() = Arc::new(topo);
         gone.into_iter().map(|(r, _)| r).collect()
     };
-    // Imported ranges the topology now gives this node need no more bookkeeping.
-    server
-        .migration
-        .imported
-        .write()
-        .retain(|r| !(r.0..=r.1).all(mine));
-    for (a, b) in handed {
-        if let Some(storage) = server.storage() {
-            info!(range = %format_range((a, b)), "deleting the data of migrated slots");
-            storage.db.delete_slot_range(a, b)?;
+    // Only a master deletes: a node that becomes a replica gets its data from its new master,
+    // and must not write anything itself.
+    if choice == Choice::Master {
+        for (a, b) in handed {
+            if let Some(storage) = server.storage() {
+                info!(range = %format_range((a, b)), "deleting the data of migrated slots");
+                storage.db.delete_slot_range(a, b)?;
+            }
         }
     }
-    *server.cluster.topology.write() = Arc::new(topo);
     follow(server, &choice).map_err(CmdError::err)
 }
 
@@ -736,6 +776,24 @@ pub fn follow(server: &Server, choice: &Choice) -> Result<(), String> {
 
 fn reset(server: &Server) -> Result<Frame, CmdError> {
     let _serial = server.cluster.change.lock();
+    if server
+        .migration
+        .job
+        .lock()
+        .as_ref()
+        .is_some_and(|j| j.running())
+    {
+        return Err(CmdError::err("Can't reset cluster while migrating slot"));
+    }
+    if server
+        .migration
+        .import
+        .lock()
+        .as_ref()
+        .is_some_and(|i| i.state == "start")
+    {
+        return Err(CmdError::err("Can't reset cluster while importing slot"));
+    }
     let storage = server.storage().ok_or(CmdError::Loading)?;
     if storage.db.key_counts()?.0 > 0 {
         return Err(CmdError::err(
@@ -747,6 +805,10 @@ fn reset(server: &Server) -> Result<Frame, CmdError> {
     // before it writes anything.
     follow(server, &Choice::Detached).map_err(CmdError::err)?;
     *server.cluster.topology.write() = Arc::new(Topology::default());
+    server.migration.migrated.write().clear();
+    server.migration.imported.write().clear();
+    *server.migration.job.lock() = None;
+    *server.migration.import.lock() = None;
     let _ = std::fs::remove_file(&server.cluster.nodes_conf);
     info!("cluster topology reset");
     Ok(Frame::ok())

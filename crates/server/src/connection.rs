@@ -88,6 +88,9 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
+        if self.server.cluster.enabled {
+            crate::cluster::connection_closed(self.server, self.handle.id);
+        }
         if self.monitoring {
             self.server.monitors.fetch_sub(1, Ordering::Relaxed);
         }
@@ -161,7 +164,20 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                 crate::blocking::Waiting::enter(&server.waiting, op.keys());
                             let reply = loop {
                                 // Registered before the retry: a push in between leaves a permit.
-                                if let Some(result) = op.attempt(&server) {
+                                // In cluster mode the pop is a write like any other: fenced
+                                // against a migration's cut-over, and routed again (the slot
+                                // may have moved while the client waited).
+                                let attempt = {
+                                    let _fence = server
+                                        .cluster
+                                        .enabled
+                                        .then(|| server.migration.fence.read());
+                                    match crate::cluster::check_blocking(&server, &session, &op) {
+                                        Some(e) => Some(Ok(Frame::Error(e))),
+                                        None => op.attempt(&server),
+                                    }
+                                };
+                                if let Some(result) = attempt {
                                     break result.unwrap_or_else(|e| Frame::Error(e.to_string()));
                                 }
                                 let until = op.deadline();
@@ -307,9 +323,6 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                     .fetch_add(n as u64, Ordering::Relaxed);
             }
         }
-    }
-    if server.cluster.enabled {
-        crate::cluster::connection_closed(&server, &session);
     }
     drop(registration);
     if let Some(flow) = handover {

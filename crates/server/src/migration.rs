@@ -208,6 +208,10 @@ impl Peer {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(|e| e.to_string())?;
+        // A cut network must not hold the write-forbidden window open.
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
         let mut p = Peer { stream, reader };
@@ -247,6 +251,9 @@ impl Peer {
                 let len: i64 = line[1..].parse().map_err(|_| "bad reply")?;
                 if len < 0 {
                     return Ok(String::new());
+                }
+                if len > 64 << 20 {
+                    return Err("an oversized reply from the destination".into());
                 }
                 let mut body = vec![0; len as usize + 2];
                 self.reader
@@ -330,6 +337,19 @@ pub fn start(server: &Arc<Server>, job: Arc<Job>) {
         .spawn(move || {
             let Some(server) = weak.upgrade() else { return };
             info!(range = %format_ranges(&[job.range]), destination = %job.dst_id, addr = %job.dst_addr, "slot migration started");
+            // Whatever happens to this thread, the range does not stay write-forbidden and the
+            // job does not stay "start".
+            struct Guard<'a>(&'a Server, &'a Job);
+            impl Drop for Guard<'_> {
+                fn drop(&mut self) {
+                    if self.1.running() {
+                        *self.0.migration.forbidden.write() = None;
+                        *self.1.error.lock() = Some("the migration thread stopped".into());
+                        self.1.finish("fail");
+                    }
+                }
+            }
+            let _guard = Guard(&server, &job);
             match migrate(&server, &job) {
                 Ok(()) => {
                     let secs = job.started.elapsed().as_secs_f64().max(0.001);
@@ -437,9 +457,27 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
             Err(e) => return Err(format!("the destination's DIGEST failed: {e}")),
         }
 
-        // 5. The handover.
+        // 5. The handover. Nothing may have reached the range since the cut-over.
         *job.phase.lock() = "handover";
         tx.check_cancel()?;
+        {
+            let _no_writes_in_flight = server.migration.fence.write();
+            engine.flush_wal_buffer().map_err(|e| e.to_string())?;
+            let latest = engine.latest_sequence();
+            while reader.next_seq() <= latest {
+                match reader
+                    .read()
+                    .map_err(|e| format!("reading the WAL failed: {e}"))?
+                {
+                    Some(b) => {
+                        if filter_wal_batch(&b.data, range)?.is_some() {
+                            return Err("the range was written after the cut-over".into());
+                        }
+                    }
+                    None => break,
+                }
+            }
+        }
         tx.peer
             .call(&[b"CLUSTER", b"IMPORT", range_text.as_bytes(), b"1"])
             .map_err(|e| format!("the destination refused the handover: {e}"))?;
@@ -480,9 +518,13 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
     );
     for item in iter {
         let (mk, raw) = item.map_err(|e| e.to_string())?;
-        let Ok(meta) = Metadata::decode(&raw) else {
-            continue;
-        };
+        // A key this version cannot decode is not silently left behind.
+        let meta = Metadata::decode(&raw).map_err(|e| {
+            format!(
+                "key {:?} cannot be migrated by this version: {e}",
+                String::from_utf8_lossy(&mk[ns.len() + 2..])
+            )
+        })?;
         if meta.is_dead(now) {
             continue;
         }

@@ -399,3 +399,65 @@ fn ranges_of_100000_keys_report_progress_and_finish() {
         bytes as f64 / 1e6 / secs
     );
 }
+
+#[test]
+fn a_killed_source_or_a_flushed_destination_fail_cleanly_and_a_retry_works() {
+    let mut a = node(&[
+        "--migrate-batch-size-kb",
+        "4",
+        "--migrate-batch-rate-limit-mb",
+        "1",
+    ]);
+    let c = node(&[]);
+    push(&[(&a, A), (&c, C)], &topology(&a, &c, "", "0-16383"), 1);
+    fill(&a, 6000, 500);
+    let before: (String, i64, i64) = q(&mut a.conn(), &["DIGEST", &SLOT.to_string()]);
+
+    // The source dies mid-migration: the destination drops the partial import.
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(count_in_slot(&c) > 0, "some keys arrived");
+    a.kill9();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster_info(&c, "import_state") != "error" {
+        assert!(Instant::now() < deadline, "{}", c.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count_in_slot(&c), 0);
+    a.restart_same_port();
+    let after_restart: (String, i64, i64) = q(&mut a.conn(), &["DIGEST", &SLOT.to_string()]);
+    assert_eq!(after_restart.0, before.0, "the source kept the whole slot");
+
+    // The destination is flushed mid-migration: the digests differ at the cut-over, so the
+    // migration fails instead of handing over a slot with missing keys.
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let _: () = q(&mut c.conn(), &["FLUSHALL"]);
+    assert_eq!(wait_state(&a, &["success", "fail"]), "fail");
+    assert!(
+        cluster_info(&a, "migrating_error").contains("digest"),
+        "{}",
+        cluster_info(&a, "migrating_error")
+    );
+    assert_eq!(count_in_slot(&c), 0);
+    let v: Option<String> = q(&mut a.conn(), &["GET", "{m}bulk1"]);
+    assert!(v.is_some(), "the source still serves the slot");
+
+    // The retry goes through.
+    let _: () = q(
+        &mut a.conn(),
+        &["CONFIG", "SET", "migrate-batch-rate-limit-mb", "0"],
+    );
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C, "SYNC"],
+    );
+    let on_c: (String, i64, i64) = q(&mut c.conn(), &["DIGEST", &SLOT.to_string()]);
+    assert_eq!(on_c.0, before.0);
+}

@@ -167,35 +167,68 @@ pub fn digest(
     let now = now_ms();
     let mut sum: u128 = 0;
     let mut keys = 0u64;
-    let iter = engine.db().iterator_cf_opt(
-        engine.cf(ColumnFamily::Metadata),
-        read(),
-        IteratorMode::Start,
-    );
-    for item in iter {
-        let (mk, raw) = item?;
-        let Some(parts) = split_metadata_key(&mk, slot_encoded) else {
-            continue;
-        };
-        let slot = if slot_encoded {
-            u16::from_be_bytes([mk[1 + parts.namespace.len()], mk[2 + parts.namespace.len()]])
-        } else {
-            crate::slot::key_slot(parts.user_key)
-        };
-        if !in_ranges(ranges, slot) {
-            continue;
+    // With slots in the keys (cluster mode, one namespace) a range is a contiguous key range:
+    // only it is read. Otherwise every key is read and filtered by its slot.
+    let spans: Vec<(Vec<u8>, Option<Vec<u8>>)> = if slot_encoded && !ranges.is_empty() {
+        let ns = crate::encoding::KeyCodec::new(crate::encoding::DEFAULT_NAMESPACE, true)
+            .namespace_prefix();
+        ranges
+            .iter()
+            .map(|&(a, b)| {
+                let mut lo = ns.clone();
+                lo.extend_from_slice(&a.to_be_bytes());
+                let mut hi = ns.clone();
+                hi.extend_from_slice(&(b as u32 + 1).to_be_bytes()[2..]);
+                if b as u32 + 1 > u16::MAX as u32 {
+                    return (lo, None);
+                }
+                (lo, Some(hi))
+            })
+            .collect()
+    } else {
+        vec![(Vec::new(), None)]
+    };
+    for (lo, hi) in spans {
+        let mut opts = read();
+        if let Some(hi) = hi {
+            opts.set_iterate_upper_bound(hi);
         }
-        let Ok(meta) = Metadata::decode(&raw) else {
-            continue;
-        };
-        if meta.is_dead(now) {
-            continue;
+        let iter = engine.db().iterator_cf_opt(
+            engine.cf(ColumnFamily::Metadata),
+            opts,
+            IteratorMode::From(&lo, Direction::Forward),
+        );
+        for item in iter {
+            let (mk, raw) = item?;
+            let Some(parts) = split_metadata_key(&mk, slot_encoded) else {
+                continue;
+            };
+            let slot = if slot_encoded {
+                u16::from_be_bytes([mk[1 + parts.namespace.len()], mk[2 + parts.namespace.len()]])
+            } else {
+                crate::slot::key_slot(parts.user_key)
+            };
+            if !in_ranges(ranges, slot) {
+                continue;
+            }
+            let mut h = Xxh3::new();
+            match Metadata::decode(&raw) {
+                Ok(meta) => {
+                    if meta.is_dead(now) {
+                        continue;
+                    }
+                    hash_key(engine, read, &parts, &meta, &mut h)?;
+                }
+                // A type this version cannot decode still counts, by its raw record.
+                Err(_) => {
+                    put_bytes(&mut h, &mk);
+                    put_bytes(&mut h, &raw);
+                }
+            }
+            // Addition is order-independent, and unlike XOR two equal keys do not cancel out.
+            sum = sum.wrapping_add(h.digest128());
+            keys += 1;
         }
-        let mut h = Xxh3::new();
-        hash_key(engine, read, &parts, &meta, &mut h)?;
-        // Addition is order-independent, and unlike XOR two equal keys do not cancel out.
-        sum = sum.wrapping_add(h.digest128());
-        keys += 1;
     }
     Ok(Digest {
         hex: format!("{sum:032x}"),
