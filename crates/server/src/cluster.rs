@@ -514,11 +514,15 @@ fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, 
             if (range.0..=range.1).any(|s| topo.owner(s).is_some_and(|o| o.id == topo.myid)) {
                 return Err(CmdError::err("Can't import slot which belongs to me"));
             }
-            if import
-                .as_ref()
-                .is_some_and(|i| i.state == "start" && i.client != session.handle.id)
-            {
-                return Err(CmdError::err("There is already an importing job"));
+            if let Some(i) = import.as_ref() {
+                if i.state == "start" && i.client != session.handle.id {
+                    if i.range != range {
+                        return Err(CmdError::err("There is already an importing job"));
+                    }
+                    // The same range again from a new connection: the source retries after
+                    // losing the old one (a network cut leaves it open here). Start over.
+                    warn!(range = %format_range(range), "a new import of the same range replaces the unfinished one");
+                }
             }
             // Whatever an earlier attempt left goes first.
             storage.db.delete_slot_range(range.0, range.1)?;

@@ -276,6 +276,10 @@ fn run(cli: Cli) -> Result<(), String> {
         replication::Choice::Replica { host, port } => {
             info!(role = "slave", master = %format!("{host}:{port}"), sequence = engine.latest_sequence(), reason = why, "role decided: replica")
         }
+        replication::Choice::Detached if !topology.initialized() => info!(
+            sequence = engine.latest_sequence(),
+            "no cluster topology yet: nothing writes until CLUSTERX SETNODES gives this node a role"
+        ),
         replication::Choice::Detached => {
             warn!(
                 role = "slave",

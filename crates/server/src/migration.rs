@@ -195,6 +195,9 @@ impl Job {
     }
 }
 
+/// How long the destination may keep a reply (APPLYBATCH, DIGEST of a slot range) waiting.
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A blocking client connection to the destination.
 struct Peer {
     stream: TcpStream,
@@ -205,12 +208,12 @@ impl Peer {
     fn connect(addr: &str, password: Option<&str>) -> Result<Peer, String> {
         let stream =
             TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        // A cut network must not hold the job, or its write-forbidden window, for long.
         stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_read_timeout(Some(PEER_TIMEOUT))
             .map_err(|e| e.to_string())?;
-        // A cut network must not hold the write-forbidden window open.
         stream
-            .set_write_timeout(Some(Duration::from_secs(30)))
+            .set_write_timeout(Some(PEER_TIMEOUT))
             .map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);

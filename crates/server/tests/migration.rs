@@ -461,3 +461,151 @@ fn a_killed_source_or_a_flushed_destination_fail_cleanly_and_a_retry_works() {
     let on_c: (String, i64, i64) = q(&mut c.conn(), &["DIGEST", &SLOT.to_string()]);
     assert_eq!(on_c.0, before.0);
 }
+
+#[test]
+fn a_source_that_becomes_a_replica_mid_migration_fails_cleanly_and_its_successor_retries() {
+    let a = node(&[
+        "--migrate-batch-size-kb",
+        "4",
+        "--migrate-batch-rate-limit-mb",
+        "1",
+    ]);
+    let ra = node(&[]);
+    let c = node(&[]);
+    let all = [(&a, A), (&ra, RA), (&c, C)];
+    let v1 = format!(
+        "{}{RA} 127.0.0.1 {} slave {A}\n",
+        topology(&a, &c, "", "0-16383"),
+        ra.port
+    );
+    push(&all, &v1, 1);
+    fill(&a, 6000, 500);
+    let before: (String, i64, i64) = q(&mut a.conn(), &["DIGEST", &SLOT.to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d: (String, i64, i64) = q(&mut ra.conn(), &["DIGEST", &SLOT.to_string()]);
+        if d.0 == before.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    // Failover inside the source's shard: RA takes over, A becomes its replica.
+    let v2 = format!(
+        "{RA} 127.0.0.1 {} master - 0-16383\n{A} 127.0.0.1 {} slave {RA}\n{C} 127.0.0.1 {} master -\n",
+        ra.port, a.port, c.port
+    );
+    push(&all, &v2, 2);
+    // A replica shows no migration state (as in Kvrocks); its log and the destination do.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster_info(&c, "import_state") != "error" {
+        assert!(Instant::now() < deadline, "{}", c.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count_in_slot(&c), 0);
+    assert!(a.log().contains("slot migration failed"), "{}", a.log());
+    // The new master of the shard migrates the slot.
+    let _: () = q(
+        &mut ra.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C, "SYNC"],
+    );
+    let on_c: (String, i64, i64) = q(&mut c.conn(), &["DIGEST", &SLOT.to_string()]);
+    assert_eq!(on_c.0, before.0);
+}
+
+/// A TCP proxy whose traffic can be cut (bytes dropped, sockets left open) and restored.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn to(target: u16) -> Proxy {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let flag = cut.clone();
+        std::thread::spawn(move || {
+            for inbound in l.incoming() {
+                let Ok(inbound) = inbound else { return };
+                let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 65536];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if flag.load(Ordering::Acquire) {
+                                continue;
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, cut }
+    }
+}
+
+#[test]
+fn a_network_cut_fails_the_migration_and_a_retry_after_it_works() {
+    let a = node(&[
+        "--migrate-batch-size-kb",
+        "4",
+        "--migrate-batch-rate-limit-mb",
+        "1",
+    ]);
+    let c = node(&[]);
+    let proxy = Proxy::to(c.port);
+    // The topology reaches C through the proxy.
+    let text = format!(
+        "{A} 127.0.0.1 {} master - 0-16383\n{C} 127.0.0.1 {} master -\n",
+        a.port, proxy.port
+    );
+    push(&[(&a, A)], &text, 1);
+    let mut cc = c.conn();
+    let _: () = q(&mut cc, &["CLUSTERX", "SETNODEID", C]);
+    let _: () = q(&mut cc, &["CLUSTERX", "SETNODES", &text, "1"]);
+    fill(&a, 6000, 500);
+    let before: (String, i64, i64) = q(&mut a.conn(), &["DIGEST", &SLOT.to_string()]);
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    proxy.cut.store(true, Ordering::Release);
+    assert_eq!(wait_state(&a, &["fail", "success"]), "fail");
+    // The source serves the slot, writes included, all along.
+    let _: () = q(&mut a.conn(), &["SET", "{m}during-the-cut", "1"]);
+    proxy.cut.store(false, Ordering::Release);
+    let _: () = q(
+        &mut a.conn(),
+        &["CONFIG", "SET", "migrate-batch-rate-limit-mb", "0"],
+    );
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C, "SYNC"],
+    );
+    let on_c: (String, i64, i64) = q(&mut c.conn(), &["DIGEST", &SLOT.to_string()]);
+    assert_eq!(on_c.2, before.2 + 1);
+    let v: String = q(&mut c.conn(), &["GET", "{m}during-the-cut"]);
+    assert_eq!(v, "1");
+}
