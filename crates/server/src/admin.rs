@@ -77,6 +77,10 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         },
         "slaveof" | "replicaof" | "role" | "psync" | "replconf" | "_db_name" | "_fetch_meta"
         | "_fetch_file" | "wait" | "digest" => crate::replication::run(server, session, name, a),
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
+        | "sunsubscribe" | "publish" | "spublish" | "pubsub" => {
+            crate::pubsub::run(server, session, name, a)
+        }
         "cluster" | "clusterx" | "readonly" | "readwrite" | "asking" | "applybatch" => {
             crate::cluster::run(server, session, name, a)
         }
@@ -97,6 +101,7 @@ fn ping(a: &[Bytes]) -> Outcome {
 /// RESET: back to a fresh connection's state (RESP2, no name, not authenticated, no
 /// MONITOR). The reply is written in RESP2, as Redis does.
 fn reset(session: &mut Session) -> Outcome {
+    session.pubsub = None;
     session.protocol = Protocol::Resp2;
     session.authenticated = false;
     {

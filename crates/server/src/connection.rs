@@ -76,6 +76,8 @@ pub struct Session {
     pub asking: bool,
     /// This connection is a migrating source's (CLUSTER IMPORT ... 0).
     pub importing: bool,
+    /// Channels and patterns this connection subscribed to.
+    pub pubsub: Option<crate::pubsub::Subscriptions>,
 }
 
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
@@ -114,6 +116,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         readonly: false,
         asking: false,
         importing: false,
+        pubsub: None,
     };
     let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -289,7 +292,21 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         }
         let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);
         // The common case waits on the socket alone; kills and shutdown abort the task.
-        let read = if let Some(rx) = monitor.as_mut() {
+        let read = if let Some(subs) = session.pubsub.as_mut() {
+            tokio::select! {
+                r = stream.read_buf(&mut rbuf) => r,
+                message = subs.rx.recv() => {
+                    if let Some(m) = message {
+                        wbuf.extend_from_slice(&m);
+                        // Whatever else is queued goes out in the same write.
+                        while let Ok(m) = subs.rx.try_recv() {
+                            wbuf.extend_from_slice(&m);
+                        }
+                    }
+                    continue;
+                }
+            }
+        } else if let Some(rx) = monitor.as_mut() {
             tokio::select! {
                 r = stream.read_buf(&mut rbuf) => r,
                 line = rx.recv() => {
@@ -444,6 +461,21 @@ pub fn execute(
     {
         Frame::error("NOAUTH Authentication required.").encode(proto, out);
         return Flow::Continue;
+    }
+    // RESP2 subscribe mode: only the subscription commands, PING, QUIT and RESET.
+    if proto == Protocol::Resp2 && session.pubsub.as_ref().is_some_and(|s| s.active()) {
+        if spec.name == "ping" && args.len() <= 2 {
+            crate::pubsub::ping_in_subscribe_mode(&args).encode(proto, out);
+            return Flow::Continue;
+        }
+        if !crate::pubsub::allowed_in_subscribe_mode(spec.name) {
+            Frame::Error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ))
+            .encode(proto, out);
+            return Flow::Continue;
+        }
     }
     let sub = match check_subcommand(spec, &args) {
         Ok(sub) => sub,

@@ -9,6 +9,7 @@ mod config;
 mod connection;
 mod info;
 mod migration;
+mod pubsub;
 mod replication;
 mod server;
 mod slowlog;
@@ -309,6 +310,7 @@ fn run(cli: Cli) -> Result<(), String> {
         storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
         cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
         migration: Default::default(),
+        pubsub: Default::default(),
         repl: replication::ReplState::new(
             opts.clone(),
             codec.clone(),

@@ -276,16 +276,25 @@ impl Host for HostRef {
         let Some(server) = self.0.upgrade() else {
             return;
         };
-        // Clients blocked on a key the master just wrote get to try again.
-        if server.waiting.blocked_clients() == 0 {
+        // Clients blocked on a key the master just wrote get to try again, and the master's
+        // PUBLISHes reach this node's subscribers.
+        let blocked = server.waiting.blocked_clients() > 0;
+        let subscribed = !server.pubsub.is_empty();
+        if !blocked && !subscribed {
             return;
         }
         if let Ok(decoded) = batch::decode(data) {
             for rec in decoded.records {
-                if let BatchRecord::Put { cf: 1, key, .. } = rec {
-                    if let Some(user_key) = server.repl.codec.user_key_of(key) {
-                        server.waiting.wake(user_key);
+                match rec {
+                    BatchRecord::Put { cf: 1, key, .. } if blocked => {
+                        if let Some(user_key) = server.repl.codec.user_key_of(key) {
+                            server.waiting.wake(user_key);
+                        }
                     }
+                    BatchRecord::Put { cf: 3, key, value } if subscribed => {
+                        server.pubsub.publish(key, value);
+                    }
+                    _ => {}
                 }
             }
         }

@@ -105,6 +105,7 @@ pub struct Server {
     pub cluster: crate::cluster::ClusterState,
     /// Slot migration, as source and as destination.
     pub migration: crate::migration::MigrationState,
+    pub pubsub: Arc<crate::pubsub::PubSub>,
     pub cursors: CursorStore,
     pub config: RwLock<Config>,
     pub hot: HotConfig,
