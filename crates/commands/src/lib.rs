@@ -16,7 +16,7 @@ mod server;
 mod set;
 mod string;
 pub mod table;
-mod zset;
+pub mod zset;
 
 pub use context::{Ctx, CursorStore};
 pub use error::CmdError;

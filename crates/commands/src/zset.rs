@@ -208,11 +208,12 @@ fn range(
             }
             let (min_arg, max_arg) = if rev { (hi, lo) } else { (lo, hi) };
             let invalid = || CmdError::err("min or max not valid string range item");
-            let min = crate::hash::lex_bound(min_arg, b"-", "min").map_err(|_| invalid())?;
-            let max = crate::hash::lex_bound(max_arg, b"+", "max").map_err(|_| invalid())?;
             if min_arg == b"+" || max_arg == b"-" || offset < 0 {
+                lex_items(ctx, key, min_arg, max_arg)?;
                 return Ok(Frame::Array(Vec::new()));
             }
+            let min = crate::hash::lex_bound(min_arg, b"-", "min").map_err(|_| invalid())?;
+            let max = crate::hash::lex_bound(max_arg, b"+", "max").map_err(|_| invalid())?;
             let mut members = Vec::new();
             ctx.db.collection_walk(key, RedisType::ZSet, None, |m, _| {
                 members.push(m.to_vec());
@@ -352,4 +353,474 @@ pub fn zpop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         ));
     }
     Ok(members_frame(ctx, popped, true))
+}
+
+/// ZRANGEBYLEX key min max [LIMIT offset count] and ZREVRANGEBYLEX key max min [LIMIT ...]
+pub fn zrangebylex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let (with_scores, limit) = range_options(&a[4..], true)?;
+    if with_scores {
+        return Err(CmdError::Syntax);
+    }
+    let rev = lower(&a[0]) == "zrevrangebylex";
+    range(ctx, &a[1], &a[2], &a[3], By::Lex, rev, limit, false)
+}
+
+/// The members of a lex range with their scores, in order (`lo`/`hi` as ZRANGE BYLEX takes
+/// them, already swapped for REV).
+fn lex_items(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    min_arg: &[u8],
+    max_arg: &[u8],
+) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+    let invalid = || CmdError::err("min or max not valid string range item");
+    // `+` as the minimum or `-` as the maximum is valid, and empty.
+    if min_arg == b"+" || max_arg == b"-" {
+        let other = if min_arg == b"+" { max_arg } else { min_arg };
+        if !matches!(other, b"+" | b"-") && !matches!(other.first(), Some(b'[' | b'(')) {
+            return Err(invalid());
+        }
+        ctx.db.zcard(key)?;
+        return Ok(Vec::new());
+    }
+    let min = crate::hash::lex_bound(min_arg, b"-", "min").map_err(|_| invalid())?;
+    let max = crate::hash::lex_bound(max_arg, b"+", "max").map_err(|_| invalid())?;
+    let items = ctx.db.zset_items(key)?.unwrap_or_default();
+    Ok(items
+        .into_iter()
+        .filter(|(m, _)| {
+            let m = m.as_slice();
+            (match min {
+                Bound::Included(x) => m >= x,
+                Bound::Excluded(x) => m > x,
+                Bound::Unbounded => true,
+            }) && (match max {
+                Bound::Included(x) => m <= x,
+                Bound::Excluded(x) => m < x,
+                Bound::Unbounded => true,
+            })
+        })
+        .collect())
+}
+
+/// ZLEXCOUNT key min max
+pub fn zlexcount(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(
+        lex_items(ctx, &a[1], &a[2], &a[3])?.len() as i64
+    ))
+}
+
+/// The items of a ZRANGE-style selection, with real scores.
+#[allow(clippy::too_many_arguments)]
+fn select(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    lo: &[u8],
+    hi: &[u8],
+    by: By,
+    rev: bool,
+    limit: Option<(i64, i64)>,
+) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+    let (offset, count) = limit.unwrap_or((0, -1));
+    match by {
+        By::Rank => Ok(ctx
+            .db
+            .zrange_by_rank(key, parse_i64(lo)?, parse_i64(hi)?, rev)?),
+        By::Score => {
+            let (min, max) = if rev {
+                (score_bound(hi)?, score_bound(lo)?)
+            } else {
+                (score_bound(lo)?, score_bound(hi)?)
+            };
+            if offset < 0 {
+                return Ok(Vec::new());
+            }
+            Ok(ctx
+                .db
+                .zrange_by_score(key, min, max, rev, offset as usize, count)?)
+        }
+        By::Lex => {
+            let (min_arg, max_arg) = if rev { (hi, lo) } else { (lo, hi) };
+            let mut items = lex_items(ctx, key, min_arg, max_arg)?;
+            if offset < 0 {
+                return Ok(Vec::new());
+            }
+            if rev {
+                items.reverse();
+            }
+            let items = items.into_iter().skip(offset as usize);
+            Ok(if count < 0 {
+                items.collect()
+            } else {
+                items.take(count as usize).collect()
+            })
+        }
+    }
+}
+
+/// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]
+pub fn zrangestore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let (mut by, mut rev, mut limit) = (By::Rank, false, None);
+    let mut i = 5;
+    while i < a.len() {
+        if is(&a[i], "BYSCORE") {
+            by = By::Score;
+        } else if is(&a[i], "BYLEX") {
+            by = By::Lex;
+        } else if is(&a[i], "REV") {
+            rev = true;
+        } else if is(&a[i], "LIMIT") && i + 2 < a.len() {
+            limit = Some((parse_i64(&a[i + 1])?, parse_i64(&a[i + 2])?));
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if limit.is_some() && matches!(by, By::Rank) {
+        return Err(CmdError::err(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
+    }
+    // The source must be a sorted set (or missing).
+    ctx.db.zcard(&a[2])?;
+    let items = select(ctx, &a[2], &a[3], &a[4], by, rev, limit)?;
+    Ok(Frame::Integer(ctx.db.zstore(&a[1], &items)? as i64))
+}
+
+/// ZREMRANGEBYRANK key start stop, ZREMRANGEBYSCORE key min max, ZREMRANGEBYLEX key min max
+pub fn zremrange(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let by = match lower(&a[0]).as_str() {
+        "zremrangebyrank" => By::Rank,
+        "zremrangebyscore" => By::Score,
+        _ => By::Lex,
+    };
+    let items = select(ctx, &a[1], &a[2], &a[3], by, false, None)?;
+    let members: Vec<Vec<u8>> = items.into_iter().map(|(m, _)| m).collect();
+    Ok(Frame::Integer(ctx.db.zrem(&a[1], &members)? as i64))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+fn aggregate(a: Aggregate, x: f64, y: f64) -> f64 {
+    match a {
+        Aggregate::Sum => {
+            let s = x + y;
+            // inf + -inf is NaN in IEEE, 0 in Redis.
+            if s.is_nan() {
+                0.0
+            } else {
+                s
+            }
+        }
+        Aggregate::Min => x.min(y),
+        Aggregate::Max => x.max(y),
+    }
+}
+
+/// The shared body of ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD. `at` is the
+/// index of numkeys.
+fn combine(
+    ctx: &mut Ctx<'_>,
+    a: &[Bytes],
+    at: usize,
+    op: SetOp,
+    store: bool,
+    card_only: bool,
+) -> Result<(quarry_types::ScoredMembers, bool, Option<usize>), CmdError> {
+    let name = lower(&a[0]);
+    let n = parse_i64(&a[at])?;
+    if n < 1 {
+        return Err(CmdError::err(format!(
+            "at least 1 input key is needed for '{name}' command"
+        )));
+    }
+    let n = n as usize;
+    if n > a.len() - at - 1 {
+        return Err(CmdError::Syntax);
+    }
+    let keys = &a[at + 1..at + 1 + n];
+    let mut weights = vec![1.0; n];
+    let (mut agg, mut with_scores, mut limit) = (Aggregate::Sum, false, None);
+    let mut i = at + 1 + n;
+    while i < a.len() {
+        let left = a.len() - i - 1;
+        if op != SetOp::Diff && !card_only && is(&a[i], "WEIGHTS") && left >= n {
+            for (w, arg) in weights.iter_mut().zip(&a[i + 1..i + 1 + n]) {
+                *w = quarry_types::parse::parse_f64_strict(arg)
+                    .ok_or_else(|| CmdError::err("weight value is not a float"))?;
+            }
+            i += n + 1;
+        } else if op != SetOp::Diff && !card_only && is(&a[i], "AGGREGATE") && left >= 1 {
+            agg = match lower(&a[i + 1]).as_str() {
+                "sum" => Aggregate::Sum,
+                "min" => Aggregate::Min,
+                "max" => Aggregate::Max,
+                _ => return Err(CmdError::Syntax),
+            };
+            i += 2;
+        } else if !store && !card_only && is(&a[i], "WITHSCORES") {
+            with_scores = true;
+            i += 1;
+        } else if card_only && is(&a[i], "LIMIT") && left >= 1 {
+            let l = parse_i64(&a[i + 1])
+                .ok()
+                .filter(|l| *l >= 0)
+                .ok_or_else(|| CmdError::err("LIMIT can't be negative"))?;
+            limit = (l > 0).then_some(l as usize);
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut inputs = Vec::with_capacity(n);
+    for k in keys {
+        inputs.push(ctx.db.zset_or_set_items(k)?);
+    }
+    let weighted = |s: f64, w: f64| {
+        let v = s * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    let mut out: Vec<(Vec<u8>, f64)> = Vec::new();
+    match op {
+        SetOp::Union => {
+            let mut acc: std::collections::HashMap<Vec<u8>, f64> = Default::default();
+            let mut order = Vec::new();
+            for (items, &w) in inputs.iter().zip(&weights) {
+                for (m, s) in items {
+                    let v = weighted(*s, w);
+                    match acc.get_mut(m) {
+                        Some(cur) => *cur = aggregate(agg, *cur, v),
+                        None => {
+                            acc.insert(m.clone(), v);
+                            order.push(m.clone());
+                        }
+                    }
+                }
+            }
+            out = order
+                .into_iter()
+                .map(|m| {
+                    let s = acc[&m];
+                    (m, s)
+                })
+                .collect();
+        }
+        SetOp::Inter => {
+            let maps: Vec<std::collections::HashMap<&[u8], f64>> = inputs
+                .iter()
+                .map(|items| items.iter().map(|(m, s)| (m.as_slice(), *s)).collect())
+                .collect();
+            for (m, s) in &inputs[0] {
+                let mut score = weighted(*s, weights[0]);
+                let mut everywhere = true;
+                for (map, &w) in maps.iter().zip(&weights).skip(1) {
+                    match map.get(m.as_slice()) {
+                        Some(v) => score = aggregate(agg, score, weighted(*v, w)),
+                        None => {
+                            everywhere = false;
+                            break;
+                        }
+                    }
+                }
+                if everywhere {
+                    out.push((m.clone(), score));
+                    if limit.is_some_and(|l| out.len() >= l) {
+                        break;
+                    }
+                }
+            }
+        }
+        SetOp::Diff => {
+            let others: std::collections::HashSet<&[u8]> = inputs[1..]
+                .iter()
+                .flatten()
+                .map(|(m, _)| m.as_slice())
+                .collect();
+            out = inputs[0]
+                .iter()
+                .filter(|(m, _)| !others.contains(m.as_slice()))
+                .cloned()
+                .collect();
+        }
+    }
+    // Score order, then member order, as a sorted set holds them.
+    out.sort_by(|x, y| x.1.total_cmp(&y.1).then_with(|| x.0.cmp(&y.0)));
+    Ok((out, with_scores, limit))
+}
+
+/// ZUNION / ZINTER / ZDIFF numkeys key [key ...] [WEIGHTS ...] [AGGREGATE ...] [WITHSCORES]
+pub fn zcombine(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let op = match lower(&a[0]).as_str() {
+        "zunion" => SetOp::Union,
+        "zinter" => SetOp::Inter,
+        _ => SetOp::Diff,
+    };
+    let (items, with_scores, _) = combine(ctx, a, 1, op, false, false)?;
+    Ok(members_frame(ctx, items, with_scores))
+}
+
+/// ZUNIONSTORE / ZINTERSTORE / ZDIFFSTORE dst numkeys key [key ...] [WEIGHTS ...] [AGGREGATE ...]
+pub fn zcombinestore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let op = match lower(&a[0]).as_str() {
+        "zunionstore" => SetOp::Union,
+        "zinterstore" => SetOp::Inter,
+        _ => SetOp::Diff,
+    };
+    let (items, _, _) = combine(ctx, a, 2, op, true, false)?;
+    Ok(Frame::Integer(ctx.db.zstore(&a[1], &items)? as i64))
+}
+
+/// ZINTERCARD numkeys key [key ...] [LIMIT limit]
+pub fn zintercard(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let (items, _, _) = combine(ctx, a, 1, SetOp::Inter, false, true)?;
+    Ok(Frame::Integer(items.len() as i64))
+}
+
+/// ZRANDMEMBER key [count [WITHSCORES]]
+pub fn zrandmember(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    if a.len() > 4 || (a.len() == 4 && !is(&a[3], "WITHSCORES")) {
+        return Err(CmdError::Syntax);
+    }
+    let with_scores = a.len() == 4;
+    let count = if a.len() >= 3 {
+        let c = parse_i64(&a[2])?;
+        if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c) {
+            return Err(CmdError::err("value is out of range"));
+        }
+        Some(c)
+    } else {
+        None
+    };
+    let items = ctx.db.zset_items(&a[1])?;
+    let mut rng = rand::thread_rng();
+    let Some(items) = items else {
+        return Ok(match count {
+            None => Frame::Null,
+            Some(_) => Frame::Array(Vec::new()),
+        });
+    };
+    match count {
+        None => {
+            let (m, _) = &items[rng.gen_range(0..items.len())];
+            Ok(Frame::Bulk(Bytes::copy_from_slice(m)))
+        }
+        Some(c) if c >= 0 => {
+            let mut picked = items;
+            picked.shuffle(&mut rng);
+            picked.truncate(c as usize);
+            Ok(members_frame(ctx, picked, with_scores))
+        }
+        Some(c) => {
+            let n = c.unsigned_abs() as usize;
+            let picked: Vec<(Vec<u8>, f64)> = (0..n)
+                .map(|_| items[rng.gen_range(0..items.len())].clone())
+                .collect();
+            Ok(members_frame(ctx, picked, with_scores))
+        }
+    }
+}
+
+/// Parses ZMPOP/BZMPOP's `numkeys key [key ...] MIN|MAX [COUNT count]` (from numkeys on).
+pub fn parse_zmpop(a: &[Bytes]) -> Result<(&[Bytes], bool, usize), CmdError> {
+    let n = parse_i64(&a[0]).map_err(|_| CmdError::err("numkeys should be greater than 0"))?;
+    if n < 1 {
+        return Err(CmdError::err("numkeys should be greater than 0"));
+    }
+    let n = n as usize;
+    let Some(where_arg) = a.get(n + 1) else {
+        return Err(CmdError::Syntax);
+    };
+    let max = if is(where_arg, "MIN") {
+        false
+    } else if is(where_arg, "MAX") {
+        true
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    let mut count = None;
+    let mut i = n + 2;
+    while i < a.len() {
+        if count.is_none() && is(&a[i], "COUNT") && i + 1 < a.len() {
+            let c = parse_i64(&a[i + 1])
+                .map_err(|_| CmdError::err("count should be greater than 0"))?;
+            if c < 1 {
+                return Err(CmdError::err("count should be greater than 0"));
+            }
+            count = Some(c as usize);
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok((&a[1..n + 1], max, count.unwrap_or(1)))
+}
+
+/// The reply of ZMPOP/BZMPOP for what one key gave.
+pub fn zmpop_reply(ctx: &Ctx<'_>, key: &[u8], popped: Vec<(Vec<u8>, f64)>) -> Frame {
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::copy_from_slice(key)),
+        Frame::Array(
+            popped
+                .into_iter()
+                .map(|(m, s)| Frame::Array(vec![Frame::Bulk(Bytes::from(m)), score_frame(ctx, s)]))
+                .collect(),
+        ),
+    ])
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
+pub fn zmpop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let (keys, max, count) = parse_zmpop(&a[1..])?;
+    for k in keys {
+        let popped = ctx.db.zpop(k, max, count)?;
+        if !popped.is_empty() {
+            return Ok(zmpop_reply(ctx, k, popped));
+        }
+    }
+    Ok(Frame::NullArray)
+}
+
+/// ZSCAN key cursor [MATCH pattern] [COUNT count]
+pub fn zscan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let reply = crate::hash::subkey_scan(ctx, a, RedisType::ZSet, true)?;
+    // The values are 8-byte encoded scores: the reply shows them as Redis prints doubles.
+    let Frame::Array(mut parts) = reply else {
+        return Ok(reply);
+    };
+    if let Some(Frame::Array(items)) = parts.get_mut(1) {
+        for (i, f) in items.iter_mut().enumerate() {
+            if i % 2 == 1 {
+                if let Frame::Bulk(b) = f {
+                    let mut raw = [0u8; 8];
+                    raw.copy_from_slice(&b[..8.min(b.len())]);
+                    let s = quarry_storage_score(raw);
+                    *f = Frame::bulk(format_double(s));
+                }
+            }
+        }
+    }
+    Ok(Frame::Array(parts))
+}
+
+fn quarry_storage_score(raw: [u8; 8]) -> f64 {
+    quarry_types::decode_score(raw)
 }

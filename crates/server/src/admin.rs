@@ -57,8 +57,9 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             (Ok(Frame::ok()), Flow::Monitor)
         }
         "debug" => debug(server, a),
-        "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" => {
-            match crate::blocking::parse(name, a) {
+        "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
+        | "bzmpop" => {
+            match crate::blocking::parse(name, a, session.protocol) {
                 Err(e) => fail(e),
                 Ok(op) => match op.attempt(server) {
                     Some(result) => (result, Flow::Continue),

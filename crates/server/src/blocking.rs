@@ -1,4 +1,5 @@
-//! Blocking list commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP): the waiting room.
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP):
+//! the waiting room.
 //!
 //! A blocked client first tries its command; if every list is empty it waits on the keys it
 //! names. Every successful write command wakes the waiters of the keys it touched (its key
@@ -58,6 +59,8 @@ impl WaitingRoom {
 pub struct BlockingOp {
     keys: Vec<Bytes>,
     kind: OpKind,
+    /// Scores are doubles in RESP3.
+    protocol: quarry_resp::Protocol,
     /// None: wait forever (timeout 0).
     deadline: Option<Instant>,
 }
@@ -69,6 +72,10 @@ enum OpKind {
     MultiPop(End, u64),
     /// BLMOVE/BRPOPLPUSH: `keys[0]` -> `dst`.
     Move { dst: Bytes, from: End, to: End },
+    /// BZPOPMIN/BZPOPMAX: one member, replied as [key, member, score].
+    ZPop { max: bool },
+    /// BZMPOP: up to `count` members, replied as [key, [[member, score], ...]].
+    ZMultiPop { max: bool, count: usize },
 }
 
 fn timeout_of(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
@@ -83,10 +90,38 @@ fn timeout_of(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
     Ok((secs > 0.0).then(|| Instant::now() + Duration::from_secs_f64(secs)))
 }
 
-/// Parses BLPOP, BRPOP, BLMOVE, BRPOPLPUSH and BLMPOP.
-pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
+/// Parses BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX and BZMPOP.
+pub fn parse(
+    name: &str,
+    a: &[Bytes],
+    protocol: quarry_resp::Protocol,
+) -> Result<BlockingOp, CmdError> {
+    let mut op = parse_op(name, a)?;
+    op.protocol = protocol;
+    Ok(op)
+}
+
+fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
     let last = &a[a.len() - 1];
     match name {
+        "bzpopmin" | "bzpopmax" => Ok(BlockingOp {
+            keys: a[1..a.len() - 1].to_vec(),
+            kind: OpKind::ZPop {
+                max: name == "bzpopmax",
+            },
+            protocol: quarry_resp::Protocol::Resp2,
+            deadline: timeout_of(last)?,
+        }),
+        "bzmpop" => {
+            let deadline = timeout_of(&a[1])?;
+            let (keys, max, count) = quarry_commands::zset::parse_zmpop(&a[2..])?;
+            Ok(BlockingOp {
+                keys: keys.to_vec(),
+                kind: OpKind::ZMultiPop { max, count },
+                protocol: quarry_resp::Protocol::Resp2,
+                deadline,
+            })
+        }
         "blpop" | "brpop" => Ok(BlockingOp {
             keys: a[1..a.len() - 1].to_vec(),
             kind: OpKind::Pop(if name == "blpop" {
@@ -94,6 +129,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             } else {
                 End::Right
             }),
+            protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(last)?,
         }),
         "brpoplpush" => Ok(BlockingOp {
@@ -103,6 +139,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
                 from: End::Right,
                 to: End::Left,
             },
+            protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(&a[3])?,
         }),
         "blmove" => Ok(BlockingOp {
@@ -112,6 +149,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
                 from: end_of(&a[3])?,
                 to: end_of(&a[4])?,
             },
+            protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(&a[5])?,
         }),
         // BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
@@ -121,6 +159,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             Ok(BlockingOp {
                 keys: keys.to_vec(),
                 kind: OpKind::MultiPop(end, count),
+                protocol: quarry_resp::Protocol::Resp2,
                 deadline,
             })
         }
@@ -166,6 +205,36 @@ impl BlockingOp {
             OpKind::Move { dst, from, to } => Ok(db
                 .lmove(&self.keys[0], dst, *from, *to)?
                 .map(|e| Frame::Bulk(Bytes::from(e)))),
+            OpKind::ZPop { max } => {
+                for key in &self.keys {
+                    if let Some((m, sc)) = db.zpop(key, *max, 1)?.pop() {
+                        return Ok(Some(Frame::Array(vec![
+                            Frame::Bulk(key.clone()),
+                            Frame::Bulk(Bytes::from(m)),
+                            self.score(sc),
+                        ])));
+                    }
+                }
+                Ok(None)
+            }
+            OpKind::ZMultiPop { max, count } => {
+                for key in &self.keys {
+                    let popped = db.zpop(key, *max, *count)?;
+                    if !popped.is_empty() {
+                        let items = popped
+                            .into_iter()
+                            .map(|(m, sc)| {
+                                Frame::Array(vec![Frame::Bulk(Bytes::from(m)), self.score(sc)])
+                            })
+                            .collect();
+                        return Ok(Some(Frame::Array(vec![
+                            Frame::Bulk(key.clone()),
+                            Frame::Array(items),
+                        ])));
+                    }
+                }
+                Ok(None)
+            }
         })();
         match result {
             Ok(Some(frame)) => {
@@ -176,6 +245,13 @@ impl BlockingOp {
             }
             Ok(None) => None,
             Err(e) => Some(Err(e.into())),
+        }
+    }
+
+    fn score(&self, s: f64) -> Frame {
+        match self.protocol {
+            quarry_resp::Protocol::Resp3 => Frame::Double(s),
+            quarry_resp::Protocol::Resp2 => Frame::bulk(quarry_resp::format_double(s)),
         }
     }
 

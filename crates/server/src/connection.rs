@@ -559,7 +559,7 @@ pub fn execute(
     }
     // Off the hot path: key positions are only worked out while some client is blocked.
     if result.is_ok() && spec.has(flag::WRITE) && server.waiting.blocked_clients() > 0 {
-        for pos in spec.key_positions(args.len()) {
+        for pos in quarry_commands::table::command_keys(spec, &args) {
             server.waiting.wake(&args[pos]);
         }
     }

@@ -22,6 +22,11 @@ pub mod parse {
 }
 
 pub use db::Db;
+
+/// A sorted-set score as stored (8-byte order-preserving double).
+pub fn decode_score(raw: [u8; 8]) -> f64 {
+    quarry_storage::encoding::decode_ordered_double(raw)
+}
 pub use error::TypeError;
 pub use hash::HashIncrError;
 pub use keys::{ExpireCondition, ScanPage, TtlState};
@@ -30,6 +35,6 @@ pub use locks::KeyLocks;
 pub use quarry_storage::encoding::RedisType;
 pub use set::SetOp;
 pub use string::{Expiry, SetCondition, SetOutcome};
-pub use zset::{ZAddFlags, ZAddOutcome};
+pub use zset::{ScoredMembers, ZAddFlags, ZAddOutcome};
 
 pub type Result<T, E = TypeError> = std::result::Result<T, E>;

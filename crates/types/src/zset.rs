@@ -16,6 +16,9 @@ use crate::{Result, TypeError};
 /// Kvrocks' WAL marker for sorted-set writes (its `kRedisZSet`).
 const LOG_DATA_ZSET: &[u8] = b"5";
 
+/// Members with their scores.
+pub type ScoredMembers = Vec<(Vec<u8>, f64)>;
+
 /// ZADD's options.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ZAddFlags {
@@ -322,6 +325,56 @@ impl Db {
             true
         })?;
         Ok(Some((rank, score)))
+    }
+
+    /// Every member and score in member order, or None if the key does not exist.
+    pub fn zset_items(&self, key: &[u8]) -> Result<Option<ScoredMembers>> {
+        if self.zset_meta(key)?.is_none() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        self.collection_walk(key, RedisType::ZSet, None, |m, v| {
+            out.push((m.to_vec(), score_bytes(v)));
+            true
+        })?;
+        Ok(Some(out))
+    }
+
+    /// The input of ZUNION/ZINTER/ZDIFF: a sorted set's members and scores, a set's members
+    /// with score 1, nothing for a missing key; WRONGTYPE for anything else.
+    pub fn zset_or_set_items(&self, key: &[u8]) -> Result<ScoredMembers> {
+        match self.live_metadata(key)? {
+            None => Ok(Vec::new()),
+            Some(m) if m.kind == RedisType::ZSet => Ok(self.zset_items(key)?.unwrap_or_default()),
+            Some(m) if m.kind == RedisType::Set => {
+                Ok(self.smembers(key)?.into_iter().map(|m| (m, 1.0)).collect())
+            }
+            Some(_) => Err(TypeError::WrongType),
+        }
+    }
+
+    /// Replaces `dst` with a sorted set of `items` (deleted if empty): the *STORE commands. The
+    /// old value's sub-keys are left to compaction, as for any overwrite.
+    pub fn zstore(&self, dst: &[u8], items: &[(Vec<u8>, f64)]) -> Result<u64> {
+        let _guard = self.locks.lock(dst);
+        let mut batch = WriteBatch::default();
+        batch.put_log_data(LOG_DATA_ZSET);
+        let mut meta = Metadata::new_complex(RedisType::ZSet);
+        let mut seen = std::collections::HashSet::new();
+        for (m, s) in items {
+            if seen.insert(m.as_slice()) {
+                self.stage_member(&mut batch, dst, &meta, m, None, *s);
+            }
+        }
+        meta.size = seen.len() as u64;
+        let mkey = self.codec.metadata_key(dst);
+        if meta.size == 0 {
+            batch.delete_cf(self.metadata_cf(), mkey);
+        } else {
+            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
+        }
+        self.write(batch)?;
+        Ok(meta.size)
     }
 
     /// ZPOPMIN / ZPOPMAX: up to `count` members with the lowest (highest) scores.
