@@ -474,3 +474,29 @@ fn three_masters_with_replicas_under_redirected_random_writes() {
         assert_eq!(v, redis::Value::BulkString(b"1".to_vec()));
     }
 }
+
+#[test]
+fn a_replica_follows_its_master_when_the_topology_moves_it() {
+    let a = node(&[]);
+    let c = node(&[]);
+    let r = node(&[]);
+    let v1 = format!(
+        "{A} 127.0.0.1 {} master - 0-8000\n{C} 127.0.0.1 {} master - 8001-16383\n{B} 127.0.0.1 {} slave {A}\n",
+        a.port, c.port, r.port
+    );
+    push(&[&a, &c, &r], &[A, C, B], &v1, 1);
+    let _: () = q(&mut a.conn(), &["SET", "bar", "on-a"]); // slot 5061
+    let _: () = q(&mut c.conn(), &["SET", "foo", "on-c"]); // slot 12182
+    assert_converged(&a, &r, &[]);
+    // The controller moves the replica under the other master.
+    let v2 = v1.replace(&format!("slave {A}"), &format!("slave {C}"));
+    push(&[&a, &c, &r], &[A, C, B], &v2, 2);
+    assert_converged(&c, &r, &[]);
+    let mut rc = r.conn();
+    let _: () = q(&mut rc, &["READONLY"]);
+    let v: String = q(&mut rc, &["GET", "foo"]);
+    assert_eq!(v, "on-c");
+    assert!(err(&mut rc, &["GET", "bar"]).starts_with("MOVED 5061 "));
+    let role: Vec<String> = q(&mut rc, &["ROLE"]);
+    assert_eq!(role[2], c.port.to_string());
+}

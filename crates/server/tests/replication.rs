@@ -904,3 +904,34 @@ fn wait_under_a_write_load() {
     assert_converged(&m, &r1);
     assert_converged(&m, &r2);
 }
+
+#[test]
+fn debug_digest_value_and_digest_ranges() {
+    let m = master();
+    seed(&m);
+    let r = replica_of(&m, &[]);
+    assert_converged(&m, &r);
+    let dm: Vec<String> = q(
+        &mut m.conn(),
+        &["DEBUG", "DIGEST-VALUE", "h", "l", "missing"],
+    );
+    let dr: Vec<String> = q(
+        &mut r.conn(),
+        &["DEBUG", "DIGEST-VALUE", "h", "l", "missing"],
+    );
+    assert_eq!(dm, dr);
+    assert_eq!(dm[2], "0".repeat(32));
+    assert_ne!(dm[0], dm[1]);
+    let _: i64 = q(&mut m.conn(), &["HSET", "h", "f1", "changed"]);
+    assert_converged(&m, &r);
+    let after: Vec<String> = q(&mut r.conn(), &["DEBUG", "DIGEST-VALUE", "h"]);
+    assert_ne!(after[0], dm[0], "a changed field changes the key's digest");
+    // A slot range counts only its keys; the whole range counts all of them.
+    let (_, _, all): (String, i64, i64) = q(&mut m.conn(), &["DIGEST", "0-16383"]);
+    let (_, _, none_): (String, i64, i64) = q(&mut m.conn(), &["DIGEST"]);
+    assert_eq!(all, none_);
+    assert_eq!(
+        err(&mut m.conn(), &["DIGEST", "5-3"]),
+        "ERR invalid slot range '5-3'"
+    );
+}
