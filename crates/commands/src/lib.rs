@@ -10,6 +10,7 @@ pub mod args;
 mod context;
 mod error;
 mod hash;
+mod hll;
 mod keys;
 pub mod list;
 mod server;

@@ -9,6 +9,7 @@ mod error;
 mod float_sum;
 pub mod glob;
 mod hash;
+mod hll;
 mod keys;
 mod list;
 mod locks;
