@@ -7,6 +7,7 @@
 //! [`Exec::Server`] and run in the server crate. No sockets here.
 
 pub mod args;
+mod bitmap;
 mod context;
 mod error;
 mod hash;

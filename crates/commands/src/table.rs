@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{hash, hll, keys, list, server, set, string, zset, CmdResult, Ctx};
+use crate::{bitmap, hash, hll, keys, list, server, set, string, zset, CmdResult, Ctx};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -263,6 +263,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bzpopmin", -3, WRITE | NOSCRIPT | FAST, 1, -2, 1, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise.", S),
     cmd!("bzpopmax", -3, WRITE | NOSCRIPT | FAST, 1, -2, 1, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.", S),
     cmd!("bzmpop", -5, WRITE | NOSCRIPT, 0, 0, 0, "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise.", S),
+    cmd!("getbit", 3, READONLY | FAST, 1, 1, 1, "bitmap", "2.2.0", "Returns a bit value by offset.", D(bitmap::getbit)),
+    cmd!("setbit", 4, WRITE | DENYOOM, 1, 1, 1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", D(bitmap::setbit)),
+    cmd!("bitcount", -2, READONLY, 1, 1, 1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", D(bitmap::bitcount)),
+    cmd!("bitpos", -3, READONLY, 1, 1, 1, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", D(bitmap::bitpos)),
+    cmd!("bitop", -4, WRITE | DENYOOM, 2, -1, 1, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", D(bitmap::bitop)),
     cmd!("pfadd", -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", D(hll::pfadd)),
     cmd!("pfcount", -2, READONLY, 1, -1, 1, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", D(hll::pfcount)),
     cmd!("pfmerge", -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", D(hll::pfmerge)),

@@ -4,6 +4,7 @@
 //! the key locks of its keys for the whole read-modify-write, and every operation writes one
 //! WriteBatch, so that it is atomic for other clients and replicates as one unit.
 
+mod bitmap;
 mod db;
 mod error;
 mod float_sum;
@@ -22,6 +23,7 @@ pub mod parse {
     pub use crate::string::{parse_f64_strict, parse_i64_strict};
 }
 
+pub use bitmap::MAX_BIT_OFFSET;
 pub use db::Db;
 
 /// A sorted-set score as stored (8-byte order-preserving double).

@@ -63,8 +63,12 @@ impl Db {
         Ok(Some((raw[string_value_offset(&raw)..].to_vec(), expire)))
     }
 
+    /// GET: a string's value, or a Kvrocks bitmap as the string it stands for.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.get_string(key)?.map(|(v, _)| v))
+        match self.get_string(key) {
+            Err(TypeError::WrongType) => self.bit_value(key),
+            other => Ok(other?.map(|(v, _)| v)),
+        }
     }
 
     fn put_string(&self, batch: &mut WriteBatch, key: &[u8], value: &[u8], expire_ms: u64) {

@@ -1,0 +1,66 @@
+//! Bit commands through the real binary, on strings and on Kvrocks bitmaps.
+
+mod common;
+use common::{err, q, TestServer};
+
+#[test]
+fn bits_of_strings_and_bitmaps() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    // A string keeps its type; its bits are Redis'.
+    let _: () = q(&mut c, &["SET", "str", "A"]);
+    assert_eq!(q::<i64>(&mut c, &["SETBIT", "str", "8", "1"]), 0);
+    assert_eq!(q::<String>(&mut c, &["TYPE", "str"]), "string");
+    assert_eq!(q::<Vec<u8>>(&mut c, &["GET", "str"]), vec![0x41, 0x80]);
+    // A new key is a bitmap that reads as the same string.
+    for bit in [1, 3, 17] {
+        let _: i64 = q(&mut c, &["SETBIT", "bm", &bit.to_string(), "1"]);
+    }
+    assert_eq!(
+        q::<Vec<u8>>(&mut c, &["GET", "bm"]),
+        vec![0b0101_0000, 0, 0b0100_0000]
+    );
+    assert_eq!(q::<i64>(&mut c, &["GETBIT", "bm", "3"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["GETBIT", "bm", "1000000"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["BITCOUNT", "bm"]), 3);
+    assert_eq!(q::<i64>(&mut c, &["BITCOUNT", "bm", "0", "0"]), 2);
+    assert_eq!(q::<i64>(&mut c, &["BITCOUNT", "bm", "2", "17", "BIT"]), 2);
+    assert_eq!(q::<i64>(&mut c, &["BITCOUNT", "bm", "-1", "-1"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["BITPOS", "bm", "1"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["BITPOS", "bm", "1", "1"]), 17);
+    assert_eq!(
+        q::<i64>(&mut c, &["BITPOS", "bm", "0", "0", "-1", "BIT"]),
+        0
+    );
+    assert_eq!(q::<i64>(&mut c, &["BITPOS", "missing", "0"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["BITPOS", "missing", "1"]), -1);
+    let _: () = q(&mut c, &["SET", "zero", "\u{0}"]);
+    assert_eq!(q::<i64>(&mut c, &["BITOP", "NOT", "ones", "zero"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["BITPOS", "ones", "0"]), 8);
+    assert_eq!(q::<i64>(&mut c, &["BITPOS", "ones", "0", "0", "0"]), -1);
+    // BITOP over both kinds.
+    assert_eq!(q::<i64>(&mut c, &["BITOP", "OR", "dst", "bm", "str"]), 3);
+    assert_eq!(
+        q::<Vec<u8>>(&mut c, &["GET", "dst"]),
+        vec![0x51, 0x80, 0x40]
+    );
+    assert_eq!(q::<i64>(&mut c, &["BITOP", "NOT", "dst", "ones"]), 1);
+    assert_eq!(q::<Vec<u8>>(&mut c, &["GET", "dst"]), vec![0]);
+    assert_eq!(q::<i64>(&mut c, &["BITOP", "AND", "dst", "missing"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "dst"]), 0);
+    assert_eq!(
+        err(&mut c, &["BITOP", "NOT", "dst", "a", "b"]),
+        "ERR BITOP NOT must be called with a single source key."
+    );
+    assert_eq!(
+        err(&mut c, &["SETBIT", "bm", "1", "2"]),
+        "ERR bit is not an integer or out of range"
+    );
+    assert_eq!(
+        err(&mut c, &["SETBIT", "bm", "4294967296", "1"]),
+        "ERR bit offset is not an integer or out of range"
+    );
+    let _: i64 = q(&mut c, &["RPUSH", "list", "x"]);
+    assert!(err(&mut c, &["GETBIT", "list", "0"]).starts_with("WRONGTYPE"));
+    assert!(err(&mut c, &["SETBIT", "list", "0", "1"]).starts_with("WRONGTYPE"));
+}
