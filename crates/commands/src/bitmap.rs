@@ -160,3 +160,257 @@ pub fn bitop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     ctx.db.store_bits(&a[2], &out)?;
     Ok(Frame::Integer(max as i64))
 }
+
+#[derive(Clone, Copy)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+#[derive(Clone, Copy)]
+struct Field {
+    signed: bool,
+    bits: u32,
+    offset: u64,
+}
+
+enum FieldOp {
+    Get(Field),
+    Set(Field, i64, Overflow),
+    Incr(Field, i64, Overflow),
+}
+
+fn parse_type(arg: &[u8]) -> Result<(bool, u32), CmdError> {
+    let bad = || {
+        CmdError::err(
+            "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.",
+        )
+    };
+    let (signed, rest) = match arg.first() {
+        Some(b'i' | b'I') => (true, &arg[1..]),
+        Some(b'u' | b'U') => (false, &arg[1..]),
+        _ => return Err(bad()),
+    };
+    let bits: u32 = std::str::from_utf8(rest)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    if bits < 1 || (signed && bits > 64) || (!signed && bits > 63) {
+        return Err(bad());
+    }
+    Ok((signed, bits))
+}
+
+fn parse_field_offset(arg: &[u8], bits: u32) -> Result<u64, CmdError> {
+    let bad = || CmdError::err("bit offset is not an integer or out of range");
+    let (mul, num) = match arg.strip_prefix(b"#") {
+        Some(rest) => (bits as u64, rest),
+        None => (1, arg),
+    };
+    let v = parse_i64(num).map_err(|_| bad())?;
+    if v < 0 {
+        return Err(bad());
+    }
+    let off = (v as u64).checked_mul(mul).ok_or_else(bad)?;
+    if off + bits as u64 - 1 > quarry_types::MAX_BIT_OFFSET {
+        return Err(bad());
+    }
+    Ok(off)
+}
+
+fn read_field(v: &[u8], f: Field) -> i64 {
+    let mut value: u64 = 0;
+    for j in 0..f.bits as u64 {
+        let i = f.offset + j;
+        let byte = (i / 8) as usize;
+        let bit = v.get(byte).map_or(0, |b| (b >> (7 - (i % 8))) & 1);
+        value = (value << 1) | bit as u64;
+    }
+    if f.signed && f.bits < 64 && value & (1 << (f.bits - 1)) != 0 {
+        value |= u64::MAX << f.bits;
+    }
+    value as i64
+}
+
+fn write_field(v: &mut Vec<u8>, f: Field, value: i64) {
+    let last_byte = ((f.offset + f.bits as u64 - 1) / 8) as usize;
+    if v.len() <= last_byte {
+        v.resize(last_byte + 1, 0);
+    }
+    let value = value as u64;
+    for j in 0..f.bits as u64 {
+        let bit = (value >> (f.bits as u64 - 1 - j)) & 1;
+        let i = f.offset + j;
+        let byte = (i / 8) as usize;
+        let mask = 1u8 << (7 - (i % 8));
+        if bit == 1 {
+            v[byte] |= mask;
+        } else {
+            v[byte] &= !mask;
+        }
+    }
+}
+
+/// Redis' overflow rules: the stored result, or None when OVERFLOW FAIL refuses it.
+fn apply_overflow(f: Field, value: i64, incr: i64, how: Overflow) -> Option<i64> {
+    if f.signed {
+        let max: i64 = if f.bits == 64 {
+            i64::MAX
+        } else {
+            (1i64 << (f.bits - 1)) - 1
+        };
+        let min = -max - 1;
+        let wrapped = || {
+            let res = (value as u64).wrapping_add(incr as u64);
+            if f.bits < 64 {
+                let mask = (1u64 << f.bits) - 1;
+                let mut c = res & mask;
+                if c & (1u64 << (f.bits - 1)) != 0 {
+                    c |= !mask;
+                }
+                c as i64
+            } else {
+                res as i64
+            }
+        };
+        let sum = value as i128 + incr as i128;
+        if sum > max as i128 {
+            return match how {
+                Overflow::Wrap => Some(wrapped()),
+                Overflow::Sat => Some(max),
+                Overflow::Fail => None,
+            };
+        }
+        if sum < min as i128 {
+            return match how {
+                Overflow::Wrap => Some(wrapped()),
+                Overflow::Sat => Some(min),
+                Overflow::Fail => None,
+            };
+        }
+        Some(sum as i64)
+    } else {
+        let max: u64 = (1u64 << f.bits) - 1;
+        let sum = value as u64 as i128 + incr as i128;
+        let wrapped = || ((value as u64).wrapping_add(incr as u64) & max) as i64;
+        if sum > max as i128 {
+            return match how {
+                Overflow::Wrap => Some(wrapped()),
+                Overflow::Sat => Some(max as i64),
+                Overflow::Fail => None,
+            };
+        }
+        if sum < 0 {
+            return match how {
+                Overflow::Wrap => Some(wrapped()),
+                Overflow::Sat => Some(0),
+                Overflow::Fail => None,
+            };
+        }
+        Some(sum as i64)
+    }
+}
+
+/// BITFIELD key [GET type offset] [SET type offset value] [INCRBY type offset increment]
+/// [OVERFLOW WRAP|SAT|FAIL] ...; BITFIELD_RO key [GET type offset] ...
+pub fn bitfield(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let read_only = lower(&a[0]) == "bitfield_ro";
+    let mut ops = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut i = 2;
+    while i < a.len() {
+        let left = a.len() - i - 1;
+        let sub = lower(&a[i]);
+        match sub.as_str() {
+            "get" if left >= 2 => {
+                let (signed, bits) = parse_type(&a[i + 1])?;
+                let offset = parse_field_offset(&a[i + 2], bits)?;
+                ops.push(FieldOp::Get(Field {
+                    signed,
+                    bits,
+                    offset,
+                }));
+                i += 3;
+            }
+            "set" | "incrby" if left >= 3 => {
+                if read_only {
+                    return Err(CmdError::err(
+                        "BITFIELD_RO only supports the GET subcommand",
+                    ));
+                }
+                let (signed, bits) = parse_type(&a[i + 1])?;
+                let offset = parse_field_offset(&a[i + 2], bits)?;
+                let v = parse_i64(&a[i + 3])?;
+                let f = Field {
+                    signed,
+                    bits,
+                    offset,
+                };
+                ops.push(if sub == "set" {
+                    FieldOp::Set(f, v, overflow)
+                } else {
+                    FieldOp::Incr(f, v, overflow)
+                });
+                i += 4;
+            }
+            "overflow" if left >= 1 => {
+                if read_only {
+                    return Err(CmdError::err(
+                        "BITFIELD_RO only supports the GET subcommand",
+                    ));
+                }
+                overflow = match lower(&a[i + 1]).as_str() {
+                    "wrap" => Overflow::Wrap,
+                    "sat" => Overflow::Sat,
+                    "fail" => Overflow::Fail,
+                    _ => return Err(CmdError::err("Invalid OVERFLOW type specified")),
+                };
+                i += 2;
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    let writes = ops.iter().any(|o| !matches!(o, FieldOp::Get(_)));
+    let run = |v: &mut Vec<u8>| -> (Vec<Frame>, bool) {
+        let mut out = Vec::new();
+        let mut changed = false;
+        for op in &ops {
+            match *op {
+                FieldOp::Get(f) => out.push(Frame::Integer(read_field(v, f))),
+                FieldOp::Set(f, new, how) => {
+                    let old = read_field(v, f);
+                    // SET stores the value as the field's width takes it (wrapping), or
+                    // saturates/fails as OVERFLOW says.
+                    match apply_overflow(f, new, 0, how) {
+                        Some(stored) => {
+                            write_field(v, f, stored);
+                            changed = true;
+                            out.push(Frame::Integer(old));
+                        }
+                        None => out.push(Frame::Null),
+                    }
+                }
+                FieldOp::Incr(f, by, how) => {
+                    let old = read_field(v, f);
+                    match apply_overflow(f, old, by, how) {
+                        Some(new) => {
+                            write_field(v, f, new);
+                            changed = true;
+                            out.push(Frame::Integer(new));
+                        }
+                        None => out.push(Frame::Null),
+                    }
+                }
+            }
+        }
+        (out, changed)
+    };
+    let (out, _) = if writes {
+        ctx.db.modify_bits(&a[1], run, |(_, changed)| *changed)?
+    } else {
+        let mut v = ctx.db.bit_value(&a[1])?.unwrap_or_default();
+        run(&mut v)
+    };
+    Ok(Frame::Array(out))
+}

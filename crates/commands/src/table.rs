@@ -268,6 +268,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bitcount", -2, READONLY, 1, 1, 1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", D(bitmap::bitcount)),
     cmd!("bitpos", -3, READONLY, 1, 1, 1, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", D(bitmap::bitpos)),
     cmd!("bitop", -4, WRITE | DENYOOM, 2, -1, 1, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", D(bitmap::bitop)),
+    cmd!("bitfield", -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", D(bitmap::bitfield)),
+    cmd!("bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", D(bitmap::bitfield)),
     cmd!("pfadd", -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", D(hll::pfadd)),
     cmd!("pfcount", -2, READONLY, 1, -1, 1, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", D(hll::pfcount)),
     cmd!("pfmerge", -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", D(hll::pfmerge)),

@@ -64,3 +64,51 @@ fn bits_of_strings_and_bitmaps() {
     assert!(err(&mut c, &["GETBIT", "list", "0"]).starts_with("WRONGTYPE"));
     assert!(err(&mut c, &["SETBIT", "list", "0", "1"]).starts_with("WRONGTYPE"));
 }
+
+#[test]
+fn bitfield_reads_writes_and_overflows() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let r: Vec<Option<i64>> = q(
+        &mut c,
+        &[
+            "BITFIELD", "bf", "SET", "i8", "0", "-100", "GET", "i8", "0", "GET", "u8", "0",
+        ],
+    );
+    assert_eq!(r, [Some(0), Some(-100), Some(156)]);
+    let r: Vec<Option<i64>> = q(&mut c, &["BITFIELD", "bf", "INCRBY", "i8", "0", "-100"]);
+    assert_eq!(r, [Some(56)], "-200 wraps to 56 in 8 bits");
+    let r: Vec<Option<i64>> = q(
+        &mut c,
+        &[
+            "BITFIELD", "bf", "OVERFLOW", "SAT", "INCRBY", "i8", "0", "100", "OVERFLOW", "FAIL",
+            "INCRBY", "i8", "0", "1",
+        ],
+    );
+    assert_eq!(r, [Some(127), None]);
+    let r: Vec<Option<i64>> = q(
+        &mut c,
+        &["BITFIELD", "bf", "SET", "u4", "#1", "15", "GET", "u4", "#1"],
+    );
+    assert_eq!(r, [Some(15), Some(15)]);
+    let r: Vec<Option<i64>> = q(&mut c, &["BITFIELD_RO", "bf", "GET", "u8", "0"]);
+    assert_eq!(r, [Some(127)]);
+    assert_eq!(
+        err(&mut c, &["BITFIELD_RO", "bf", "SET", "u8", "0", "1"]),
+        "ERR BITFIELD_RO only supports the GET subcommand"
+    );
+    assert_eq!(
+        err(&mut c, &["BITFIELD", "bf", "GET", "u64", "0"]),
+        "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is."
+    );
+    assert_eq!(
+        err(&mut c, &["BITFIELD", "bf", "OVERFLOW", "NOPE"]),
+        "ERR Invalid OVERFLOW type specified"
+    );
+    // A string stays a string; its bytes change as Redis changes them.
+    let _: () = q(&mut c, &["SET", "s", "A"]);
+    let r: Vec<Option<i64>> = q(&mut c, &["BITFIELD", "s", "INCRBY", "u8", "0", "1"]);
+    assert_eq!(r, [Some(0x42)]);
+    assert_eq!(q::<String>(&mut c, &["GET", "s"]), "B");
+    assert_eq!(q::<String>(&mut c, &["TYPE", "s"]), "string");
+}

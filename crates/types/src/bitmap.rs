@@ -183,6 +183,62 @@ impl Db {
         }
     }
 
+    /// BITFIELD's read-modify-write: `f` gets the logical bytes (missing key: empty) and says
+    /// whether it changed them. A string stays a string; a bitmap, or a missing key, is written
+    /// as Kvrocks bitmap fragments.
+    pub fn modify_bits<T>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&mut Vec<u8>) -> T,
+        changed: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        let _guard = self.locks.lock(key);
+        let meta = self.live_metadata(key)?;
+        let mut value = match &meta {
+            None => Vec::new(),
+            Some(m) if m.kind == RedisType::String => m.payload.clone(),
+            Some(m) if m.kind == RedisType::Bitmap => self.bitmap_bytes(key, m)?,
+            Some(_) => return Err(TypeError::WrongType),
+        };
+        let out = f(&mut value);
+        if !changed(&out) {
+            return Ok(out);
+        }
+        let mut batch = WriteBatch::default();
+        match meta {
+            Some(m) if m.kind == RedisType::String => {
+                batch.put_log_data(b"1");
+                batch.put_cf(
+                    self.metadata_cf(),
+                    self.codec.metadata_key(key),
+                    Metadata::encode_string(&value, m.expire_ms),
+                );
+            }
+            other => {
+                let mut meta = other.unwrap_or_else(|| Metadata::new_complex(RedisType::Bitmap));
+                batch.put_log_data(LOG_DATA_BITMAP.as_bytes());
+                for (i, chunk) in value.chunks(SEGMENT_BYTES as usize).enumerate() {
+                    let start = i as u64 * SEGMENT_BYTES;
+                    let frag: Vec<u8> = chunk.iter().map(|b| b.reverse_bits()).collect();
+                    batch.put_cf(
+                        self.engine.cf(ColumnFamily::Default),
+                        self.codec
+                            .subkey(key, meta.version, start.to_string().as_bytes()),
+                        frag,
+                    );
+                }
+                meta.size = meta.size.max(value.len() as u64);
+                batch.put_cf(
+                    self.metadata_cf(),
+                    self.codec.metadata_key(key),
+                    meta.encode(),
+                );
+            }
+        }
+        self.write(batch)?;
+        Ok(out)
+    }
+
     /// Stores `value` as a string (BITOP's destination); an empty value deletes the key.
     pub fn store_bits(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let _guard = self.locks.lock(key);
