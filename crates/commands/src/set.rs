@@ -168,10 +168,11 @@ pub fn sintercard(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     match rest.len() {
         0 => {}
         2 if is(&rest[0], "LIMIT") => {
-            let n = parse_i64(&rest[1])?;
-            if n < 0 {
-                return Err(CmdError::err("LIMIT can't be negative"));
-            }
+            // Redis gives this one text for a negative LIMIT and for one that is no integer.
+            let n = parse_i64(&rest[1])
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| CmdError::err("LIMIT can't be negative"))?;
             limit = n as usize;
         }
         _ => return Err(CmdError::Syntax),
