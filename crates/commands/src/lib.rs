@@ -16,6 +16,7 @@ mod keys;
 pub mod list;
 mod server;
 mod set;
+mod sort;
 mod string;
 pub mod table;
 pub mod zset;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{bitmap, hash, hll, keys, list, server, set, string, zset, CmdResult, Ctx};
+use crate::{bitmap, hash, hll, keys, list, server, set, sort, string, zset, CmdResult, Ctx};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -270,6 +270,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bitop", -4, WRITE | DENYOOM, 2, -1, 1, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", D(bitmap::bitop)),
     cmd!("bitfield", -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", D(bitmap::bitfield)),
     cmd!("bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", D(bitmap::bitfield)),
+    cmd!("sort", -2, WRITE | DENYOOM, 1, 1, 1, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", D(sort::sort)),
+    cmd!("sort_ro", -2, READONLY, 1, 1, 1, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", D(sort::sort)),
     cmd!("pfadd", -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", D(hll::pfadd)),
     cmd!("pfcount", -2, READONLY, 1, -1, 1, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", D(hll::pfcount)),
     cmd!("pfmerge", -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", D(hll::pfmerge)),

@@ -164,6 +164,19 @@ impl Db {
         Ok(lm.len())
     }
 
+    /// Replaces `key` with a new list of `elements` in one batch (SORT ... STORE); an empty
+    /// list deletes the key.
+    pub fn list_store<E: AsRef<[u8]>>(&self, key: &[u8], elements: &[E]) -> Result<u64> {
+        let _guard = self.locks.lock(key);
+        let mut lm = ListMeta::new();
+        let mut batch = Self::batch_with(log_data::RPUSH);
+        let elements: Vec<&[u8]> = elements.iter().map(|e| e.as_ref()).collect();
+        self.stage_push(&mut batch, key, &mut lm, End::Right, &elements);
+        self.stage_list_meta(&mut batch, key, &mut lm);
+        self.write(batch)?;
+        Ok(lm.len())
+    }
+
     fn read_element(&self, key: &[u8], lm: &ListMeta, index: u64) -> Result<Vec<u8>> {
         let k = self.element_key(key, lm, index);
         self.engine
