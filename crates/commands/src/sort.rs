@@ -75,7 +75,8 @@ pub fn sort(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         }
         i += 1;
     }
-    let elements: Vec<Vec<u8>> = match ctx.db.peek_live(&a[1])?.map(|(t, _)| t) {
+    let kind = ctx.db.peek_live(&a[1])?.map(|(t, _)| t);
+    let mut elements: Vec<Vec<u8>> = match kind {
         None => Vec::new(),
         Some(RedisType::List) => ctx.db.lrange(&a[1], 0, -1)?,
         Some(RedisType::Set) => ctx.db.smembers(&a[1])?,
@@ -87,8 +88,12 @@ pub fn sort(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             .collect(),
         Some(_) => return Err(CmdError::WrongType),
     };
-    // BY with no `*` (such as `nosort`) keeps the collection's own order.
+    // BY with no `*` (such as `nosort`) keeps the collection's own order; a sorted set's
+    // order can still be reversed with DESC.
     let dont_sort = by.as_ref().is_some_and(|p| !p.contains(&b'*'));
+    if dont_sort && desc && kind == Some(RedisType::ZSet) {
+        elements.reverse();
+    }
     let mut items: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(elements.len());
     for e in elements {
         let weight = match &by {

@@ -107,6 +107,19 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
         "lmpop" | "zmpop" | "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" => 1,
         "blmpop" | "bzmpop" | "zunionstore" | "zinterstore" | "zdiffstore" | "eval" | "evalsha"
         | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => 2,
+        // SORT key ... [STORE destination]: the destination is a key too.
+        "sort" => {
+            let mut out = spec.key_positions(args.len());
+            // The last STORE wins, as in the parser.
+            let stores = args.len().saturating_sub(1);
+            if let Some(i) = (2..stores)
+                .rev()
+                .find(|&i| args[i].eq_ignore_ascii_case(b"store"))
+            {
+                out.push(i + 1);
+            }
+            return out;
+        }
         _ => return spec.key_positions(args.len()),
     };
     let mut out = Vec::new();
