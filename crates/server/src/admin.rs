@@ -383,6 +383,26 @@ fn client_kill(server: &Server, session: &Session, opts: &[Bytes]) -> Outcome {
             _ => return fail(CmdError::Syntax),
         }
     }
+    // Replication links are not client connections here: TYPE master drops the link to the
+    // master (it reconnects at once), TYPE slave|replica drops this node's replicas (they
+    // reconnect and resume), as in Kvrocks.
+    if let [(k, t)] = filters.as_slice() {
+        if k == "type" && t == "master" {
+            let link = server.repl.link.lock();
+            return match link.as_ref() {
+                Some(l) => {
+                    l.reconnect();
+                    reply(Frame::Integer(1))
+                }
+                None => reply(Frame::Integer(0)),
+            };
+        }
+        if k == "type" && (t == "slave" || t == "replica") {
+            let n = server.repl.master.replicas().len();
+            server.repl.master.disconnect_all();
+            return reply(Frame::Integer(n as i64));
+        }
+    }
     let mut killed = 0;
     let mut own = false;
     for c in clients {

@@ -935,3 +935,25 @@ fn debug_digest_value_and_digest_ranges() {
         "ERR invalid slot range '5-3'"
     );
 }
+
+#[test]
+fn client_kill_drops_replication_links_and_they_resume() {
+    let m = master();
+    seed(&m);
+    let r = replica_of(&m, &[]);
+    assert_converged(&m, &r);
+    let ok_before = info_u64(&m, "sync_partial_ok");
+    let n: i64 = q(&mut m.conn(), &["CLIENT", "KILL", "TYPE", "slave"]);
+    assert_eq!(n, 1);
+    set(&m, "after-kill", "1");
+    assert_converged(&m, &r);
+    let n: i64 = q(&mut r.conn(), &["CLIENT", "KILL", "TYPE", "master"]);
+    assert_eq!(n, 1);
+    set(&m, "after-master-kill", "1");
+    assert_converged(&m, &r);
+    assert!(
+        info_u64(&m, "sync_partial_ok") >= ok_before + 2,
+        "both reconnects resumed"
+    );
+    assert_eq!(info_u64(&m, "sync_full"), 0);
+}
