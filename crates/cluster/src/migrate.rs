@@ -2,6 +2,7 @@
 //! belong to a slot range, re-encoded as a batch for the destination.
 
 use quarry_storage::batch::{self, BatchBuilder, BatchRecord};
+use quarry_storage::encoding::KeyCodec;
 
 /// Column families that hold key data (metadata, sub-keys, zset scores, streams).
 pub const DATA_CFS: [u32; 4] = [0, 1, 2, 5];
@@ -56,13 +57,10 @@ fn overlaps(begin: &[u8], end: &[u8], range: (u16, u16)) -> bool {
     let Some(&ns_len) = begin.first() else {
         return true;
     };
-    let Some(ns) = begin.get(..1 + ns_len as usize) else {
+    let Some(ns) = begin.get(1..1 + ns_len as usize) else {
         return true;
     };
-    let mut lower = ns.to_vec();
-    lower.extend_from_slice(&range.0.to_be_bytes());
-    let mut upper = ns.to_vec();
-    upper.extend_from_slice(&(range.1 as u32 + 1).to_be_bytes()[2..]);
+    let (lower, upper) = KeyCodec::new(ns, true).slot_range_bounds(range.0, range.1);
     begin < upper.as_slice() && end > lower.as_slice()
 }
 

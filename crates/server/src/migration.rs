@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use quarry_cluster::migrate::{filter_wal_batch, in_range};
 use quarry_cluster::topology::format_ranges;
 use quarry_storage::batch::BatchBuilder;
-use quarry_storage::encoding::{now_ms, Metadata, RedisType};
+use quarry_storage::encoding::{now_ms, prefix_successor, Metadata, RedisType};
 use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
 use quarry_storage::wal::WalReader;
 use quarry_storage::{ColumnFamily, Engine};
@@ -503,12 +503,9 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
         o.set_snapshot(&snap);
         o
     };
-    let ns = tx.server.repl.codec.namespace_prefix();
-    let mut lower = ns.clone();
-    lower.extend_from_slice(&range.0.to_be_bytes());
-    // Slots are below 16384, so `range.1 + 1` always fits the two slot bytes.
-    let mut upper = ns.clone();
-    upper.extend_from_slice(&(range.1 + 1).to_be_bytes());
+    let codec = &tx.server.repl.codec;
+    let ns_len = codec.namespace_prefix().len();
+    let (lower, upper) = codec.slot_range_bounds(range.0, range.1);
     let mut opts = read();
     opts.set_iterate_upper_bound(upper);
     let now = now_ms();
@@ -522,10 +519,12 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
     for item in iter {
         let (mk, raw) = item.map_err(|e| e.to_string())?;
         // A key this version cannot decode is not silently left behind.
+        // Metadata keys of this range are `ns | slot | user key`.
+        let user_key = &mk[ns_len + 2..];
         let meta = Metadata::decode(&raw).map_err(|e| {
             format!(
                 "key {:?} cannot be migrated by this version: {e}",
-                String::from_utf8_lossy(&mk[ns.len() + 2..])
+                String::from_utf8_lossy(user_key)
             )
         })?;
         if meta.is_dead(now) {
@@ -533,12 +532,7 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
         }
         batch.put(1, &mk, &raw);
         if !meta.kind.is_single_kv() {
-            let head = ns.len() + 2;
-            let user_key = &mk[head..];
-            let mut prefix = mk[..head].to_vec();
-            prefix.extend_from_slice(&(user_key.len() as u32).to_be_bytes());
-            prefix.extend_from_slice(user_key);
-            prefix.extend_from_slice(&meta.version.to_be_bytes());
+            let prefix = codec.subkey_prefix(user_key, meta.version);
             let cfs: &[(ColumnFamily, u32)] = match meta.kind {
                 RedisType::ZSet => &[(ColumnFamily::Default, 0), (ColumnFamily::ZSetScore, 2)],
                 RedisType::Stream => &[(ColumnFamily::Stream, 5)],
@@ -546,9 +540,9 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
             };
             for &(cf, id) in cfs {
                 let mut o = read();
-                let mut end = prefix.clone();
-                end.push(0xff);
-                o.set_iterate_upper_bound(prefix_successor(&prefix).unwrap_or(end));
+                if let Some(end) = prefix_successor(&prefix) {
+                    o.set_iterate_upper_bound(end);
+                }
                 let subs = engine.db().iterator_cf_opt(
                     engine.cf(cf),
                     o,
@@ -585,17 +579,6 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
         tx.send(&batch.finish())?;
     }
     Ok(seq)
-}
-
-fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
-    let mut out = p.to_vec();
-    while let Some(last) = out.pop() {
-        if last != 0xff {
-            out.push(last + 1);
-            return Some(out);
-        }
-    }
-    None
 }
 
 /// Sends the range's part of every WAL batch up to sequence `target`.

@@ -81,11 +81,10 @@ fn hash_key(
         put_bytes(h, &meta.payload);
     }
     let mut opts = read();
-    let mut upper = sub_prefix.clone();
     // Every sub-key of this version is `sub_prefix ++ sub`: bound the scan to that prefix.
-    upper.push(0xff);
-    upper.extend_from_slice(&[0xff; 8]);
-    opts.set_iterate_upper_bound(next_prefix(&sub_prefix).unwrap_or(upper));
+    if let Some(upper) = crate::encoding::prefix_successor(&sub_prefix) {
+        opts.set_iterate_upper_bound(upper);
+    }
     let iter = engine.db().iterator_cf_opt(
         engine.cf(cf),
         opts,
@@ -103,18 +102,6 @@ fn hash_key(
         put_bytes(h, &v);
     }
     Ok(())
-}
-
-/// The smallest byte string greater than every string starting with `p`.
-fn next_prefix(p: &[u8]) -> Option<Vec<u8>> {
-    let mut out = p.to_vec();
-    while let Some(last) = out.pop() {
-        if last != 0xff {
-            out.push(last + 1);
-            return Some(out);
-        }
-    }
-    None
 }
 
 fn in_ranges(ranges: &SlotRanges, slot: u16) -> bool {
@@ -170,18 +157,11 @@ pub fn digest(
     // With slots in the keys (cluster mode, one namespace) a range is a contiguous key range:
     // only it is read. Otherwise every key is read and filtered by its slot.
     let spans: Vec<(Vec<u8>, Option<Vec<u8>>)> = if slot_encoded && !ranges.is_empty() {
-        let ns = crate::encoding::KeyCodec::new(crate::encoding::DEFAULT_NAMESPACE, true)
-            .namespace_prefix();
+        let codec = crate::encoding::KeyCodec::new(crate::encoding::DEFAULT_NAMESPACE, true);
         ranges
             .iter()
             .map(|&(a, b)| {
-                let mut lo = ns.clone();
-                lo.extend_from_slice(&a.to_be_bytes());
-                let mut hi = ns.clone();
-                hi.extend_from_slice(&(b as u32 + 1).to_be_bytes()[2..]);
-                if b as u32 + 1 > u16::MAX as u32 {
-                    return (lo, None);
-                }
+                let (lo, hi) = codec.slot_range_bounds(a, b);
                 (lo, Some(hi))
             })
             .collect()

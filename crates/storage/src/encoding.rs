@@ -124,6 +124,17 @@ impl KeyCodec {
         out
     }
 
+    /// `[lower, upper)` of every key (metadata or sub-key) of the slots `from..=to`, in the
+    /// cluster layout `ns_len | ns | slot | ...`: slots are below 16384, so `to + 1` always
+    /// fits the two slot bytes.
+    pub fn slot_range_bounds(&self, from: u16, to: u16) -> (Vec<u8>, Vec<u8>) {
+        let mut lower = self.namespace_prefix();
+        let mut upper = lower.clone();
+        lower.extend_from_slice(&from.to_be_bytes());
+        upper.extend_from_slice(&(to + 1).to_be_bytes());
+        (lower, upper)
+    }
+
     fn put_prefix(&self, out: &mut Vec<u8>, user_key: &[u8]) {
         out.push(self.namespace.len() as u8);
         out.extend_from_slice(&self.namespace);
@@ -166,6 +177,19 @@ impl KeyCodec {
         out.extend_from_slice(sub);
         out
     }
+}
+
+/// The smallest byte string greater than every string that starts with `prefix` (an iterator's
+/// upper bound for a prefix), or None if there is none (all 0xff).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// A decoded metadata record.

@@ -45,17 +45,7 @@ const SUBKEY_CFS: [ColumnFamily; 3] = [
     ColumnFamily::Stream,
 ];
 
-/// The smallest byte string greater than every string that starts with `prefix`.
-pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
+pub(crate) use quarry_storage::encoding::prefix_successor;
 
 /// The literal start of a glob pattern, up to its first special character.
 fn literal_prefix(pattern: &[u8]) -> &[u8] {
@@ -409,12 +399,9 @@ impl Db {
             })?;
             return Ok(keys);
         }
-        let mut lower = self.codec.namespace_prefix();
-        lower.extend_from_slice(&slot.to_be_bytes());
+        let (lower, upper) = self.codec.slot_range_bounds(slot, slot);
         let mut opts = ReadOptions::default();
-        if let Some(end) = prefix_successor(&lower) {
-            opts.set_iterate_upper_bound(end);
-        }
+        opts.set_iterate_upper_bound(upper);
         let now = now_ms();
         let iter = self.engine.db().iterator_cf_opt(
             self.metadata_cf(),
@@ -442,11 +429,7 @@ impl Db {
     /// Deletes every key of the slots `from..=to` (cluster mode: keys are stored by slot, so
     /// this is one range deletion per column family that holds key data).
     pub fn delete_slot_range(&self, from: u16, to: u16) -> Result<()> {
-        let ns = self.codec.namespace_prefix();
-        let mut begin = ns.clone();
-        begin.extend_from_slice(&from.to_be_bytes());
-        let mut end = ns;
-        end.extend_from_slice(&(to + 1).to_be_bytes());
+        let (begin, end) = self.codec.slot_range_bounds(from, to);
         let mut batch = WriteBatch::default();
         for cf in [
             ColumnFamily::Metadata,
