@@ -179,70 +179,12 @@ fn range(
     limit: Option<(i64, i64)>,
     with_scores: bool,
 ) -> CmdResult {
-    let (offset, count) = limit.unwrap_or((0, -1));
-    let items = match by {
-        By::Rank => {
-            if limit.is_some() {
-                return Err(CmdError::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
-            }
-            ctx.db
-                .zrange_by_rank(key, parse_i64(lo)?, parse_i64(hi)?, rev)?
-        }
-        By::Score => {
-            let (min, max) = if rev {
-                (score_bound(hi)?, score_bound(lo)?)
-            } else {
-                (score_bound(lo)?, score_bound(hi)?)
-            };
-            if offset < 0 {
-                return Ok(members_frame(ctx, Vec::new(), with_scores));
-            }
-            ctx.db
-                .zrange_by_score(key, min, max, rev, offset as usize, count)?
-        }
-        By::Lex => {
-            if with_scores {
-                return Err(CmdError::err(
-                    "syntax error, WITHSCORES not supported in combination with BYLEX",
-                ));
-            }
-            let (min_arg, max_arg) = if rev { (hi, lo) } else { (lo, hi) };
-            let invalid = || CmdError::err("min or max not valid string range item");
-            if min_arg == b"+" || max_arg == b"-" || offset < 0 {
-                lex_items(ctx, key, min_arg, max_arg)?;
-                return Ok(Frame::Array(Vec::new()));
-            }
-            let min = crate::hash::lex_bound(min_arg, b"-", "min").map_err(|_| invalid())?;
-            let max = crate::hash::lex_bound(max_arg, b"+", "max").map_err(|_| invalid())?;
-            let mut members = Vec::new();
-            ctx.db.collection_walk(key, RedisType::ZSet, None, |m, _| {
-                members.push(m.to_vec());
-                true
-            })?;
-            let inside = |m: &[u8]| {
-                (match min {
-                    Bound::Included(x) => m >= x,
-                    Bound::Excluded(x) => m > x,
-                    Bound::Unbounded => true,
-                }) && (match max {
-                    Bound::Included(x) => m <= x,
-                    Bound::Excluded(x) => m < x,
-                    Bound::Unbounded => true,
-                })
-            };
-            let mut picked: Vec<Vec<u8>> = members.into_iter().filter(|m| inside(m)).collect();
-            if rev {
-                picked.reverse();
-            }
-            let picked = picked.into_iter().skip(offset as usize);
-            let picked: Vec<Vec<u8>> = if count < 0 {
-                picked.collect()
-            } else {
-                picked.take(count as usize).collect()
-            };
-            picked.into_iter().map(|m| (m, 0.0)).collect()
-        }
-    };
+    if with_scores && matches!(by, By::Lex) {
+        return Err(CmdError::err(
+            "syntax error, WITHSCORES not supported in combination with BYLEX",
+        ));
+    }
+    let items = select(ctx, key, lo, hi, by, rev, limit)?;
     Ok(members_frame(ctx, items, with_scores))
 }
 
@@ -410,7 +352,8 @@ pub fn zlexcount(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// The items of a ZRANGE-style selection, with real scores.
+/// The items of a ZRANGE-style selection (ZRANGE, ZRANGESTORE, ZREMRANGEBY*), with their
+/// scores.
 #[allow(clippy::too_many_arguments)]
 fn select(
     ctx: &mut Ctx<'_>,
@@ -423,6 +366,9 @@ fn select(
 ) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
     let (offset, count) = limit.unwrap_or((0, -1));
     match by {
+        By::Rank if limit.is_some() => Err(CmdError::err(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        )),
         By::Rank => Ok(ctx
             .db
             .zrange_by_rank(key, parse_i64(lo)?, parse_i64(hi)?, rev)?),
@@ -476,11 +422,6 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
         i += 1;
-    }
-    if limit.is_some() && matches!(by, By::Rank) {
-        return Err(CmdError::err(
-            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
     }
     // The source must be a sorted set (or missing).
     ctx.db.zcard(&a[2])?;
@@ -812,15 +753,10 @@ pub fn zscan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 if let Frame::Bulk(b) = f {
                     let mut raw = [0u8; 8];
                     raw.copy_from_slice(&b[..8.min(b.len())]);
-                    let s = quarry_storage_score(raw);
-                    *f = Frame::bulk(format_double(s));
+                    *f = Frame::bulk(format_double(quarry_types::decode_score(raw)));
                 }
             }
         }
     }
     Ok(Frame::Array(parts))
-}
-
-fn quarry_storage_score(raw: [u8; 8]) -> f64 {
-    quarry_types::decode_score(raw)
 }
