@@ -230,6 +230,17 @@ impl Topology {
         self.version = version;
     }
 
+    /// Gives the slots `from..=to` to the node `id` (CLUSTERX SETSLOT); the caller checks that
+    /// it is a known master.
+    pub fn assign(&mut self, from: u16, to: u16, id: &str, version: i64) {
+        if let Some(idx) = self.owners.iter().position(|x| x == id) {
+            for s in from..=to {
+                self.slots[s as usize] = Some(idx as u32);
+            }
+        }
+        self.version = version;
+    }
+
     /// The owner of `slot`.
     pub fn owner(&self, slot: u16) -> Option<&Node> {
         let idx = (*self.slots.get(slot as usize)?)?;

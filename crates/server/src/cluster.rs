@@ -634,50 +634,8 @@ fn set_slot(server: &Server, range: (u16, u16), id: &str, version: i64) -> Resul
     if node.role != Role::Master {
         return Err(cluster_err(ClusterError::NotAMaster));
     }
-    // Rebuild the nodes string with the range moved, and apply it as a new version.
-    let mut owners: Vec<Option<String>> = (0..16384u16)
-        .map(|s| current.owner(s).map(|n| n.id.clone()))
-        .collect();
-    for s in range.0..=range.1 {
-        owners[s as usize] = Some(id.to_string());
-    }
-    let mut text = String::new();
-    for n in current.nodes.values() {
-        match n.role {
-            Role::Master => {
-                text.push_str(&format!("{} {} {} master -", n.id, n.host, n.port));
-                let mut s = 0usize;
-                while s < 16384 {
-                    if owners[s].as_deref() == Some(n.id.as_str()) {
-                        let mut e = s;
-                        while e + 1 < 16384 && owners[e + 1].as_deref() == Some(n.id.as_str()) {
-                            e += 1;
-                        }
-                        if s == e {
-                            text.push_str(&format!(" {s}"));
-                        } else {
-                            text.push_str(&format!(" {s}-{e}"));
-                        }
-                        s = e + 1;
-                    } else {
-                        s += 1;
-                    }
-                }
-            }
-            Role::Slave => text.push_str(&format!(
-                "{} {} {} {} {}",
-                n.id,
-                n.host,
-                n.port,
-                if n.failed { "slave,fail" } else { "slave" },
-                n.master_id.as_deref().unwrap_or("-")
-            )),
-        }
-        text.push('\n');
-    }
-    let parsed = parse_nodes(&text).map_err(cluster_err)?;
     let mut topo = (*current).clone();
-    topo.install(parsed, version);
+    topo.assign(range.0, range.1, id, version);
     commit(server, topo)
 }
 

@@ -369,7 +369,7 @@ pub fn start(server: &Arc<Server>, job: Arc<Job>) {
                     // The destination drops what it received; the source serves the range again.
                     let pw = requirepass(&server);
                     if let Ok(mut p) = Peer::connect(&job.dst_addr, pw.as_deref()) {
-                        let range = format_ranges(&[job.range]).replace(' ', "");
+                        let range = format_ranges(&[job.range]);
                         let _ = p.call(&[b"CLUSTER", b"IMPORT", range.as_bytes(), b"2"]);
                     }
                     *server.migration.forbidden.write() = None;
@@ -386,11 +386,7 @@ fn requirepass(server: &Server) -> Option<String> {
 fn migrate(server: &Server, job: &Job) -> Result<(), String> {
     let engine = server.engine().ok_or("the database is being replaced")?;
     let range = job.range;
-    let range_text = if range.0 == range.1 {
-        range.0.to_string()
-    } else {
-        format!("{}-{}", range.0, range.1)
-    };
+    let range_text = format_ranges(&[range]);
     let peer = Peer::connect(&job.dst_addr, requirepass(server).as_deref())?;
     let mut tx = Sender {
         server,
