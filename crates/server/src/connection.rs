@@ -392,8 +392,8 @@ async fn send_replies(
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     if std::mem::take(&mut session.wrote) {
-        let flushed = match server.engine() {
-            Some(engine) => engine.flush_wal_buffer(),
+        let flushed = match server.storage.read().as_deref() {
+            Some(storage) => storage.engine.flush_wal_buffer(),
             None => Ok(()),
         };
         if let Err(e) = flushed {
@@ -519,7 +519,9 @@ pub fn execute(
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
             Exec::Data(f) => {
-                let Some(storage) = server.storage() else {
+                // Borrowed for the command, not cloned: a full sync's swap waits for it.
+                let slot = server.storage.read();
+                let Some(storage) = slot.as_deref() else {
                     return (Err(CmdError::Loading), Flow::Continue);
                 };
                 let mut ctx = Ctx {

@@ -151,8 +151,8 @@ pub struct Engine {
     gate: WriteGate,
     write_opts: WriteOptions,
     path: PathBuf,
-    /// The replication id appended to every local batch as LogData `r <replid>`, or None.
-    replid: parking_lot::RwLock<Option<String>>,
+    /// The LogData `r <replid>` appended to every local batch, built once per id, or None.
+    replid: parking_lot::RwLock<Option<Vec<u8>>>,
 }
 
 impl Drop for Engine {
@@ -316,8 +316,8 @@ impl Engine {
             .admit(origin)
             .map_err(StorageError::WriteRefused)?;
         if origin == WriteOrigin::Local {
-            if let Some(id) = self.replid.read().as_deref() {
-                batch.put_log_data(format!("r {id}").as_bytes());
+            if let Some(log_data) = self.replid.read().as_deref() {
+                batch.put_log_data(log_data);
             }
         }
         self.db.write_opt(batch, &self.write_opts)?;
@@ -339,12 +339,14 @@ impl Engine {
 
     /// The replication id local batches carry.
     pub fn replid(&self) -> Option<String> {
-        self.replid.read().clone()
+        let log_data = self.replid.read();
+        let id = log_data.as_deref()?.strip_prefix(b"r ")?;
+        Some(String::from_utf8_lossy(id).into_owned())
     }
 
     /// Sets the replication id (None stops tagging batches).
     pub fn set_replid(&self, id: Option<String>) {
-        *self.replid.write() = id;
+        *self.replid.write() = id.map(|id| format!("r {id}").into_bytes());
     }
 
     /// Kvrocks' `ShiftReplId`: a new replication id, recorded under `replication_id_` in the
@@ -355,7 +357,7 @@ impl Engine {
             .check(WriteOrigin::Local)
             .map_err(StorageError::WriteRefused)?;
         let id = crate::wal::new_replid();
-        let previous = self.replid.write().replace(id.clone());
+        let previous = self.replid.write().replace(format!("r {id}").into_bytes());
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(ColumnFamily::Propagate),
