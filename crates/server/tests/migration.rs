@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{q, TestServer};
+use common::{q, wait_until, Proxy, TestServer};
 
 const A: &str = "a000000000000000000000000000000000000001";
 const C: &str = "c000000000000000000000000000000000000003";
@@ -168,15 +168,16 @@ fn every_type_moves_under_a_write_load_and_no_acknowledged_write_is_lost() {
     std::thread::sleep(Duration::from_millis(300));
     let _: () = q(&mut ac, &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C]);
     // Progress is visible while it runs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster_info(&a, "migrating_keys_sent")
-        .parse::<u64>()
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        10,
+        || {
+            cluster_info(&a, "migrating_keys_sent")
+                .parse::<u64>()
+                .unwrap_or(0)
+                != 0
+        },
+        String::new,
+    );
     assert_eq!(cluster_info(&a, "migrating_state"), "start");
     let nodes: String = q(&mut ac, &["CLUSTER", "NODES"]);
     assert!(nodes.contains(&format!("[{SLOT}->-{C}]")), "{nodes}");
@@ -421,11 +422,11 @@ fn a_killed_source_or_a_flushed_destination_fail_cleanly_and_a_retry_works() {
     std::thread::sleep(Duration::from_millis(700));
     assert!(count_in_slot(&c) > 0, "some keys arrived");
     a.kill9();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster_info(&c, "import_state") != "error" {
-        assert!(Instant::now() < deadline, "{}", c.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        10,
+        || cluster_info(&c, "import_state") == "error",
+        || c.log(),
+    );
     assert_eq!(count_in_slot(&c), 0);
     a.restart_same_port();
     let after_restart: (String, i64, i64) = q(&mut a.conn(), &["DIGEST", &SLOT.to_string()]);
@@ -502,11 +503,11 @@ fn a_source_that_becomes_a_replica_mid_migration_fails_cleanly_and_its_successor
     );
     push(&all, &v2, 2);
     // A replica shows no migration state (as in Kvrocks); its log and the destination do.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster_info(&c, "import_state") != "error" {
-        assert!(Instant::now() < deadline, "{}", c.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        10,
+        || cluster_info(&c, "import_state") == "error",
+        || c.log(),
+    );
     assert_eq!(count_in_slot(&c), 0);
     assert!(a.log().contains("slot migration failed"), "{}", a.log());
     // The new master of the shard migrates the slot.
@@ -516,53 +517,6 @@ fn a_source_that_becomes_a_replica_mid_migration_fails_cleanly_and_its_successor
     );
     let on_c: (String, i64, i64) = q(&mut c.conn(), &["DIGEST", &SLOT.to_string()]);
     assert_eq!(on_c.0, before.0);
-}
-
-/// A TCP proxy whose traffic can be cut (bytes dropped, sockets left open) and restored.
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn to(target: u16) -> Proxy {
-        use std::io::{Read, Write};
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let flag = cut.clone();
-        std::thread::spawn(move || {
-            for inbound in l.incoming() {
-                let Ok(inbound) = inbound else { return };
-                let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
-                    (outbound, inbound),
-                ] {
-                    let flag = flag.clone();
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 65536];
-                        loop {
-                            let n = match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            if flag.load(Ordering::Acquire) {
-                                continue;
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { port, cut }
-    }
 }
 
 #[test]

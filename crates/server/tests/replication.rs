@@ -4,12 +4,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{err, q, TestServer};
+use common::{err, q, wait_until, Proxy, TestServer};
 
 fn master() -> TestServer {
     TestServer::start()
@@ -516,53 +516,6 @@ fn master_restart_keeps_replicas_on_partial_sync() {
     assert_eq!(info_u64(&m, "sync_full"), 0);
 }
 
-/// A TCP proxy whose traffic can be cut (packets silently dropped) and restored.
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn to(target: u16) -> Proxy {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let c = cut.clone();
-        std::thread::spawn(move || {
-            for inbound in l.incoming() {
-                let Ok(inbound) = inbound else { return };
-                let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
-                    (outbound, inbound),
-                ] {
-                    let c = c.clone();
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 65536];
-                        loop {
-                            let n = match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            if c.load(Ordering::Acquire) {
-                                // A cut link: the bytes vanish, the sockets stay open.
-                                continue;
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { port, cut }
-    }
-}
-
 #[test]
 fn a_network_cut_marks_the_link_down_and_it_recovers() {
     let m = master();
@@ -573,11 +526,11 @@ fn a_network_cut_marks_the_link_down_and_it_recovers() {
     assert_converged(&m, &r);
     proxy.cut.store(true, Ordering::Release);
     set(&m, "during-the-cut", "1");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&r, "master_link_status") != "down" {
-        assert!(Instant::now() < deadline, "the link never went down");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        20,
+        || info_field(&r, "master_link_status") == "down",
+        || "the link never went down".to_string(),
+    );
     assert!(info_u64(&r, "master_last_io_seconds_ago") >= 5);
     assert_eq!(get(&r, "during-the-cut"), None);
     proxy.cut.store(false, Ordering::Release);
@@ -623,11 +576,11 @@ fn a_big_value_and_a_write_load_during_a_full_sync() {
         })
     };
     let r = replica_of(&m, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while info_field(&r, "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "{}", tail(&r.log()));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        60,
+        || info_field(&r, "master_link_status") == "up",
+        || tail(&r.log()),
+    );
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Release);
     writer.join().unwrap();
@@ -663,11 +616,11 @@ fn a_replica_killed_mid_transfer_resumes_and_a_killed_master_is_retried() {
         let _: () = q(&mut c, &["FLUSHMEMTABLE"]);
     }
     let mut r = replica_of(&m, &[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !r.log().contains("full sync progress") {
-        assert!(Instant::now() < deadline, "{}", tail(&r.log()));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        30,
+        || r.log().contains("full sync progress"),
+        || tail(&r.log()),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     r.kill9();
     let fetched = std::fs::read_dir(r.dir.join("sync_checkpoint"))
@@ -814,11 +767,7 @@ fn masterauth_and_db_name_are_checked() {
         tail(&r.log())
     );
     let _: () = q(&mut r.conn(), &["CONFIG", "SET", "masterauth", "s3cret"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get(&r, "k").is_none() {
-        assert!(Instant::now() < deadline, "{}", tail(&r.log()));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(20, || get(&r, "k").is_some(), || tail(&r.log()));
     // A replica of another database (db-name) never syncs.
     let other = TestServer::start_with(&["--db-name", "other.db"]);
     let _: () = q(
