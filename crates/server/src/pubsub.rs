@@ -63,6 +63,22 @@ impl Subscriptions {
         self.channels.len() + self.patterns.len()
     }
 
+    fn set(&mut self, kind: Kind) -> &mut BTreeSet<Bytes> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard,
+        }
+    }
+
+    /// The count a (un)subscribe reply carries for `kind`.
+    fn count_for(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Shard => self.shard.len(),
+            _ => self.count(),
+        }
+    }
+
     /// Whether the connection is in subscribe mode.
     pub fn active(&self) -> bool {
         self.count() + self.shard.len() > 0
@@ -233,19 +249,10 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             };
             let subs = subs_of(hub, session);
             for ch in &a[1..] {
-                let set = match kind {
-                    Kind::Channel => &mut subs.channels,
-                    Kind::Pattern => &mut subs.patterns,
-                    Kind::Shard => &mut subs.shard,
-                };
-                if set.insert(ch.clone()) {
+                if subs.set(kind).insert(ch.clone()) {
                     hub.add(kind, ch, &subs.sub);
                 }
-                let count = if kind == Kind::Shard {
-                    subs.shard.len()
-                } else {
-                    subs.count()
-                };
+                let count = subs.count_for(kind);
                 push(
                     &mut out,
                     proto,
@@ -267,18 +274,10 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             let names: Vec<Bytes> = if a.len() > 1 {
                 a[1..].to_vec()
             } else {
-                match kind {
-                    Kind::Channel => subs.channels.iter().cloned().collect(),
-                    Kind::Pattern => subs.patterns.iter().cloned().collect(),
-                    Kind::Shard => subs.shard.iter().cloned().collect(),
-                }
+                subs.set(kind).iter().cloned().collect()
             };
             if names.is_empty() {
-                let count = if kind == Kind::Shard {
-                    subs.shard.len()
-                } else {
-                    subs.count()
-                };
+                let count = subs.count_for(kind);
                 push(
                     &mut out,
                     proto,
@@ -286,19 +285,10 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
                 );
             }
             for ch in names {
-                let set = match kind {
-                    Kind::Channel => &mut subs.channels,
-                    Kind::Pattern => &mut subs.patterns,
-                    Kind::Shard => &mut subs.shard,
-                };
-                if set.remove(&ch) {
+                if subs.set(kind).remove(&ch) {
                     hub.remove(kind, &ch, subs.sub.id);
                 }
-                let count = if kind == Kind::Shard {
-                    subs.shard.len()
-                } else {
-                    subs.count()
-                };
+                let count = subs.count_for(kind);
                 push(
                     &mut out,
                     proto,
