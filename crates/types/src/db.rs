@@ -140,4 +140,20 @@ impl Db {
     pub(crate) fn metadata_cf(&self) -> &quarry_storage::rocksdb::ColumnFamily {
         self.engine.cf(ColumnFamily::Metadata)
     }
+
+    /// Stages a collection's metadata after a change of size: written, or deleted when the
+    /// collection became empty.
+    pub(crate) fn stage_collection_meta(
+        &self,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        meta: &Metadata,
+    ) {
+        let mkey = self.codec.metadata_key(key);
+        if meta.size == 0 {
+            batch.delete_cf(self.metadata_cf(), mkey);
+        } else {
+            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
+        }
+    }
 }

@@ -70,12 +70,7 @@ impl Db {
     }
 
     fn write_hash(&self, mut batch: WriteBatch, key: &[u8], meta: &Metadata) -> Result<()> {
-        let mkey = self.codec.metadata_key(key);
-        if meta.size == 0 {
-            batch.delete_cf(self.metadata_cf(), mkey);
-        } else {
-            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
-        }
+        self.stage_collection_meta(&mut batch, key, meta);
         self.write(batch)
     }
 

@@ -32,16 +32,6 @@ impl Db {
         batch
     }
 
-    /// Writes the metadata after a change of size; an empty set is deleted.
-    fn put_set_meta(&self, batch: &mut WriteBatch, key: &[u8], meta: &Metadata) {
-        let mkey = self.codec.metadata_key(key);
-        if meta.size == 0 {
-            batch.delete_cf(self.metadata_cf(), mkey);
-        } else {
-            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
-        }
-    }
-
     fn is_member(&self, key: &[u8], meta: &Metadata, member: &[u8]) -> Result<bool> {
         let k = self.codec.subkey(key, meta.version, member);
         Ok(self.engine.get(ColumnFamily::Default, &k)?.is_some())
@@ -102,7 +92,7 @@ impl Db {
         let mut batch = Self::set_batch();
         let added = self.stage_add(&mut batch, key, &mut meta, members)?;
         if added > 0 {
-            self.put_set_meta(&mut batch, key, &meta);
+            self.stage_collection_meta(&mut batch, key, &meta);
             self.write(batch)?;
         }
         Ok(added)
@@ -117,7 +107,7 @@ impl Db {
         let mut batch = Self::set_batch();
         let removed = self.stage_remove(&mut batch, key, &mut meta, members)?;
         if removed > 0 {
-            self.put_set_meta(&mut batch, key, &meta);
+            self.stage_collection_meta(&mut batch, key, &meta);
             self.write(batch)?;
         }
         Ok(removed)
@@ -164,7 +154,7 @@ impl Db {
         }
         let mut batch = Self::set_batch();
         self.stage_remove(&mut batch, key, &mut meta, &picked)?;
-        self.put_set_meta(&mut batch, key, &meta);
+        self.stage_collection_meta(&mut batch, key, &meta);
         self.write(batch)?;
         Ok(picked)
     }
@@ -187,9 +177,9 @@ impl Db {
         let mut dst_meta = dst_meta.unwrap_or_else(|| Metadata::new_complex(RedisType::Set));
         let mut batch = Self::set_batch();
         self.stage_remove(&mut batch, src, &mut src_meta, &[member])?;
-        self.put_set_meta(&mut batch, src, &src_meta);
+        self.stage_collection_meta(&mut batch, src, &src_meta);
         if self.stage_add(&mut batch, dst, &mut dst_meta, &[member])? > 0 {
-            self.put_set_meta(&mut batch, dst, &dst_meta);
+            self.stage_collection_meta(&mut batch, dst, &dst_meta);
         }
         self.write(batch)?;
         Ok(true)
@@ -240,7 +230,7 @@ impl Db {
             batch.put_cf(handle, self.codec.subkey(dst, meta.version, m), b"");
         }
         meta.size = members.len() as u64;
-        self.put_set_meta(&mut batch, dst, &meta);
+        self.stage_collection_meta(&mut batch, dst, &meta);
         self.write(batch)?;
         Ok(meta.size)
     }

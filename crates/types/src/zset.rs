@@ -90,15 +90,6 @@ impl Db {
         );
     }
 
-    fn stage_zset_meta(&self, batch: &mut WriteBatch, key: &[u8], meta: &Metadata) {
-        let mkey = self.codec.metadata_key(key);
-        if meta.size == 0 {
-            batch.delete_cf(self.metadata_cf(), mkey);
-        } else {
-            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
-        }
-    }
-
     /// ZADD / ZINCRBY.
     pub fn zadd(
         &self,
@@ -150,7 +141,7 @@ impl Db {
         }
         if !batch.is_empty() {
             meta.size += out.added;
-            self.stage_zset_meta(&mut batch, key, &meta);
+            self.stage_collection_meta(&mut batch, key, &meta);
             self.write(batch)?;
         }
         Ok(out)
@@ -196,7 +187,7 @@ impl Db {
         }
         if removed > 0 {
             meta.size -= removed.min(meta.size);
-            self.stage_zset_meta(&mut batch, key, &meta);
+            self.stage_collection_meta(&mut batch, key, &meta);
             self.write(batch)?;
         }
         Ok(removed)
@@ -367,12 +358,7 @@ impl Db {
             }
         }
         meta.size = seen.len() as u64;
-        let mkey = self.codec.metadata_key(dst);
-        if meta.size == 0 {
-            batch.delete_cf(self.metadata_cf(), mkey);
-        } else {
-            batch.put_cf(self.metadata_cf(), mkey, meta.encode());
-        }
+        self.stage_collection_meta(&mut batch, dst, &meta);
         self.write(batch)?;
         Ok(meta.size)
     }
@@ -406,7 +392,7 @@ impl Db {
             );
         }
         meta.size -= (popped.len() as u64).min(meta.size);
-        self.stage_zset_meta(&mut batch, key, &meta);
+        self.stage_collection_meta(&mut batch, key, &meta);
         self.write(batch)?;
         Ok(popped)
     }
