@@ -369,7 +369,7 @@ fn hand_over(server: &Server, stream: TcpStream, flow: Flow) {
                 // The database was replaced since PSYNC looked at it.
                 let _ = std::io::Write::write_all(
                     &mut &std,
-                    b"-LOADING kvrocks is restoring the db from backup\r\n",
+                    format!("-{}\r\n", CmdError::Loading).as_bytes(),
                 );
             }
         }

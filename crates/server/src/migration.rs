@@ -301,6 +301,8 @@ struct Sender<'a> {
     peer: Peer,
     started: Instant,
     sent: u64,
+    /// The throttles as of the last batch sent (CONFIG SET applies from the next batch).
+    limits: Throttle,
 }
 
 impl Sender<'_> {
@@ -321,7 +323,8 @@ impl Sender<'_> {
         self.job
             .bytes
             .fetch_add(raw.len() as u64, Ordering::Relaxed);
-        let rate = throttle(self.server).rate_bytes;
+        self.limits = throttle(self.server);
+        let rate = self.limits.rate_bytes;
         if rate > 0 {
             let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(self.started.elapsed()) {
@@ -394,6 +397,7 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
         peer,
         started: Instant::now(),
         sent: 0,
+        limits: throttle(server),
     };
     tx.peer
         .call(&[b"CLUSTER", b"IMPORT", range_text.as_bytes(), b"0"])
@@ -547,7 +551,7 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
                 for sub in subs {
                     let (k, v) = sub.map_err(|e| e.to_string())?;
                     batch.put(id, &k, &v);
-                    if batch.len() >= throttle(tx.server).batch_bytes {
+                    if batch.len() >= tx.limits.batch_bytes {
                         tx.send(&batch.finish())?;
                         batch = BatchBuilder::new();
                     }
@@ -566,7 +570,7 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
             );
             last_log = Instant::now();
         }
-        if batch.len() >= throttle(tx.server).batch_bytes {
+        if batch.len() >= tx.limits.batch_bytes {
             tx.send(&batch.finish())?;
             batch = BatchBuilder::new();
         }
