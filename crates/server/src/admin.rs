@@ -14,13 +14,15 @@ use crate::connection::{Flow, Session};
 use crate::info;
 use crate::server::Server;
 
-type Outcome = (Result<Frame, CmdError>, Flow);
+/// A command's reply and what the connection does next.
+pub(crate) type Outcome = (Result<Frame, CmdError>, Flow);
 
 fn reply(f: Frame) -> Outcome {
     (Ok(f), Flow::Continue)
 }
 
-fn reply_result(r: Result<Frame, CmdError>) -> Outcome {
+/// The reply of a command that does not change the connection's flow.
+pub(crate) fn reply_result(r: Result<Frame, CmdError>) -> Outcome {
     (r, Flow::Continue)
 }
 

@@ -16,11 +16,11 @@ use quarry_commands::{CmdError, CommandSpec};
 use quarry_resp::Frame;
 use tracing::{info, warn};
 
-use crate::connection::{Flow, Session};
+use crate::connection::Session;
 use crate::replication::{enter_role, Choice};
 use crate::server::Server;
 
-type Outcome = (Result<Frame, CmdError>, Flow);
+use crate::admin::{reply_result, Outcome};
 
 /// The file the topology persists to, in `dir`.
 pub const NODES_CONF: &str = "nodes.conf";
@@ -149,29 +149,32 @@ pub fn check_slots(
 }
 
 pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
-    let done = |r: Result<Frame, CmdError>| (r, Flow::Continue);
     match name {
         "readonly" => {
             session.readonly = true;
-            done(Ok(Frame::ok()))
+            reply_result(Ok(Frame::ok()))
         }
         "readwrite" => {
             session.readonly = false;
-            done(Ok(Frame::ok()))
+            reply_result(Ok(Frame::ok()))
         }
         // Good for the next command: it may use a slot being imported here.
         "asking" => {
             session.asking = true;
-            done(Ok(Frame::ok()))
+            reply_result(Ok(Frame::ok()))
         }
-        "applybatch" if server.cluster.enabled && !session.importing => done(Err(CmdError::err(
-            "APPLYBATCH is accepted only on a connection importing slots (CLUSTER IMPORT)",
-        ))),
-        "applybatch" => done(apply_batch(server, a)),
-        _ if !server.cluster.enabled => done(Err(CmdError::err("Cluster mode is not enabled"))),
-        "cluster" => done(cluster(server, session, a)),
-        "clusterx" => done(clusterx(server, a)),
-        _ => done(Err(CmdError::err("Invalid cluster command options"))),
+        "applybatch" if server.cluster.enabled && !session.importing => {
+            reply_result(Err(CmdError::err(
+                "APPLYBATCH is accepted only on a connection importing slots (CLUSTER IMPORT)",
+            )))
+        }
+        "applybatch" => reply_result(apply_batch(server, a)),
+        _ if !server.cluster.enabled => {
+            reply_result(Err(CmdError::err("Cluster mode is not enabled")))
+        }
+        "cluster" => reply_result(cluster(server, session, a)),
+        "clusterx" => reply_result(clusterx(server, a)),
+        _ => reply_result(Err(CmdError::err("Invalid cluster command options"))),
     }
 }
 

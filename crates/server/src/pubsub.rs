@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::connection::{Flow, Session};
 use crate::server::Server;
 
-type Outcome = (Result<Frame, CmdError>, Flow);
+use crate::admin::Outcome;
 
 /// One subscribed connection, as publishers see it.
 pub struct Subscriber {

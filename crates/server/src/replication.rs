@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use crate::connection::{Flow, Session};
 use crate::server::{Server, Storage};
 
-type Outcome = (Result<Frame, CmdError>, Flow);
+use crate::admin::{reply_result, Outcome};
 
 /// Where a node records its role (`master` or `replicaof <host> <port>`) and the `slaveof` of
 /// its configuration at that time, so that it comes back in the same role after a restart.
@@ -313,19 +313,15 @@ fn wait_unique<T>(arc: Arc<T>, deadline: Instant) -> Result<Arc<T>, Arc<T>> {
     }
 }
 
-fn io_outcome(r: Result<Frame, CmdError>) -> Outcome {
-    (r, Flow::Continue)
-}
-
 pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
     match name {
-        "slaveof" | "replicaof" => io_outcome(slaveof(server, a)),
-        "role" => io_outcome(role(server)),
+        "slaveof" | "replicaof" => reply_result(slaveof(server, a)),
+        "role" => reply_result(role(server)),
         "psync" => psync(server, session, a),
-        "replconf" => io_outcome(replconf(server, session, a)),
+        "replconf" => reply_result(replconf(server, session, a)),
         "_db_name" => {
             let name = server.config.read().get("db-name").to_string();
-            io_outcome(Ok(Frame::Raw(Bytes::from(format!("{name}\r\n")))))
+            reply_result(Ok(Frame::Raw(Bytes::from(format!("{name}\r\n")))))
         }
         "_fetch_meta" => fetch_meta(server),
         "_fetch_file" => {
@@ -337,8 +333,8 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             (Ok(Frame::Raw(Bytes::new())), Flow::SendFiles(names))
         }
         "wait" => wait(server, a),
-        "digest" => io_outcome(digest(server, a)),
-        _ => io_outcome(Err(CmdError::err(format!(
+        "digest" => reply_result(digest(server, a)),
+        _ => reply_result(Err(CmdError::err(format!(
             "command '{name}' has no handler"
         )))),
     }
@@ -476,19 +472,19 @@ fn psync(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
         2 => (None, &a[1]),
         3 => {
             if a[1].len() != quarry_storage::wal::REPLID_LEN {
-                return io_outcome(Err(CmdError::err("Wrong replication id length")));
+                return reply_result(Err(CmdError::err("Wrong replication id length")));
             }
             (Some(String::from_utf8_lossy(&a[1]).to_string()), &a[2])
         }
-        _ => return io_outcome(Err(CmdError::WrongArity("psync".into()))),
+        _ => return reply_result(Err(CmdError::WrongArity("psync".into()))),
     };
     let Some(next) = parse_u64(next) else {
-        return io_outcome(Err(CmdError::err(
+        return reply_result(Err(CmdError::err(
             "value is not an unsigned long long or out of range",
         )));
     };
     let Some(engine) = server.engine() else {
-        return io_outcome(Err(CmdError::Loading));
+        return reply_result(Err(CmdError::Loading));
     };
     let req = PsyncRequest {
         replid,
@@ -519,7 +515,7 @@ fn psync(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
         }
         Err(reason) => {
             info!(replica = %peer, next, reason = %reason, "partial sync refused: the replica will full-sync");
-            io_outcome(Err(CmdError::err(reason)))
+            reply_result(Err(CmdError::err(reason)))
         }
     }
 }
@@ -611,22 +607,22 @@ fn fetch_meta(server: &Server) -> Outcome {
 fn wait(server: &Server, a: &[Bytes]) -> Outcome {
     let n = match parse_i64(&a[1]) {
         Ok(n) => n.max(0) as usize,
-        Err(e) => return io_outcome(Err(e)),
+        Err(e) => return reply_result(Err(e)),
     };
     let timeout = match parse_i64(&a[2]) {
         Ok(t) if t >= 0 => t as u64,
-        Ok(_) => return io_outcome(Err(CmdError::err("timeout is negative"))),
-        Err(e) => return io_outcome(Err(e)),
+        Ok(_) => return reply_result(Err(CmdError::err("timeout is negative"))),
+        Err(e) => return reply_result(Err(e)),
     };
     if server.repl.is_replica.load(Ordering::Acquire) {
-        return io_outcome(Err(CmdError::err(
+        return reply_result(Err(CmdError::err(
             "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
         )));
     }
     let target = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
     let acked = server.repl.master.count_acked(target);
     if acked >= n {
-        return io_outcome(Ok(Frame::Integer(acked as i64)));
+        return reply_result(Ok(Frame::Integer(acked as i64)));
     }
     let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout));
     (
