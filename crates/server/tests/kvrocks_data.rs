@@ -10,7 +10,7 @@ use quarry_storage::encoding::{KeyCodec, Metadata};
 use quarry_storage::{ColumnFamily, Engine, EngineOptions, Role, WriteBatch, WriteOrigin};
 
 fn replay_kvrocks_wal(dir: &Path) {
-    let wal = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let wal = Path::new(&common::manifest_dir())
         .join("../../tests/fixtures/kvrocks-2.10.1/standalone/wal-batches.hex");
     let engine = Engine::open(&EngineOptions::new(dir)).unwrap();
     engine.gate().set_role(Role::Replica);

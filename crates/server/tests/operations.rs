@@ -123,7 +123,7 @@ fn version_and_help_flags() {
 
 #[test]
 fn a_kvrocks_config_file_starts_quarry_and_unused_directives_are_listed_once() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let fixture = Path::new(&common::manifest_dir())
         .join("../../tests/fixtures/kvrocks-2.10-active-directives.conf");
     let s = TestServer::start_with(&["-c", fixture.to_str().unwrap()]);
     let mut c = s.conn();

@@ -9,8 +9,12 @@ use quarry_storage::encoding::{KeyCodec, Metadata, RedisType, DEFAULT_NAMESPACE}
 use quarry_storage::{ColumnFamily, Engine, EngineOptions, Role, WriteBatch, WriteOrigin};
 
 fn fixture(mode: &str, file: &str) -> String {
+    // Read at run time: a test binary built from another checkout of the same sources (a
+    // shared build cache) must not read that checkout's fixtures.
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
     let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
+        root.as_str(),
         "..",
         "..",
         "tests",

@@ -309,3 +309,11 @@ pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool, why: impl Fn() -> S
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The server crate's directory in the checkout the tests run in, read at run time: a test
+/// binary built from another checkout of the same sources (a shared build cache) must not
+/// read that checkout's files.
+#[allow(dead_code)]
+pub fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
+}
