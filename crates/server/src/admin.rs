@@ -105,6 +105,8 @@ fn ping(a: &[Bytes]) -> Outcome {
 /// MONITOR). The reply is written in RESP2, as Redis does.
 fn reset(session: &mut Session) -> Outcome {
     session.pubsub = None;
+    session.multi = None;
+    session.watch = None;
     session.protocol = Protocol::Resp2;
     session.authenticated = false;
     {

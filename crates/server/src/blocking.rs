@@ -35,15 +35,27 @@ pub struct WaitingRoom {
 }
 
 impl WaitingRoom {
-    /// Wakes the clients waiting on `key`. A client woken while it is not yet waiting keeps
-    /// the wake-up (a Notify permit), so none is lost.
+    /// Wakes the client that has waited longest on `key`. Blocked clients are served in the
+    /// order they blocked, as in Redis: each one that tries passes the wake-up on to the next
+    /// ([`WaitingRoom::pass_on`]). A client woken while it is not yet waiting keeps the
+    /// wake-up (a Notify permit), so none is lost.
     pub fn wake(&self, key: &[u8]) {
         if self.blocked.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if let Some(waiters) = self.keys.lock().get(key) {
-            for (_, notify) in waiters {
-                notify.notify_one();
+        if let Some((_, notify)) = self.keys.lock().get(key).and_then(|w| w.first()) {
+            notify.notify_one();
+        }
+    }
+
+    /// After a woken client's try: wakes, on each of its keys, the next client in line.
+    pub fn pass_on(&self, keys: &[Bytes], after: u64) {
+        let map = self.keys.lock();
+        for k in keys {
+            if let Some(ws) = map.get(&k[..]) {
+                if let Some((_, notify)) = ws.iter().find(|(id, _)| *id > after) {
+                    notify.notify_one();
+                }
             }
         }
     }
@@ -167,6 +179,30 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
 }
 
 impl BlockingOp {
+    /// A try after a wake-up: as [`BlockingOp::attempt`], except that a key of another type
+    /// keeps the client waiting (Redis serves a blocked client only from a key of its type).
+    pub fn retry(&self, server: &Server) -> Option<Result<Frame, CmdError>> {
+        match self.attempt(server) {
+            Some(Err(CmdError::WrongType)) if !self.destination_is_wrong(server) => None,
+            other => other,
+        }
+    }
+
+    /// A move's destination of another type is the client's error, not a reason to wait.
+    fn destination_is_wrong(&self, server: &Server) -> bool {
+        let OpKind::Move { .. } = &self.kind else {
+            return false;
+        };
+        let Some(storage) = server.storage() else {
+            return false;
+        };
+        // The source is a list (or missing), so the WRONGTYPE came from the destination.
+        matches!(
+            storage.db.key_type(&self.keys[0]),
+            Ok(None | Some(quarry_types::RedisType::List))
+        )
+    }
+
     /// One try: the reply if some list had an element (or an error), None to keep waiting.
     pub fn attempt(&self, server: &Server) -> Option<Result<Frame, CmdError>> {
         let Some(storage) = server.storage() else {
@@ -285,7 +321,7 @@ impl BlockingOp {
 /// also when the connection's task is aborted.
 pub struct Waiting<'a> {
     room: &'a WaitingRoom,
-    id: u64,
+    pub id: u64,
     keys: Vec<Bytes>,
     /// Notified whenever one of the keys is written.
     pub wakeup: Arc<Notify>,

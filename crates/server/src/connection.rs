@@ -78,6 +78,10 @@ pub struct Session {
     pub importing: bool,
     /// Channels and patterns this connection subscribed to.
     pub pubsub: Option<crate::pubsub::Subscriptions>,
+    /// Inside MULTI: the queued commands.
+    pub multi: Option<crate::multi::MultiState>,
+    /// WATCHed keys.
+    pub watch: Option<crate::multi::Watched>,
 }
 
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
@@ -117,6 +121,8 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         asking: false,
         importing: false,
         pubsub: None,
+        multi: None,
+        watch: None,
     };
     let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -165,6 +171,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                             }
                             let waiting =
                                 crate::blocking::Waiting::enter(&server.waiting, op.keys());
+                            let mut woken = false;
                             let reply = loop {
                                 // Registered before the retry: a push in between leaves a permit.
                                 // In cluster mode the pop is a write like any other: fenced
@@ -177,10 +184,22 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                         .then(|| server.migration.fence.read());
                                     match crate::cluster::check_blocking(&server, &session, &op) {
                                         Some(e) => Some(Ok(Frame::Error(e))),
-                                        None => op.attempt(&server),
+                                        None => {
+                                            // A pop is a write: watchers are marked before and
+                                            // after it, as for any write command.
+                                            server.watches.touch_keys(&op.all_keys());
+                                            op.retry(&server)
+                                        }
                                     }
                                 };
+                                // Served or not, the next client in line gets its turn.
+                                if std::mem::take(&mut woken) {
+                                    server.waiting.pass_on(op.keys(), waiting.id);
+                                }
                                 if let Some(result) = attempt {
+                                    if result.is_ok() {
+                                        server.watches.touch_keys(&op.all_keys());
+                                    }
                                     break result.unwrap_or_else(|e| Frame::Error(e.to_string()));
                                 }
                                 let until = op.deadline();
@@ -191,7 +210,10 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                     }
                                 };
                                 tokio::select! {
-                                    _ = waiting.wakeup.notified() => continue,
+                                    _ = waiting.wakeup.notified() => {
+                                        woken = true;
+                                        continue;
+                                    }
                                     _ = timeout => break op.timed_out(),
                                     // A blocked client is still watched: if it goes away, so
                                     // does its wait. What it sends meanwhile waits its turn.
@@ -448,10 +470,12 @@ pub fn execute(
 ) -> Flow {
     let proto = session.protocol;
     let Some(spec) = server.lookup(&args[0]) else {
+        crate::multi::flag_failed(session);
         unknown_command(&args).encode(proto, out);
         return Flow::Continue;
     };
     if !spec.arity_ok(args.len()) {
+        crate::multi::flag_failed(session);
         Frame::Error(CmdError::WrongArity(spec.name.to_string()).to_string()).encode(proto, out);
         return Flow::Continue;
     }
@@ -459,6 +483,7 @@ pub fn execute(
         && !spec.has(flag::NO_AUTH)
         && server.hot.auth_required.load(Ordering::Relaxed)
     {
+        crate::multi::flag_failed(session);
         Frame::error("NOAUTH Authentication required.").encode(proto, out);
         return Flow::Continue;
     }
@@ -480,10 +505,58 @@ pub fn execute(
     let sub = match check_subcommand(spec, &args) {
         Ok(sub) => sub,
         Err(e) => {
+            crate::multi::flag_failed(session);
             Frame::Error(e.to_string()).encode(proto, out);
             return Flow::Continue;
         }
     };
+    if matches!(
+        spec.name,
+        "multi" | "exec" | "discard" | "watch" | "unwatch"
+    ) {
+        return crate::multi::run(server, session, spec.name, &args, out);
+    }
+    if session.multi.is_some() && !crate::multi::runs_immediately(spec.name) {
+        // Checked now as Redis checks at queueing time; a rejection fails the EXEC.
+        let rejected = if matches!(
+            spec.name,
+            "save" | "shutdown" | "psync" | "sync" | "monitor"
+        ) {
+            Some("ERR Command not allowed inside a transaction".to_string())
+        } else if server.cluster.enabled {
+            crate::cluster::check_route(server, session, spec, &args)
+        } else {
+            None
+        };
+        let rejected = rejected.or_else(|| {
+            crate::replication::gate(server, spec.has(flag::WRITE), spec.has(flag::STALE))
+                .err()
+                .map(|e| e.to_string())
+        });
+        match rejected {
+            Some(e) => {
+                crate::multi::flag_failed(session);
+                Frame::Error(e).encode(proto, out);
+            }
+            None => crate::multi::queue(session, spec, args, out),
+        }
+        return Flow::Continue;
+    }
+    dispatch(server, session, spec, sub, args, out, false)
+}
+
+/// Runs a checked command and appends its reply to `out`. Inside EXEC (`in_exec`) the
+/// transaction holds the migration fence and has checked routing and role already.
+pub fn dispatch(
+    server: &Server,
+    session: &mut Session,
+    spec: &'static quarry_commands::table::CommandSpec,
+    sub: Option<usize>,
+    args: Vec<Bytes>,
+    out: &mut BytesMut,
+    in_exec: bool,
+) -> Flow {
+    let proto = session.protocol;
     if server.monitors.load(Ordering::Relaxed) > 0
         && !matches!(spec.name, "auth" | "hello" | "monitor")
     {
@@ -492,9 +565,9 @@ pub fn execute(
     // In cluster mode a replica redirects writes to the slot's master (MOVED) before it would
     // refuse them as a replica. A write holds the migration fence while it is routed and runs:
     // a slot migration's write-forbidden phase starts only when no write is in flight.
-    let _fence =
-        (server.cluster.enabled && spec.has(flag::WRITE)).then(|| server.migration.fence.read());
-    if server.cluster.enabled {
+    let _fence = (server.cluster.enabled && spec.has(flag::WRITE) && !in_exec)
+        .then(|| server.migration.fence.read());
+    if server.cluster.enabled && !in_exec {
         let asking = std::mem::take(&mut session.asking);
         let routed = crate::cluster::check_route(server, session, spec, &args);
         if spec.name == "asking" {
@@ -505,12 +578,25 @@ pub fn execute(
             return Flow::Continue;
         }
     }
-    if let Err(e) = crate::replication::gate(server, spec.has(flag::WRITE), spec.has(flag::STALE)) {
-        Frame::Error(e.to_string()).encode(proto, out);
-        return Flow::Continue;
+    if !in_exec {
+        if let Err(e) =
+            crate::replication::gate(server, spec.has(flag::WRITE), spec.has(flag::STALE))
+        {
+            Frame::Error(e.to_string()).encode(proto, out);
+            return Flow::Continue;
+        }
     }
     if spec.has(flag::WRITE) {
         session.wrote = true;
+        // Before the write, so that an EXEC that checks its watched keys once it holds the
+        // key locks cannot miss it; and again after it (below), for a WATCH that came in while
+        // the write ran and may have read the old value.
+        server.watches.touch(spec, &args);
+        if matches!(spec.name, "flushdb" | "flushall") {
+            if let Some(storage) = server.storage() {
+                server.watches.touch_live(&storage.db);
+            }
+        }
     }
     let index = Server::command_index(spec);
     // Before running it, so that CLIENT INFO/LIST show the command that asks.
@@ -560,7 +646,11 @@ pub fn execute(
         );
     }
     // Off the hot path: key positions are only worked out while some client is blocked.
-    if result.is_ok() && spec.has(flag::WRITE) && server.waiting.blocked_clients() > 0 {
+    if spec.has(flag::WRITE) && !in_exec {
+        server.watches.touch(spec, &args);
+    }
+    // Inside EXEC the transaction wakes them after its commit.
+    if result.is_ok() && spec.has(flag::WRITE) && !in_exec && server.waiting.blocked_clients() > 0 {
         for pos in quarry_commands::table::command_keys(spec, &args) {
             server.waiting.wake(&args[pos]);
         }

@@ -9,6 +9,7 @@ mod config;
 mod connection;
 mod info;
 mod migration;
+mod multi;
 mod pubsub;
 mod replication;
 mod server;
@@ -329,6 +330,7 @@ fn run(cli: Cli) -> Result<(), String> {
         monitor,
         monitors: Default::default(),
         waiting: Default::default(),
+        watches: Default::default(),
         shutdown,
         started: Instant::now(),
         run_id: (0..40)

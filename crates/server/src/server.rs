@@ -118,6 +118,8 @@ pub struct Server {
     pub monitors: AtomicUsize,
     /// Clients blocked in BLPOP and friends, by key.
     pub waiting: crate::blocking::WaitingRoom,
+    /// WATCHed keys of all connections.
+    pub watches: Arc<crate::multi::Watches>,
     pub shutdown: watch::Sender<bool>,
     pub started: Instant,
     /// 40 random hex characters, new at every start (INFO server `run_id`).

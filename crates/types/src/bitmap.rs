@@ -7,11 +7,12 @@
 //! kinds as the same logical (Redis-order) string, so GET works on a bitmap too.
 
 use quarry_storage::encoding::{Metadata, RedisType};
-use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
-use quarry_storage::{ColumnFamily, StorageError, WriteBatch};
+use quarry_storage::rocksdb::Direction;
+use quarry_storage::{ColumnFamily, WriteBatch};
 
 use crate::db::Db;
 use crate::keys::prefix_successor;
+use crate::txn::Start;
 use crate::{Result, TypeError};
 
 const SEGMENT_BYTES: u64 = 1024;
@@ -53,17 +54,14 @@ impl Db {
     fn bitmap_bytes(&self, key: &[u8], meta: &Metadata) -> Result<Vec<u8>> {
         let mut value = vec![0u8; meta.size as usize];
         let prefix = self.codec.subkey_prefix(key, meta.version);
-        let mut opts = ReadOptions::default();
-        if let Some(end) = prefix_successor(&prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        let iter = self.engine.db().iterator_cf_opt(
-            self.engine.cf(ColumnFamily::Default),
-            opts,
-            IteratorMode::From(&prefix, Direction::Forward),
+        let iter = self.iter_cf(
+            ColumnFamily::Default,
+            None,
+            prefix_successor(&prefix),
+            Start::From(&prefix, Direction::Forward),
         );
         for item in iter {
-            let (k, v) = item.map_err(StorageError::from)?;
+            let (k, v) = item?;
             let Some(start) = std::str::from_utf8(&k[prefix.len()..])
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
@@ -99,7 +97,7 @@ impl Db {
                 let sub = self
                     .codec
                     .subkey(key, meta.version, start.to_string().as_bytes());
-                let Some(frag) = self.engine.get(ColumnFamily::Default, &sub)? else {
+                let Some(frag) = self.get_cf(ColumnFamily::Default, &sub)? else {
                     return Ok(0);
                 };
                 let in_seg = offset % SEGMENT_BITS;

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use quarry_storage::encoding::{now_ms, peek_type_and_expire, KeyCodec, Metadata, RedisType};
-use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
-use quarry_storage::{ColumnFamily, Engine, WriteBatch, WriteOrigin};
+use quarry_storage::rocksdb::Direction;
+use quarry_storage::{ColumnFamily, Engine, WriteBatch};
 
 use crate::locks::KeyLocks;
+use crate::txn::Start;
 use crate::{Result, TypeError};
 
 /// The positions `[from, to]` of a Redis index range `start..=stop` over `len` elements
@@ -57,7 +58,7 @@ impl Db {
     /// The live metadata of `key`, or `None` if it is missing, expired or empty.
     pub fn live_metadata(&self, key: &[u8]) -> Result<Option<Metadata>> {
         let mkey = self.codec.metadata_key(key);
-        let Some(raw) = self.engine.get(ColumnFamily::Metadata, &mkey)? else {
+        let Some(raw) = self.get_cf(ColumnFamily::Metadata, &mkey)? else {
             return Ok(None);
         };
         let meta = Metadata::decode(&raw)?;
@@ -72,7 +73,7 @@ impl Db {
     /// TYPE and TTL checks need.
     pub fn peek_live(&self, key: &[u8]) -> Result<Option<(RedisType, u64)>> {
         let mkey = self.codec.metadata_key(key);
-        let Some(raw) = self.engine.get(ColumnFamily::Metadata, &mkey)? else {
+        let Some(raw) = self.get_cf(ColumnFamily::Metadata, &mkey)? else {
             return Ok(None);
         };
         let now = now_ms();
@@ -114,27 +115,19 @@ impl Db {
             start.extend_from_slice(a);
             start.push(0);
         }
-        let mut opts = ReadOptions::default();
-        if let Some(end) = crate::keys::prefix_successor(&prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        let iter = self.engine.db().iterator_cf_opt(
-            self.engine.cf(ColumnFamily::Default),
-            opts,
-            IteratorMode::From(&start, Direction::Forward),
+        let iter = self.iter_cf(
+            ColumnFamily::Default,
+            None,
+            crate::keys::prefix_successor(&prefix),
+            Start::From(&start, Direction::Forward),
         );
         for item in iter {
-            let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+            let (k, v) = item?;
             if !visit(&k[prefix.len()..], &v) {
                 break;
             }
         }
         Ok(())
-    }
-
-    /// Writes a batch as a local (client) write, through the write gate.
-    pub fn write(&self, batch: WriteBatch) -> Result<()> {
-        Ok(self.engine.write(batch, WriteOrigin::Local)?)
     }
 
     pub(crate) fn metadata_cf(&self) -> &quarry_storage::rocksdb::ColumnFamily {

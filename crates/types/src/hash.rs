@@ -2,12 +2,13 @@
 //! column family, `prefix(key, version) | field -> value` (kvrocks-compat.md §1.4).
 
 use quarry_storage::encoding::{Metadata, RedisType};
-use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
-use quarry_storage::{ColumnFamily, StorageError, WriteBatch};
+use quarry_storage::rocksdb::Direction;
+use quarry_storage::{ColumnFamily, WriteBatch};
 
 use crate::db::Db;
 use crate::keys::prefix_successor;
 use crate::parse::{parse_f64_strict, parse_i64_strict};
+use crate::txn::Start;
 use crate::{Result, TypeError};
 
 /// Kvrocks' WAL marker for hash writes (its `kRedisHash`).
@@ -54,12 +55,7 @@ impl Db {
             .iter()
             .map(|f| self.field_key(key, &meta, f.as_ref()))
             .collect();
-        let handle = self.engine.cf(ColumnFamily::Default);
-        let mut out = Vec::with_capacity(fields.len());
-        for r in self.engine.db().batched_multi_get_cf(handle, &keys, false) {
-            out.push(r.map_err(StorageError::from)?.map(|v| v.to_vec()));
-        }
-        Ok(out)
+        self.multi_get_cf(ColumnFamily::Default, &keys)
     }
 
     /// The live hash's metadata, or a fresh one (new version) if the key is missing or dead.
@@ -99,7 +95,7 @@ impl Db {
             let fk = self.field_key(key, &meta, f);
             // A field repeated in one command counts once, as in Redis.
             let exists = !seen.insert(f)
-                || (meta.size > 0 && self.engine.get(ColumnFamily::Default, &fk)?.is_some());
+                || (meta.size > 0 && self.get_cf(ColumnFamily::Default, &fk)?.is_some());
             if exists && nx {
                 continue;
             }
@@ -132,7 +128,7 @@ impl Db {
                 continue;
             }
             let fk = self.field_key(key, &meta, f);
-            if self.engine.get(ColumnFamily::Default, &fk)?.is_some() {
+            if self.get_cf(ColumnFamily::Default, &fk)?.is_some() {
                 batch.delete_cf(handle, fk);
                 removed += 1;
             }
@@ -170,11 +166,6 @@ impl Db {
             return Ok(out);
         };
         let prefix = self.codec.subkey_prefix(key, meta.version);
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_lower_bound(prefix.clone());
-        if let Some(end) = prefix_successor(&prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
         let with = |f: &[u8]| {
             let mut k = prefix.clone();
             k.extend_from_slice(f);
@@ -192,9 +183,9 @@ impl Db {
             }
         };
         let mode = match (&start, mode_dir) {
-            (Some(k), d) => IteratorMode::From(k, d),
-            (None, Direction::Forward) => IteratorMode::Start,
-            (None, Direction::Reverse) => IteratorMode::End,
+            (Some(k), d) => Start::From(k, d),
+            (None, Direction::Forward) => Start::First,
+            (None, Direction::Reverse) => Start::Last,
         };
         let above_min = |f: &[u8]| match min {
             Unbounded => true,
@@ -207,12 +198,9 @@ impl Db {
             Excluded(m) => f < m,
         };
         let mut skipped = 0;
-        for item in
-            self.engine
-                .db()
-                .iterator_cf_opt(self.engine.cf(ColumnFamily::Default), opts, mode)
-        {
-            let (k, v) = item.map_err(StorageError::from)?;
+        let upper = prefix_successor(&prefix);
+        for item in self.iter_cf(ColumnFamily::Default, Some(prefix.clone()), upper, mode) {
+            let (k, v) = item?;
             let f = &k[prefix.len()..];
             let (inside, past_end) = if rev {
                 (below_max(f) && above_min(f), !above_min(f))

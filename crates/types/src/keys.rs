@@ -5,12 +5,13 @@
 //! behind for compaction to remove (lazy deletion, kvrocks-compat.md §1.5).
 
 use quarry_storage::encoding::{self, now_ms, peek_type_and_expire, Metadata, RedisType};
-use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
+use quarry_storage::rocksdb::Direction;
 use quarry_storage::{ColumnFamily, WriteBatch};
 use rand::Rng;
 
 use crate::db::Db;
 use crate::glob::glob_match;
+use crate::txn::Start;
 use crate::{Result, TypeError};
 
 /// What TTL and PTTL report.
@@ -167,17 +168,14 @@ impl Db {
             let dst_prefix = self.codec.subkey_prefix(dst, copy.version);
             for cf in SUBKEY_CFS {
                 let handle = self.engine.cf(cf);
-                let mut opts = ReadOptions::default();
-                if let Some(end) = prefix_successor(&src_prefix) {
-                    opts.set_iterate_upper_bound(end);
-                }
-                let iter = self.engine.db().iterator_cf_opt(
-                    handle,
-                    opts,
-                    IteratorMode::From(&src_prefix, Direction::Forward),
+                let iter = self.iter_cf(
+                    cf,
+                    None,
+                    prefix_successor(&src_prefix),
+                    Start::From(&src_prefix, Direction::Forward),
                 );
                 for item in iter {
-                    let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+                    let (k, v) = item?;
                     let mut nk = dst_prefix.clone();
                     nk.extend_from_slice(&k[src_prefix.len()..]);
                     batch.put_cf(handle, nk, v);
@@ -219,14 +217,11 @@ impl Db {
         };
         let prefix = self.codec.subkey_prefix(key, meta.version);
         for cf in SUBKEY_CFS {
-            let mut opts = ReadOptions::default();
-            if let Some(end) = prefix_successor(&prefix) {
-                opts.set_iterate_upper_bound(end);
-            }
-            let iter = self.engine.db().iterator_cf_opt(
-                self.engine.cf(cf),
-                opts,
-                IteratorMode::From(&prefix, Direction::Forward),
+            let iter = self.iter_cf(
+                cf,
+                None,
+                prefix_successor(&prefix),
+                Start::From(&prefix, Direction::Forward),
             );
             let (mut bytes, mut n) = (0u64, 0u64);
             let mut complete = true;
@@ -235,7 +230,7 @@ impl Db {
                     complete = false;
                     break;
                 }
-                let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+                let (k, v) = item?;
                 bytes += (k.len() + v.len()) as u64;
                 n += 1;
             }
@@ -321,19 +316,16 @@ impl Db {
             Some(k) if k > lower => k,
             _ => lower.clone(),
         };
-        let mut opts = ReadOptions::default();
-        if let Some(end) = upper {
-            opts.set_iterate_upper_bound(end);
-        }
         let now = now_ms();
-        let iter = self.engine.db().iterator_cf_opt(
-            self.metadata_cf(),
-            opts,
-            IteratorMode::From(&start, Direction::Forward),
+        let iter = self.iter_cf(
+            ColumnFamily::Metadata,
+            None,
+            upper,
+            Start::From(&start, Direction::Forward),
         );
         let mut visited = 0;
         for item in iter {
-            let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+            let (k, v) = item?;
             let Some(user_key) = self.codec.user_key_of(&k) else {
                 continue;
             };
@@ -400,19 +392,18 @@ impl Db {
             return Ok(keys);
         }
         let (lower, upper) = self.codec.slot_range_bounds(slot, slot);
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(upper);
         let now = now_ms();
-        let iter = self.engine.db().iterator_cf_opt(
-            self.metadata_cf(),
-            opts,
-            IteratorMode::From(&lower, Direction::Forward),
+        let iter = self.iter_cf(
+            ColumnFamily::Metadata,
+            None,
+            Some(upper),
+            Start::From(&lower, Direction::Forward),
         );
         for item in iter {
             if keys.len() as u64 >= limit {
                 break;
             }
-            let (k, v) = item.map_err(quarry_storage::StorageError::from)?;
+            let (k, v) = item?;
             let Some(user_key) = self.codec.user_key_of(&k) else {
                 continue;
             };

@@ -16,6 +16,7 @@ mod list;
 mod locks;
 mod set;
 mod string;
+pub mod txn;
 mod zset;
 
 /// Number parsing with Redis's rules, shared with the command layer.

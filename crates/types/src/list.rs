@@ -4,10 +4,11 @@
 //! RPUSH at tail (kvrocks-compat.md §1.4).
 
 use quarry_storage::encoding::{Metadata, RedisType};
-use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
+use quarry_storage::rocksdb::Direction;
 use quarry_storage::{ColumnFamily, StorageError, WriteBatch};
 
 use crate::db::Db;
+use crate::txn::Start;
 use crate::{Result, TypeError};
 
 const INITIAL_INDEX: u64 = (1 << 63) - 1;
@@ -249,16 +250,15 @@ impl Db {
     /// Elements at storage indexes `[from, to]`, read with one iterator.
     fn range_raw(&self, key: &[u8], lm: &ListMeta, from: u64, to: u64) -> Result<Vec<Vec<u8>>> {
         let start = self.element_key(key, lm, from);
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(self.element_key(key, lm, to + 1));
-        let iter = self.engine.db().iterator_cf_opt(
-            self.engine.cf(ColumnFamily::Default),
-            opts,
-            IteratorMode::From(&start, Direction::Forward),
+        let iter = self.iter_cf(
+            ColumnFamily::Default,
+            None,
+            Some(self.element_key(key, lm, to + 1)),
+            Start::From(&start, Direction::Forward),
         );
         let mut out = Vec::with_capacity((to - from + 1).min(1 << 16) as usize);
         for item in iter {
-            out.push(item.map_err(StorageError::from)?.1.to_vec());
+            out.push(item?.1.to_vec());
         }
         Ok(out)
     }

@@ -34,7 +34,7 @@ impl Db {
 
     fn is_member(&self, key: &[u8], meta: &Metadata, member: &[u8]) -> Result<bool> {
         let k = self.codec.subkey(key, meta.version, member);
-        Ok(self.engine.get(ColumnFamily::Default, &k)?.is_some())
+        Ok(self.get_cf(ColumnFamily::Default, &k)?.is_some())
     }
 
     /// Adds to `batch` the members of `members` missing from the set; returns how many.

@@ -44,7 +44,7 @@ impl Db {
     /// Reads a live string: its value and expiry. WRONGTYPE for a live key of another type.
     pub fn get_string(&self, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
         let mkey = self.codec.metadata_key(key);
-        let Some(raw) = self.engine.get(ColumnFamily::Metadata, &mkey)? else {
+        let Some(raw) = self.get_cf(ColumnFamily::Metadata, &mkey)? else {
             return Ok(None);
         };
         let (kind, expire, _) = peek_type_and_expire(&raw)
@@ -260,16 +260,15 @@ impl Db {
 
     /// MGET: a value per key; None for missing keys and keys of other types.
     pub fn mget<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
-        let handle = self.metadata_cf();
         let mkeys: Vec<Vec<u8>> = keys
             .iter()
             .map(|k| self.codec.metadata_key(k.as_ref()))
             .collect();
         let now = now_ms();
-        let results = self.engine.db().batched_multi_get_cf(handle, &mkeys, false);
+        let results = self.multi_get_cf(ColumnFamily::Metadata, &mkeys)?;
         let mut out = Vec::with_capacity(keys.len());
         for r in results {
-            let value = match r.map_err(quarry_storage::StorageError::from)? {
+            let value = match r {
                 Some(raw) => match peek_type_and_expire(&raw) {
                     Some((RedisType::String, e, _)) if e == 0 || e >= now => {
                         Some(raw[string_value_offset(&raw)..].to_vec())

@@ -6,11 +6,11 @@
 use std::ops::Bound;
 
 use quarry_storage::encoding::{decode_ordered_double, encode_ordered_double, Metadata, RedisType};
-use quarry_storage::rocksdb::{IteratorMode, ReadOptions};
-use quarry_storage::{ColumnFamily, StorageError, WriteBatch};
+use quarry_storage::{ColumnFamily, WriteBatch};
 
 use crate::db::Db;
 use crate::keys::prefix_successor;
+use crate::txn::Start;
 use crate::{Result, TypeError};
 
 /// Kvrocks' WAL marker for sorted-set writes (its `kRedisZSet`).
@@ -205,22 +205,10 @@ impl Db {
             return Ok(());
         };
         let prefix = self.codec.subkey_prefix(key, meta.version);
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_lower_bound(prefix.clone());
-        if let Some(end) = prefix_successor(&prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        let mode = if rev {
-            IteratorMode::End
-        } else {
-            IteratorMode::Start
-        };
-        for item in
-            self.engine
-                .db()
-                .iterator_cf_opt(self.engine.cf(ColumnFamily::ZSetScore), opts, mode)
-        {
-            let (k, _) = item.map_err(StorageError::from)?;
+        let start = if rev { Start::Last } else { Start::First };
+        let upper = prefix_successor(&prefix);
+        for item in self.iter_cf(ColumnFamily::ZSetScore, Some(prefix.clone()), upper, start) {
+            let (k, _) = item?;
             let sub = &k[prefix.len()..];
             if sub.len() < 8 {
                 continue;

@@ -1,0 +1,347 @@
+//! MULTI/EXEC/DISCARD and WATCH/UNWATCH.
+//!
+//! Queued commands are checked as Redis checks them (unknown command, arity, routing, role),
+//! and a rejected one makes EXEC answer EXECABORT. EXEC takes the key locks of every queued
+//! command, checks the watched keys, and runs the commands inside a [`quarry_types::txn`]
+//! transaction: each command reads what the earlier ones wrote, and all the writes are
+//! committed as one WriteBatch, so that no client sees half a transaction and the replicas
+//! apply it as one unit.
+//!
+//! WATCH: every write command marks the watchers of its keys before it writes, so that an
+//! EXEC that checks after taking its locks cannot miss a write that is already committed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use quarry_commands::table::{check_subcommand, command_keys, flag, CommandSpec};
+use quarry_commands::CmdError;
+use quarry_resp::Frame;
+use quarry_types::Db;
+
+use crate::connection::{dispatch, Flow, Session};
+use crate::server::Server;
+
+/// The commands queued since MULTI.
+#[derive(Default)]
+pub struct MultiState {
+    queued: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+    /// A command was rejected while queueing: EXEC answers EXECABORT.
+    failed: bool,
+}
+
+/// Commands that run at once inside MULTI instead of being queued.
+pub fn runs_immediately(name: &str) -> bool {
+    matches!(
+        name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// Marks the transaction of `session`, if one is open, as failed (a command was rejected).
+pub fn flag_failed(session: &mut Session) {
+    if let Some(m) = session.multi.as_mut() {
+        m.failed = true;
+    }
+}
+
+/// The registry of watched keys: key → the flags of the connections watching it.
+#[derive(Default)]
+pub struct Watches {
+    /// Number of (connection, key) pairs: write commands skip the registry when it is zero.
+    count: AtomicUsize,
+    map: Mutex<HashMap<Bytes, Vec<Arc<AtomicBool>>>>,
+}
+
+impl Watches {
+    /// Marks the watchers of `keys` of a write command that is about to run.
+    pub fn touch(&self, spec: &CommandSpec, args: &[Bytes]) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let keys: Vec<Bytes> = command_keys(spec, args)
+            .into_iter()
+            .map(|p| args[p].clone())
+            .collect();
+        self.touch_keys(&keys);
+    }
+
+    /// Marks the watchers of `keys`.
+    pub fn touch_keys(&self, keys: &[Bytes]) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let map = self.map.lock();
+        for key in keys {
+            if let Some(flags) = map.get(key) {
+                for f in flags {
+                    f.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// FLUSHDB/FLUSHALL: marks the watchers of the watched keys that exist (a missing or
+    /// expired key is not changed by a flush, as in Redis).
+    pub fn touch_live(&self, db: &Db) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let map = self.map.lock();
+        for (key, flags) in map.iter() {
+            if db.peek_live(key).ok().flatten().is_some() {
+                for f in flags {
+                    f.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    fn add(&self, key: Bytes, flag: &Arc<AtomicBool>) {
+        self.map.lock().entry(key).or_default().push(flag.clone());
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn remove(&self, keys: &[(Bytes, bool)], flag: &Arc<AtomicBool>) {
+        let mut map = self.map.lock();
+        for (key, _) in keys {
+            if let Some(flags) = map.get_mut(key) {
+                let before = flags.len();
+                flags.retain(|f| !Arc::ptr_eq(f, flag));
+                self.count.fetch_sub(before - flags.len(), Ordering::AcqRel);
+                if flags.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// One connection's watched keys. Dropping it (UNWATCH, EXEC, DISCARD, RESET, or the
+/// connection going away however it ends) takes them out of the registry.
+pub struct Watched {
+    registry: Arc<Watches>,
+    dirty: Arc<AtomicBool>,
+    /// Each key, with whether it existed when it was watched.
+    keys: Vec<(Bytes, bool)>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.registry.remove(&self.keys, &self.dirty);
+    }
+}
+
+impl Watched {
+    /// Whether EXEC must fail: a watched key was written, or it expired since it was watched
+    /// (Redis treats a key that expires under WATCH as modified; one already expired when
+    /// watched is not).
+    fn broken(&self, db: &Db) -> Result<bool, CmdError> {
+        if self.dirty.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        for (key, existed) in &self.keys {
+            if *existed && db.peek_live(key)?.is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// MULTI, EXEC, DISCARD, WATCH and UNWATCH.
+pub fn run(
+    server: &Server,
+    session: &mut Session,
+    name: &str,
+    args: &[Bytes],
+    out: &mut BytesMut,
+) -> Flow {
+    let proto = session.protocol;
+    let reply = match name {
+        "multi" => {
+            if session.multi.is_some() {
+                Err(CmdError::err("MULTI calls can not be nested"))
+            } else {
+                session.multi = Some(MultiState::default());
+                Ok(Frame::ok())
+            }
+        }
+        "discard" => match session.multi.take() {
+            None => Err(CmdError::err("DISCARD without MULTI")),
+            Some(_) => {
+                session.watch = None;
+                Ok(Frame::ok())
+            }
+        },
+        "watch" => watch(server, session, &args[1..]),
+        "unwatch" => {
+            session.watch = None;
+            Ok(Frame::ok())
+        }
+        "exec" => return exec(server, session, out),
+        _ => unreachable!("multi::run called for {name}"),
+    };
+    match reply {
+        Ok(f) => f.encode(proto, out),
+        Err(e) => Frame::Error(e.to_string()).encode(proto, out),
+    }
+    Flow::Continue
+}
+
+fn watch(server: &Server, session: &mut Session, keys: &[Bytes]) -> Result<Frame, CmdError> {
+    if session.multi.is_some() {
+        return Err(CmdError::err("WATCH inside MULTI is not allowed"));
+    }
+    let storage = server.storage().ok_or(CmdError::Loading)?;
+    let watched = session.watch.get_or_insert_with(|| Watched {
+        registry: server.watches.clone(),
+        dirty: Arc::new(AtomicBool::new(false)),
+        keys: Vec::new(),
+    });
+    for key in keys {
+        if watched.keys.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        let exists = storage.db.peek_live(key)?.is_some();
+        watched.registry.add(key.clone(), &watched.dirty);
+        watched.keys.push((key.clone(), exists));
+    }
+    Ok(Frame::ok())
+}
+
+fn abort(session: &Session, out: &mut BytesMut, reason: &str) -> Flow {
+    Frame::Error(format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ))
+    .encode(session.protocol, out);
+    Flow::Continue
+}
+
+fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
+    let proto = session.protocol;
+    let Some(state) = session.multi.take() else {
+        Frame::error("ERR EXEC without MULTI").encode(proto, out);
+        return Flow::Continue;
+    };
+    // EXEC unwatches whatever happens.
+    let watched = session.watch.take();
+    if state.failed {
+        Frame::error("EXECABORT Transaction discarded because of previous errors.")
+            .encode(proto, out);
+        return Flow::Continue;
+    }
+    // The server's state may have changed since the commands were queued: the checks run again
+    // for the transaction as a whole, as Redis does.
+    let any_write = state.queued.iter().any(|(s, _)| s.has(flag::WRITE));
+    let all_stale = state.queued.iter().all(|(s, _)| s.has(flag::STALE));
+    if !state.queued.is_empty() {
+        if let Err(e) = crate::replication::gate(server, any_write, all_stale) {
+            return abort(session, out, &e.to_string());
+        }
+    }
+    let _fence = (server.cluster.enabled && any_write).then(|| server.migration.fence.read());
+    if server.cluster.enabled {
+        for (spec, args) in &state.queued {
+            if let Some(e) = crate::cluster::check_route(server, session, spec, args) {
+                return abort(session, out, &e);
+            }
+        }
+    }
+    let Some(storage) = server.storage() else {
+        return abort(session, out, &CmdError::Loading.to_string());
+    };
+    let mut keys: Vec<Bytes> = Vec::new();
+    for (spec, args) in &state.queued {
+        keys.extend(
+            command_keys(spec, args)
+                .into_iter()
+                .map(|p| args[p].clone()),
+        );
+    }
+    let locks = storage.db.locks().lock_many(&keys);
+    match watched.as_ref().map(|w| w.broken(&storage.db)).transpose() {
+        Ok(Some(true)) => {
+            Frame::NullArray.encode(proto, out);
+            return Flow::Continue;
+        }
+        Err(e) => {
+            Frame::Error(e.to_string()).encode(proto, out);
+            return Flow::Continue;
+        }
+        _ => {}
+    }
+    drop(watched);
+
+    let txn = quarry_types::txn::begin();
+    let mut body = BytesMut::new();
+    let mut wakes: Vec<Bytes> = Vec::new();
+    let mut written: Vec<(&'static CommandSpec, &Vec<Bytes>)> = Vec::new();
+    for (spec, args) in &state.queued {
+        let sub = check_subcommand(spec, args).unwrap_or(None);
+        let flow = dispatch(server, session, spec, sub, args.clone(), &mut body, true);
+        match flow {
+            // Blocking commands do not block inside a transaction: they answer as on timeout.
+            Flow::Block(op) => op.timed_out().encode(proto, &mut body),
+            Flow::Sleep(_, reply) => reply.encode(proto, &mut body),
+            Flow::Wait { target, .. } => {
+                let acked = server.repl.master.count_acked(target);
+                Frame::Integer(acked as i64).encode(proto, &mut body);
+            }
+            _ => {}
+        }
+        if spec.has(flag::WRITE) {
+            wakes.extend(
+                command_keys(spec, args)
+                    .into_iter()
+                    .map(|p| args[p].clone()),
+            );
+            written.push((*spec, args));
+        }
+    }
+    let overlay = txn.finish();
+    let still_current = server
+        .storage()
+        .is_some_and(|now| Arc::ptr_eq(&now, &storage));
+    let committed = if still_current {
+        storage.db.commit(overlay).map_err(CmdError::from)
+    } else {
+        Err(CmdError::Loading)
+    };
+    drop(locks);
+    // Watchers that came in while the transaction ran may have read the old values.
+    for (spec, args) in written {
+        server.watches.touch(spec, args);
+    }
+    match committed {
+        Ok(()) => {
+            out.extend_from_slice(format!("*{}\r\n", state.queued.len()).as_bytes());
+            out.extend_from_slice(&body);
+            if any_write {
+                session.wrote = true;
+                if server.waiting.blocked_clients() > 0 {
+                    for key in &wakes {
+                        server.waiting.wake(key);
+                    }
+                }
+            }
+        }
+        Err(e) => Frame::Error(e.to_string()).encode(proto, out),
+    }
+    Flow::Continue
+}
+
+/// Queues a command inside MULTI, after the checks Redis makes at queueing time.
+pub fn queue(
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    out: &mut BytesMut,
+) {
+    if let Some(m) = session.multi.as_mut() {
+        m.queued.push((spec, args));
+    }
+    Frame::Simple("QUEUED".into()).encode(session.protocol, out);
+}

@@ -1,0 +1,282 @@
+//! MULTI/EXEC/DISCARD/WATCH through the real binary.
+
+mod common;
+use common::{err, q, TestServer};
+use redis::Value;
+
+fn exec(c: &mut redis::Connection) -> Value {
+    redis::cmd("EXEC").query(c).unwrap()
+}
+
+fn resp(cmds: &[&[&str]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for cmd in cmds {
+        out.extend_from_slice(format!("*{}\r\n", cmd.len()).as_bytes());
+        for a in *cmd {
+            out.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+        }
+    }
+    out
+}
+
+#[test]
+fn exec_runs_the_queue_and_each_command_sees_the_earlier_writes() {
+    let s = TestServer::start();
+    let queued: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["INCR", "a"],
+        &["GET", "a"],
+        &["LPUSH", "a", "x"],
+        &["HSET", "h", "f1", "1", "f2", "2"],
+        &["HDEL", "h", "f1"],
+        &["HGETALL", "h"],
+        &["ZADD", "z", "1", "one", "2", "two"],
+        &["ZRANGE", "z", "0", "-1"],
+        &["DEL", "z"],
+        &["ZCARD", "z"],
+    ];
+    let mut cmds: Vec<&[&str]> = vec![&["MULTI"]];
+    cmds.extend_from_slice(queued);
+    cmds.push(&["EXEC"]);
+    // Raw: a client library turns an error element into an error for the whole reply.
+    let reply = String::from_utf8(s.raw(&resp(&cmds))).unwrap();
+    let expected = String::from("+OK\r\n")
+        + &"+QUEUED\r\n".repeat(queued.len())
+        + concat!(
+            "*11\r\n+OK\r\n:2\r\n$1\r\n2\r\n",
+            // A failing command is an error element; the others still run.
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            ":2\r\n:1\r\n*2\r\n$2\r\nf2\r\n$1\r\n2\r\n",
+            ":2\r\n*2\r\n$3\r\none\r\n$3\r\ntwo\r\n:1\r\n:0\r\n"
+        );
+    assert_eq!(reply, expected);
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["GET", "a"]), "2");
+    assert_eq!(q::<Vec<String>>(&mut c, &["HKEYS", "h"]), ["f2"]);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "z"]), 0);
+}
+
+#[test]
+fn queueing_errors_abort_and_state_errors_are_reported() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(err(&mut c, &["EXEC"]), "ERR EXEC without MULTI");
+    assert_eq!(err(&mut c, &["DISCARD"]), "ERR DISCARD without MULTI");
+    let _: () = q(&mut c, &["MULTI"]);
+    assert_eq!(err(&mut c, &["MULTI"]), "ERR MULTI calls can not be nested");
+    assert_eq!(
+        err(&mut c, &["WATCH", "x"]),
+        "ERR WATCH inside MULTI is not allowed"
+    );
+    let _: String = q(&mut c, &["SET", "k1", "v"]);
+    assert!(err(&mut c, &["NOSUCHCOMMAND"]).starts_with("ERR unknown command"));
+    assert!(err(&mut c, &["GET"]).contains("wrong number of arguments"));
+    assert_eq!(
+        err(&mut c, &["SHUTDOWN"]),
+        "ERR Command not allowed inside a transaction"
+    );
+    let _: String = q(&mut c, &["SET", "k2", "v"]);
+    assert_eq!(
+        err(&mut c, &["EXEC"]),
+        "EXECABORT Transaction discarded because of previous errors."
+    );
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "k1", "k2"]), 0);
+    // The connection left MULTI.
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["SET", "k1", "v"]);
+    let _: () = q(&mut c, &["DISCARD"]);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "k1"]), 0);
+    // An empty transaction answers an empty array.
+    let _: () = q(&mut c, &["MULTI"]);
+    assert_eq!(exec(&mut c), Value::Array(vec![]));
+}
+
+#[test]
+fn watch_fails_exec_after_a_write_from_any_connection_or_an_expiry() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let mut other = s.conn();
+
+    // Not modified: EXEC runs.
+    let _: () = q(&mut c, &["SET", "x", "1"]);
+    let _: () = q(&mut c, &["WATCH", "x", "y"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["INCR", "x"]);
+    assert_eq!(exec(&mut c), Value::Array(vec![Value::Int(2)]));
+
+    // Modified by another connection: EXEC answers nil and writes nothing.
+    let _: () = q(&mut c, &["WATCH", "x"]);
+    let _: () = q(&mut other, &["SET", "x", "10"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["INCR", "x"]);
+    assert_eq!(exec(&mut c), Value::Nil);
+    assert_eq!(q::<String>(&mut c, &["GET", "x"]), "10");
+
+    // EXEC unwatched: the next transaction runs.
+    let _: () = q(&mut other, &["SET", "x", "20"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["INCR", "x"]);
+    assert_eq!(exec(&mut c), Value::Array(vec![Value::Int(21)]));
+
+    // A write to a key that does not exist yet counts too; UNWATCH forgets.
+    let _: () = q(&mut c, &["WATCH", "fresh"]);
+    let _: i64 = q(&mut other, &["SADD", "fresh", "m"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["PING"]);
+    assert_eq!(exec(&mut c), Value::Nil);
+    let _: () = q(&mut c, &["WATCH", "fresh"]);
+    let _: i64 = q(&mut other, &["SADD", "fresh", "n"]);
+    let _: () = q(&mut c, &["UNWATCH"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["PING"]);
+    assert_eq!(
+        exec(&mut c),
+        Value::Array(vec![Value::SimpleString("PONG".into())])
+    );
+
+    // A watched key that expires before EXEC counts as modified.
+    let _: () = q(&mut c, &["SET", "ttl", "v", "PX", "100"]);
+    let _: () = q(&mut c, &["WATCH", "ttl"]);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["PING"]);
+    assert_eq!(exec(&mut c), Value::Nil);
+
+    // FLUSHALL touches watched keys that exist, not the missing ones.
+    let _: () = q(&mut c, &["SET", "x", "1"]);
+    let _: () = q(&mut c, &["WATCH", "x"]);
+    let _: () = q(&mut other, &["FLUSHALL"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["PING"]);
+    assert_eq!(exec(&mut c), Value::Nil);
+    let _: () = q(&mut c, &["WATCH", "x"]);
+    let _: () = q(&mut other, &["FLUSHALL"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["PING"]);
+    assert_eq!(
+        exec(&mut c),
+        Value::Array(vec![Value::SimpleString("PONG".into())])
+    );
+}
+
+/// Other clients never see half a transaction: EXEC's writes are one WriteBatch.
+#[test]
+fn other_clients_never_see_part_of_a_transaction() {
+    let s = TestServer::start();
+    let client = s.client();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            let mut c = client.get_connection().unwrap();
+            for _ in 0..2000 {
+                let _: () = redis::pipe()
+                    .atomic()
+                    .cmd("INCR")
+                    .arg("a")
+                    .cmd("INCR")
+                    .arg("b")
+                    .cmd("RPUSH")
+                    .arg("l")
+                    .arg("e")
+                    .query(&mut c)
+                    .unwrap();
+            }
+        })
+    };
+    let reader = {
+        let client = client.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = client.get_connection().unwrap();
+            let mut checks = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, b): (Option<i64>, Option<i64>) =
+                    redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
+                assert_eq!(a, b, "a reader saw half a transaction");
+                checks += 1;
+            }
+            checks
+        })
+    };
+    writer.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["GET", "a"]), 2000);
+    assert_eq!(q::<i64>(&mut c, &["LLEN", "l"]), 2000);
+}
+
+/// The optimistic-locking pattern loses no update under contention.
+#[test]
+fn watch_multi_exec_increments_lose_nothing_under_contention() {
+    let s = TestServer::start();
+    let client = s.client();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let mut c = client.get_connection().unwrap();
+                let mut done = 0;
+                while done < 50 {
+                    let _: () = redis::cmd("WATCH").arg("counter").query(&mut c).unwrap();
+                    let v: Option<i64> = redis::cmd("GET").arg("counter").query(&mut c).unwrap();
+                    let r: Option<((),)> = redis::pipe()
+                        .atomic()
+                        .cmd("SET")
+                        .arg("counter")
+                        .arg(v.unwrap_or(0) + 1)
+                        .query(&mut c)
+                        .unwrap();
+                    if r.is_some() {
+                        done += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["GET", "counter"]), 200);
+}
+
+#[test]
+fn blocking_commands_do_not_block_in_exec_and_exec_wakes_blocked_clients() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["BLPOP", "empty", "0"]);
+    let _: String = q(&mut c, &["BLMOVE", "empty", "dst", "LEFT", "LEFT", "0"]);
+    let _: String = q(&mut c, &["BZPOPMIN", "emptyz", "0"]);
+    assert_eq!(
+        exec(&mut c),
+        Value::Array(vec![Value::Nil, Value::Nil, Value::Nil])
+    );
+
+    let client = s.client();
+    let waiter = std::thread::spawn(move || {
+        let mut w = client.get_connection().unwrap();
+        let v: Vec<String> = redis::cmd("BLPOP")
+            .arg("q")
+            .arg("10")
+            .query(&mut w)
+            .unwrap();
+        v
+    });
+    common::wait_until(
+        5,
+        || {
+            let info: String = q(&mut c, &["INFO", "clients"]);
+            info.contains("blocked_clients:1")
+        },
+        || "BLPOP did not block".into(),
+    );
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["RPUSH", "q", "job"]);
+    assert_eq!(exec(&mut c), Value::Array(vec![Value::Int(1)]));
+    assert_eq!(waiter.join().unwrap(), ["q", "job"]);
+}

@@ -1,0 +1,549 @@
+//! Transactions (MULTI/EXEC and scripts): the writes of many commands become one WriteBatch,
+//! and each command reads what the earlier ones wrote.
+//!
+//! While a transaction runs on a thread, [`Db::write`] does not write: it records the batch in
+//! the thread's [`Overlay`], and every read of the `Db` (point reads and iterators) sees the
+//! overlay on top of the database. [`Db::commit`] then writes everything as one batch, which
+//! replicates as one unit. Commands run inline on the connection's thread, so a thread-local
+//! is exactly "this transaction". The caller holds the key locks of every key the transaction
+//! touches for its whole duration; [`crate::KeyLocks`] does not lock again meanwhile.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use quarry_storage::batch::{decode, BatchRecord};
+use quarry_storage::rocksdb::{DBPinnableSlice, Direction, IteratorMode, ReadOptions, DB};
+use quarry_storage::{ColumnFamily, StorageError, WriteBatch};
+
+use crate::db::Db;
+use crate::Result;
+
+const CFS: usize = ColumnFamily::ALL.len();
+
+/// One recorded write, in the order the commands made them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Put(ColumnFamily, Vec<u8>, Vec<u8>),
+    Delete(ColumnFamily, Vec<u8>),
+    DeleteRange(ColumnFamily, Vec<u8>, Vec<u8>),
+    LogData(Vec<u8>),
+}
+
+/// The writes of a running transaction, and the view of them that reads use.
+#[derive(Default)]
+pub struct Overlay {
+    ops: Vec<Op>,
+    /// The latest value per key in each column family; `None` is a deletion.
+    latest: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; CFS],
+    /// Range deletions per column family. Keys written after one are in `latest`.
+    ranges: [Vec<(Vec<u8>, Vec<u8>)>; CFS],
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Overlay>> = const { RefCell::new(None) };
+}
+
+/// Starts a transaction on this thread; it ends when the guard is finished or dropped.
+pub fn begin() -> TxnGuard {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Overlay::default()));
+    TxnGuard { done: false }
+}
+
+/// Whether a transaction runs on this thread.
+pub fn active() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
+fn with_overlay<R>(f: impl FnOnce(Option<&mut Overlay>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow_mut().as_mut()))
+}
+
+/// Ends the thread's transaction when dropped, so that a failing command cannot leave one
+/// behind for the next client on this thread.
+pub struct TxnGuard {
+    done: bool,
+}
+
+impl TxnGuard {
+    /// Ends the transaction and hands over its writes.
+    pub fn finish(mut self) -> Overlay {
+        self.done = true;
+        CURRENT.with(|c| c.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
+impl Drop for TxnGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            CURRENT.with(|c| c.borrow_mut().take());
+        }
+    }
+}
+
+fn cf_of(id: u32) -> std::result::Result<ColumnFamily, StorageError> {
+    ColumnFamily::ALL
+        .get(id as usize)
+        .copied()
+        .ok_or_else(|| StorageError::Corrupt(format!("column family {id} in a batch")))
+}
+
+impl Overlay {
+    pub fn is_empty(&self) -> bool {
+        !self.ops.iter().any(|op| !matches!(op, Op::LogData(_)))
+    }
+
+    /// Records a command's batch.
+    fn record(&mut self, batch: &WriteBatch) -> std::result::Result<(), StorageError> {
+        let decoded = decode(batch.data())?;
+        for rec in decoded.records {
+            match rec {
+                BatchRecord::Put { cf, key, value } => {
+                    let cf = cf_of(cf)?;
+                    self.latest[cf as usize].insert(key.to_vec(), Some(value.to_vec()));
+                    self.ops.push(Op::Put(cf, key.to_vec(), value.to_vec()));
+                }
+                BatchRecord::Delete { cf, key } | BatchRecord::SingleDelete { cf, key } => {
+                    let cf = cf_of(cf)?;
+                    self.latest[cf as usize].insert(key.to_vec(), None);
+                    self.ops.push(Op::Delete(cf, key.to_vec()));
+                }
+                BatchRecord::DeleteRange { cf, begin, end } => {
+                    let cf = cf_of(cf)?;
+                    let latest = &mut self.latest[cf as usize];
+                    let inside: Vec<Vec<u8>> = latest
+                        .range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in inside {
+                        latest.remove(&k);
+                    }
+                    self.ranges[cf as usize].push((begin.to_vec(), end.to_vec()));
+                    self.ops
+                        .push(Op::DeleteRange(cf, begin.to_vec(), end.to_vec()));
+                }
+                BatchRecord::Merge { .. } => {
+                    return Err(StorageError::Corrupt(
+                        "merge records are not used by quarry".into(),
+                    ))
+                }
+                BatchRecord::LogData(data) => self.ops.push(Op::LogData(data.to_vec())),
+            }
+        }
+        Ok(())
+    }
+
+    /// What the overlay says about `key`: `Some(Some(v))` written, `Some(None)` deleted,
+    /// `None` untouched (read the database).
+    fn lookup(&self, cf: ColumnFamily, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if let Some(v) = self.latest[cf as usize].get(key) {
+            return Some(v.clone());
+        }
+        self.hides(cf, key).then_some(None)
+    }
+
+    /// Whether a range deletion covers `key`.
+    fn hides(&self, cf: ColumnFamily, key: &[u8]) -> bool {
+        in_ranges(&self.ranges[cf as usize], key)
+    }
+
+    /// The batch that commits the transaction.
+    fn into_batch(self, db: &Db) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        for op in self.ops {
+            match op {
+                Op::Put(cf, k, v) => batch.put_cf(db.engine.cf(cf), k, v),
+                Op::Delete(cf, k) => batch.delete_cf(db.engine.cf(cf), k),
+                Op::DeleteRange(cf, b, e) => batch.delete_range_cf(db.engine.cf(cf), b, e),
+                Op::LogData(d) => batch.put_log_data(&d),
+            }
+        }
+        batch
+    }
+}
+
+/// A value read from the database (pinned, no copy) or from a transaction's overlay.
+pub enum Value<'a> {
+    Pinned(DBPinnableSlice<'a>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Value<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Pinned(p) => p,
+            Value::Owned(v) => v,
+        }
+    }
+}
+
+/// Where an iterator starts, as `rocksdb::IteratorMode` without the borrow.
+#[derive(Clone, Copy)]
+pub enum Start<'k> {
+    /// The first key at or above the lower bound.
+    First,
+    /// The last key below the upper bound, going backwards.
+    Last,
+    /// The first key at or after `key` going forward, or at or before it going backwards.
+    From(&'k [u8], Direction),
+}
+
+type Item = std::result::Result<(Box<[u8]>, Box<[u8]>), StorageError>;
+type DbIter<'a> = quarry_storage::rocksdb::DBIteratorWithThreadMode<'a, DB>;
+
+/// An iterator over one column family: the database's, or the database's under a
+/// transaction's overlay.
+pub enum KvIter<'a> {
+    Plain(DbIter<'a>),
+    Merged(Merged<'a>),
+}
+
+impl Iterator for KvIter<'_> {
+    type Item = Item;
+    fn next(&mut self) -> Option<Item> {
+        match self {
+            KvIter::Plain(it) => it.next().map(|r| r.map_err(StorageError::from)),
+            KvIter::Merged(m) => m.next(),
+        }
+    }
+}
+
+/// The database's records with the overlay's on top: the overlay's own records in range (a
+/// copy, taken when the iterator is made) merged in key order, its deletions and range
+/// deletions hiding the database's records.
+pub struct Merged<'a> {
+    db: std::iter::Peekable<DbIter<'a>>,
+    overlay: std::collections::VecDeque<(Vec<u8>, Option<Vec<u8>>)>,
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    forward: bool,
+}
+
+fn in_ranges(ranges: &[(Vec<u8>, Vec<u8>)], key: &[u8]) -> bool {
+    ranges
+        .iter()
+        .any(|(b, e)| key >= b.as_slice() && key < e.as_slice())
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Item;
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            // Database records under a range deletion are skipped first.
+            while let Some(Ok((k, _))) = self.db.peek() {
+                if in_ranges(&self.ranges, k) {
+                    self.db.next();
+                } else {
+                    break;
+                }
+            }
+            let from_db = match self.db.peek() {
+                None => None,
+                Some(Err(_)) => {
+                    return self.db.next().map(|r| r.map_err(StorageError::from));
+                }
+                Some(Ok((k, _))) => Some(k.clone()),
+            };
+            let take_overlay = match (&from_db, self.overlay.front()) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(dk), Some((ok, _))) => {
+                    if self.forward {
+                        ok.as_slice() <= &dk[..]
+                    } else {
+                        ok.as_slice() >= &dk[..]
+                    }
+                }
+            };
+            if !take_overlay {
+                return self.db.next().map(|r| r.map_err(StorageError::from));
+            }
+            let (k, v) = self.overlay.pop_front().expect("checked above");
+            if from_db.as_deref() == Some(k.as_slice()) {
+                // The overlay's record replaces the database's.
+                self.db.next();
+            }
+            if let Some(v) = v {
+                return Some(Ok((k.into_boxed_slice(), v.into_boxed_slice())));
+            }
+        }
+    }
+}
+
+impl Db {
+    /// A point read that sees the running transaction's writes.
+    pub fn get_cf(&self, cf: ColumnFamily, key: &[u8]) -> Result<Option<Value<'_>>> {
+        if let Some(seen) = with_overlay(|o| o.and_then(|o| o.lookup(cf, key))) {
+            return Ok(seen.map(Value::Owned));
+        }
+        Ok(self.engine.get(cf, key)?.map(Value::Pinned))
+    }
+
+    /// Point reads of many keys of one column family.
+    pub fn multi_get_cf(&self, cf: ColumnFamily, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        if active() {
+            return keys
+                .iter()
+                .map(|k| Ok(self.get_cf(cf, k)?.map(|v| v.to_vec())))
+                .collect();
+        }
+        let handle = self.engine.cf(cf);
+        let mut out = Vec::with_capacity(keys.len());
+        for r in self.engine.db().batched_multi_get_cf(handle, keys, false) {
+            out.push(r.map_err(StorageError::from)?.map(|v| v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// An iterator over `[lower, upper)` of one column family, starting at `start`, that sees
+    /// the running transaction's writes.
+    pub fn iter_cf(
+        &self,
+        cf: ColumnFamily,
+        lower: Option<Vec<u8>>,
+        upper: Option<Vec<u8>>,
+        start: Start<'_>,
+    ) -> KvIter<'_> {
+        let mut opts = ReadOptions::default();
+        if let Some(l) = &lower {
+            opts.set_iterate_lower_bound(l.clone());
+        }
+        if let Some(u) = &upper {
+            opts.set_iterate_upper_bound(u.clone());
+        }
+        let mode = match start {
+            Start::First => IteratorMode::Start,
+            Start::Last => IteratorMode::End,
+            Start::From(k, d) => IteratorMode::From(k, d),
+        };
+        let plain = self
+            .engine
+            .db()
+            .iterator_cf_opt(self.engine.cf(cf), opts, mode);
+        let overlay = with_overlay(|o| {
+            let o = o?;
+            let forward = !matches!(start, Start::Last | Start::From(_, Direction::Reverse));
+            // The overlay's part of the range, from the start point in iteration order.
+            let lo = lower.as_deref().map_or(Bound::Unbounded, Bound::Included);
+            let hi = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let (lo, hi) = match start {
+                Start::From(k, Direction::Forward) => (max_lower(lo, Bound::Included(k)), hi),
+                Start::From(k, Direction::Reverse) => (lo, min_upper(hi, Bound::Included(k))),
+                _ => (lo, hi),
+            };
+            let mut entries: std::collections::VecDeque<(Vec<u8>, Option<Vec<u8>>)> =
+                if range_is_empty(lo, hi) {
+                    Default::default()
+                } else {
+                    o.latest[cf as usize]
+                        .range::<[u8], _>((lo, hi))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                };
+            if !forward {
+                entries.make_contiguous().reverse();
+            }
+            Some((entries, o.ranges[cf as usize].clone(), forward))
+        });
+        match overlay {
+            None => KvIter::Plain(plain),
+            Some((overlay, ranges, forward)) => KvIter::Merged(Merged {
+                db: plain.peekable(),
+                overlay,
+                ranges,
+                forward,
+            }),
+        }
+    }
+
+    /// Writes a batch as a local (client) write, through the write gate; inside a transaction
+    /// the batch is recorded for [`Db::commit`] instead.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        let recorded = with_overlay(|o| o.map(|o| o.record(&batch)));
+        match recorded {
+            Some(r) => Ok(r?),
+            None => Ok(self
+                .engine
+                .write(batch, quarry_storage::WriteOrigin::Local)?),
+        }
+    }
+
+    /// Writes a finished transaction as one batch.
+    pub fn commit(&self, overlay: Overlay) -> Result<()> {
+        if overlay.is_empty() {
+            return Ok(());
+        }
+        let batch = overlay.into_batch(self);
+        Ok(self
+            .engine
+            .write(batch, quarry_storage::WriteOrigin::Local)?)
+    }
+}
+
+fn max_lower<'a>(a: Bound<&'a [u8]>, b: Bound<&'a [u8]>) -> Bound<&'a [u8]> {
+    match (a, b) {
+        (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
+        (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.max(y)),
+        (Bound::Excluded(x), Bound::Included(y)) | (Bound::Included(y), Bound::Excluded(x)) => {
+            if y > x {
+                Bound::Included(y)
+            } else {
+                Bound::Excluded(x)
+            }
+        }
+        (Bound::Excluded(x), Bound::Excluded(y)) => Bound::Excluded(x.max(y)),
+    }
+}
+
+fn min_upper<'a>(a: Bound<&'a [u8]>, b: Bound<&'a [u8]>) -> Bound<&'a [u8]> {
+    match (a, b) {
+        (Bound::Unbounded, x) | (x, Bound::Unbounded) => x,
+        (Bound::Included(x), Bound::Included(y)) => Bound::Included(x.min(y)),
+        (Bound::Excluded(x), Bound::Included(y)) | (Bound::Included(y), Bound::Excluded(x)) => {
+            if y < x {
+                Bound::Included(y)
+            } else {
+                Bound::Excluded(x)
+            }
+        }
+        (Bound::Excluded(x), Bound::Excluded(y)) => Bound::Excluded(x.min(y)),
+    }
+}
+
+/// BTreeMap::range panics on an empty or inverted range; this tells them apart first.
+fn range_is_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b))
+        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quarry_storage::encoding::KeyCodec;
+    use quarry_storage::{Engine, EngineOptions, Role};
+    use std::sync::Arc;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = EngineOptions::new(dir.path());
+        opts.block_cache_mb = 8;
+        let engine = Engine::open(&opts).unwrap();
+        engine.gate().set_role(Role::Master);
+        let db = Db::new(Arc::new(engine), KeyCodec::new(b"__namespace", false));
+        (dir, db)
+    }
+
+    fn put(db: &Db, k: &[u8], v: &[u8]) {
+        let mut b = WriteBatch::default();
+        b.put_cf(db.engine.cf(ColumnFamily::Default), k, v);
+        db.write(b).unwrap();
+    }
+
+    fn del(db: &Db, k: &[u8]) {
+        let mut b = WriteBatch::default();
+        b.delete_cf(db.engine.cf(ColumnFamily::Default), k);
+        db.write(b).unwrap();
+    }
+
+    fn keys(db: &Db, lower: &[u8], upper: &[u8], start: Start<'_>) -> Vec<String> {
+        db.iter_cf(
+            ColumnFamily::Default,
+            Some(lower.to_vec()),
+            Some(upper.to_vec()),
+            start,
+        )
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            format!(
+                "{}={}",
+                String::from_utf8_lossy(&k),
+                String::from_utf8_lossy(&v)
+            )
+        })
+        .collect()
+    }
+
+    #[test]
+    fn reads_see_the_transaction_and_others_do_not_until_commit() {
+        let (_dir, db) = db();
+        for k in [b"a", b"c", b"e", b"g"] {
+            put(&db, k, b"db");
+        }
+        let txn = begin();
+        put(&db, b"b", b"tx");
+        put(&db, b"c", b"tx");
+        del(&db, b"e");
+        put(&db, b"h", b"tx");
+        assert_eq!(
+            db.get_cf(ColumnFamily::Default, b"c").unwrap().as_deref(),
+            Some(&b"tx"[..])
+        );
+        assert!(db.get_cf(ColumnFamily::Default, b"e").unwrap().is_none());
+        assert_eq!(
+            keys(&db, b"a", b"z", Start::First),
+            ["a=db", "b=tx", "c=tx", "g=db", "h=tx"]
+        );
+        assert_eq!(
+            keys(&db, b"a", b"z", Start::Last),
+            ["h=tx", "g=db", "c=tx", "b=tx", "a=db"]
+        );
+        assert_eq!(
+            keys(&db, b"a", b"z", Start::From(b"c", Direction::Forward)),
+            ["c=tx", "g=db", "h=tx"]
+        );
+        assert_eq!(
+            keys(&db, b"a", b"z", Start::From(b"d", Direction::Reverse)),
+            ["c=tx", "b=tx", "a=db"]
+        );
+        assert_eq!(keys(&db, b"b", b"d", Start::First), ["b=tx", "c=tx"]);
+        // Nothing reached the database yet.
+        assert_eq!(
+            db.engine
+                .get(ColumnFamily::Default, b"c")
+                .unwrap()
+                .as_deref(),
+            Some(&b"db"[..])
+        );
+        let overlay = txn.finish();
+        assert!(!active());
+        db.commit(overlay).unwrap();
+        assert_eq!(
+            keys(&db, b"a", b"z", Start::First),
+            ["a=db", "b=tx", "c=tx", "g=db", "h=tx"]
+        );
+    }
+
+    #[test]
+    fn range_deletion_hides_the_database_but_not_later_writes() {
+        let (_dir, db) = db();
+        for k in [b"a", b"b", b"c"] {
+            put(&db, k, b"db");
+        }
+        let txn = begin();
+        put(&db, b"b", b"early");
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(db.engine.cf(ColumnFamily::Default), b"a", b"c");
+        db.write(b).unwrap();
+        put(&db, b"a", b"late");
+        assert_eq!(keys(&db, b"a", b"z", Start::First), ["a=late", "c=db"]);
+        assert!(db.get_cf(ColumnFamily::Default, b"b").unwrap().is_none());
+        db.commit(txn.finish()).unwrap();
+        assert_eq!(keys(&db, b"a", b"z", Start::First), ["a=late", "c=db"]);
+    }
+
+    #[test]
+    fn a_dropped_transaction_writes_nothing() {
+        let (_dir, db) = db();
+        {
+            let _txn = begin();
+            put(&db, b"a", b"tx");
+        }
+        assert!(!active());
+        assert!(db.get_cf(ColumnFamily::Default, b"a").unwrap().is_none());
+    }
+}
