@@ -10,6 +10,7 @@ pub mod args;
 mod bitmap;
 mod context;
 mod error;
+mod geo;
 mod hash;
 mod hll;
 mod keys;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{bitmap, hash, hll, keys, list, server, set, sort, string, zset, CmdResult, Ctx};
+use crate::{bitmap, geo, hash, hll, keys, list, server, set, sort, string, zset, CmdResult, Ctx};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -118,6 +118,12 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
             {
                 out.push(i + 1);
             }
+            return out;
+        }
+        // GEORADIUS ... [STORE|STOREDIST destination]
+        "georadius" | "georadiusbymember" => {
+            let mut out = spec.key_positions(args.len());
+            out.extend(geo::store_key_position(spec.name, args));
             return out;
         }
         _ => return spec.key_positions(args.len()),
@@ -272,6 +278,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zintercard", -3, READONLY, 0, 0, 0, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", D(zset::zintercard)),
     cmd!("zrandmember", -2, READONLY, 1, 1, 1, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", D(zset::zrandmember)),
     cmd!("zmpop", -4, WRITE, 0, 0, 0, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them.", D(zset::zmpop)),
+    cmd!("geoadd", -5, WRITE | DENYOOM, 1, 1, 1, "geo", "3.2.0", "Adds one or more members to a geospatial index.", D(geo::geoadd)),
+    cmd!("geodist", -4, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", D(geo::geodist)),
+    cmd!("geohash", -2, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns members from a geospatial index as geohash strings.", D(geo::geohash)),
+    cmd!("geopos", -2, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns the longitude and latitude of members from a geospatial index.", D(geo::geopos)),
+    cmd!("georadius", -6, WRITE | DENYOOM, 1, 1, 1, "geo", "3.2.0", "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.", D(geo::georadius)),
+    cmd!("georadius_ro", -6, READONLY, 1, 1, 1, "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a coordinate.", D(geo::georadius_ro)),
+    cmd!("georadiusbymember", -5, WRITE | DENYOOM, 1, 1, 1, "geo", "3.2.0", "Queries a geospatial index for members within a distance from a member, optionally stores the result.", D(geo::georadiusbymember)),
+    cmd!("georadiusbymember_ro", -5, READONLY, 1, 1, 1, "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a member.", D(geo::georadiusbymember_ro)),
+    cmd!("geosearch", -7, READONLY, 1, 1, 1, "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle.", D(geo::geosearch)),
+    cmd!("geosearchstore", -8, WRITE | DENYOOM, 1, 2, 1, "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.", D(geo::geosearchstore)),
     cmd!("zscan", -3, READONLY, 1, 1, 1, "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", D(zset::zscan)),
     cmd!("bzpopmin", -3, WRITE | NOSCRIPT | FAST, 1, -2, 1, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise.", S),
     cmd!("bzpopmax", -3, WRITE | NOSCRIPT | FAST, 1, -2, 1, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.", S),
