@@ -159,26 +159,3 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         )))
     }
 }
-
-/// FUNCTION FLUSH [ASYNC|SYNC]. quarry cannot store function libraries yet (FUNCTION LOAD is
-/// not implemented), so there is never anything to flush and FLUSH truthfully succeeds; every
-/// other subcommand is refused. Redis's test suite sends FUNCTION FLUSH before each test block.
-pub fn function(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let flush_mode_ok = a.len() == 2 || (a.len() == 3 && (is(&a[2], "ASYNC") || is(&a[2], "SYNC")));
-    if is(&a[1], "FLUSH") && flush_mode_ok {
-        return Ok(Frame::ok());
-    }
-    if is(&a[1], "HELP") && a.len() == 2 {
-        return Ok(help_lines(&[
-            "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "FLUSH [ASYNC|SYNC]",
-            "    Delete all the libraries (quarry has no function libraries yet).",
-            "HELP",
-            "    Print this help.",
-        ]));
-    }
-    Err(CmdError::WrongArity(format!(
-        "function|{}",
-        crate::args::lower(&a[1])
-    )))
-}

@@ -71,6 +71,8 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             }
         }
         "shutdown" => shutdown(a),
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "script"
+        | "function" => crate::scripting::run(server, session, name, a),
         "flushmemtable" => match server.engine() {
             Some(engine) => match engine.flush() {
                 Ok(()) => reply(Frame::ok()),

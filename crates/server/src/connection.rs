@@ -510,6 +510,20 @@ pub fn execute(
             return Flow::Continue;
         }
     };
+    if let Some(busy) = server.scripting.busy_error(spec.name, &args) {
+        if spec.name == "exec" && session.multi.take().is_some() {
+            // The transaction is discarded, as Redis does when EXEC is refused.
+            session.watch = None;
+            Frame::Error(format!(
+                "EXECABORT Transaction discarded because of: {busy}"
+            ))
+            .encode(proto, out);
+            return Flow::Continue;
+        }
+        crate::multi::flag_failed(session);
+        Frame::Error(busy).encode(proto, out);
+        return Flow::Continue;
+    }
     if matches!(
         spec.name,
         "multi" | "exec" | "discard" | "watch" | "unwatch"

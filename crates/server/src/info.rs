@@ -147,7 +147,12 @@ fn memory_section(server: &Server, out: &mut String) {
     line(out, "used_memory_human", human(rss));
     line(out, "used_memory_rss", rss);
     line(out, "used_memory_rss_human", human(rss));
-    line(out, "used_memory_lua", 0);
+    line(out, "used_memory_lua", server.scripting.lua_memory());
+    line(
+        out,
+        "number_of_cached_scripts",
+        server.scripting.cached_scripts(),
+    );
     let engine = server.engine();
     let prop = |cf: ColumnFamily, name: &str| engine.as_ref().and_then(|e| e.property(cf, name));
     let memtables: u64 = ColumnFamily::ALL

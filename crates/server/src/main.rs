@@ -12,6 +12,7 @@ mod migration;
 mod multi;
 mod pubsub;
 mod replication;
+mod scripting;
 mod server;
 mod slowlog;
 
@@ -331,6 +332,7 @@ fn run(cli: Cli) -> Result<(), String> {
         monitors: Default::default(),
         waiting: Default::default(),
         watches: Default::default(),
+        scripting: Default::default(),
         shutdown,
         started: Instant::now(),
         run_id: (0..40)

@@ -46,6 +46,8 @@ pub struct HotConfig {
     pub auth_required: AtomicBool,
     /// `slave-serve-stale-data`.
     pub serve_stale_data: AtomicBool,
+    /// `lua-time-limit` (and its Redis 7 name `busy-reply-threshold`; the lower one counts).
+    pub lua_time_limit_ms: AtomicU64,
 }
 
 impl HotConfig {
@@ -60,6 +62,7 @@ impl HotConfig {
             requirepass: RwLock::new(None),
             auth_required: AtomicBool::new(false),
             serve_stale_data: AtomicBool::new(true),
+            lua_time_limit_ms: AtomicU64::new(5000),
         };
         hot.reload(cfg);
         hot
@@ -84,6 +87,12 @@ impl HotConfig {
             .store(cfg.get_bool("resp3-enabled"), Ordering::Relaxed);
         self.serve_stale_data
             .store(cfg.get_bool("slave-serve-stale-data"), Ordering::Relaxed);
+        let limit = cfg
+            .get_i64("lua-time-limit")
+            .min(cfg.get_i64("busy-reply-threshold"))
+            .max(0);
+        self.lua_time_limit_ms
+            .store(limit as u64, Ordering::Relaxed);
         let pass = Some(cfg.get("requirepass").to_string()).filter(|p| !p.is_empty());
         self.auth_required.store(pass.is_some(), Ordering::Relaxed);
         *self.requirepass.write() = pass;
@@ -118,6 +127,8 @@ pub struct Server {
     pub monitors: AtomicUsize,
     /// Clients blocked in BLPOP and friends, by key.
     pub waiting: crate::blocking::WaitingRoom,
+    /// Lua scripts and function libraries.
+    pub scripting: crate::scripting::Scripting,
     /// WATCHed keys of all connections.
     pub watches: Arc<crate::multi::Watches>,
     pub shutdown: watch::Sender<bool>,

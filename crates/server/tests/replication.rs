@@ -951,3 +951,45 @@ fn a_transaction_replicates_as_one_unit() {
     );
     assert_eq!(q::<i64>(&mut r.conn(), &["GET", "b"]), 1000);
 }
+
+/// A script's writes replicate as one batch, and the scripts and function libraries the
+/// master stores reach the replica: EVALSHA and FCALL_RO work there.
+#[test]
+fn scripts_and_functions_replicate() {
+    let m = master();
+    let r = replica_of(&m, &[]);
+    assert_converged(&m, &r);
+    let mut c = m.conn();
+    let sha: String = q(
+        &mut c,
+        &["SCRIPT", "LOAD", "return redis.call('get', KEYS[1])"],
+    );
+    let _: i64 = q(
+        &mut c,
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'x') return redis.call('rpush', KEYS[2], 'a', 'b')",
+            "2",
+            "s",
+            "l",
+        ],
+    );
+    let _: String = q(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function{function_name='len', callback=function(keys) return redis.call('llen', keys[1]) end, flags={'no-writes'}}",
+        ],
+    );
+    assert_converged(&m, &r);
+    let mut rc = r.conn();
+    assert_eq!(q::<String>(&mut rc, &["EVALSHA", &sha, "1", "s"]), "x");
+    assert_eq!(q::<i64>(&mut rc, &["FCALL_RO", "len", "1", "l"]), 2);
+    // A script that writes is refused on the replica.
+    assert!(err(
+        &mut rc,
+        &["EVAL", "return redis.call('set', 'y', '1')", "0"]
+    )
+    .contains("READONLY"));
+}

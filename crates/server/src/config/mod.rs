@@ -42,6 +42,8 @@ pub struct Directive {
 /// are fixed at start-up and refused by CONFIG SET, so that no setting pretends to apply.
 const LIVE: &[&str] = &[
     "timeout",
+    "lua-time-limit",
+    "busy-reply-threshold",
     "maxclients",
     "requirepass",
     "slowlog-log-slower-than",

@@ -1,0 +1,692 @@
+//! Lua scripting: EVAL/EVALSHA(_RO), SCRIPT, FUNCTION and FCALL(_RO).
+//!
+//! Each worker thread has its own Lua 5.1 state ([`vm`]); scripts and libraries live in
+//! RocksDB's propagate column family under Kvrocks' keys, so replicas and restarts have them,
+//! and each thread compiles what it runs on first use. A script runs inside a
+//! [`quarry_types::txn`] transaction with the key locks of its declared keys held: it reads its
+//! own writes, no other client sees a part of them, and they are committed (and replicated) as
+//! one WriteBatch.
+//!
+//! A script that runs past `lua-time-limit` makes other clients answer BUSY until it ends or
+//! SCRIPT KILL (FUNCTION KILL) stops it; a script that already wrote cannot be killed, as in
+//! Redis.
+
+mod functions;
+mod libs;
+mod vm;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mlua::{MultiValue, Value};
+use parking_lot::{Mutex, RwLock};
+use quarry_commands::table::{flag, help_lines};
+use quarry_commands::{CmdError, Ctx, Exec};
+use quarry_resp::{Frame, Protocol};
+use quarry_storage::{ColumnFamily, WriteBatch, WriteOrigin};
+
+use crate::admin::Outcome;
+use crate::connection::{Flow, Session};
+use crate::server::{Server, Storage};
+
+/// Kvrocks' keys in the propagate column family.
+const SCRIPT_PREFIX: &str = "lua_f_";
+
+pub fn sha1_hex(data: &[u8]) -> String {
+    sha1_smol::Sha1::from(data).digest().to_string()
+}
+
+/// Server-wide scripting state.
+#[derive(Default)]
+pub struct Scripting {
+    /// Script bodies by SHA1 (also in RocksDB).
+    bodies: RwLock<HashMap<String, Arc<[u8]>>>,
+    /// Bumped by SCRIPT FLUSH: threads drop their compiled scripts.
+    generation: AtomicU64,
+    /// Scripts running now.
+    running: Mutex<Vec<Arc<RunState>>>,
+    /// How many of them are past the time limit: other clients get BUSY meanwhile.
+    timed_out: Arc<AtomicUsize>,
+    pub functions: functions::Functions,
+    /// Bytes the Lua states of all threads use.
+    lua_memory: Arc<AtomicU64>,
+}
+
+/// One running script, shared with the instruction hook and SCRIPT KILL.
+pub struct RunState {
+    started: Instant,
+    limit_ms: u64,
+    /// A FUNCTION (FCALL), not a script: FUNCTION KILL stops it, SCRIPT KILL does not.
+    is_function: bool,
+    wrote: AtomicBool,
+    killed: AtomicBool,
+    timed_out: AtomicBool,
+    resp3: AtomicBool,
+    /// `Scripting::timed_out`, counted up once this run passes its limit.
+    server_timed_out: Arc<AtomicUsize>,
+}
+
+impl RunState {
+    fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    fn set_resp3(&self, v: bool) {
+        self.resp3.store(v, Ordering::Relaxed);
+    }
+
+    /// Called by the instruction hook: marks the script as timed out once it passed the
+    /// limit, and says whether it must stop.
+    fn tick(&self) -> bool {
+        if !self.timed_out.load(Ordering::Relaxed)
+            && self.started.elapsed().as_millis() as u64 >= self.limit_ms
+        {
+            self.timed_out.store(true, Ordering::Release);
+            self.server_timed_out.fetch_add(1, Ordering::AcqRel);
+            tracing::warn!(
+                limit_ms = self.limit_ms,
+                "a script is running past lua-time-limit; other clients get BUSY"
+            );
+        }
+        self.is_killed()
+    }
+}
+
+impl Scripting {
+    pub fn lua_memory(&self) -> u64 {
+        self.lua_memory.load(Ordering::Relaxed)
+    }
+
+    pub fn cached_scripts(&self) -> usize {
+        self.bodies.read().len()
+    }
+
+    /// The BUSY error for a command another client sends while a script is past its time
+    /// limit, or None.
+    pub fn busy_error(&self, name: &str, args: &[Bytes]) -> Option<String> {
+        if self.timed_out.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let sub = args.get(1).map(|a| a.to_ascii_lowercase());
+        let allowed = match name {
+            "auth" | "hello" | "replconf" | "multi" | "discard" | "watch" | "unwatch" | "reset"
+            | "quit" => true,
+            "script" | "function" => matches!(sub.as_deref(), Some(b"kill") | Some(b"stats")),
+            "shutdown" => args
+                .get(1)
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"nosave")),
+            _ => false,
+        };
+        if allowed {
+            return None;
+        }
+        let function = self.running.lock().iter().any(|r| r.is_function);
+        Some(if function {
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.".into()
+        } else {
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                .into()
+        })
+    }
+
+    fn start(&self, is_function: bool, limit_ms: u64) -> Arc<RunState> {
+        let run = Arc::new(RunState {
+            started: Instant::now(),
+            limit_ms: limit_ms.max(1),
+            is_function,
+            wrote: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+            resp3: AtomicBool::new(false),
+            server_timed_out: self.timed_out.clone(),
+        });
+        self.running.lock().push(run.clone());
+        run
+    }
+
+    fn finish(&self, run: &Arc<RunState>) {
+        self.running.lock().retain(|r| !Arc::ptr_eq(r, run));
+        if run.timed_out.load(Ordering::Acquire) {
+            self.timed_out.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// SCRIPT KILL / FUNCTION KILL.
+    fn kill(&self, functions: bool) -> Result<Frame, CmdError> {
+        let running = self.running.lock();
+        let targets: Vec<&Arc<RunState>> = running
+            .iter()
+            .filter(|r| r.is_function == functions && r.timed_out.load(Ordering::Acquire))
+            .collect();
+        if targets.is_empty() {
+            return Err(CmdError::Other(
+                "NOTBUSY No scripts in execution right now.".into(),
+            ));
+        }
+        if targets.iter().any(|r| r.wrote.load(Ordering::Acquire)) {
+            return Err(CmdError::Other(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
+            ));
+        }
+        for r in targets {
+            r.killed.store(true, Ordering::Release);
+        }
+        Ok(Frame::ok())
+    }
+
+    fn body(&self, storage: &Storage, sha: &str) -> Option<Arc<[u8]>> {
+        if let Some(b) = self.bodies.read().get(sha) {
+            return Some(b.clone());
+        }
+        // Loaded on the master (or before a restart): read from RocksDB.
+        let key = format!("{SCRIPT_PREFIX}{sha}");
+        let raw = storage
+            .engine
+            .get(ColumnFamily::Propagate, key.as_bytes())
+            .ok()
+            .flatten()?;
+        let body: Arc<[u8]> = Arc::from(raw.as_ref());
+        self.bodies.write().insert(sha.to_string(), body.clone());
+        Some(body)
+    }
+
+    /// Remembers a script, and stores it for replicas and restarts (a replica, which cannot
+    /// write, keeps it in memory only).
+    fn store(&self, storage: &Storage, body: &[u8]) -> String {
+        let sha = sha1_hex(body);
+        if self.bodies.read().contains_key(&sha) {
+            return sha;
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            storage.engine.cf(ColumnFamily::Propagate),
+            format!("{SCRIPT_PREFIX}{sha}"),
+            body,
+        );
+        if let Err(e) = storage.engine.write(batch, WriteOrigin::Local) {
+            tracing::debug!(error = %e, "script kept in memory only");
+        }
+        self.bodies.write().insert(sha.clone(), Arc::from(body));
+        sha
+    }
+}
+
+/// What a run calls: a script by SHA1, or a library function.
+enum Target {
+    Script { sha: String, body: Arc<[u8]> },
+    Function(functions::Resolved),
+}
+
+/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO, SCRIPT and FUNCTION.
+pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
+    let result = match name {
+        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" => eval(server, session, name, a),
+        "fcall" | "fcall_ro" => fcall(server, session, name == "fcall_ro", a),
+        "script" => script(server, a),
+        "function" => functions::command(server, a),
+        _ => Err(CmdError::err("unknown scripting command")),
+    };
+    (result, Flow::Continue)
+}
+
+fn parse_keys(a: &[Bytes], at: usize) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
+    let n = quarry_commands::args::parse_i64(&a[at])?;
+    if n < 0 {
+        return Err(CmdError::err("Number of keys can't be negative"));
+    }
+    let rest = &a[at + 1..];
+    if n as usize > rest.len() {
+        return Err(CmdError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok((rest[..n as usize].to_vec(), rest[n as usize..].to_vec()))
+}
+
+/// The flags a script declares in its `#!lua flags=...` line (Redis 7).
+fn shebang_flags(body: &[u8]) -> Result<Option<Vec<String>>, CmdError> {
+    if !body.starts_with(b"#!") {
+        return Ok(None);
+    }
+    let line_end = body.iter().position(|&c| c == b'\n').unwrap_or(body.len());
+    let line = String::from_utf8_lossy(&body[2..line_end]).to_string();
+    let mut parts = line.split_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if engine != "lua" {
+        return Err(CmdError::err(format!(
+            "Unexpected engine in script shebang: {engine}"
+        )));
+    }
+    let mut flags = Vec::new();
+    for p in parts {
+        let Some(list) = p.strip_prefix("flags=") else {
+            return Err(CmdError::err(format!("Unknown lua shebang option: {p}")));
+        };
+        for f in list.split(',').filter(|f| !f.is_empty()) {
+            if !functions::KNOWN_FLAGS.contains(&f) {
+                return Err(CmdError::err(format!(
+                    "Unexpected flag in script shebang: {f}"
+                )));
+            }
+            flags.push(f.to_string());
+        }
+    }
+    Ok(Some(flags))
+}
+
+fn eval(
+    server: &Server,
+    session: &mut Session,
+    name: &str,
+    a: &[Bytes],
+) -> Result<Frame, CmdError> {
+    let storage = server.storage().ok_or(CmdError::Loading)?;
+    let (keys, argv) = parse_keys(a, 2)?;
+    let (sha, body) = if name.starts_with("evalsha") {
+        let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+        let body = (sha.len() == 40)
+            .then(|| server.scripting.body(&storage, &sha))
+            .flatten()
+            .ok_or_else(|| {
+                CmdError::Other("NOSCRIPT No matching script. Please use EVAL.".into())
+            })?;
+        (sha, body)
+    } else {
+        let sha = server.scripting.store(&storage, &a[1]);
+        (sha, Arc::from(&a[1][..]))
+    };
+    let flags = shebang_flags(&body)?;
+    let body: Arc<[u8]> = if flags.is_some() {
+        // The `#!lua` line is not Lua: blanked, keeping the line numbers.
+        let end = body.iter().position(|&c| c == b'\n').unwrap_or(body.len());
+        Arc::from(&body[end..])
+    } else {
+        body
+    };
+    let mut read_only = name.ends_with("_ro");
+    if let Some(flags) = &flags {
+        if flags.iter().any(|f| f == "no-writes") {
+            read_only = true;
+        }
+    }
+    execute(
+        server,
+        session,
+        &storage,
+        Target::Script { sha, body },
+        keys,
+        argv,
+        read_only,
+    )
+}
+
+fn fcall(server: &Server, session: &mut Session, ro: bool, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let storage = server.storage().ok_or(CmdError::Loading)?;
+    let (keys, argv) = parse_keys(a, 2)?;
+    let resolved =
+        server
+            .scripting
+            .functions
+            .resolve(server, &storage, &String::from_utf8_lossy(&a[1]))?;
+    let no_writes = resolved.flags.iter().any(|f| f == "no-writes");
+    if ro && !no_writes {
+        return Err(CmdError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    execute(
+        server,
+        session,
+        &storage,
+        Target::Function(resolved),
+        keys,
+        argv,
+        no_writes,
+    )
+}
+
+/// What redis.call collected during a run.
+#[derive(Default)]
+struct Effects {
+    /// Keys of the write commands, for WATCH and blocked clients.
+    written: Vec<Bytes>,
+}
+
+fn execute(
+    server: &Server,
+    session: &mut Session,
+    storage: &Arc<Storage>,
+    target: Target,
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+    read_only: bool,
+) -> Result<Frame, CmdError> {
+    let caller_resp3 = session.protocol == Protocol::Resp3;
+    let nested = quarry_types::txn::active();
+    // Isolation for the declared keys; inside MULTI the transaction holds them already.
+    let locks = (!nested).then(|| storage.db.locks().lock_many(&keys));
+    let txn = (!nested).then(quarry_types::txn::begin);
+    let is_function = matches!(target, Target::Function(_));
+    let limit = server.hot.lua_time_limit_ms.load(Ordering::Relaxed);
+    let run = server.scripting.start(is_function, limit);
+    vm::CURRENT.with(|c| *c.borrow_mut() = Some(run.clone()));
+    let mut effects = Effects::default();
+    let generation = server.scripting.generation.load(Ordering::Acquire);
+    let outcome = vm::with_vm(generation, &server.scripting.lua_memory, |vm| {
+        run_in_vm(
+            vm,
+            server,
+            session,
+            storage,
+            &target,
+            &keys,
+            &argv,
+            read_only,
+            &run,
+            &mut effects,
+            caller_resp3,
+        )
+    });
+    vm::CURRENT.with(|c| *c.borrow_mut() = None);
+    server.scripting.finish(&run);
+    let reply = match outcome {
+        Ok(r) => r,
+        Err(e) => Err(CmdError::err(e)),
+    };
+    // Writes made before an error stay, as in Redis.
+    if let Some(txn) = txn {
+        let overlay = txn.finish();
+        let still_current = server
+            .storage()
+            .is_some_and(|now| Arc::ptr_eq(&now, storage));
+        if !still_current {
+            return Err(CmdError::Loading);
+        }
+        storage.db.commit(overlay)?;
+    }
+    drop(locks);
+    if !effects.written.is_empty() {
+        session.wrote = true;
+        server.watches.touch_keys(&effects.written);
+        if !nested && server.waiting.blocked_clients() > 0 {
+            for key in &effects.written {
+                server.waiting.wake(key);
+            }
+        }
+    }
+    reply
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in_vm(
+    vm: &mut vm::Vm,
+    server: &Server,
+    session: &mut Session,
+    storage: &Arc<Storage>,
+    target: &Target,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    read_only: bool,
+    run: &Arc<RunState>,
+    effects: &mut Effects,
+    caller_resp3: bool,
+) -> Result<Frame, CmdError> {
+    let lua = vm.lua.clone();
+    let (function, label) = match target {
+        Target::Script { sha, body } => {
+            (vm.script(sha, body).map_err(CmdError::Other)?, sha.clone())
+        }
+        Target::Function(f) => (functions::function(vm, server, storage, f)?, f.name.clone()),
+    };
+    let to_table = |items: &[Bytes]| -> mlua::Result<mlua::Table> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, k) in items.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(k)?)?;
+        }
+        Ok(t)
+    };
+    let lua_err = |e: mlua::Error| CmdError::err(vm::lua_error_text(&e));
+    let keys_t = to_table(keys).map_err(lua_err)?;
+    let argv_t = to_table(argv).map_err(lua_err)?;
+    let is_script = matches!(target, Target::Script { .. });
+    if is_script {
+        let g = lua.globals();
+        g.raw_set("KEYS", keys_t.clone()).map_err(lua_err)?;
+        g.raw_set("ARGV", argv_t.clone()).map_err(lua_err)?;
+    }
+    let session_cell = std::cell::RefCell::new(session);
+    let effects_cell = std::cell::RefCell::new(effects);
+    let redis = vm.redis.clone();
+    let result: mlua::Result<MultiValue> = lua.scope(|scope| {
+        let dispatch =
+            scope.create_function(|lua, (raise, n, packed): (bool, usize, mlua::Table)| {
+                let mut args = Vec::with_capacity(n);
+                for i in 1..=n {
+                    args.push(packed.raw_get::<Value>(i)?);
+                }
+                let reply = call_from_script(
+                    server,
+                    &mut session_cell.borrow_mut(),
+                    storage,
+                    &args,
+                    read_only,
+                    run,
+                    &mut effects_cell.borrow_mut(),
+                );
+                let resp3 = run.resp3.load(Ordering::Relaxed);
+                match reply {
+                    Frame::Error(e) => {
+                        let t = lua.create_table()?;
+                        t.set("err", e)?;
+                        Ok((!raise, Value::Table(t)))
+                    }
+                    other => Ok((true, vm::frame_to_lua(lua, other, resp3)?)),
+                }
+            })?;
+        redis.raw_set("__dispatch", dispatch)?;
+        let args = if is_script {
+            MultiValue::new()
+        } else {
+            MultiValue::from_iter([Value::Table(keys_t.clone()), Value::Table(argv_t.clone())])
+        };
+        // pcall keeps the error value itself (a table for redis.call errors).
+        let pcall: mlua::Function = lua.globals().raw_get("pcall")?;
+        let r = pcall.call::<MultiValue>((function.clone(), args));
+        redis.raw_set("__dispatch", Value::Nil)?;
+        r
+    });
+    if is_script {
+        let g = lua.globals();
+        let _ = g.raw_set("KEYS", Value::Nil);
+        let _ = g.raw_set("ARGV", Value::Nil);
+    }
+    let values = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let text = vm::lua_error_text(&e);
+            return Err(CmdError::Other(script_error(&text, &label)));
+        }
+    };
+    let mut it = values.into_iter();
+    let ok = matches!(it.next(), Some(Value::Boolean(true)));
+    let value = it.next().unwrap_or(Value::Nil);
+    if !ok {
+        return Err(CmdError::Other(match &value {
+            Value::Table(t) => match t.raw_get::<Value>("err") {
+                Ok(Value::String(e)) => {
+                    let text = String::from_utf8_lossy(&e.as_bytes()).to_string();
+                    let text = text.strip_prefix('-').unwrap_or(&text).to_string();
+                    format!("{text} script: {label}, on @user_script:1.")
+                }
+                _ => script_error("unknown error", &label),
+            },
+            Value::String(s) => script_error(&String::from_utf8_lossy(&s.as_bytes()), &label),
+            Value::Error(e) => script_error(&vm::lua_error_text(e), &label),
+            other => script_error(&format!("{other:?}"), &label),
+        }));
+    }
+    Ok(vm::lua_to_frame(&value, caller_resp3))
+}
+
+/// A Lua runtime error as the error reply Redis gives.
+fn script_error(text: &str, label: &str) -> String {
+    if text.starts_with("ERR Script killed by user") {
+        return text.to_string();
+    }
+    let text = text.strip_prefix("ERR ").unwrap_or(text);
+    format!("ERR {text} script: {label}, on @user_script:1.")
+}
+
+/// redis.call / redis.pcall: one command, with the checks Redis makes for scripts. The reply
+/// comes back in RESP2 or RESP3 shape depending on `redis.setresp`.
+fn call_from_script(
+    server: &Server,
+    session: &mut Session,
+    storage: &Arc<Storage>,
+    args: &[Value],
+    read_only: bool,
+    run: &RunState,
+    effects: &mut Effects,
+) -> Frame {
+    if args.is_empty() {
+        return Frame::error("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for a in args {
+        match vm::arg_bytes(a) {
+            Some(b) => argv.push(b),
+            None => {
+                return Frame::error(
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                )
+            }
+        }
+    }
+    let Some(spec) = server.lookup(&argv[0]) else {
+        return Frame::error("ERR Unknown Redis command called from script");
+    };
+    if !spec.arity_ok(argv.len()) {
+        return Frame::error("ERR Wrong number of args calling Redis command from script");
+    }
+    if spec.has(flag::NOSCRIPT) {
+        return Frame::error("ERR This Redis command is not allowed from script");
+    }
+    let write = spec.has(flag::WRITE);
+    if write && read_only {
+        return Frame::error("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if let Err(e) = quarry_commands::table::check_subcommand(spec, &argv) {
+        return Frame::Error(e.to_string());
+    }
+    if let Err(e) = crate::replication::gate(server, write, true) {
+        return Frame::Error(e.to_string());
+    }
+    if write {
+        run.wrote.store(true, Ordering::Release);
+        server.watches.touch(spec, &argv);
+        for pos in quarry_commands::table::command_keys(spec, &argv) {
+            effects.written.push(argv[pos].clone());
+        }
+    }
+    let saved = session.protocol;
+    session.protocol = if run.resp3.load(Ordering::Relaxed) {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    let result = match spec.exec {
+        Exec::Data(f) => {
+            let mut ctx = Ctx {
+                db: &storage.db,
+                cursors: &server.cursors,
+                protocol: session.protocol,
+            };
+            f(&mut ctx, &argv)
+        }
+        Exec::Server => crate::admin::run(server, session, spec.name, &argv).0,
+    };
+    session.protocol = saved;
+    let stat = &server.command_stats[Server::command_index(spec)];
+    stat.calls.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(f) => f,
+        Err(e) => {
+            stat.failed.fetch_add(1, Ordering::Relaxed);
+            Frame::Error(e.to_string())
+        }
+    }
+}
+
+/// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
+fn script(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "load" => {
+            let storage = server.storage().ok_or(CmdError::Loading)?;
+            // Compiled here once, so that a syntax error is reported now.
+            let sha = sha1_hex(&a[2]);
+            let generation = server.scripting.generation.load(Ordering::Acquire);
+            vm::with_vm(generation, &server.scripting.lua_memory, |vm| {
+                vm.script(&sha, &a[2]).map(|_| ())
+            })
+            .map_err(CmdError::Other)?
+            .map_err(CmdError::Other)?;
+            Ok(Frame::bulk(server.scripting.store(&storage, &a[2])))
+        }
+        "exists" => {
+            let storage = server.storage().ok_or(CmdError::Loading)?;
+            Ok(Frame::Array(
+                a[2..]
+                    .iter()
+                    .map(|s| {
+                        let sha = String::from_utf8_lossy(s).to_ascii_lowercase();
+                        Frame::Integer(server.scripting.body(&storage, &sha).is_some() as i64)
+                    })
+                    .collect(),
+            ))
+        }
+        "flush" => {
+            if a.len() == 3 && !(is(&a[2], "async") || is(&a[2], "sync")) {
+                return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option"));
+            }
+            if a.len() > 3 {
+                return Err(CmdError::Syntax);
+            }
+            let storage = server.storage().ok_or(CmdError::Loading)?;
+            server.scripting.bodies.write().clear();
+            server.scripting.generation.fetch_add(1, Ordering::AcqRel);
+            let mut batch = WriteBatch::default();
+            let begin = SCRIPT_PREFIX.as_bytes().to_vec();
+            let end = quarry_storage::encoding::prefix_successor(&begin).unwrap_or_default();
+            batch.delete_range_cf(storage.engine.cf(ColumnFamily::Propagate), begin, end);
+            if let Err(e) = storage.engine.write(batch, WriteOrigin::Local) {
+                tracing::debug!(error = %e, "scripts flushed in memory only");
+            }
+            Ok(Frame::ok())
+        }
+        "kill" => server.scripting.kill(false),
+        "help" => Ok(help_lines(&[
+            "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+            "HELP",
+            "    Print this help.",
+        ])),
+        _ => Err(CmdError::err(format!(
+            "unknown subcommand '{sub}'. Try SCRIPT HELP."
+        ))),
+    }
+}
+
+fn is(a: &[u8], s: &str) -> bool {
+    a.eq_ignore_ascii_case(s.as_bytes())
+}

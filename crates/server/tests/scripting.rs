@@ -1,0 +1,375 @@
+//! EVAL, SCRIPT, FUNCTION and FCALL through the real binary.
+
+mod common;
+use std::time::{Duration, Instant};
+
+use common::{err, q, wait_until, TestServer};
+
+#[test]
+fn replies_convert_both_ways_and_scripts_see_keys_and_argv() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(
+        q::<String>(&mut c, &["EVAL", "return 'hello'", "0"]),
+        "hello"
+    );
+    assert_eq!(q::<i64>(&mut c, &["EVAL", "return 100.5", "0"]), 100);
+    assert_eq!(q::<i64>(&mut c, &["EVAL", "return true", "0"]), 1);
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["EVAL", "return false", "0"]),
+        None
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["EVAL", "return {ok='fine'}", "0"]),
+        "fine"
+    );
+    assert_eq!(
+        err(&mut c, &["EVAL", "return {err='MY_CODE custom'}", "0"]),
+        "MY_CODE custom"
+    );
+    assert_eq!(
+        q::<Vec<String>>(
+            &mut c,
+            &[
+                "EVAL",
+                "return {KEYS[1],KEYS[2],ARGV[1]}",
+                "2",
+                "a",
+                "b",
+                "c"
+            ]
+        ),
+        ["a", "b", "c"]
+    );
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    // Replies of commands as Lua sees them.
+    let typed: Vec<String> = q(
+        &mut c,
+        &[
+            "EVAL",
+            "local s = redis.call('set', KEYS[1], 'x'); local n = redis.call('strlen', KEYS[1]); \
+             local missing = redis.call('get', 'nope'); local e = redis.pcall('incr', KEYS[1]); \
+             return {type(s), s['ok'], type(n), type(missing), e['err']}",
+            "1",
+            "k",
+        ],
+    );
+    assert_eq!(
+        typed,
+        [
+            "table",
+            "OK",
+            "number",
+            "boolean",
+            "ERR value is not an integer or out of range"
+        ]
+    );
+    // A script reads its own writes.
+    assert_eq!(
+        q::<String>(
+            &mut c,
+            &[
+                "EVAL",
+                "redis.call('set', KEYS[1], 'mine'); return redis.call('get', KEYS[1])",
+                "1",
+                "own"
+            ]
+        ),
+        "mine"
+    );
+    assert_eq!(
+        q::<String>(
+            &mut c,
+            &["EVAL", "return redis.sha1hex('Pizza & Mandolino')", "0"]
+        ),
+        "74822d82031af7493c20eefa13bd07ec4fada82f"
+    );
+}
+
+#[test]
+fn errors_sandbox_and_refused_commands() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let e = err(&mut c, &["EVAL", "return undefined_thing", "0"]);
+    assert!(
+        e.starts_with("ERR") && e.contains("nonexistent global variable 'undefined_thing'"),
+        "{e}"
+    );
+    assert!(err(&mut c, &["EVAL", "x = 1", "0"]).contains("Attempt to modify a readonly table"));
+    assert!(err(&mut c, &["EVAL", "redis.call = nil", "0"]).contains("readonly table"));
+    assert!(err(&mut c, &["EVAL", "print('x')", "0"]).contains("'print'"));
+    assert!(err(&mut c, &["EVAL", "return os.execute('true')", "0"]).contains("nil value"));
+    assert!(err(&mut c, &["EVAL", "return (", "0"]).starts_with("ERR Error compiling script"));
+    let _: () = q(&mut c, &["SET", "str", "x"]);
+    assert!(err(
+        &mut c,
+        &[
+            "EVAL",
+            "return redis.call('lpush', KEYS[1], 'v')",
+            "1",
+            "str"
+        ]
+    )
+    .starts_with("WRONGTYPE"));
+    assert!(err(&mut c, &["EVAL", "return redis.call('nosuch')", "0"])
+        .contains("Unknown Redis command called from script"));
+    assert!(
+        err(&mut c, &["EVAL", "return redis.call('blpop', 'l', 0)", "0"])
+            .contains("not allowed from script")
+    );
+    assert!(err(
+        &mut c,
+        &["EVAL_RO", "return redis.call('set', 'a', 'b')", "0"]
+    )
+    .contains("Write commands are not allowed from read-only scripts"));
+    assert_eq!(
+        err(&mut c, &["EVAL", "return 1", "2", "a"]),
+        "ERR Number of keys can't be greater than number of args"
+    );
+    assert_eq!(
+        err(&mut c, &["EVAL", "return 1", "-1"]),
+        "ERR Number of keys can't be negative"
+    );
+    // A self-referencing table is cut at a depth limit instead of looping.
+    let raw = s.raw(b"*3\r\n$4\r\nEVAL\r\n$50\r\nlocal a = {}; local b = {a}; a[1] = b; return a   \r\n$1\r\n0\r\n");
+    assert!(String::from_utf8_lossy(&raw).contains("-ERR reached lua stack limit"));
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
+
+#[test]
+fn scripts_are_cached_by_sha_and_survive_a_restart() {
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    let sha: String = q(&mut c, &["SCRIPT", "LOAD", "return ARGV[1] .. '!'"]);
+    assert_eq!(sha.len(), 40);
+    assert_eq!(q::<String>(&mut c, &["EVALSHA", &sha, "0", "hi"]), "hi!");
+    assert_eq!(
+        q::<String>(&mut c, &["EVALSHA", &sha.to_uppercase(), "0", "hi"]),
+        "hi!"
+    );
+    assert_eq!(
+        q::<Vec<i64>>(
+            &mut c,
+            &[
+                "SCRIPT",
+                "EXISTS",
+                &sha,
+                "ffffffffffffffffffffffffffffffffffffffff"
+            ]
+        ),
+        [1, 0]
+    );
+    assert_eq!(
+        err(
+            &mut c,
+            &["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]
+        ),
+        "NOSCRIPT No matching script. Please use EVAL."
+    );
+    drop(c);
+    s.stop();
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(
+        q::<String>(&mut c, &["EVALSHA", &sha, "0", "again"]),
+        "again!"
+    );
+    let _: () = q(&mut c, &["SCRIPT", "FLUSH"]);
+    assert!(err(&mut c, &["EVALSHA", &sha, "0"]).starts_with("NOSCRIPT"));
+}
+
+/// A script's writes are one WriteBatch: other clients never see part of them.
+#[test]
+fn other_clients_never_see_half_a_script() {
+    let s = TestServer::start();
+    let client = s.client();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let client = client.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = client.get_connection().unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, b): (Option<i64>, Option<i64>) =
+                    redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
+                assert_eq!(a, b, "a reader saw half a script");
+            }
+        })
+    };
+    let mut c = s.conn();
+    for _ in 0..1000 {
+        let _: i64 = q(
+            &mut c,
+            &[
+                "EVAL",
+                "redis.call('incr', KEYS[1]); return redis.call('incr', KEYS[2])",
+                "2",
+                "a",
+                "b",
+            ],
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.join().unwrap();
+    assert_eq!(q::<i64>(&mut c, &["GET", "b"]), 1000);
+}
+
+#[test]
+fn a_runaway_script_makes_others_busy_and_script_kill_stops_it() {
+    let s = TestServer::start_with(&["--lua-time-limit", "100"]);
+    let client = s.client();
+    let runner = std::thread::spawn(move || {
+        let mut c = client.get_connection().unwrap();
+        redis::cmd("EVAL")
+            .arg("local i = 0 while true do i = i + 1 end")
+            .arg(0)
+            .query::<String>(&mut c)
+            .unwrap_err()
+            .to_string()
+    });
+    let mut c = s.conn();
+    wait_until(
+        10,
+        || redis::cmd("PING").query::<String>(&mut c).is_err(),
+        || "the script never made others BUSY".into(),
+    );
+    assert!(err(&mut c, &["GET", "x"]).starts_with("BUSY"));
+    let _: () = q(&mut c, &["SCRIPT", "KILL"]);
+    let e = runner.join().unwrap();
+    assert!(e.contains("Script killed by user"), "{e}");
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+    assert_eq!(
+        err(&mut c, &["SCRIPT", "KILL"]),
+        "NOTBUSY No scripts in execution right now."
+    );
+
+    // A script that wrote cannot be killed; it ends by itself.
+    let client = s.client();
+    let runner = std::thread::spawn(move || {
+        let mut c = client.get_connection().unwrap();
+        redis::cmd("EVAL")
+            .arg("redis.call('set', KEYS[1], '1') local t = redis.call('time')[1] + 0 while redis.call('time')[1] - t < 2 do end return 'done'")
+            .arg(1)
+            .arg("w")
+            .query::<String>(&mut c)
+    });
+    let started = Instant::now();
+    wait_until(
+        10,
+        || redis::cmd("PING").query::<String>(&mut c).is_err(),
+        || "the writing script never made others BUSY".into(),
+    );
+    assert!(err(&mut c, &["SCRIPT", "KILL"]).starts_with("UNKILLABLE"));
+    assert_eq!(runner.join().unwrap().unwrap(), "done");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(q::<String>(&mut c, &["GET", "w"]), "1");
+}
+
+#[test]
+fn functions_load_call_list_dump_and_restore() {
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    let lib = "#!lua name=mylib\n\
+        redis.register_function('echo', function(keys, args) return args[1] end)\n\
+        redis.register_function{function_name='getter', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}\n\
+        redis.register_function('setter', function(keys, args) return redis.call('set', keys[1], args[1]) end)";
+    assert_eq!(q::<String>(&mut c, &["FUNCTION", "LOAD", lib]), "mylib");
+    assert_eq!(
+        err(&mut c, &["FUNCTION", "LOAD", lib]),
+        "ERR Library 'mylib' already exists"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["FUNCTION", "LOAD", "REPLACE", lib]),
+        "mylib"
+    );
+    assert_eq!(q::<String>(&mut c, &["FCALL", "echo", "0", "hi"]), "hi");
+    assert_eq!(
+        q::<String>(&mut c, &["FCALL", "setter", "1", "k", "v"]),
+        "OK"
+    );
+    assert_eq!(q::<String>(&mut c, &["FCALL_RO", "getter", "1", "k"]), "v");
+    assert!(err(&mut c, &["FCALL_RO", "setter", "1", "k", "v"]).contains("write flag"));
+    assert_eq!(
+        err(&mut c, &["FCALL", "nosuch", "0"]),
+        "ERR Function not found"
+    );
+    assert_eq!(
+        err(
+            &mut c,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=other\nredis.register_function('echo', function() end)"
+            ]
+        ),
+        "ERR Function echo already exists"
+    );
+    assert_eq!(
+        err(
+            &mut c,
+            &["FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"]
+        ),
+        "ERR No functions registered"
+    );
+    let list: Vec<redis::Value> = q(&mut c, &["FUNCTION", "LIST"]);
+    assert_eq!(list.len(), 1);
+    let dump: Vec<u8> = q(&mut c, &["FUNCTION", "DUMP"]);
+    let _: () = q(&mut c, &["FUNCTION", "DELETE", "mylib"]);
+    assert_eq!(
+        err(&mut c, &["FCALL", "echo", "0", "x"]),
+        "ERR Function not found"
+    );
+    let _: () = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(&dump)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(q::<String>(&mut c, &["FCALL", "echo", "0", "back"]), "back");
+    // Stored in RocksDB: a restart keeps them.
+    drop(c);
+    s.stop();
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(q::<String>(&mut c, &["FCALL", "echo", "0", "kept"]), "kept");
+    let _: () = q(&mut c, &["FUNCTION", "FLUSH"]);
+    assert_eq!(
+        err(&mut c, &["FCALL", "echo", "0", "x"]),
+        "ERR Function not found"
+    );
+}
+
+#[test]
+fn cjson_cmsgpack_and_bit_libraries() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(
+        q::<String>(
+            &mut c,
+            &[
+                "EVAL",
+                "local t = cjson.decode(ARGV[1]) return t.a .. ',' .. t.b[2]",
+                "0",
+                r#"{"a":"x","b":[1,2]}"#
+            ]
+        ),
+        "x,2"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["EVAL", "return cjson.encode({1, 2, 'a/b'})", "0"]),
+        r#"[1,2,"a\/b"]"#
+    );
+    assert_eq!(
+        q::<String>(
+            &mut c,
+            &["EVAL", "local p = cmsgpack.pack({1, 'two', {x=3}}) local t = cmsgpack.unpack(p) return t[2] .. t[3].x", "0"]
+        ),
+        "two3"
+    );
+    assert_eq!(
+        q::<Vec<i64>>(
+            &mut c,
+            &["EVAL", "return {bit.band(12, 10), bit.bor(12, 10), bit.lshift(1, 4), bit.tobit(4294967295)}", "0"]
+        ),
+        [8, 14, 16, -1]
+    );
+}
