@@ -18,6 +18,7 @@ pub mod list;
 mod server;
 mod set;
 mod sort;
+pub mod stream;
 mod string;
 pub mod table;
 pub mod zset;

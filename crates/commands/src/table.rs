@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::{bitmap, geo, hash, hll, keys, list, server, set, sort, string, zset, CmdResult, Ctx};
+use crate::{
+    bitmap, geo, hash, hll, keys, list, server, set, sort, stream, string, zset, CmdResult, Ctx,
+};
 
 /// How a command runs.
 #[derive(Clone, Copy)]
@@ -119,6 +121,14 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
                 out.push(i + 1);
             }
             return out;
+        }
+        // XREAD/XREADGROUP ... STREAMS key [key ...] id [id ...]
+        "xread" | "xreadgroup" => {
+            let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
+                return Vec::new();
+            };
+            let n = (args.len() - at - 1) / 2;
+            return (at + 1..at + 1 + n).collect();
         }
         // GEORADIUS ... [STORE|STOREDIST destination]
         "georadius" | "georadiusbymember" => {
@@ -278,6 +288,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zintercard", -3, READONLY, 0, 0, 0, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", D(zset::zintercard)),
     cmd!("zrandmember", -2, READONLY, 1, 1, 1, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", D(zset::zrandmember)),
     cmd!("zmpop", -4, WRITE, 0, 0, 0, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them.", D(zset::zmpop)),
+    cmd!("xadd", -5, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist.", D(stream::xadd)),
+    cmd!("xlen", 2, READONLY | FAST, 1, 1, 1, "stream", "5.0.0", "Return the number of messages in a stream.", D(stream::xlen)),
+    cmd!("xrange", -4, READONLY, 1, 1, 1, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs.", D(stream::xrange)),
+    cmd!("xrevrange", -4, READONLY, 1, 1, 1, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order.", D(stream::xrevrange)),
+    cmd!("xdel", -3, WRITE | FAST, 1, 1, 1, "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", D(stream::xdel)),
+    cmd!("xtrim", -4, WRITE, 1, 1, 1, "stream", "5.0.0", "Deletes messages from the beginning of a stream.", D(stream::xtrim)),
+    cmd!("xsetid", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", "5.0.0", "An internal command for replicating stream values.", D(stream::xsetid)),
+    cmd!("xread", -4, READONLY, 0, 0, 0, "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", S),
+    cmd!("xreadgroup", -7, WRITE, 0, 0, 0, "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", S),
+    cmd!("xgroup", -2, WRITE, 2, 2, 1, "stream", "5.0.0", "A container for consumer groups commands.", D(stream::xgroup)),
+    cmd!("xack", -4, WRITE | FAST, 1, 1, 1, "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", D(stream::xack)),
+    cmd!("xpending", -3, READONLY, 1, 1, 1, "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list.", D(stream::xpending)),
+    cmd!("xclaim", -6, WRITE | FAST, 1, 1, 1, "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", D(stream::xclaim)),
+    cmd!("xautoclaim", -6, WRITE | FAST, 1, 1, 1, "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", D(stream::xautoclaim)),
+    cmd!("xinfo", -2, READONLY, 2, 2, 1, "stream", "5.0.0", "A container for stream introspection commands.", D(stream::xinfo)),
     cmd!("geoadd", -5, WRITE | DENYOOM, 1, 1, 1, "geo", "3.2.0", "Adds one or more members to a geospatial index.", D(geo::geoadd)),
     cmd!("geodist", -4, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", D(geo::geodist)),
     cmd!("geohash", -2, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns members from a geospatial index as geohash strings.", D(geo::geohash)),

@@ -70,6 +70,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
                 },
             }
         }
+        "xread" | "xreadgroup" => xread(server, session, name, a),
         "shutdown" => shutdown(a),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "script"
         | "function" => crate::scripting::run(server, session, name, a),
@@ -582,4 +583,31 @@ fn shutdown(a: &[Bytes]) -> Outcome {
     }
     warn!("SHUTDOWN requested by a client");
     (Ok(Frame::Raw(Bytes::new())), Flow::Shutdown)
+}
+
+/// XREAD and XREADGROUP: read at once, or (BLOCK) wait for entries.
+fn xread(server: &Server, session: &Session, name: &str, a: &[Bytes]) -> Outcome {
+    let Some(storage) = server.storage() else {
+        return fail(CmdError::Loading);
+    };
+    let group = name == "xreadgroup";
+    let parsed =
+        quarry_commands::stream::parse_read(a, group, session.protocol).and_then(|mut req| {
+            req.check_groups(&storage.db)?;
+            req.resolve_last(&storage.db)?;
+            Ok(req)
+        });
+    let req = match parsed {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    match req.attempt(&storage.db) {
+        Err(e) => fail(e),
+        Ok(Some(frame)) => reply(frame),
+        Ok(None) if req.may_block() => (
+            Ok(Frame::Raw(Bytes::new())),
+            Flow::Block(crate::blocking::BlockingOp::stream(req)),
+        ),
+        Ok(None) => reply(req.timed_out()),
+    }
 }

@@ -48,6 +48,19 @@ impl WaitingRoom {
         }
     }
 
+    /// FLUSHDB/FLUSHALL: every blocked client looks again (a stream reader whose stream is
+    /// gone ends its wait).
+    pub fn wake_all(&self) {
+        if self.blocked.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        for waiters in self.keys.lock().values() {
+            for (_, notify) in waiters {
+                notify.notify_one();
+            }
+        }
+    }
+
     /// After a woken client's try: wakes, on each of its keys, the next client in line.
     pub fn pass_on(&self, keys: &[Bytes], after: u64) {
         let map = self.keys.lock();
@@ -88,6 +101,8 @@ enum OpKind {
     ZPop { max: bool },
     /// BZMPOP: up to `count` members, replied as [key, [[member, score], ...]].
     ZMultiPop { max: bool, count: usize },
+    /// XREAD / XREADGROUP with BLOCK.
+    Stream(Box<quarry_commands::stream::ReadRequest>),
 }
 
 fn timeout_of(arg: &[u8]) -> Result<Option<Instant>, CmdError> {
@@ -179,6 +194,21 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
 }
 
 impl BlockingOp {
+    /// XREAD / XREADGROUP with BLOCK: waits on the streams' keys.
+    pub fn stream(mut req: quarry_commands::stream::ReadRequest) -> BlockingOp {
+        req.blocked = true;
+        let deadline = match req.block_ms {
+            Some(ms) if ms > 0 => Some(Instant::now() + Duration::from_millis(ms)),
+            _ => None,
+        };
+        BlockingOp {
+            keys: req.keys.clone(),
+            kind: OpKind::Stream(Box::new(req)),
+            protocol: quarry_resp::Protocol::Resp2,
+            deadline,
+        }
+    }
+
     /// A try after a wake-up: as [`BlockingOp::attempt`], except that a key of another type
     /// keeps the client waiting (Redis serves a blocked client only from a key of its type).
     pub fn retry(&self, server: &Server) -> Option<Result<Frame, CmdError>> {
@@ -209,6 +239,13 @@ impl BlockingOp {
             return Some(Err(CmdError::Loading));
         };
         let db = &storage.db;
+        if let OpKind::Stream(req) = &self.kind {
+            return match req.attempt(db) {
+                Ok(Some(frame)) => Some(Ok(frame)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            };
+        }
         let result: Result<Option<Frame>, TypeError> = (|| match &self.kind {
             OpKind::Pop(end) => {
                 for key in &self.keys {
@@ -253,6 +290,8 @@ impl BlockingOp {
                 }
                 Ok(None)
             }
+            // Handled before this closure.
+            OpKind::Stream(_) => Ok(None),
             OpKind::ZMultiPop { max, count } => {
                 for key in &self.keys {
                     let popped = db.zpop(key, *max, *count)?;
@@ -293,7 +332,7 @@ impl BlockingOp {
 
     /// The reply when the time is up: a null (array for the pops).
     pub fn timed_out(&self) -> Frame {
-        match self.kind {
+        match &self.kind {
             OpKind::Move { .. } => Frame::Null,
             _ => Frame::NullArray,
         }

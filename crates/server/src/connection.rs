@@ -663,6 +663,9 @@ pub fn dispatch(
     if spec.has(flag::WRITE) && !in_exec {
         server.watches.touch(spec, &args);
     }
+    if result.is_ok() && matches!(spec.name, "flushdb" | "flushall") {
+        server.waiting.wake_all();
+    }
     // Inside EXEC the transaction wakes them after its commit.
     if result.is_ok() && spec.has(flag::WRITE) && !in_exec && server.waiting.blocked_clients() > 0 {
         for pos in quarry_commands::table::command_keys(spec, &args) {

@@ -25,19 +25,17 @@ const SECTIONS: [&str; 11] = [
 ];
 
 pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
-    let wanted: Vec<&str> = if asked.is_empty()
-        || asked
-            .iter()
-            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"))
-    {
-        SECTIONS.to_vec()
-    } else {
-        SECTIONS
-            .iter()
-            .copied()
-            .filter(|s| asked.iter().any(|a| a == s))
-            .collect()
-    };
+    // As in Redis: no argument or `default` is every section but commandstats; `all` and
+    // `everything` add it; named sections and those keywords combine.
+    let everything = asked
+        .iter()
+        .any(|s| matches!(s.as_str(), "all" | "everything"));
+    let default = asked.is_empty() || asked.iter().any(|s| s == "default");
+    let wanted: Vec<&str> = SECTIONS
+        .iter()
+        .copied()
+        .filter(|s| everything || (default && *s != "commandstats") || asked.iter().any(|a| a == s))
+        .collect();
     let mut out = String::new();
     for (i, section) in wanted.iter().enumerate() {
         if i > 0 {

@@ -93,6 +93,10 @@ impl HotConfig {
             .max(0);
         self.lua_time_limit_ms
             .store(limit as u64, Ordering::Relaxed);
+        quarry_commands::stream::NODE_MAX_ENTRIES.store(
+            cfg.get_i64("stream-node-max-entries").max(0) as u64,
+            Ordering::Relaxed,
+        );
         let pass = Some(cfg.get("requirepass").to_string()).filter(|p| !p.is_empty());
         self.auth_required.store(pass.is_some(), Ordering::Relaxed);
         *self.requirepass.write() = pass;

@@ -55,7 +55,11 @@ fn info_has_every_section_and_the_fields_tools_read() {
     let mut c = s.conn();
     q::<String>(&mut c, &["SET", "a", "1"]);
     q::<String>(&mut c, &["SET", "b", "1", "EX", "100"]);
-    let info: String = q(&mut c, &["INFO"]);
+    // As in Redis, the default INFO leaves out commandstats; ALL has it.
+    let default: String = q(&mut c, &["INFO"]);
+    assert!(!default.contains("# Commandstats"));
+    assert!(default.contains("# Keyspace"));
+    let info: String = q(&mut c, &["INFO", "ALL"]);
     for section in [
         "# Server",
         "# Clients",

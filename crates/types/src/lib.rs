@@ -15,6 +15,7 @@ mod keys;
 mod list;
 mod locks;
 mod set;
+pub mod stream;
 mod string;
 pub mod txn;
 mod zset;

@@ -44,6 +44,7 @@ const LIVE: &[&str] = &[
     "timeout",
     "lua-time-limit",
     "busy-reply-threshold",
+    "stream-node-max-entries",
     "maxclients",
     "requirepass",
     "slowlog-log-slower-than",

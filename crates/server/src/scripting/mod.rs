@@ -578,6 +578,14 @@ fn call_from_script(
     if write && read_only {
         return Frame::error("ERR Write commands are not allowed from read-only scripts.");
     }
+    if matches!(spec.name, "xread" | "xreadgroup")
+        && argv.iter().any(|x| x.eq_ignore_ascii_case(b"block"))
+    {
+        return Frame::Error(format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            spec.name
+        ));
+    }
     if let Err(e) = quarry_commands::table::check_subcommand(spec, &argv) {
         return Frame::Error(e.to_string());
     }
