@@ -15,6 +15,7 @@ mod keys;
 mod list;
 mod locks;
 mod set;
+pub mod sortedint;
 pub mod stream;
 mod string;
 pub mod txn;
