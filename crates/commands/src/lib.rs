@@ -9,6 +9,7 @@
 pub mod args;
 mod bitmap;
 mod context;
+mod dump;
 mod error;
 mod geo;
 mod hash;
@@ -18,6 +19,7 @@ pub mod list;
 mod server;
 mod set;
 mod sort;
+mod sortedint;
 pub mod stream;
 mod string;
 pub mod table;

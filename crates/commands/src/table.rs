@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::{
-    bitmap, geo, hash, hll, keys, list, server, set, sort, stream, string, zset, CmdResult, Ctx,
+    bitmap, dump, geo, hash, hll, keys, list, server, set, sort, sortedint, stream, string, zset,
+    CmdResult, Ctx,
 };
 
 /// How a command runs.
@@ -303,6 +304,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("xclaim", -6, WRITE | FAST, 1, 1, 1, "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", D(stream::xclaim)),
     cmd!("xautoclaim", -6, WRITE | FAST, 1, 1, 1, "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", D(stream::xautoclaim)),
     cmd!("xinfo", -2, READONLY, 2, 2, 1, "stream", "5.0.0", "A container for stream introspection commands.", D(stream::xinfo)),
+    cmd!("siadd", -3, WRITE, 1, 1, 1, "sortedint", "1.0.0", "Adds ids to a sorted integer set (Kvrocks).", D(sortedint::siadd)),
+    cmd!("sirem", -3, WRITE, 1, 1, 1, "sortedint", "1.0.0", "Removes ids from a sorted integer set (Kvrocks).", D(sortedint::sirem)),
+    cmd!("sicard", 2, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Returns the number of ids in a sorted integer set (Kvrocks).", D(sortedint::sicard)),
+    cmd!("siexists", -3, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Tells which ids are in a sorted integer set (Kvrocks).", D(sortedint::siexists)),
+    cmd!("sirange", -4, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Returns ids by position, from a cursor (Kvrocks).", D(sortedint::sirange)),
+    cmd!("sirevrange", -4, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Returns ids by position in reverse order, from a cursor (Kvrocks).", D(sortedint::sirevrange)),
+    cmd!("sirangebyvalue", -4, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Returns ids within a range of values (Kvrocks).", D(sortedint::sirangebyvalue)),
+    cmd!("sirevrangebyvalue", -4, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Returns ids within a range of values in reverse order (Kvrocks).", D(sortedint::sirevrangebyvalue)),
+    cmd!("dump", 2, READONLY, 1, 1, 1, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", D(dump::dump)),
+    cmd!("restore", -4, WRITE | DENYOOM, 1, 1, 1, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", D(dump::restore)),
     cmd!("geoadd", -5, WRITE | DENYOOM, 1, 1, 1, "geo", "3.2.0", "Adds one or more members to a geospatial index.", D(geo::geoadd)),
     cmd!("geodist", -4, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", D(geo::geodist)),
     cmd!("geohash", -2, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns members from a geospatial index as geohash strings.", D(geo::geohash)),
