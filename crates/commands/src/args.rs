@@ -70,3 +70,23 @@ pub fn parse_scan<'a>(
     }
     Ok(out)
 }
+
+/// The most elements a negative count of SRANDMEMBER, HRANDFIELD or ZRANDMEMBER may ask for.
+/// Redis streams such a reply; quarry builds replies in memory, and a count such as -10^12
+/// must not take the server's memory.
+pub const MAX_RANDOM_REPEATS: u64 = 10_000_000;
+
+/// Checks the count of SRANDMEMBER/HRANDFIELD/ZRANDMEMBER: Redis's range rules (the count must
+/// leave room for the values when they are asked for), and quarry's limit on repeats.
+pub fn check_random_count(count: i64, with_values: bool) -> Result<(), CmdError> {
+    let limit = if with_values { i64::MAX / 2 } else { i64::MAX };
+    if count < -limit {
+        return Err(CmdError::err("value is out of range"));
+    }
+    if count < 0 && count.unsigned_abs() > MAX_RANDOM_REPEATS {
+        return Err(CmdError::err(format!(
+            "count is out of range: a negative count may ask for at most {MAX_RANDOM_REPEATS} elements"
+        )));
+    }
+    Ok(())
+}

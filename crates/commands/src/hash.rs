@@ -172,11 +172,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         None
     };
     if let Some(c) = count {
-        // As Redis: the count must leave room for the values when they are asked for.
-        let limit = if with_values { i64::MAX / 2 } else { i64::MAX };
-        if c < -limit {
-            return Err(CmdError::err("value is out of range"));
-        }
+        crate::args::check_random_count(c, with_values)?;
     }
     let all = ctx.db.hgetall(&a[1])?;
     let mut rng = rand::thread_rng();

@@ -85,8 +85,8 @@ pub fn srandmember(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     } else {
         None
     };
-    if count == Some(i64::MIN) {
-        return Err(CmdError::err("value is out of range"));
+    if let Some(c) = count {
+        crate::args::check_random_count(c, false)?;
     }
     let all = ctx.db.smembers(&a[1])?;
     let mut rng = rand::thread_rng();

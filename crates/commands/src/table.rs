@@ -436,6 +436,7 @@ pub static SUBCOMMANDS: &[(&str, &str, i32)] = &[
     ("client", "list", -2),
     ("client", "setname", 3),
     ("client", "setinfo", 4),
+    ("client", "unblock", -3),
     ("client", "help", 2),
     ("config", "get", -3),
     ("config", "set", -4),

@@ -644,9 +644,10 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let with_scores = a.len() == 4;
     let count = if a.len() >= 3 {
         let c = parse_i64(&a[2])?;
-        if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c) {
+        if with_scores && c > i64::MAX / 2 {
             return Err(CmdError::err("value is out of range"));
         }
+        crate::args::check_random_count(c, with_scores)?;
         Some(c)
     } else {
         None

@@ -251,6 +251,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Return information about client connections.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Set client meta attributes.",
     "HELP",
@@ -261,6 +263,35 @@ fn client(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
     let sub = lower(&a[1]);
     match (sub.as_str(), a.len()) {
         ("id", 2) => reply(Frame::Integer(session.handle.id as i64)),
+        ("unblock", 3 | 4) => {
+            let mode = match a.get(3) {
+                None => 1,
+                Some(m) if is(m, "TIMEOUT") => 1,
+                Some(m) if is(m, "ERROR") => 2,
+                Some(_) => {
+                    return fail(CmdError::err(
+                        "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    ))
+                }
+            };
+            let id = match parse_i64(&a[2]) {
+                Ok(id) => id,
+                Err(e) => return fail(e),
+            };
+            let target = server
+                .clients
+                .all()
+                .into_iter()
+                .find(|c| c.id as i64 == id && c.blocked.load(Ordering::Acquire));
+            match target {
+                Some(c) => {
+                    c.unblock_mode.store(mode, Ordering::Release);
+                    c.unblock.notify_one();
+                    reply(Frame::Integer(1))
+                }
+                None => reply(Frame::Integer(0)),
+            }
+        }
         ("getname", 2) => {
             let name = session.handle.info.lock().name.clone();
             reply(if name.is_empty() {

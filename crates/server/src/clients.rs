@@ -36,6 +36,11 @@ pub struct ClientHandle {
     /// Milliseconds after `created` of the last command.
     last_active_ms: AtomicU64,
     killed: AtomicBool,
+    /// Set while the client waits in a blocking command: CLIENT UNBLOCK may end the wait.
+    pub blocked: AtomicBool,
+    /// CLIENT UNBLOCK: 1 = as on timeout, 2 = with an error.
+    pub unblock_mode: std::sync::atomic::AtomicU8,
+    pub unblock: tokio::sync::Notify,
     /// Aborts the connection's task; set right after it is spawned.
     task: Mutex<Option<AbortHandle>>,
 }
@@ -130,6 +135,9 @@ impl ClientRegistry {
             last_sub: AtomicUsize::new(usize::MAX),
             last_active_ms: AtomicU64::new(0),
             killed: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            unblock_mode: std::sync::atomic::AtomicU8::new(0),
+            unblock: tokio::sync::Notify::new(),
             task: Mutex::new(None),
         });
         self.clients.lock().insert(id, handle.clone());

@@ -172,6 +172,8 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                             let waiting =
                                 crate::blocking::Waiting::enter(&server.waiting, op.keys());
                             let mut woken = false;
+                            handle.unblock_mode.store(0, Ordering::Release);
+                            handle.blocked.store(true, Ordering::Release);
                             let reply = loop {
                                 // Registered before the retry: a push in between leaves a permit.
                                 // In cluster mode the pop is a write like any other: fenced
@@ -214,6 +216,14 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                         woken = true;
                                         continue;
                                     }
+                                    // CLIENT UNBLOCK from another connection.
+                                    _ = handle.unblock.notified() => {
+                                        break if handle.unblock_mode.load(Ordering::Acquire) == 2 {
+                                            Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                                        } else {
+                                            op.timed_out()
+                                        };
+                                    }
                                     _ = timeout => break op.timed_out(),
                                     // A blocked client is still watched: if it goes away, so
                                     // does its wait. What it sends meanwhile waits its turn.
@@ -223,6 +233,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                     },
                                 }
                             };
+                            handle.blocked.store(false, Ordering::Release);
                             drop(waiting);
                             // The pop or move is a write: its WAL record goes out before this
                             // reply does.

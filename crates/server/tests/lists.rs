@@ -319,3 +319,54 @@ mod blocking {
         wait_blocked(&mut c, 0);
     }
 }
+
+/// CLIENT UNBLOCK ends another client's wait, as on timeout or with an error.
+#[test]
+fn client_unblock_ends_a_blocked_pop() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    for (mode, expect_error) in [("TIMEOUT", false), ("ERROR", true)] {
+        let client = s.client();
+        let waiter = std::thread::spawn(move || {
+            let mut w = client.get_connection().unwrap();
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut w).unwrap();
+            (
+                id,
+                redis::cmd("BLPOP")
+                    .arg("nothing")
+                    .arg(0)
+                    .query::<Option<Vec<String>>>(&mut w),
+            )
+        });
+        let mut id = 0;
+        common::wait_until(
+            5,
+            || {
+                let list: String = q(&mut c, &["CLIENT", "LIST"]);
+                match list.lines().find(|l| l.contains("cmd=blpop")) {
+                    Some(l) => {
+                        id = l
+                            .split_whitespace()
+                            .find_map(|f| f.strip_prefix("id="))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        true
+                    }
+                    None => false,
+                }
+            },
+            || "BLPOP did not block".into(),
+        );
+        assert_eq!(
+            q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id.to_string(), mode]),
+            1
+        );
+        let (_, r) = waiter.join().unwrap();
+        match r {
+            Ok(v) => assert!(!expect_error && v.is_none()),
+            Err(e) => assert!(expect_error && e.to_string().contains("UNBLOCKED"), "{e}"),
+        }
+    }
+    // A client that is not blocked is not unblocked.
+    assert_eq!(q::<i64>(&mut c, &["CLIENT", "UNBLOCK", "999999"]), 0);
+}

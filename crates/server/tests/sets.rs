@@ -186,3 +186,20 @@ fn sscan_visits_every_member_once() {
     }
     assert_eq!(seen.len(), 500);
 }
+
+/// A huge negative count is refused instead of building a reply that cannot fit in memory.
+#[test]
+fn random_members_with_a_huge_negative_count_are_refused() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["SADD", "s", "a"]);
+    let _: i64 = q(&mut c, &["HSET", "h", "f", "v"]);
+    let _: i64 = q(&mut c, &["ZADD", "z", "1", "m"]);
+    for cmd in ["SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER"] {
+        let key = &cmd[..1].to_lowercase();
+        assert!(err(&mut c, &[cmd, key, "-100000000000"]).contains("out of range"));
+        assert!(err(&mut c, &[cmd, key, "-9223372036854775808"]).contains("out of range"));
+        assert_eq!(q::<Vec<String>>(&mut c, &[cmd, key, "-3"]).len(), 3);
+    }
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}
