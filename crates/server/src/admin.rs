@@ -537,6 +537,8 @@ fn config(server: &Server, a: &[Bytes]) -> Outcome {
                 s.failed.store(0, Ordering::Relaxed);
             }
             server.stats.commands_processed.store(0, Ordering::Relaxed);
+            server.stats.error_replies.store(0, Ordering::Relaxed);
+            server.stats.errors_by_code.lock().clear();
             reply(Frame::ok())
         }
         "help" if a.len() == 2 => reply(quarry_commands::table::help_lines(CONFIG_HELP)),

@@ -482,12 +482,18 @@ pub fn execute(
     let proto = session.protocol;
     let Some(spec) = server.lookup(&args[0]) else {
         crate::multi::flag_failed(session);
-        unknown_command(&args).encode(proto, out);
+        let reply = unknown_command(&args);
+        if let Frame::Error(text) = &reply {
+            server.stats.count_error(text);
+        }
+        reply.encode(proto, out);
         return Flow::Continue;
     };
     if !spec.arity_ok(args.len()) {
         crate::multi::flag_failed(session);
-        Frame::Error(CmdError::WrongArity(spec.name.to_string()).to_string()).encode(proto, out);
+        let text = CmdError::WrongArity(spec.name.to_string()).to_string();
+        server.stats.count_error(&text);
+        Frame::Error(text).encode(proto, out);
         return Flow::Continue;
     }
     if !session.authenticated
@@ -684,9 +690,15 @@ pub fn dispatch(
         }
     }
     match result {
-        Ok(frame) => frame.encode(session.protocol, out),
+        Ok(frame) => {
+            if let Frame::Error(text) = &frame {
+                server.stats.count_error(text);
+            }
+            frame.encode(session.protocol, out)
+        }
         Err(e) => {
             stat.failed.fetch_add(1, Ordering::Relaxed);
+            server.stats.count_error(&e.to_string());
             if let CmdError::Storage(detail) = &e {
                 log_storage_error(server, spec.name, detail);
             }

@@ -10,7 +10,7 @@ use quarry_storage::ColumnFamily;
 use crate::admin::REDIS_VERSION;
 use crate::server::Server;
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "server",
     "clients",
     "memory",
@@ -19,6 +19,7 @@ const SECTIONS: [&str; 11] = [
     "replication",
     "cpu",
     "commandstats",
+    "errorstats",
     "cluster",
     "keyspace",
     "rocksdb",
@@ -50,6 +51,12 @@ pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
             "replication" => replication_section(server, &mut out),
             "cpu" => cpu_section(&mut out),
             "commandstats" => commandstats_section(server, &mut out),
+            "errorstats" => {
+                out.push_str("# Errorstats\r\n");
+                for (code, n) in server.stats.errors_by_code.lock().iter() {
+                    let _ = write!(out, "errorstat_{code}:count={n}\r\n");
+                }
+            }
             "cluster" => {
                 out.push_str("# Cluster\r\n");
                 line(&mut out, "cluster_enabled", server.cluster.enabled as u8);
@@ -189,6 +196,11 @@ fn stats_section(server: &Server, out: &mut String) {
         out,
         "total_commands_processed",
         s.commands_processed.load(Ordering::Relaxed),
+    );
+    line(
+        out,
+        "total_error_replies",
+        s.error_replies.load(Ordering::Relaxed),
     );
     line(
         out,

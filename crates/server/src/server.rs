@@ -31,6 +31,24 @@ pub struct Stats {
     pub commands_processed: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Error replies, in total and by code (`ERR`, `WRONGTYPE`, ...): INFO errorstats.
+    pub error_replies: AtomicU64,
+    pub errors_by_code: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl Stats {
+    /// Counts an error reply by its code, the first word, as Redis's errorstats do (at most
+    /// 128 distinct codes).
+    pub fn count_error(&self, text: &str) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let code = text.split(' ').next().unwrap_or("ERR");
+        let mut by_code = self.errors_by_code.lock();
+        if let Some(n) = by_code.get_mut(code) {
+            *n += 1;
+        } else if by_code.len() < 128 {
+            by_code.insert(code.to_string(), 1);
+        }
+    }
 }
 
 /// Config values read on the hot path, kept in atomics so that no command takes a lock for them.

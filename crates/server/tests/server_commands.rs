@@ -385,3 +385,26 @@ fn redis_cli_works_unchanged() {
     assert_eq!(run(&["DBSIZE"]), "2");
     assert!(run(&["INFO", "server"]).contains("redis_version:"));
 }
+
+/// INFO errorstats counts error replies by code, scripts' error replies included.
+#[test]
+fn errorstats_count_error_replies_by_code() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "str", "x"]);
+    let _ = err(&mut c, &["LPUSH", "str", "a"]);
+    let _ = err(&mut c, &["NOSUCHCOMMAND"]);
+    let _ = err(
+        &mut c,
+        &["EVAL", "return redis.error_reply('MY_CODE custom')", "0"],
+    );
+    let info: String = q(&mut c, &["INFO", "errorstats"]);
+    assert!(info.contains("errorstat_WRONGTYPE:count=1"), "{info}");
+    assert!(info.contains("errorstat_ERR:count=1"), "{info}");
+    assert!(info.contains("errorstat_MY_CODE:count=1"), "{info}");
+    let stats: String = q(&mut c, &["INFO", "stats"]);
+    assert!(stats.contains("total_error_replies:3"), "{stats}");
+    let _: () = q(&mut c, &["CONFIG", "RESETSTAT"]);
+    let info: String = q(&mut c, &["INFO", "errorstats"]);
+    assert!(!info.contains("errorstat_"));
+}

@@ -278,9 +278,22 @@ fn a_blocked_xreadgroup_is_served_by_xadd_and_told_when_the_group_goes() {
     };
     wait_until(5, || blocked(&mut c), || "XREADGROUP did not block".into());
     let _: String = q(&mut c, &["XADD", "s", "*", "f", "v"]);
+    // Delivered (pending in the group) before the group goes, and the reader blocked again.
     wait_until(
         5,
-        || blocked(&mut c),
+        || {
+            let summary: Vec<Value> = q(&mut c, &["XPENDING", "s", "g"]);
+            summary.first() == Some(&Value::Int(1))
+        },
+        || "the entry was not delivered".into(),
+    );
+    wait_until(
+        5,
+        || {
+            // The second XREADGROUP ran (it found nothing and waits).
+            let stats: String = q(&mut c, &["INFO", "commandstats"]);
+            stats.contains("cmdstat_xreadgroup:calls=2,") && blocked(&mut c)
+        },
         || "second XREADGROUP did not block".into(),
     );
     let _: i64 = q(&mut c, &["XGROUP", "DESTROY", "s", "g"]);
