@@ -1392,19 +1392,35 @@ pub fn xinfo(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                             count == 0 || pel.len() < count
                         },
                     )?;
-                    let consumers = db
-                        .stream_consumers(key, &m, &name)?
-                        .into_iter()
-                        .map(|(cn, c)| {
-                            pair_map(vec![
-                                kv("name", Frame::Bulk(Bytes::from(cn))),
-                                kv("seen-time", Frame::Integer(c.seen_ms as i64)),
-                                kv("active-time", Frame::Integer(c.active_ms as i64)),
-                                kv("pel-count", Frame::Integer(c.pending as i64)),
-                                kv("pending", Frame::Array(Vec::new())),
-                            ])
-                        })
-                        .collect();
+                    let mut consumers = Vec::new();
+                    for (cn, c) in db.stream_consumers(key, &m, &name)? {
+                        // The consumer's own pending entries: [id, delivery time, deliveries].
+                        let mut own = Vec::new();
+                        db.stream_pending_walk(
+                            key,
+                            &m,
+                            &name,
+                            StreamId::MIN,
+                            StreamId::MAX,
+                            |id, p| {
+                                if p.consumer == cn {
+                                    own.push(Frame::Array(vec![
+                                        id_frame(id),
+                                        Frame::Integer(p.delivery_ms as i64),
+                                        Frame::Integer(p.deliveries as i64),
+                                    ]));
+                                }
+                                count == 0 || own.len() < count
+                            },
+                        )?;
+                        consumers.push(pair_map(vec![
+                            kv("name", Frame::Bulk(Bytes::from(cn))),
+                            kv("seen-time", Frame::Integer(c.seen_ms as i64)),
+                            kv("active-time", Frame::Integer(c.active_ms as i64)),
+                            kv("pel-count", Frame::Integer(c.pending as i64)),
+                            kv("pending", Frame::Array(own)),
+                        ]));
+                    }
                     groups.push(pair_map(vec![
                         kv("name", Frame::Bulk(Bytes::from(name))),
                         kv("last-delivered-id", id_frame(g.last_delivered)),

@@ -235,6 +235,14 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                             };
                             handle.blocked.store(false, Ordering::Release);
                             drop(waiting);
+                            // An error that ends the wait counts as the command's failure.
+                            if let Frame::Error(text) = &reply {
+                                server.stats.count_error(text);
+                                if let Some(stat) = server.command_stats.get(handle.last_command())
+                                {
+                                    stat.failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
                             // The pop or move is a write: its WAL record goes out before this
                             // reply does.
                             session.wrote = true;

@@ -229,6 +229,11 @@ fn consumer_groups_deliver_acknowledge_and_claim() {
     assert_eq!(auto.1.len(), 2);
     let groups: Vec<Vec<Value>> = q(&mut c, &["XINFO", "GROUPS", "s"]);
     assert_eq!(groups.len(), 1);
+    // XINFO STREAM FULL lists each consumer's own pending entries.
+    let full: Value = q(&mut c, &["XINFO", "STREAM", "s", "FULL"]);
+    let text = format!("{full:?}");
+    assert!(text.contains("carol"), "{text}");
+    assert!(text.contains("2-0") && text.contains("3-0"), "{text}");
     assert_eq!(
         q::<i64>(&mut c, &["XGROUP", "DELCONSUMER", "s", "g", "carol"]),
         2
