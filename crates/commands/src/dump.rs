@@ -217,8 +217,13 @@ impl<'a> Reader<'a> {
             ),
             Len::Encoded(3) => {
                 let clen = self.len()? as usize;
-                let len = self.len()? as usize;
-                lzf_decompress(self.take(clen)?, len)
+                let len = self.len()?;
+                // LZF expands at most ~40x; a larger claimed length is a bad payload, not an
+                // allocation to make.
+                if len > clen as u64 * 64 + 64 {
+                    return Err(bad());
+                }
+                lzf_decompress(self.take(clen)?, len as usize)
             }
             _ => Err(bad()),
         }

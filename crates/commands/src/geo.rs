@@ -118,7 +118,7 @@ fn score_of(lon: f64, lat: f64) -> Option<f64> {
 }
 
 fn move_x(h: &mut Hash, d: i8) {
-    if d == 0 {
+    if d == 0 || h.step == 0 {
         return;
     }
     let mut x = h.bits & 0xaaaa_aaaa_aaaa_aaaa;
@@ -135,7 +135,7 @@ fn move_x(h: &mut Hash, d: i8) {
 }
 
 fn move_y(h: &mut Hash, d: i8) {
-    if d == 0 {
+    if d == 0 || h.step == 0 {
         return;
     }
     let x = h.bits & 0xaaaa_aaaa_aaaa_aaaa;

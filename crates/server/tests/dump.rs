@@ -117,3 +117,46 @@ fn payloads_from_redis_load() {
         [("m2".to_string(), -2.0), ("m1".to_string(), 1.5)]
     );
 }
+
+fn crc64(data: &[u8]) -> u64 {
+    let mut crc: u64 = 0;
+    for &b in data {
+        crc ^= b as u64;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// A payload with a valid checksum but lying lengths is refused, never allocated.
+#[test]
+fn lying_lengths_in_a_payload_are_refused() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let seal = |mut body: Vec<u8>| {
+        body.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crc64(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        body
+    };
+    // An LZF string that claims 2^60 bytes once decompressed.
+    let mut lzf = vec![0u8, 0xc3, 0x01, 0x81];
+    lzf.extend_from_slice(&(1u64 << 60).to_be_bytes());
+    lzf.push(0x00);
+    // A list that claims 2^40 elements.
+    let mut list = vec![1u8, 0x81];
+    list.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    for body in [lzf, list, vec![0u8, 0x80, 0xff, 0xff, 0xff, 0xff]] {
+        let e = restore(&mut c, "k", 0, &seal(body), &[]).unwrap_err();
+        assert!(
+            common::error_text(&e).starts_with("ERR Bad data format"),
+            "{e}"
+        );
+    }
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}

@@ -373,3 +373,34 @@ fn cjson_cmsgpack_and_bit_libraries() {
         [8, 14, 16, -1]
     );
 }
+
+/// Hostile inputs to the Lua libraries end in a script error, never in a crashed server.
+#[test]
+fn deep_or_circular_library_inputs_are_errors() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let e = err(
+        &mut c,
+        &[
+            "EVAL",
+            "cjson.encode_max_depth(100000) local a = {} a[1] = a return cjson.encode(a)",
+            "0",
+        ],
+    );
+    assert!(e.contains("excessive nesting"), "{e}");
+    let e = err(
+        &mut c,
+        &[
+            "EVAL",
+            "return cmsgpack.unpack(string.rep('\\145', 100000) .. '\\1')",
+            "0",
+        ],
+    );
+    assert!(e.contains("nested too deeply"), "{e}");
+    let e = err(
+        &mut c,
+        &["EVAL", "return cjson.decode(string.rep('[', 100000))", "0"],
+    );
+    assert!(e.starts_with("ERR"), "{e}");
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+}

@@ -539,7 +539,7 @@ impl Db {
         if let Some(node) = node.filter(|n| *n > 0) {
             // Whole nodes only: the first node holds the entries up to the next multiple of
             // `node` in the count of entries ever added.
-            let before = w.meta.entries_added - size;
+            let before = w.meta.entries_added.saturating_sub(size);
             let mut keep = 0usize;
             let mut pos = 0usize;
             let mut ordinal = before;

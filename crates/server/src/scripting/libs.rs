@@ -307,8 +307,9 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "encode_max_depth",
         lua.create_function(move |_, n: Option<usize>| {
+            // Capped: encoding recurses on the worker thread's stack.
             if let Some(n) = n {
-                c.encode_max_depth.set(n);
+                c.encode_max_depth.set(n.clamp(1, 1000));
             }
             Ok(c.encode_max_depth.get())
         })?,
@@ -318,7 +319,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "decode_max_depth",
         lua.create_function(move |_, n: Option<usize>| {
             if let Some(n) = n {
-                c.decode_max_depth.set(n);
+                c.decode_max_depth.set(n.clamp(1, 1000));
             }
             Ok(c.decode_max_depth.get())
         })?,
@@ -460,6 +461,8 @@ fn mp_encode(out: &mut Vec<u8>, v: &Value, level: usize) -> mlua::Result<()> {
 struct MpReader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Nesting of the value being read: a crafted payload must not exhaust the stack.
+    depth: usize,
 }
 
 impl MpReader<'_> {
@@ -535,14 +538,24 @@ impl MpReader<'_> {
         let s = self.take(n)?;
         Ok(Value::String(lua.create_string(s)?))
     }
+    fn nest(&mut self) -> mlua::Result<()> {
+        self.depth += 1;
+        if self.depth > 256 {
+            return Err(err("MessagePack input nested too deeply."));
+        }
+        Ok(())
+    }
     fn array(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        self.nest()?;
         let t = lua.create_table_with_capacity(n.min(1 << 16), 0)?;
         for i in 1..=n {
             t.raw_set(i, self.value(lua)?)?;
         }
+        self.depth -= 1;
         Ok(Value::Table(t))
     }
     fn map(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        self.nest()?;
         let t = lua.create_table_with_capacity(0, n.min(1 << 16))?;
         for _ in 0..n {
             let k = self.value(lua)?;
@@ -551,6 +564,7 @@ impl MpReader<'_> {
                 t.raw_set(k, v)?;
             }
         }
+        self.depth -= 1;
         Ok(Value::Table(t))
     }
 }
@@ -563,7 +577,11 @@ fn mp_decode(
     limit: usize,
     offset: usize,
 ) -> mlua::Result<(i64, Vec<Value>)> {
-    let mut r = MpReader { buf, pos: offset };
+    let mut r = MpReader {
+        buf,
+        pos: offset,
+        depth: 0,
+    };
     let mut values = Vec::new();
     while r.pos < buf.len() && (limit == 0 || values.len() < limit) {
         values.push(r.value(lua)?);
