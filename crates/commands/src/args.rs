@@ -13,6 +13,14 @@ pub fn parse_f64(b: &[u8]) -> Result<f64, CmdError> {
 }
 
 /// Case-insensitive comparison of an argument with an option name.
+/// An unsigned decimal with nothing else around it (stream ids, sorted-integer ids).
+pub fn parse_u64(b: &[u8]) -> Option<u64> {
+    std::str::from_utf8(b)
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+}
+
 pub fn is(arg: &[u8], name: &str) -> bool {
     arg.eq_ignore_ascii_case(name.as_bytes())
 }

@@ -9,11 +9,7 @@ use crate::args::is;
 use crate::{CmdError, CmdResult, Ctx};
 
 fn id(arg: &[u8]) -> Result<u64, CmdError> {
-    std::str::from_utf8(arg)
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
-        .ok_or(CmdError::NotInteger)
+    crate::args::parse_u64(arg).ok_or(CmdError::NotInteger)
 }
 
 fn ids(args: &[Bytes]) -> Result<Vec<u64>, CmdError> {

@@ -8,18 +8,11 @@ use quarry_storage::encoding::now_ms;
 use quarry_types::stream::{Consumer, Entry, Group, Pending, StreamId, StreamMeta, StreamWrite};
 use quarry_types::Db;
 
-use crate::args::{is, parse_i64};
+use crate::args::{is, parse_i64, parse_u64};
 use crate::{CmdError, CmdResult, Ctx};
 
 fn invalid_id() -> CmdError {
     CmdError::err("Invalid stream ID specified as stream command argument")
-}
-
-fn parse_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 /// `ms-seq`, or `ms` alone (then `missing_seq`). Returns the id and whether seq was `*`.
@@ -31,17 +24,17 @@ fn parse_id_with(
     let s = std::str::from_utf8(arg).map_err(|_| invalid_id())?;
     match s.split_once('-') {
         None => Ok((
-            StreamId::new(parse_u64(s).ok_or_else(invalid_id)?, missing_seq),
+            StreamId::new(parse_u64(s.as_bytes()).ok_or_else(invalid_id)?, missing_seq),
             false,
         )),
         Some((ms, "*")) if allow_star => Ok((
-            StreamId::new(parse_u64(ms).ok_or_else(invalid_id)?, 0),
+            StreamId::new(parse_u64(ms.as_bytes()).ok_or_else(invalid_id)?, 0),
             true,
         )),
         Some((ms, seq)) => Ok((
             StreamId::new(
-                parse_u64(ms).ok_or_else(invalid_id)?,
-                parse_u64(seq).ok_or_else(invalid_id)?,
+                parse_u64(ms.as_bytes()).ok_or_else(invalid_id)?,
+                parse_u64(seq.as_bytes()).ok_or_else(invalid_id)?,
             ),
             false,
         )),
@@ -630,25 +623,48 @@ fn history_frame(h: Vec<(StreamId, Option<Vec<Vec<u8>>>)>) -> Frame {
     )
 }
 
-/// Creates the consumer if missing; returns it and whether it was created.
+/// The consumer `c`, created (and counted in the group) if missing, seen at `now`.
 fn touch_consumer(
     db: &Db,
     key: &[u8],
     w: &StreamWrite,
     g: &[u8],
+    group: &mut Group,
     c: &[u8],
-) -> Result<(Consumer, bool), CmdError> {
-    Ok(match db.stream_consumer(key, &w.meta, g, c)? {
-        Some(x) => (x, false),
-        None => (
-            Consumer {
-                pending: 0,
-                seen_ms: now_ms(),
-                active_ms: 0,
-            },
-            true,
-        ),
-    })
+    now: u64,
+) -> Result<Consumer, CmdError> {
+    let mut consumer = match db.stream_consumer(key, &w.meta, g, c)? {
+        Some(x) => x,
+        None => {
+            group.consumers += 1;
+            Consumer::default()
+        }
+    };
+    consumer.seen_ms = now;
+    Ok(consumer)
+}
+
+/// The stream at `key` opened for a change, with its group `g`; None if either is missing.
+fn open_group(db: &Db, key: &[u8], g: &[u8]) -> Result<Option<(StreamWrite, Group)>, CmdError> {
+    let Some(w) = db.stream_open(key, false)? else {
+        return Ok(None);
+    };
+    Ok(db.stream_group(key, &w.meta, g)?.map(|group| (w, group)))
+}
+
+/// Writes a group, one of its consumers, and the stream's change.
+fn commit_group(
+    db: &Db,
+    key: &[u8],
+    mut w: StreamWrite,
+    g: &[u8],
+    group: &Group,
+    c: &[u8],
+    consumer: &Consumer,
+) -> Result<(), CmdError> {
+    db.stream_put_group(key, &mut w, g, group);
+    db.stream_put_consumer(key, &mut w, g, c, consumer);
+    Ok(db.stream_commit(key, w)?)
 }
 
 fn read_group(
@@ -661,18 +677,11 @@ fn read_group(
     noack: bool,
 ) -> Result<GroupRead, CmdError> {
     let _guard = db.locks().lock(key);
-    let Some(mut w) = db.stream_open(key, false)? else {
+    let Some((mut w, mut group)) = open_group(db, key, g)? else {
         return Err(nogroup_read(key, g));
     };
-    let Some(mut group) = db.stream_group(key, &w.meta, g)? else {
-        return Err(nogroup_read(key, g));
-    };
-    let (mut consumer, created) = touch_consumer(db, key, &w, g, c)?;
     let now = now_ms();
-    consumer.seen_ms = now;
-    if created {
-        group.consumers += 1;
-    }
+    let mut consumer = touch_consumer(db, key, &w, g, &mut group, c, now)?;
     let out = match from {
         ReadFrom::New | ReadFrom::Last => {
             let start = group.last_delivered.next();
@@ -729,9 +738,7 @@ fn read_group(
             GroupRead::History(out)
         }
     };
-    db.stream_put_group(key, &mut w, g, &group);
-    db.stream_put_consumer(key, &mut w, g, c, &consumer);
-    db.stream_commit(key, w)?;
+    commit_group(db, key, w, g, &group, c, &consumer)?;
     Ok(out)
 }
 
@@ -866,15 +873,8 @@ pub fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             if db.stream_consumer(key, &w.meta, g, &a[4])?.is_some() {
                 return Ok(Frame::Integer(0));
             }
-            group.consumers += 1;
-            let c = Consumer {
-                pending: 0,
-                seen_ms: now_ms(),
-                active_ms: 0,
-            };
-            db.stream_put_consumer(key, &mut w, g, &a[4], &c);
-            db.stream_put_group(key, &mut w, g, &group);
-            db.stream_commit(key, w)?;
+            let c = touch_consumer(db, key, &w, g, &mut group, &a[4], now_ms())?;
+            commit_group(db, key, w, g, &group, &a[4], &c)?;
             Ok(Frame::Integer(1))
         }
         _ => {
@@ -902,10 +902,7 @@ pub fn xack(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let (key, g) = (&a[1], &a[2]);
     let db = ctx.db;
     let _guard = db.locks().lock(key);
-    let Some(mut w) = db.stream_open(key, false)? else {
-        return Ok(Frame::Integer(0));
-    };
-    let Some(mut group) = db.stream_group(key, &w.meta, g)? else {
+    let Some((mut w, mut group)) = open_group(db, key, g)? else {
         return Ok(Frame::Integer(0));
     };
     let mut n = 0;
@@ -1156,10 +1153,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let db = ctx.db;
     let _guard = db.locks().lock(key);
-    let Some(mut w) = db.stream_open(key, false)? else {
-        return Err(nogroup(key, g));
-    };
-    let Some(mut group) = db.stream_group(key, &w.meta, g)? else {
+    let Some((mut w, mut group)) = open_group(db, key, g)? else {
         return Err(nogroup(key, g));
     };
     if let Some(l) = last_id {
@@ -1167,11 +1161,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             group.last_delivered = l;
         }
     }
-    let (mut consumer, created) = touch_consumer(db, key, &w, g, c)?;
-    if created {
-        group.consumers += 1;
-    }
-    consumer.seen_ms = now;
+    let mut consumer = touch_consumer(db, key, &w, g, &mut group, c, now)?;
     let mut out = Vec::new();
     for id in ids {
         let pending = db.stream_pending_entry(key, &w.meta, g, id)?;
@@ -1202,9 +1192,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             });
         }
     }
-    db.stream_put_group(key, &mut w, g, &group);
-    db.stream_put_consumer(key, &mut w, g, c, &consumer);
-    db.stream_commit(key, w)?;
+    commit_group(db, key, w, g, &group, c, &consumer)?;
     Ok(Frame::Array(out))
 }
 
@@ -1235,18 +1223,11 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let db = ctx.db;
     let _guard = db.locks().lock(key);
-    let Some(mut w) = db.stream_open(key, false)? else {
+    let Some((mut w, mut group)) = open_group(db, key, g)? else {
         return Err(nogroup(key, g));
     };
-    let Some(mut group) = db.stream_group(key, &w.meta, g)? else {
-        return Err(nogroup(key, g));
-    };
-    let (mut consumer, created) = touch_consumer(db, key, &w, g, c)?;
-    if created {
-        group.consumers += 1;
-    }
     let now = now_ms();
-    consumer.seen_ms = now;
+    let mut consumer = touch_consumer(db, key, &w, g, &mut group, c, now)?;
     let mut candidates = Vec::new();
     let mut next = StreamId::MIN;
     let mut scanned = 0;
@@ -1290,9 +1271,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if !claimed.is_empty() {
         consumer.active_ms = now;
     }
-    db.stream_put_group(key, &mut w, g, &group);
-    db.stream_put_consumer(key, &mut w, g, c, &consumer);
-    db.stream_commit(key, w)?;
+    commit_group(db, key, w, g, &group, c, &consumer)?;
     Ok(Frame::Array(vec![
         id_frame(next),
         Frame::Array(claimed),

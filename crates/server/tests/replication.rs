@@ -914,24 +914,7 @@ fn a_transaction_replicates_as_one_unit() {
     let m = master();
     let r = replica_of(&m, &[]);
     assert_converged(&m, &r);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let client = r.client();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut c = client.get_connection().unwrap();
-            let mut nonzero = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (a, b): (Option<i64>, Option<i64>) =
-                    redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
-                assert_eq!(a, b, "the replica applied half a transaction");
-                if a.unwrap_or(0) > 0 {
-                    nonzero += 1;
-                }
-            }
-            nonzero
-        })
-    };
+    let reader = common::PairWatcher::start(r.client(), "a replicated transaction");
     let mut c = m.conn();
     for _ in 0..1000 {
         let _: () = redis::pipe()
@@ -944,11 +927,7 @@ fn a_transaction_replicates_as_one_unit() {
             .unwrap();
     }
     assert_converged(&m, &r);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        reader.join().unwrap() > 0,
-        "the reader saw no replicated write"
-    );
+    assert!(reader.stop().1 > 0, "the reader saw no replicated write");
     assert_eq!(q::<i64>(&mut r.conn(), &["GET", "b"]), 1000);
 }
 

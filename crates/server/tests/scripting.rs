@@ -182,20 +182,7 @@ fn scripts_are_cached_by_sha_and_survive_a_restart() {
 #[test]
 fn other_clients_never_see_half_a_script() {
     let s = TestServer::start();
-    let client = s.client();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let client = client.clone();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut c = client.get_connection().unwrap();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (a, b): (Option<i64>, Option<i64>) =
-                    redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
-                assert_eq!(a, b, "a reader saw half a script");
-            }
-        })
-    };
+    let reader = common::PairWatcher::start(s.client(), "a script");
     let mut c = s.conn();
     for _ in 0..1000 {
         let _: i64 = q(
@@ -209,8 +196,7 @@ fn other_clients_never_see_half_a_script() {
             ],
         );
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    reader.join().unwrap();
+    reader.stop();
     assert_eq!(q::<i64>(&mut c, &["GET", "b"]), 1000);
 }
 

@@ -166,7 +166,6 @@ fn watch_fails_exec_after_a_write_from_any_connection_or_an_expiry() {
 fn other_clients_never_see_part_of_a_transaction() {
     let s = TestServer::start();
     let client = s.client();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let client = client.clone();
         std::thread::spawn(move || {
@@ -186,24 +185,9 @@ fn other_clients_never_see_part_of_a_transaction() {
             }
         })
     };
-    let reader = {
-        let client = client.clone();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut c = client.get_connection().unwrap();
-            let mut checks = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (a, b): (Option<i64>, Option<i64>) =
-                    redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
-                assert_eq!(a, b, "a reader saw half a transaction");
-                checks += 1;
-            }
-            checks
-        })
-    };
+    let reader = common::PairWatcher::start(client.clone(), "a transaction");
     writer.join().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(reader.join().unwrap() > 0);
+    assert!(reader.stop().0 > 0);
     let mut c = s.conn();
     assert_eq!(q::<i64>(&mut c, &["GET", "a"]), 2000);
     assert_eq!(q::<i64>(&mut c, &["LLEN", "l"]), 2000);

@@ -194,6 +194,13 @@ pub fn decode_entry(mut b: &[u8]) -> Vec<Vec<u8>> {
 
 pub type Entry = (StreamId, Vec<Vec<u8>>);
 
+/// The `i`-th big-endian u64 of a group record (0 past its end, as a shorter record from an
+/// older writer reads).
+fn u64_at(b: &[u8], i: usize) -> u64 {
+    b.get(i * 8..i * 8 + 8)
+        .map_or(0, |x| u64::from_be_bytes(x.try_into().expect("8 bytes")))
+}
+
 /// A consumer group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Group {
@@ -221,10 +228,7 @@ impl Group {
     }
 
     fn decode(b: &[u8]) -> Group {
-        let u = |i: usize| {
-            b.get(i * 8..i * 8 + 8)
-                .map_or(0, |x| u64::from_be_bytes(x.try_into().expect("8 bytes")))
-        };
+        let u = |i| u64_at(b, i);
         Group {
             consumers: u(0),
             pending: u(1),
@@ -252,10 +256,7 @@ impl Consumer {
     }
 
     fn decode(b: &[u8]) -> Consumer {
-        let u = |i: usize| {
-            b.get(i * 8..i * 8 + 8)
-                .map_or(0, |x| u64::from_be_bytes(x.try_into().expect("8 bytes")))
-        };
+        let u = |i| u64_at(b, i);
         Consumer {
             pending: u(0),
             seen_ms: u(1),
@@ -283,10 +284,7 @@ impl Pending {
     }
 
     fn decode(b: &[u8]) -> Pending {
-        let u = |i: usize| {
-            b.get(i * 8..i * 8 + 8)
-                .map_or(0, |x| u64::from_be_bytes(x.try_into().expect("8 bytes")))
-        };
+        let u = |i| u64_at(b, i);
         Pending {
             delivery_ms: u(0),
             deliveries: u(1),

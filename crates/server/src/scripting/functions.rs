@@ -216,11 +216,7 @@ fn registration(args: mlua::MultiValue) -> mlua::Result<(FunctionInfo, Function)
 }
 
 fn get(storage: &Storage, key: String) -> Option<String> {
-    let raw = storage
-        .engine
-        .get(ColumnFamily::Propagate, key.as_bytes())
-        .ok()
-        .flatten()?;
+    let raw = super::propagate_get(storage, &key)?;
     Some(String::from_utf8_lossy(&raw).to_string())
 }
 

@@ -303,27 +303,18 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
             json_to_lua(lua, &parsed, 1, c.decode_max_depth.get())
         })?,
     )?;
-    let c = cfg.clone();
-    t.set(
-        "encode_max_depth",
-        lua.create_function(move |_, n: Option<usize>| {
-            // Capped: encoding recurses on the worker thread's stack.
-            if let Some(n) = n {
-                c.encode_max_depth.set(n.clamp(1, 1000));
-            }
-            Ok(c.encode_max_depth.get())
-        })?,
-    )?;
-    let c = cfg.clone();
-    t.set(
-        "decode_max_depth",
+    // Capped: encoding and decoding recurse on the worker thread's stack.
+    let depth_setter = |get: fn(&JsonConfig) -> &Cell<usize>| {
+        let c = cfg.clone();
         lua.create_function(move |_, n: Option<usize>| {
             if let Some(n) = n {
-                c.decode_max_depth.set(n.clamp(1, 1000));
+                get(&c).set(n.clamp(1, 1000));
             }
-            Ok(c.decode_max_depth.get())
-        })?,
-    )?;
+            Ok(get(&c).get())
+        })
+    };
+    t.set("encode_max_depth", depth_setter(|c| &c.encode_max_depth)?)?;
+    t.set("decode_max_depth", depth_setter(|c| &c.decode_max_depth)?)?;
     let c = cfg;
     t.set(
         "encode_invalid_numbers",

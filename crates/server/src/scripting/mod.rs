@@ -23,6 +23,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use mlua::{MultiValue, Value};
 use parking_lot::{Mutex, RwLock};
+use quarry_commands::args::is;
 use quarry_commands::table::{flag, help_lines};
 use quarry_commands::{CmdError, Ctx, Exec};
 use quarry_resp::{Frame, Protocol};
@@ -34,6 +35,16 @@ use crate::server::{Server, Storage};
 
 /// Kvrocks' keys in the propagate column family.
 const SCRIPT_PREFIX: &str = "lua_f_";
+
+/// A record of the propagate column family, where scripts and libraries are kept.
+fn propagate_get(storage: &Storage, key: &str) -> Option<Vec<u8>> {
+    let raw = storage
+        .engine
+        .get(ColumnFamily::Propagate, key.as_bytes())
+        .ok()
+        .flatten()?;
+    Some(raw.to_vec())
+}
 
 pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
@@ -182,13 +193,8 @@ impl Scripting {
             return Some(b.clone());
         }
         // Loaded on the master (or before a restart): read from RocksDB.
-        let key = format!("{SCRIPT_PREFIX}{sha}");
-        let raw = storage
-            .engine
-            .get(ColumnFamily::Propagate, key.as_bytes())
-            .ok()
-            .flatten()?;
-        let body: Arc<[u8]> = Arc::from(raw.as_ref());
+        let raw = propagate_get(storage, &format!("{SCRIPT_PREFIX}{sha}"))?;
+        let body: Arc<[u8]> = Arc::from(raw);
         self.bodies.write().insert(sha.to_string(), body.clone());
         Some(body)
     }
@@ -693,8 +699,4 @@ fn script(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             "unknown subcommand '{sub}'. Try SCRIPT HELP."
         ))),
     }
-}
-
-fn is(a: &[u8], s: &str) -> bool {
-    a.eq_ignore_ascii_case(s.as_bytes())
 }

@@ -317,3 +317,41 @@ pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool, why: impl Fn() -> S
 pub fn manifest_dir() -> String {
     std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
 }
+
+/// Reads keys `a` and `b` with MGET in a loop, on its own connection, and asserts that they are
+/// always equal: a writer that changes both in one unit (EXEC, a script) must never be seen
+/// half done, on the node read or on its replica.
+#[allow(dead_code)]
+pub struct PairWatcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, u64)>,
+}
+
+#[allow(dead_code)]
+impl PairWatcher {
+    pub fn start(client: redis::Client, what: &'static str) -> PairWatcher {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut c = client.get_connection().unwrap();
+            let (mut reads, mut written) = (0, 0);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, b): (Option<i64>, Option<i64>) =
+                    redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
+                assert_eq!(a, b, "a reader saw half {what}");
+                reads += 1;
+                if a.unwrap_or(0) > 0 {
+                    written += 1;
+                }
+            }
+            (reads, written)
+        });
+        PairWatcher { stop, thread }
+    }
+
+    /// Stops reading; returns how many reads there were, and how many saw a write.
+    pub fn stop(self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
