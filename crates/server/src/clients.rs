@@ -86,7 +86,20 @@ impl ClientHandle {
         let age = now.duration_since(self.created).as_secs();
         let since_created = now.duration_since(self.created).as_millis() as u64;
         let idle = since_created.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000;
-        let flags = if info.monitor { "O" } else { "N" };
+        // Redis's letters: O monitor, x inside MULTI, b blocked; N when none applies.
+        let mut flags = String::new();
+        if info.monitor {
+            flags.push('O');
+        }
+        if info.multi {
+            flags.push('x');
+        }
+        if self.blocked.load(Ordering::Acquire) {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         let cmd = match (
             COMMANDS.get(self.last_cmd.load(Ordering::Relaxed)),
             SUBCOMMANDS.get(self.last_sub.load(Ordering::Relaxed)),

@@ -327,33 +327,27 @@ fn client_unblock_ends_a_blocked_pop() {
     let mut c = s.conn();
     for (mode, expect_error) in [("TIMEOUT", false), ("ERROR", true)] {
         let client = s.client();
+        let (tx, rx) = std::sync::mpsc::channel();
         let waiter = std::thread::spawn(move || {
             let mut w = client.get_connection().unwrap();
             let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut w).unwrap();
-            (
-                id,
-                redis::cmd("BLPOP")
-                    .arg("nothing")
-                    .arg(0)
-                    .query::<Option<Vec<String>>>(&mut w),
-            )
+            tx.send(id).unwrap();
+            redis::cmd("BLPOP")
+                .arg("nothing")
+                .arg(0)
+                .query::<Option<Vec<String>>>(&mut w)
         });
-        let mut id = 0;
+        let id = rx.recv().unwrap();
+        // CLIENT LIST flags a waiting client with `b`, as Redis does.
         common::wait_until(
             5,
             || {
                 let list: String = q(&mut c, &["CLIENT", "LIST"]);
-                match list.lines().find(|l| l.contains("cmd=blpop")) {
-                    Some(l) => {
-                        id = l
-                            .split_whitespace()
-                            .find_map(|f| f.strip_prefix("id="))
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        true
-                    }
-                    None => false,
-                }
+                list.lines().any(|l| {
+                    l.starts_with(&format!("id={id} "))
+                        && l.split_whitespace()
+                            .any(|f| f.strip_prefix("flags=").is_some_and(|v| v.contains('b')))
+                })
             },
             || "BLPOP did not block".into(),
         );
@@ -361,8 +355,7 @@ fn client_unblock_ends_a_blocked_pop() {
             q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id.to_string(), mode]),
             1
         );
-        let (_, r) = waiter.join().unwrap();
-        match r {
+        match waiter.join().unwrap() {
             Ok(v) => assert!(!expect_error && v.is_none()),
             Err(e) => assert!(expect_error && e.to_string().contains("UNBLOCKED"), "{e}"),
         }
