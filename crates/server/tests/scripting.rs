@@ -360,6 +360,69 @@ fn cjson_cmsgpack_and_bit_libraries() {
     );
 }
 
+/// `struct` packs and unpacks as Redis's lua_struct does (bytes captured from Redis 7.0.15),
+/// and a library's error is a string with the script's position, also inside pcall.
+#[test]
+fn struct_library_and_library_errors() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let packed: Vec<u8> = q(
+        &mut c,
+        &[
+            "EVAL",
+            "return struct.pack('>HhBbi', 513, -2, 255, -1, 70000)",
+            "0",
+        ],
+    );
+    assert_eq!(packed, b"\x02\x01\xff\xfe\xff\xff\x00\x01\x11\x70");
+    assert_eq!(
+        q::<Vec<redis::Value>>(
+            &mut c,
+            &[
+                "EVAL",
+                "return {struct.unpack('<i2c0', ARGV[1])}",
+                "0",
+                "\x03\x00abc"
+            ]
+        ),
+        vec![
+            redis::Value::BulkString(b"abc".to_vec()),
+            redis::Value::Int(6)
+        ]
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["EVAL", "return struct.size('!8bd')", "0"]),
+        16
+    );
+    let e = err(&mut c, &["EVAL", "return struct.pack('z', 1)", "0"]);
+    assert!(
+        e.contains("user_script:1: bad argument #1 to 'pack' (invalid format option 'z')"),
+        "{e}"
+    );
+    let e = err(
+        &mut c,
+        &["EVAL", "local s = 'x'\nreturn struct.unpack('i', s)", "0"],
+    );
+    assert!(
+        e.contains("user_script:2: bad argument #2 to 'unpack' (data string too short)"),
+        "{e}"
+    );
+    assert_eq!(
+        q::<Vec<String>>(
+            &mut c,
+            &[
+                "EVAL",
+                "local ok, e = pcall(function() return cjson.decode('[') end) return {type(e), e}",
+                "0"
+            ]
+        ),
+        [
+            "string",
+            "user_script:1: Expected value but found invalid token at character 1"
+        ]
+    );
+}
+
 /// Hostile inputs to the Lua libraries end in a script error, never in a crashed server.
 #[test]
 fn deep_or_circular_library_inputs_are_errors() {

@@ -1,17 +1,60 @@
 //! The libraries Redis gives scripts besides its own API: `bit` (LuaBitOp), `cjson` and
-//! `cmsgpack`, written in Rust with the behaviour of the C libraries Redis embeds.
+//! `cmsgpack` (`struct` is in `structlib.rs`), written in Rust with the behaviour of the C
+//! libraries Redis embeds.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
+use mlua::{
+    FromLuaMulti, Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Value, Variadic,
+};
 
 pub fn install(lua: &Lua) -> mlua::Result<()> {
     let g = lua.globals();
     g.set("bit", bit(lua)?)?;
     g.set("cjson", cjson(lua)?)?;
     g.set("cmsgpack", cmsgpack(lua)?)?;
+    g.set("struct", super::structlib::library(lua)?)?;
     Ok(())
+}
+
+/// The text of an error raised in Rust, as a C library would have raised it: the message
+/// alone, without mlua's wrapping and traceback. The prelude re-raises it as a string, so
+/// scripts that `pcall` a library function get a string, as in Redis.
+pub fn error_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => error_text(cause),
+        mlua::Error::RuntimeError(msg) => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A library function whose errors start with the calling script's position, as errors that
+/// Redis's C libraries raise with `luaL_error` do (`user_script:1: ...`).
+pub(super) fn located<A, R, F>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    A: FromLuaMulti,
+    R: IntoLuaMulti,
+    F: Fn(&Lua, A) -> mlua::Result<R> + 'static,
+{
+    lua.create_function(move |lua, args| {
+        f(lua, args).map_err(|e| match e {
+            mlua::Error::RuntimeError(msg) => {
+                // Level 1 is the caller: a Lua function keeps its frame when it tail-calls
+                // a function written in Rust, as it does for C functions.
+                let at = lua
+                    .inspect_stack(1)
+                    .filter(|d| d.curr_line() > 0)
+                    .and_then(|d| {
+                        let line = d.curr_line();
+                        d.source().short_src.map(|s| format!("{s}:{line}: "))
+                    })
+                    .unwrap_or_default();
+                mlua::Error::RuntimeError(format!("{at}{msg}"))
+            }
+            other => other,
+        })
+    })
 }
 
 fn err(msg: impl Into<String>) -> mlua::Error {
@@ -284,7 +327,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let c = cfg.clone();
     t.set(
         "encode",
-        lua.create_function(move |lua, v: Value| {
+        located(lua, move |lua, v: Value| {
             let mut out = String::new();
             json_encode(&mut out, &v, 0, &c)?;
             lua.create_string(out)
@@ -293,7 +336,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let c = cfg.clone();
     t.set(
         "decode",
-        lua.create_function(move |lua, s: mlua::String| {
+        located(lua, move |lua, s: mlua::String| {
             let parsed: serde_json::Value = serde_json::from_slice(&s.as_bytes()).map_err(|e| {
                 err(format!(
                     "Expected value but found invalid token at character {}",
@@ -306,7 +349,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     // Capped: encoding and decoding recurse on the worker thread's stack.
     let depth_setter = |get: fn(&JsonConfig) -> &Cell<usize>| {
         let c = cfg.clone();
-        lua.create_function(move |_, n: Option<usize>| {
+        located(lua, move |_, n: Option<usize>| {
             if let Some(n) = n {
                 get(&c).set(n.clamp(1, 1000));
             }
@@ -318,7 +361,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let c = cfg;
     t.set(
         "encode_invalid_numbers",
-        lua.create_function(move |_, v: Option<Value>| {
+        located(lua, move |_, v: Option<Value>| {
             if let Some(v) = v {
                 c.encode_invalid_numbers.set(
                     matches!(v, Value::Boolean(true))
@@ -335,7 +378,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "decode_invalid_numbers",
         "encode_sparse_array",
     ] {
-        t.set(name, lua.create_function(|_, _: MultiValue| Ok(true))?)?;
+        t.set(name, located(lua, |_, _: MultiValue| Ok(true))?)?;
     }
     t.set("null", null_value())?;
     Ok(t)
@@ -585,7 +628,7 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
         "pack",
-        lua.create_function(|lua, args: MultiValue| {
+        located(lua, |lua, args: MultiValue| {
             if args.is_empty() {
                 return Err(err("MessagePack pack needs input."));
             }
@@ -598,14 +641,14 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.set(
         "unpack",
-        lua.create_function(|lua, s: mlua::String| {
+        located(lua, |lua, s: mlua::String| {
             let (_, values) = mp_decode(lua, &s.as_bytes(), 0, 0)?;
             Ok(MultiValue::from_iter(values))
         })?,
     )?;
     t.set(
         "unpack_one",
-        lua.create_function(|lua, (s, offset): (mlua::String, Option<usize>)| {
+        located(lua, |lua, (s, offset): (mlua::String, Option<usize>)| {
             let (next, values) = mp_decode(lua, &s.as_bytes(), 1, offset.unwrap_or(0))?;
             let mut out = vec![Value::Integer(next)];
             out.extend(values);
@@ -614,7 +657,8 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.set(
         "unpack_limit",
-        lua.create_function(
+        located(
+            lua,
             |lua, (s, limit, offset): (mlua::String, usize, Option<usize>)| {
                 let (next, values) = mp_decode(lua, &s.as_bytes(), limit, offset.unwrap_or(0))?;
                 let mut out = vec![Value::Integer(next)];

@@ -13,6 +13,7 @@
 
 mod functions;
 mod libs;
+mod structlib;
 mod vm;
 
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 -- global that does not exist and writing any global are errors, and the libraries a script
 -- sees (redis, cjson, cmsgpack, bit, string, math, table, os) are read-only views too, so
 -- that one script cannot change what the next one runs with.
-local real_redis, killed = ...
+local real_redis, killed, error_text = ...
 local G = _G
 local rawget, rawset, error, setmetatable, getmetatable, type, select, unpack =
       rawget, rawset, error, setmetatable, getmetatable, type, select, unpack
@@ -64,9 +64,12 @@ function real_redis.debug() end
 
 -- A killed script stops even when it catches errors.
 local kill_message = "ERR Script killed by user with SCRIPT KILL..."
+-- An error raised in Rust reaches Lua wrapped; a script that catches one gets its text, as
+-- it would get a C library's error string in Redis.
 function G.pcall(...)
   local r = {real_pcall(...)}
   if killed() then error(kill_message, 0) end
+  if r[1] == false and type(r[2]) == "userdata" then r[2] = error_text(r[2]) end
   return unpack(r, 1, table.maxn(r))
 end
 function G.xpcall(...)

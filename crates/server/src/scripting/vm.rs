@@ -143,10 +143,17 @@ impl Vm {
             })?,
         )?;
         let killed_fn = lua.create_function(|_, ()| Ok(killed()))?;
+        let error_text = lua.create_function(|_, v: Value| {
+            Ok(match v {
+                Value::Error(e) => super::libs::error_text(&e),
+                Value::String(s) => s.to_string_lossy(),
+                other => format!("{other:?}"),
+            })
+        })?;
         let env: Table = lua
             .load(include_str!("prelude.lua"))
             .set_name("@prelude")
-            .call((redis.clone(), killed_fn))?;
+            .call((redis.clone(), killed_fn, error_text))?;
         // Time limit and SCRIPT KILL: checked every 10,000 instructions.
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), |_, _| {
             let stop = CURRENT.with(|c| c.borrow().as_ref().map(|r| r.tick()));
