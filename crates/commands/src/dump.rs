@@ -558,6 +558,7 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let key = &a[1];
     let ttl = parse_i64(&a[2])?;
     let (mut replace, mut absttl) = (false, false);
+    let mut idle = None;
     let mut i = 4;
     while i < a.len() {
         if is(&a[i], "replace") {
@@ -567,9 +568,11 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             absttl = true;
             i += 1;
         } else if is(&a[i], "idletime") && i + 1 < a.len() {
-            if parse_i64(&a[i + 1])? < 0 {
+            let secs = parse_i64(&a[i + 1])?;
+            if secs < 0 {
                 return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
             }
+            idle = Some(secs as u64);
             i += 2;
         } else if is(&a[i], "freq") && i + 1 < a.len() {
             let f = parse_i64(&a[i + 1])?;
@@ -643,6 +646,9 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         db.commit(overlay)?;
     } else {
         result?;
+    }
+    if let Some(secs) = idle {
+        crate::access::set_idle(key, secs);
     }
     Ok(Frame::ok())
 }

@@ -17,6 +17,12 @@ pub fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(ctx.db.exists(&a[1..])?))
 }
 
+/// TOUCH key [key ...]: the number of keys that exist; the dispatcher has already recorded
+/// the use of each.
+pub fn touch(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    exists(ctx, a)
+}
+
 pub fn type_(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let name = ctx.db.key_type(&a[1])?.map_or("none", RedisType::name);
     Ok(Frame::Simple(name.into()))
@@ -286,8 +292,9 @@ fn encoding_name(ctx: &mut Ctx<'_>, key: &[u8], kind: RedisType) -> Result<&'sta
     })
 }
 
-/// OBJECT ENCODING | REFCOUNT | FREQ | HELP. There is no object sharing, so REFCOUNT is 1;
-/// access frequency is not tracked, so FREQ answers as Redis does without an LFU policy.
+/// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP. There is no object sharing, so REFCOUNT
+/// is 1; IDLETIME reads the access clock (`access.rs`); access frequency is not tracked, so
+/// FREQ answers as Redis does without an LFU policy.
 pub fn object(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if is(&a[1], "HELP") {
         return Ok(crate::table::help_lines(&[
@@ -296,7 +303,11 @@ pub fn object(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             "    Return the kind of internal representation used in order to store the value",
             "    associated with a <key>.",
             "FREQ <key>",
-            "    Return the access frequency index of the <key> (needs an LFU maxmemory policy).",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
             "REFCOUNT <key>",
             "    Return the number of references of the value associated with the specified",
             "    <key>.",
@@ -311,6 +322,8 @@ pub fn object(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         Ok(Frame::Integer(1))
     } else if is(&a[1], "ENCODING") {
         Ok(Frame::bulk(encoding_name(ctx, &a[2], kind)?))
+    } else if is(&a[1], "IDLETIME") {
+        Ok(Frame::Integer(crate::access::idle_seconds(&a[2]) as i64))
     } else {
         Err(CmdError::err(
             "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",

@@ -6,6 +6,7 @@
 //! commands whose work belongs to the server (CONFIG, CLIENT, INFO, ...) are marked
 //! [`Exec::Server`] and run in the server crate. No sockets here.
 
+pub mod access;
 pub mod args;
 mod bitmap;
 mod context;

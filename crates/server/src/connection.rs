@@ -640,6 +640,13 @@ pub fn dispatch(
     let index = Server::command_index(spec);
     // Before running it, so that CLIENT INFO/LIST show the command that asks.
     session.handle.touch(index, sub);
+    // Each key the command names counts as used now (OBJECT IDLETIME), before it runs so that
+    // RESTORE ... IDLETIME has the last word.
+    if !quarry_commands::access::is_no_touch(spec.name) {
+        for pos in quarry_commands::table::command_keys(spec, &args) {
+            quarry_commands::access::touch(&args[pos]);
+        }
+    }
     let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {

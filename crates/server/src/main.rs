@@ -226,6 +226,8 @@ fn run(cli: Cli) -> Result<(), String> {
             ignored.join(", ")
         );
     }
+    // Keys not used since now report their idle time from now (OBJECT IDLETIME).
+    quarry_commands::access::start();
     let cluster_enabled = cfg.get_bool("cluster-enabled");
     check_data_mode(&PathBuf::from(cfg.get("dir")), cluster_enabled)?;
     let renames = build_renames(cfg.get_multi("rename-command"))?;

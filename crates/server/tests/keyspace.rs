@@ -260,7 +260,43 @@ fn object_reports_refcount_and_encoding() {
     assert!(err(&mut c, &["OBJECT", "FREQ", "n"])
         .starts_with("ERR An LFU maxmemory policy is not selected"));
     assert_eq!(
-        err(&mut c, &["OBJECT", "IDLETIME", "n"]),
-        "ERR unknown subcommand 'IDLETIME'. Try OBJECT HELP."
+        q::<Option<i64>>(&mut c, &["OBJECT", "IDLETIME", "nokey"]),
+        None
     );
+}
+
+/// OBJECT IDLETIME counts seconds since a command last used the key; TOUCH, reads and writes
+/// reset it, while TYPE, EXISTS, TTL and OBJECT do not (as in Redis); RESTORE can set it.
+#[test]
+fn idletime_follows_use_touch_and_restore() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["MSET", "a", "1", "b", "2"]);
+    assert_eq!(q::<i64>(&mut c, &["OBJECT", "IDLETIME", "a"]), 0);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    for look in [
+        &["TYPE", "a"][..],
+        &["EXISTS", "a"],
+        &["TTL", "a"],
+        &["OBJECT", "ENCODING", "a"],
+    ] {
+        q::<redis::Value>(&mut c, look);
+    }
+    let idle: i64 = q(&mut c, &["OBJECT", "IDLETIME", "a"]);
+    assert!((2..=3).contains(&idle), "{idle}");
+    assert_eq!(q::<i64>(&mut c, &["TOUCH", "a", "nokey"]), 1);
+    assert!(q::<i64>(&mut c, &["OBJECT", "IDLETIME", "a"]) <= 1);
+    q::<String>(&mut c, &["GET", "b"]);
+    assert!(q::<i64>(&mut c, &["OBJECT", "IDLETIME", "b"]) <= 1);
+    let dump: Vec<u8> = q(&mut c, &["DUMP", "a"]);
+    let _: String = redis::cmd("RESTORE")
+        .arg("r")
+        .arg(0)
+        .arg(dump)
+        .arg("IDLETIME")
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
+    let idle: i64 = q(&mut c, &["OBJECT", "IDLETIME", "r"]);
+    assert!((1000..=1002).contains(&idle), "{idle}");
 }

@@ -606,6 +606,11 @@ fn call_from_script(
             effects.written.push(argv[pos].clone());
         }
     }
+    if !quarry_commands::access::is_no_touch(spec.name) {
+        for pos in quarry_commands::table::command_keys(spec, &argv) {
+            quarry_commands::access::touch(&argv[pos]);
+        }
+    }
     let saved = session.protocol;
     session.protocol = if run.resp3.load(Ordering::Relaxed) {
         Protocol::Resp3
