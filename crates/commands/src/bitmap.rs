@@ -381,11 +381,13 @@ pub fn bitfield(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 FieldOp::Set(f, new, how) => {
                     let old = read_field(v, f);
                     // SET stores the value as the field's width takes it (wrapping), or
-                    // saturates/fails as OVERFLOW says.
+                    // saturates/fails as OVERFLOW says. Storing what is there already
+                    // changes nothing, unless the value has to grow to hold the field.
                     match apply_overflow(f, new, 0, how) {
                         Some(stored) => {
+                            let len = v.len();
                             write_field(v, f, stored);
-                            changed = true;
+                            changed |= read_field(v, f) != old || v.len() != len;
                             out.push(Frame::Integer(old));
                         }
                         None => out.push(Frame::Null),

@@ -10,7 +10,7 @@ use quarry_commands::CmdError;
 use quarry_resp::{Frame, Protocol};
 use tracing::warn;
 
-use crate::connection::{Flow, Session};
+use crate::connection::{Flow, ReplyMode, Session};
 use crate::info;
 use crate::server::Server;
 
@@ -249,6 +249,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Kill connections. Options are: ID, ADDR, LADDR, TYPE (normal|master|replica|pubsub), USER, SKIPME (yes|no), MAXAGE.",
     "LIST [TYPE (normal|master|replica|pubsub)] [ID <id> [<id> ...]]",
     "    Return information about client connections.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
@@ -291,6 +293,19 @@ fn client(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
                 }
                 None => reply(Frame::Integer(0)),
             }
+        }
+        // The connection loop leaves out the replies (see `ReplyMode`); ON answers OK.
+        ("reply", 3) => {
+            session.reply = if is(&a[2], "ON") {
+                ReplyMode::On
+            } else if is(&a[2], "OFF") {
+                ReplyMode::Off
+            } else if is(&a[2], "SKIP") {
+                ReplyMode::SkipNext
+            } else {
+                return fail(CmdError::Syntax);
+            };
+            reply(Frame::ok())
         }
         ("getname", 2) => {
             let name = session.handle.info.lock().name.clone();

@@ -62,6 +62,31 @@ pub struct ReplHandshake {
     pub last_batch: Option<quarry_replication::master::LastBatch>,
 }
 
+/// CLIENT REPLY: whether this connection's commands get replies. Pub/Sub messages and the
+/// (un)subscribe confirmations are sent regardless, as in Redis.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// The next command gets no reply (CLIENT REPLY SKIP).
+    SkipNext,
+}
+
+/// SUBSCRIBE and its kin answer with push messages, which CLIENT REPLY OFF does not silence.
+fn is_subscription_command(name: &[u8]) -> bool {
+    [
+        "subscribe",
+        "unsubscribe",
+        "psubscribe",
+        "punsubscribe",
+        "ssubscribe",
+        "sunsubscribe",
+    ]
+    .iter()
+    .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+}
+
 /// Per-connection state that commands can change.
 pub struct Session {
     pub handle: Arc<ClientHandle>,
@@ -82,6 +107,10 @@ pub struct Session {
     pub multi: Option<crate::multi::MultiState>,
     /// WATCHed keys.
     pub watch: Option<crate::multi::Watched>,
+    pub reply: ReplyMode,
+    /// The command being run gets no reply (CLIENT REPLY OFF or SKIP): a blocked or sleeping
+    /// command checks this when its reply comes.
+    pub silent: bool,
 }
 
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
@@ -123,6 +152,8 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         pubsub: None,
         multi: None,
         watch: None,
+        reply: ReplyMode::On,
+        silent: false,
     };
     let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -139,7 +170,22 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                     if req.args.is_empty() {
                         continue;
                     }
-                    match execute(&server, &mut session, req.args, &mut wbuf) {
+                    let before = session.reply;
+                    if before == ReplyMode::SkipNext {
+                        session.reply = ReplyMode::On;
+                    }
+                    let pushes = is_subscription_command(&req.args[0]);
+                    let mark = wbuf.len();
+                    let flow = execute(&server, &mut session, req.args, &mut wbuf);
+                    session.silent = !pushes
+                        && match session.reply {
+                            ReplyMode::Off | ReplyMode::SkipNext => true,
+                            ReplyMode::On => before == ReplyMode::SkipNext,
+                        };
+                    if session.silent {
+                        wbuf.truncate(mark);
+                    }
+                    match flow {
                         Flow::Continue => {}
                         Flow::Close => {
                             let _ =
@@ -159,7 +205,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                 break 'conn;
                             }
                             tokio::time::sleep(d).await;
-                            reply.encode(session.protocol, &mut wbuf);
+                            if !session.silent {
+                                reply.encode(session.protocol, &mut wbuf);
+                            }
                         }
                         Flow::Block(op) => {
                             if !wbuf.is_empty()
@@ -246,7 +294,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                             // The pop or move is a write: its WAL record goes out before this
                             // reply does.
                             session.wrote = true;
-                            reply.encode(session.protocol, &mut wbuf);
+                            if !session.silent {
+                                reply.encode(session.protocol, &mut wbuf);
+                            }
                         }
                         flow @ (Flow::Feed { .. } | Flow::SendFiles(_)) => {
                             if !wbuf.is_empty()

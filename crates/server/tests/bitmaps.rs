@@ -112,3 +112,36 @@ fn bitfield_reads_writes_and_overflows() {
     assert_eq!(q::<String>(&mut c, &["GET", "s"]), "B");
     assert_eq!(q::<String>(&mut c, &["TYPE", "s"]), "string");
 }
+
+fn changes(c: &mut redis::Connection) -> i64 {
+    let info: String = q(c, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rdb_changes_since_last_save in INFO")
+}
+
+/// A SETBIT or BITFIELD SET that stores what is already there writes nothing (INFO's change
+/// counter stays); creating a key or growing it always writes. Both for a string's bits and
+/// for a Kvrocks bitmap.
+#[test]
+fn unchanged_bits_are_not_written() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let start = changes(&mut c);
+    q::<i64>(&mut c, &["SETBIT", "bm", "0", "0"]);
+    q::<Vec<i64>>(&mut c, &["BITFIELD", "bf", "SET", "i5", "0", "0"]);
+    q::<String>(&mut c, &["SET", "str", "a"]);
+    assert_eq!(changes(&mut c), start + 3);
+    q::<i64>(&mut c, &["SETBIT", "bm", "0", "0"]);
+    q::<i64>(&mut c, &["SETBIT", "str", "1", "1"]);
+    q::<Vec<i64>>(&mut c, &["BITFIELD", "bf", "SET", "i5", "0", "0"]);
+    assert_eq!(changes(&mut c), start + 3);
+    q::<i64>(&mut c, &["SETBIT", "bm", "0", "1"]);
+    q::<i64>(&mut c, &["SETBIT", "str", "1", "0"]);
+    q::<Vec<i64>>(&mut c, &["BITFIELD", "bf", "SET", "i5", "0", "1"]);
+    q::<i64>(&mut c, &["SETBIT", "bm", "90", "0"]);
+    assert_eq!(changes(&mut c), start + 7);
+    assert_eq!(q::<i64>(&mut c, &["STRLEN", "bm"]), 12);
+    assert_eq!(q::<String>(&mut c, &["GET", "str"]), "!");
+}

@@ -408,3 +408,29 @@ fn errorstats_count_error_replies_by_code() {
     let info: String = q(&mut c, &["INFO", "errorstats"]);
     assert!(!info.contains("errorstat_"));
 }
+
+/// CLIENT REPLY OFF silences replies until ON (which answers OK), SKIP silences the next
+/// command's, a blocked command's late reply is silenced too, and subscriptions and messages
+/// still arrive, as in Redis.
+#[test]
+fn client_reply_off_skip_and_on() {
+    let s = TestServer::start();
+    let got = s.raw(
+        b"CLIENT REPLY OFF\r\nSET a 1\r\nGET a\r\nCLIENT REPLY ON\r\nGET a\r\n\
+          CLIENT REPLY SKIP\r\nGET a\r\nGET a\r\n\
+          CLIENT REPLY OFF\r\nBLPOP none 0.1\r\nCLIENT REPLY ON\r\nPING\r\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "+OK\r\n$1\r\n1\r\n$1\r\n1\r\n+OK\r\n+PONG\r\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&s.raw(b"CLIENT REPLY MAYBE\r\n")),
+        "-ERR syntax error\r\n"
+    );
+    let got = s.raw(b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nPING\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+    );
+}

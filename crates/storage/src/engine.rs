@@ -143,6 +143,15 @@ impl EngineOptions {
     }
 }
 
+/// Batches with data written since the process started, by clients or from a master (INFO's
+/// `rdb_changes_since_last_save`: RocksDB keeps every write, and there is no RDB save).
+static CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`CHANGES`].
+pub fn changes_since_start() -> u64 {
+    CHANGES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub struct Engine {
     db: Arc<DB>,
     /// Shared with the sub-key compaction filters, which look up metadata in this DB.
@@ -320,7 +329,11 @@ impl Engine {
                 batch.put_log_data(log_data);
             }
         }
+        let has_data = !batch.is_empty();
         self.db.write_opt(batch, &self.write_opts)?;
+        if has_data {
+            CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -332,8 +345,12 @@ impl Engine {
             .gate
             .admit(WriteOrigin::Replication)
             .map_err(StorageError::WriteRefused)?;
-        self.db
-            .write_opt(WriteBatch::from_data(data), &self.write_opts)?;
+        let batch = WriteBatch::from_data(data);
+        let has_data = !batch.is_empty();
+        self.db.write_opt(batch, &self.write_opts)?;
+        if has_data {
+            CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ mod gate;
 pub mod slot;
 pub mod wal;
 
-pub use engine::{ColumnFamily, Engine, EngineOptions, WriteDurability};
+pub use engine::{changes_since_start, ColumnFamily, Engine, EngineOptions, WriteDurability};
 pub use error::StorageError;
 pub use gate::{Role, WriteGate, WriteOrigin};
 pub use rocksdb;

@@ -117,11 +117,17 @@ impl Db {
             Some(m) if m.kind == RedisType::String => {
                 let mut value = m.payload;
                 let byte = (offset / 8) as usize;
-                if value.len() <= byte {
+                let grows = value.len() <= byte;
+                if grows {
                     value.resize(byte + 1, 0);
                 }
                 let mask = 1u8 << (7 - offset % 8);
                 let old = (value[byte] & mask != 0) as u8;
+                // Nothing changes: nothing is written (nor replicated), as Redis leaves its
+                // dirty counter alone.
+                if !grows && old == bit as u8 {
+                    return Ok(old);
+                }
                 if bit {
                     value[byte] |= mask;
                 } else {
@@ -158,6 +164,10 @@ impl Db {
                 expand(&mut frag, byte + 1);
                 let mask = 1u8 << (in_seg % 8);
                 let old = (frag[byte] & mask != 0) as u8;
+                let used = start + byte as u64 + 1;
+                if existed && used <= meta.size && old == bit as u8 {
+                    return Ok(old);
+                }
                 if bit {
                     frag[byte] |= mask;
                 } else {
@@ -166,7 +176,6 @@ impl Db {
                 let mut batch = WriteBatch::default();
                 batch.put_log_data(format!("{LOG_DATA_BITMAP} {CMD_SETBIT} {offset}").as_bytes());
                 batch.put_cf(self.engine.cf(ColumnFamily::Default), &sub, &frag);
-                let used = start + byte as u64 + 1;
                 if !existed || used > meta.size {
                     meta.size = meta.size.max(used);
                     batch.put_cf(
@@ -199,7 +208,8 @@ impl Db {
             Some(_) => return Err(TypeError::WrongType),
         };
         let out = f(&mut value);
-        if !changed(&out) {
+        // A missing key is created even by a change to nothing, as in Redis.
+        if meta.is_some() && !changed(&out) {
             return Ok(out);
         }
         let mut batch = WriteBatch::default();
