@@ -81,6 +81,11 @@ fn payload(kind: u8, body: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// The DUMP payload of `key` (None when it does not exist), for MIGRATE.
+pub fn dump_payload(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
+    serialize(db, key)
+}
+
 fn serialize(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
     let Some(kind) = db.key_type(key)? else {
         return Ok(None);

@@ -123,6 +123,15 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
             }
             return out;
         }
+        // MIGRATE host port key|"" db timeout [...] [KEYS key [key ...]]
+        "migrate" => {
+            if args.len() > 3 && args[3].is_empty() {
+                if let Some(k) = (6..args.len()).find(|&i| args[i].eq_ignore_ascii_case(b"keys")) {
+                    return (k + 1..args.len()).collect();
+                }
+            }
+            return spec.key_positions(args.len());
+        }
         // XREAD/XREADGROUP ... STREAMS key [key ...] id [id ...]
         "xread" | "xreadgroup" => {
             let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
@@ -313,6 +322,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sirangebyvalue", -4, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Returns ids within a range of values (Kvrocks).", D(sortedint::sirangebyvalue)),
     cmd!("sirevrangebyvalue", -4, READONLY, 1, 1, 1, "sortedint", "1.0.0", "Returns ids within a range of values in reverse order (Kvrocks).", D(sortedint::sirevrangebyvalue)),
     cmd!("dump", 2, READONLY, 1, 1, 1, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", D(dump::dump)),
+    cmd!("migrate", -6, WRITE | WALKS_KEYSPACE, 3, 3, 1, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another.", S),
+    cmd!("restore-asking", -4, WRITE | DENYOOM, 1, 1, 1, "server", "3.0.0", "An internal command for migrating keys in a cluster.", D(dump::restore)),
     cmd!("restore", -4, WRITE | DENYOOM, 1, 1, 1, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", D(dump::restore)),
     cmd!("geoadd", -5, WRITE | DENYOOM, 1, 1, 1, "geo", "3.2.0", "Adds one or more members to a geospatial index.", D(geo::geoadd)),
     cmd!("geodist", -4, READONLY, 1, 1, 1, "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", D(geo::geodist)),

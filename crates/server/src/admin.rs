@@ -52,6 +52,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         "reset" => reset(session),
         "client" => client(server, session, a),
         "info" => info_cmd(server, a),
+        "migrate" => (crate::migrate_keys::migrate(server, a), Flow::Continue),
         "config" => config(server, a),
         "slowlog" => slowlog(server, a),
         "monitor" => {

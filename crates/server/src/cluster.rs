@@ -87,7 +87,9 @@ pub fn check_route(
         return None;
     }
     let slots: Vec<u16> = positions.iter().map(|&i| key_slot(&args[i])).collect();
-    check_slots(server, session, &slots, spec.has(flag::WRITE))
+    // RESTORE-ASKING (what MIGRATE sends in a cluster) is a RESTORE that comes with ASKING.
+    let asking = session.asking || spec.name == "restore-asking";
+    check_slots(server, session, &slots, spec.has(flag::WRITE), asking)
 }
 
 /// The routing check of a blocked client's next attempt (a write on all its keys).
@@ -100,15 +102,16 @@ pub fn check_blocking(
         return None;
     }
     let slots: Vec<u16> = op.all_keys().iter().map(|k| key_slot(k)).collect();
-    check_slots(server, session, &slots, true)
+    check_slots(server, session, &slots, true, session.asking)
 }
 
-/// The routing check for keys whose slots are `slots`.
+/// The routing check for keys whose slots are `slots`; `asking` as if ASKING came first.
 pub fn check_slots(
     server: &Server,
     session: &Session,
     slots: &[u16],
     write: bool,
+    asking: bool,
 ) -> Option<String> {
     let topo = server.cluster.topology.read();
     let decision = route(
@@ -139,8 +142,7 @@ pub fn check_slots(
             None
         }
         quarry_cluster::Route::Moved { .. } | quarry_cluster::Route::NotServed
-            if (m.importing(slot) && (session.importing || session.asking))
-                || m.is_imported(slot) =>
+            if (m.importing(slot) && (session.importing || asking)) || m.is_imported(slot) =>
         {
             None
         }

@@ -231,8 +231,9 @@ fn stats_section(server: &Server, out: &mut String) {
         "sync_partial_err",
         c.partial_err.load(Ordering::Relaxed),
     );
-    line(out, "pubsub_channels", 0);
-    line(out, "pubsub_patterns", 0);
+    line(out, "pubsub_channels", server.pubsub.channel_count());
+    line(out, "pubsub_patterns", server.pubsub.pattern_count());
+    line(out, "migrate_cached_sockets", server.migrate_sockets.len());
 }
 
 fn replication_section(server: &Server, out: &mut String) {

@@ -8,8 +8,10 @@ mod cluster;
 mod config;
 mod connection;
 mod info;
+mod migrate_keys;
 mod migration;
 mod multi;
+mod peer;
 mod pubsub;
 mod replication;
 mod scripting;
@@ -314,6 +316,7 @@ fn run(cli: Cli) -> Result<(), String> {
         storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
         cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
         migration: Default::default(),
+        migrate_sockets: Default::default(),
         pubsub: Default::default(),
         repl: replication::ReplState::new(
             opts.clone(),

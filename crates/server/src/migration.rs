@@ -8,8 +8,6 @@
 //! `CLUSTER IMPORT <range> 2`, so the destination drops what it received, and the source goes on
 //! serving the range.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -24,6 +22,7 @@ use quarry_storage::wal::WalReader;
 use quarry_storage::{ColumnFamily, Engine};
 use tracing::{error, info, warn};
 
+use crate::peer::Peer;
 use crate::server::Server;
 
 /// One migration job, as CLUSTER INFO shows it.
@@ -198,87 +197,6 @@ impl Job {
 /// How long the destination may keep a reply (APPLYBATCH, DIGEST of a slot range) waiting.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A blocking client connection to the destination.
-struct Peer {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Peer {
-    fn connect(addr: &str, password: Option<&str>) -> Result<Peer, String> {
-        let stream =
-            TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        // A cut network must not hold the job, or its write-forbidden window, for long.
-        stream
-            .set_read_timeout(Some(PEER_TIMEOUT))
-            .map_err(|e| e.to_string())?;
-        stream
-            .set_write_timeout(Some(PEER_TIMEOUT))
-            .map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
-        let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
-        let mut p = Peer { stream, reader };
-        if let Some(pw) = password {
-            p.call(&[b"AUTH", pw.as_bytes()])?;
-        }
-        Ok(p)
-    }
-
-    /// Sends one command; returns the reply line (or the bulk body), errors as Err.
-    fn call(&mut self, args: &[&[u8]]) -> Result<String, String> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.stream
-            .write_all(&out)
-            .map_err(|e| format!("sending to the destination failed: {e}"))?;
-        self.read()
-    }
-
-    fn read(&mut self) -> Result<String, String> {
-        let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .map_err(|e| format!("reading from the destination failed: {e}"))?;
-        if n == 0 {
-            return Err("the destination closed the connection".into());
-        }
-        let line = line.trim_end().to_string();
-        match line.as_bytes().first() {
-            Some(b'-') => Err(line[1..].to_string()),
-            Some(b'$') => {
-                let len: i64 = line[1..].parse().map_err(|_| "bad reply")?;
-                if len < 0 {
-                    return Ok(String::new());
-                }
-                if len > 64 << 20 {
-                    return Err("an oversized reply from the destination".into());
-                }
-                let mut body = vec![0; len as usize + 2];
-                self.reader
-                    .read_exact(&mut body)
-                    .map_err(|e| format!("reading from the destination failed: {e}"))?;
-                body.truncate(len as usize);
-                Ok(String::from_utf8_lossy(&body).to_string())
-            }
-            Some(b'*') => {
-                let n: i64 = line[1..].parse().map_err(|_| "bad reply")?;
-                let mut items = Vec::new();
-                for _ in 0..n.max(0) {
-                    items.push(self.read()?);
-                }
-                Ok(items.join(" "))
-            }
-            Some(_) => Ok(line[1..].to_string()),
-            None => Err("empty reply".into()),
-        }
-    }
-}
-
 /// Settings read at each step, so CONFIG SET applies to a running job.
 struct Throttle {
     batch_bytes: usize,
@@ -371,7 +289,7 @@ pub fn start(server: &Arc<Server>, job: Arc<Job>) {
                     *job.phase.lock() = "failed";
                     // The destination drops what it received; the source serves the range again.
                     let pw = requirepass(&server);
-                    if let Ok(mut p) = Peer::connect(&job.dst_addr, pw.as_deref()) {
+                    if let Ok(mut p) = Peer::connect(&job.dst_addr, PEER_TIMEOUT, pw.as_deref()) {
                         let range = format_ranges(&[job.range]);
                         let _ = p.call(&[b"CLUSTER", b"IMPORT", range.as_bytes(), b"2"]);
                     }
@@ -390,7 +308,7 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
     let engine = server.engine().ok_or("the database is being replaced")?;
     let range = job.range;
     let range_text = format_ranges(&[range]);
-    let peer = Peer::connect(&job.dst_addr, requirepass(server).as_deref())?;
+    let peer = Peer::connect(&job.dst_addr, PEER_TIMEOUT, requirepass(server).as_deref())?;
     let mut tx = Sender {
         server,
         job,
@@ -454,7 +372,7 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
                 }
                 info!(range = %range_text, digest = %ours.hex, keys = ours.keys, sequence = cut, "slot migration: digests match at the cut-over");
             }
-            Err(e) if e.contains("unknown command") => {
+            Err(e) if e.to_string().contains("unknown command") => {
                 warn!(range = %range_text, "the destination has no DIGEST (not quarry): the handover is not verified");
             }
             Err(e) => return Err(format!("the destination's DIGEST failed: {e}")),

@@ -106,6 +106,21 @@ impl PubSub {
         self.total.load(Ordering::Relaxed) == 0
     }
 
+    /// Channels with at least one subscriber (INFO `pubsub_channels`).
+    pub fn channel_count(&self) -> usize {
+        self.channels.read().len()
+    }
+
+    /// Distinct patterns subscribed to (INFO `pubsub_patterns`, PUBSUB NUMPAT).
+    pub fn pattern_count(&self) -> usize {
+        self.patterns
+            .read()
+            .iter()
+            .map(|(p, _)| p)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
+
     /// Delivers to channel and pattern subscribers; the number of receivers.
     pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
         if self.is_empty() {
@@ -349,14 +364,7 @@ fn pubsub(hub: &PubSub, a: &[Bytes]) -> Result<Frame, CmdError> {
         ("numsub", _) => Ok(counts(&hub.channels.read(), &a[2..])),
         ("shardnumsub", _) => Ok(counts(&hub.shard.read(), &a[2..])),
         // Unique patterns, however many clients subscribed to each.
-        ("numpat", 2) => Ok(Frame::Integer(
-            hub.patterns
-                .read()
-                .iter()
-                .map(|(p, _)| p)
-                .collect::<std::collections::HashSet<_>>()
-                .len() as i64,
-        )),
+        ("numpat", 2) => Ok(Frame::Integer(hub.pattern_count() as i64)),
         ("help", 2) => Ok(quarry_commands::table::help_lines(&[
             "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "CHANNELS [<pattern>]",

@@ -160,3 +160,152 @@ fn lying_lengths_in_a_payload_are_refused() {
     }
     assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
 }
+
+fn migrate(
+    c: &mut redis::Connection,
+    port: u16,
+    key: &str,
+    extra: &[&str],
+) -> Result<String, String> {
+    let mut cmd = redis::cmd("MIGRATE");
+    cmd.arg("127.0.0.1").arg(port).arg(key).arg(0).arg(2000);
+    for e in extra {
+        cmd.arg(*e);
+    }
+    cmd.query::<String>(c).map_err(|e| common::error_text(&e))
+}
+
+fn cached_sockets(c: &mut redis::Connection) -> i64 {
+    let info: String = q(c, &["INFO", "stats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("migrate_cached_sockets:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("migrate_cached_sockets in INFO")
+}
+
+/// MIGRATE moves keys (with their TTL) to another server, keeps them with COPY, refuses to
+/// overwrite without REPLACE, moves several with KEYS, and says NOKEY when none exist.
+#[test]
+fn migrate_moves_copies_and_replaces() {
+    let src = TestServer::start();
+    let dst = TestServer::start();
+    let (mut a, mut b) = (src.conn(), dst.conn());
+    q::<String>(&mut a, &["SET", "s", "v"]);
+    q::<i64>(&mut a, &["RPUSH", "l", "x", "y", "z"]);
+    q::<i64>(&mut a, &["HSET", "h", "f", "1"]);
+    q::<String>(&mut a, &["SET", "t", "ttl", "PX", "100000"]);
+    assert_eq!(migrate(&mut a, dst.port, "s", &[]).unwrap(), "OK");
+    assert_eq!(q::<i64>(&mut a, &["EXISTS", "s"]), 0);
+    assert_eq!(q::<String>(&mut b, &["GET", "s"]), "v");
+    assert_eq!(cached_sockets(&mut a), 1);
+    assert_eq!(
+        migrate(&mut a, dst.port, "", &["KEYS", "l", "nokey", "h", "t"]).unwrap(),
+        "OK"
+    );
+    assert_eq!(q::<i64>(&mut a, &["DBSIZE"]), 0);
+    assert_eq!(
+        q::<Vec<String>>(&mut b, &["LRANGE", "l", "0", "-1"]),
+        ["x", "y", "z"]
+    );
+    assert_eq!(q::<String>(&mut b, &["HGET", "h", "f"]), "1");
+    let ttl: i64 = q(&mut b, &["PTTL", "t"]);
+    assert!((90_000..=100_000).contains(&ttl), "{ttl}");
+    assert_eq!(migrate(&mut a, dst.port, "s", &[]).unwrap(), "NOKEY");
+    // An existing key at the target: refused (the source keeps it) unless REPLACE.
+    q::<String>(&mut a, &["SET", "s", "new"]);
+    let e = migrate(&mut a, dst.port, "s", &[]).unwrap_err();
+    assert_eq!(
+        e,
+        "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+    );
+    assert_eq!(q::<String>(&mut a, &["GET", "s"]), "new");
+    assert_eq!(
+        migrate(&mut a, dst.port, "s", &["COPY", "REPLACE"]).unwrap(),
+        "OK"
+    );
+    assert_eq!(q::<String>(&mut a, &["GET", "s"]), "new");
+    assert_eq!(q::<String>(&mut b, &["GET", "s"]), "new");
+    assert_eq!(
+        migrate(&mut a, dst.port, "s", &["KEYS", "s"]).unwrap_err(),
+        "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string"
+    );
+    assert_eq!(
+        migrate(&mut a, dst.port, "s", &["AUTH"]).unwrap_err(),
+        "ERR syntax error"
+    );
+}
+
+/// MIGRATE authenticates at the target; a refused AUTH leaves the keys here. A target that
+/// does not answer in time is an IOERR, and so is one that went away; the key stays. A target
+/// restarted on its port is reached again on a new connection.
+#[test]
+fn migrate_auth_timeouts_and_lost_targets() {
+    let src = TestServer::start();
+    let mut dst = TestServer::start_with(&["--requirepass", "pw"]);
+    let mut a = src.conn();
+    q::<String>(&mut a, &["SET", "k", "v"]);
+    let e = migrate(&mut a, dst.port, "k", &["AUTH", "wrong"]).unwrap_err();
+    assert!(
+        e.starts_with("ERR Target instance replied with error: "),
+        "{e}"
+    );
+    assert_eq!(q::<i64>(&mut a, &["EXISTS", "k"]), 1);
+    assert_eq!(
+        migrate(&mut a, dst.port, "k", &["AUTH", "pw", "COPY"]).unwrap(),
+        "OK"
+    );
+    assert_eq!(
+        migrate(
+            &mut a,
+            dst.port,
+            "k",
+            &["AUTH2", "default", "pw", "REPLACE"]
+        )
+        .unwrap(),
+        "OK"
+    );
+    assert_eq!(q::<i64>(&mut a, &["EXISTS", "k"]), 0);
+
+    // A target that accepts and never answers, and a MIGRATE that waits 300 ms.
+    q::<String>(&mut a, &["SET", "k", "v2"]);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let e = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(silent_port)
+        .arg("k")
+        .arg(0)
+        .arg(300)
+        .query::<String>(&mut a)
+        .unwrap_err();
+    assert_eq!(
+        common::error_text(&e),
+        "IOERR error or timeout reading to target instance"
+    );
+    assert_eq!(q::<String>(&mut a, &["GET", "k"]), "v2");
+    drop(silent);
+
+    // The target restarts: the cached connection is dead, a new one works.
+    assert_eq!(
+        migrate(&mut a, dst.port, "k", &["AUTH", "pw", "COPY", "REPLACE"]).unwrap(),
+        "OK"
+    );
+    dst.stop();
+    dst.restart_same_port();
+    assert_eq!(
+        migrate(&mut a, dst.port, "k", &["AUTH", "pw", "REPLACE"]).unwrap(),
+        "OK"
+    );
+    assert_eq!(q::<i64>(&mut a, &["EXISTS", "k"]), 0);
+    dst.stop();
+    q::<String>(&mut a, &["SET", "k", "v3"]);
+    let e = migrate(&mut a, dst.port, "k", &["AUTH", "pw"]).unwrap_err();
+    assert!(e.starts_with("IOERR"), "{e}");
+    assert_eq!(q::<String>(&mut a, &["GET", "k"]), "v3");
+    // Unused connections are closed after 10 seconds.
+    common::wait_until(
+        20,
+        || cached_sockets(&mut a) == 0,
+        || "the cached connection was not closed".into(),
+    );
+}

@@ -1,0 +1,133 @@
+//! A blocking client connection to another Redis-protocol server: the destination of a slot
+//! migration, or the target of MIGRATE.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Why a call to the peer failed: the connection, or an error reply.
+#[derive(Debug)]
+pub enum PeerError {
+    /// Connecting, writing or reading failed (a timeout included); the connection is unusable.
+    Io(String),
+    /// The peer answered with an error (the text after `-`).
+    Reply(String),
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerError::Io(s) | PeerError::Reply(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<PeerError> for String {
+    fn from(e: PeerError) -> String {
+        e.to_string()
+    }
+}
+
+pub struct Peer {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Peer {
+    /// Connects within `timeout`, which also bounds every later read and write; AUTHs when a
+    /// password is given.
+    pub fn connect(
+        addr: &str,
+        timeout: Duration,
+        password: Option<&str>,
+    ) -> Result<Peer, PeerError> {
+        let io = |e: std::io::Error| PeerError::Io(format!("cannot connect to {addr}: {e}"));
+        let target = addr
+            .to_socket_addrs()
+            .map_err(io)?
+            .next()
+            .ok_or_else(|| PeerError::Io(format!("cannot resolve {addr}")))?;
+        let stream = TcpStream::connect_timeout(&target, timeout).map_err(io)?;
+        // A cut network must not hold the caller for long.
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        let _ = stream.set_nodelay(true);
+        let reader = BufReader::new(stream.try_clone().map_err(io)?);
+        let mut p = Peer { stream, reader };
+        if let Some(pw) = password {
+            p.call(&[b"AUTH", pw.as_bytes()])?;
+        }
+        Ok(p)
+    }
+
+    /// Bounds later reads and writes by `timeout`.
+    pub fn set_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))?;
+        self.stream.set_write_timeout(Some(timeout))
+    }
+
+    /// Sends commands without waiting for their replies (read them with [`Peer::read`]).
+    pub fn send(&mut self, commands: &[Vec<&[u8]>]) -> Result<(), PeerError> {
+        let mut out = Vec::new();
+        for args in commands {
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        self.stream
+            .write_all(&out)
+            .map_err(|e| PeerError::Io(format!("sending to the destination failed: {e}")))
+    }
+
+    /// Sends one command; returns the reply line (or the bulk body).
+    pub fn call(&mut self, args: &[&[u8]]) -> Result<String, PeerError> {
+        self.send(&[args.to_vec()])?;
+        self.read()
+    }
+
+    /// Reads one reply: a line, a bulk body, or an array's items joined by spaces.
+    pub fn read(&mut self) -> Result<String, PeerError> {
+        let io =
+            |e: std::io::Error| PeerError::Io(format!("reading from the destination failed: {e}"));
+        let bad = || PeerError::Io("a malformed reply from the destination".into());
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).map_err(io)?;
+        if n == 0 {
+            return Err(PeerError::Io(
+                "the destination closed the connection".into(),
+            ));
+        }
+        let line = line.trim_end().to_string();
+        match line.as_bytes().first() {
+            Some(b'-') => Err(PeerError::Reply(line[1..].to_string())),
+            Some(b'$') => {
+                let len: i64 = line[1..].parse().map_err(|_| bad())?;
+                if len < 0 {
+                    return Ok(String::new());
+                }
+                if len > 64 << 20 {
+                    return Err(PeerError::Io(
+                        "an oversized reply from the destination".into(),
+                    ));
+                }
+                let mut body = vec![0; len as usize + 2];
+                self.reader.read_exact(&mut body).map_err(io)?;
+                body.truncate(len as usize);
+                Ok(String::from_utf8_lossy(&body).to_string())
+            }
+            Some(b'*') => {
+                let n: i64 = line[1..].parse().map_err(|_| bad())?;
+                let mut items = Vec::new();
+                for _ in 0..n.max(0) {
+                    items.push(self.read()?);
+                }
+                Ok(items.join(" "))
+            }
+            Some(_) => Ok(line[1..].to_string()),
+            None => Err(bad()),
+        }
+    }
+}
