@@ -122,6 +122,12 @@ fn serialize(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
             }
             T_ZSET_2
         }
+        // Redis keeps a HyperLogLog as a string: the dense "HYLL" form.
+        RedisType::HyperLogLog => {
+            let v = db.hll_redis_string(key)?.unwrap_or_default();
+            put_str(&mut body, &v);
+            T_STRING
+        }
         RedisType::Hash => {
             let items = db.hgetall(key)?;
             put_len(&mut body, items.len() as u64);
@@ -617,9 +623,14 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             return Ok(());
         }
         match value {
-            Value::String(v) => {
-                db.set(key, &v, SetCondition::Always, Expiry::Clear, false)?;
-            }
+            // A string that is a Redis HyperLogLog becomes one of quarry's, so that PFADD,
+            // PFCOUNT and PFMERGE work on what MIGRATE or RESTORE brought from Redis.
+            Value::String(v) => match quarry_types::redis_hll_registers(&v) {
+                Some(registers) => db.hll_store(key, &registers)?,
+                None => {
+                    db.set(key, &v, SetCondition::Always, Expiry::Clear, false)?;
+                }
+            },
             Value::List(items) => {
                 if !items.is_empty() {
                     db.push(key, End::Right, &items, false)?;

@@ -309,3 +309,39 @@ fn migrate_auth_timeouts_and_lost_targets() {
         || "the cached connection was not closed".into(),
     );
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/redis-7.0.15/{name}",
+        common::manifest_dir()
+    ))
+    .unwrap()
+}
+
+/// HyperLogLogs that Redis 7.0.15 dumped (sparse, and dense LZF-compressed) restore as
+/// quarry HyperLogLogs with Redis' counts; quarry's DUMP of one is Redis' dense string, which
+/// restores to the same count.
+#[test]
+fn hyperloglogs_restore_from_redis_and_dump_as_redis_strings() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    restore(&mut c, "sparse", 0, &fixture("hll-sparse-abc.dump"), &[]).unwrap();
+    restore(&mut c, "dense", 0, &fixture("hll-dense-5000.dump"), &[]).unwrap();
+    assert_eq!(q::<i64>(&mut c, &["PFCOUNT", "sparse"]), 3);
+    assert_eq!(q::<i64>(&mut c, &["PFCOUNT", "dense"]), 5041);
+    assert_eq!(q::<i64>(&mut c, &["PFADD", "sparse", "a", "d"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["PFCOUNT", "sparse"]), 4);
+    let d = dump(&mut c, "dense");
+    assert_eq!(d[0], 0, "a string payload");
+    restore(&mut c, "copy", 0, &d, &[]).unwrap();
+    assert_eq!(q::<i64>(&mut c, &["PFCOUNT", "copy"]), 5041);
+    // Redis 7.0.15 counts this union as 5046 too.
+    assert_eq!(q::<i64>(&mut c, &["PFCOUNT", "copy", "sparse"]), 5046);
+    // A string that only starts like one stays a string.
+    let mut not_hll = b"\x00\x05HYLLx".to_vec();
+    not_hll.extend_from_slice(&[10, 0]);
+    let crc = crc64(&not_hll);
+    not_hll.extend_from_slice(&crc.to_le_bytes());
+    restore(&mut c, "str", 0, &not_hll, &[]).unwrap();
+    assert_eq!(q::<String>(&mut c, &["GET", "str"]), "HYLLx");
+}

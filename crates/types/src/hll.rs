@@ -140,6 +140,58 @@ fn estimate(segments: &[Option<Vec<u8>>]) -> u64 {
     (ALPHA * m * m / z).round() as u64
 }
 
+/// Redis' HyperLogLog string: "HYLL", the encoding, 3 unused bytes, 8 bytes of cached count.
+const REDIS_HEADER: usize = 16;
+/// The dense registers: 16384 of 6 bits, packed as quarry's segments are, one after another.
+const DENSE_BYTES: usize = REGISTERS * REGISTER_BITS / 8;
+
+/// The dense registers of a HyperLogLog string that Redis wrote (dense or sparse encoding),
+/// or None if `v` is not a well-formed one.
+pub fn redis_hll_registers(v: &[u8]) -> Option<Vec<u8>> {
+    if v.len() < REDIS_HEADER || &v[..4] != b"HYLL" {
+        return None;
+    }
+    let body = &v[REDIS_HEADER..];
+    match v[4] {
+        0 if body.len() == DENSE_BYTES => Some(body.to_vec()),
+        1 => {
+            // Opcodes: ZERO 00xxxxxx, XZERO 01xxxxxx yyyyyyyy (runs of zeros), VAL 1vvvvvxx
+            // (a run of up to 4 registers holding v+1).
+            let mut regs = vec![0u8; DENSE_BYTES];
+            let mut index = 0usize;
+            let mut i = 0;
+            while i < body.len() {
+                let op = body[i];
+                let run = if op & 0xc0 == 0 {
+                    i += 1;
+                    (op & 0x3f) as usize + 1
+                } else if op & 0xc0 == 0x40 {
+                    let low = *body.get(i + 1)? as usize;
+                    i += 2;
+                    (((op & 0x3f) as usize) << 8 | low) + 1
+                } else {
+                    let val = ((op >> 2) & 0x1f) + 1;
+                    let run = (op & 0x03) as usize + 1;
+                    if index + run > REGISTERS {
+                        return None;
+                    }
+                    for r in index..index + run {
+                        set_register(&mut regs, r, val);
+                    }
+                    i += 1;
+                    run
+                };
+                index += run;
+                if index > REGISTERS {
+                    return None;
+                }
+            }
+            (index == REGISTERS).then_some(regs)
+        }
+        _ => None,
+    }
+}
+
 impl Db {
     fn hll_meta(&self, key: &[u8]) -> Result<Option<Metadata>> {
         self.typed_metadata(key, RedisType::HyperLogLog)
@@ -244,6 +296,50 @@ impl Db {
         Ok(merged)
     }
 
+    /// The HyperLogLog at `key` as Redis keeps one, a dense "HYLL" string (its cached count
+    /// marked stale), for DUMP and MIGRATE to a Redis server. None if the key is missing.
+    pub fn hll_redis_string(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(meta) = self.hll_meta(key)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(REDIS_HEADER + DENSE_BYTES);
+        out.extend_from_slice(b"HYLL");
+        out.push(0); // dense
+        out.extend_from_slice(&[0; 3]);
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0x80]); // cached count: stale
+        for seg in self.hll_segments(key, &meta)? {
+            match seg {
+                Some(regs) => out.extend_from_slice(&regs),
+                None => out.resize(out.len() + SEGMENT_BYTES, 0),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Writes `registers` (Redis' dense layout, from [`redis_hll_registers`]) as the
+    /// HyperLogLog `key`, which the caller has removed. Empty segments are not stored.
+    pub fn hll_store(&self, key: &[u8], registers: &[u8]) -> Result<()> {
+        let meta = Self::new_hll_meta();
+        let mut batch = WriteBatch::default();
+        batch.put_log_data(LOG_DATA_HLL);
+        for (i, regs) in registers.chunks(SEGMENT_BYTES).enumerate() {
+            if regs.iter().any(|&b| b != 0) {
+                batch.put_cf(
+                    self.engine.cf(ColumnFamily::Default),
+                    self.codec
+                        .subkey(key, meta.version, i.to_string().as_bytes()),
+                    regs,
+                );
+            }
+        }
+        batch.put_cf(
+            self.metadata_cf(),
+            self.codec.metadata_key(key),
+            meta.encode(),
+        );
+        self.write(batch)
+    }
+
     /// PFCOUNT: the estimated cardinality of the union of `keys`.
     pub fn pfcount<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<u64> {
         Ok(estimate(&self.hll_union(keys)?))
@@ -302,5 +398,34 @@ mod tests {
         set_register(&mut seg, index % SEGMENT_REGISTERS, count);
         segs[index / SEGMENT_REGISTERS] = Some(seg);
         assert_eq!(estimate(&segs), 1);
+    }
+
+    /// The string Redis 7.0.15 keeps after `PFADD hs a b c` (sparse), from its DUMP.
+    #[test]
+    fn a_redis_sparse_string_decodes_to_its_registers() {
+        let mut v = b"HYLL\x01\0\0\0\x03\0\0\0\0\0\0\0".to_vec();
+        v.extend_from_slice(&[
+            0x60, 0xf3, 0x80, 0x50, 0xb1, 0x84, 0x4b, 0xfb, 0x80, 0x42, 0x5a,
+        ]);
+        let regs = redis_hll_registers(&v).unwrap();
+        let mut expected = vec![0u8; DENSE_BYTES];
+        for e in [&b"a"[..], b"b", b"c"] {
+            let (index, count) = position(e);
+            set_register(&mut expected, index, count);
+        }
+        assert_eq!(regs, expected);
+        let segs: Vec<Option<Vec<u8>>> = regs
+            .chunks(SEGMENT_BYTES)
+            .map(|c| Some(c.to_vec()))
+            .collect();
+        assert_eq!(estimate(&segs), 3);
+        // Runs that do not cover 16384 registers exactly, or other encodings, are not HLLs.
+        assert!(redis_hll_registers(&v[..v.len() - 1]).is_none());
+        let mut dense = b"HYLL\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+        dense.resize(REDIS_HEADER + DENSE_BYTES - 1, 0);
+        assert!(redis_hll_registers(&dense).is_none());
+        dense.push(0);
+        assert!(redis_hll_registers(&dense).is_some());
+        assert!(redis_hll_registers(b"HYLX").is_none());
     }
 }

@@ -11,6 +11,7 @@ mod float_sum;
 pub mod glob;
 mod hash;
 mod hll;
+pub use hll::redis_hll_registers;
 mod keys;
 mod list;
 mod locks;
