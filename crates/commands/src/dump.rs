@@ -14,7 +14,10 @@ use quarry_types::{Db, End, Expiry, SetCondition, ZAddFlags};
 use crate::args::{is, parse_i64};
 use crate::{CmdError, CmdResult, Ctx};
 
+/// What DUMP writes: Redis 7.0's, so that 7.0 and later can RESTORE quarry's payloads.
 const RDB_VERSION: u16 = 10;
+/// The newest payloads RESTORE reads: Redis 7.2's (its new types, 20 and 21, are read).
+const RDB_VERSION_READ: u16 = 11;
 
 const T_STRING: u8 = 0;
 const T_LIST: u8 = 1;
@@ -50,7 +53,7 @@ pub fn crc64(data: &[u8]) -> u64 {
 
 // ------------------------------------------------------------------------------------ writing
 
-fn put_len(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn put_len(out: &mut Vec<u8>, n: u64) {
     if n < 64 {
         out.push(n as u8);
     } else if n < 16384 {
@@ -65,7 +68,7 @@ fn put_len(out: &mut Vec<u8>, n: u64) {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     put_len(out, s.len() as u64);
     out.extend_from_slice(s);
 }
@@ -122,6 +125,12 @@ fn serialize(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
             }
             T_ZSET_2
         }
+        RedisType::Stream => {
+            let s = crate::dump_stream::read_db(db, key)?.unwrap_or_default();
+            let node = crate::stream::NODE_MAX_ENTRIES.load(std::sync::atomic::Ordering::Relaxed);
+            crate::dump_stream::write(&s, if node == 0 { 100 } else { node as usize }, &mut body);
+            crate::dump_stream::T_STREAM_2
+        }
         // Redis keeps a HyperLogLog as a string: the dense "HYLL" form.
         RedisType::HyperLogLog => {
             let v = db.hll_redis_string(key)?.unwrap_or_default();
@@ -153,13 +162,13 @@ pub fn dump(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 // ------------------------------------------------------------------------------------ reading
 
-fn bad() -> CmdError {
+pub(crate) fn bad() -> CmdError {
     CmdError::err("Bad data format")
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 enum Len {
@@ -168,7 +177,7 @@ enum Len {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CmdError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CmdError> {
         let end = self
             .pos
             .checked_add(n)
@@ -178,7 +187,7 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
-    fn byte(&mut self) -> Result<u8, CmdError> {
+    pub(crate) fn byte(&mut self) -> Result<u8, CmdError> {
         Ok(self.take(1)?[0])
     }
     fn len_or_enc(&mut self) -> Result<Len, CmdError> {
@@ -198,21 +207,21 @@ impl<'a> Reader<'a> {
             _ => Len::Encoded(first & 0x3f),
         })
     }
-    fn len(&mut self) -> Result<u64, CmdError> {
+    pub(crate) fn len(&mut self) -> Result<u64, CmdError> {
         match self.len_or_enc()? {
             Len::Plain(n) => Ok(n),
             Len::Encoded(_) => Err(bad()),
         }
     }
     /// Bounded so that a hostile length cannot reserve huge memory.
-    fn count(&mut self) -> Result<usize, CmdError> {
+    pub(crate) fn count(&mut self) -> Result<usize, CmdError> {
         let n = self.len()?;
         if n > self.b.len() as u64 * 8 + 16 {
             return Err(bad());
         }
         Ok(n as usize)
     }
-    fn string(&mut self) -> Result<Vec<u8>, CmdError> {
+    pub(crate) fn string(&mut self) -> Result<Vec<u8>, CmdError> {
         match self.len_or_enc()? {
             Len::Plain(n) => Ok(self.take(usize::try_from(n).map_err(|_| bad())?)?.to_vec()),
             Len::Encoded(0) => Ok((self.byte()? as i8).to_string().into_bytes()),
@@ -290,7 +299,7 @@ fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, CmdError> {
 }
 
 /// Elements of a listpack.
-fn listpack(b: &[u8]) -> Result<Vec<Vec<u8>>, CmdError> {
+pub(crate) fn listpack(b: &[u8]) -> Result<Vec<Vec<u8>>, CmdError> {
     let mut p = 6;
     let mut out = Vec::new();
     let get = |p: usize, n: usize| b.get(p..p + n).ok_or_else(bad);
@@ -451,6 +460,7 @@ enum Value {
     Set(Vec<Vec<u8>>),
     ZSet(Vec<(f64, Vec<u8>)>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    Stream(crate::dump_stream::RdbStream),
 }
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -514,6 +524,11 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
             }
             Value::Hash(items)
         }
+        crate::dump_stream::T_STREAM_1
+        | crate::dump_stream::T_STREAM_2
+        | crate::dump_stream::T_STREAM_3 => {
+            Value::Stream(crate::dump_stream::read(&mut r, data[0])?)
+        }
         T_SET_INTSET => Value::Set(intset(&r.string()?)?),
         T_SET_LISTPACK => Value::Set(listpack(&r.string()?)?),
         T_LIST_ZIPLIST => Value::List(ziplist(&r.string()?)?),
@@ -558,7 +573,7 @@ fn verify(payload: &[u8]) -> Result<&[u8], CmdError> {
     let (body, footer) = payload.split_at(payload.len() - 10);
     let version = u16::from_le_bytes([footer[0], footer[1]]);
     let crc = u64::from_le_bytes(footer[2..].try_into().map_err(|_| wrong())?);
-    if version > RDB_VERSION || crc64(&payload[..payload.len() - 8]) != crc {
+    if version > RDB_VERSION_READ || crc64(&payload[..payload.len() - 8]) != crc {
         return Err(wrong());
     }
     Ok(body)
@@ -646,6 +661,7 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             Value::Hash(items) => {
                 db.hset(key, &items, false)?;
             }
+            Value::Stream(s) => crate::dump_stream::store(db, key, s)?,
         }
         if expire_at != 0 {
             db.expire_at(

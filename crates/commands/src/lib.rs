@@ -11,6 +11,7 @@ pub mod args;
 mod bitmap;
 mod context;
 mod dump;
+mod dump_stream;
 mod error;
 mod geo;
 mod hash;

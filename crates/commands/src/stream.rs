@@ -1482,7 +1482,7 @@ fn entries_read_frame(g: &Group) -> Frame {
 
 /// Redis's `streamEstimateDistanceFromFirstEverEntry`: the logical read counter of `id`, or -1
 /// when it cannot be known.
-fn estimate_counter(m: &StreamMeta, id: StreamId) -> i64 {
+pub(crate) fn estimate_counter(m: &StreamMeta, id: StreamId) -> i64 {
     if m.entries_added == 0 {
         return 0;
     }
