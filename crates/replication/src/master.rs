@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use quarry_storage::encoding::now_ms;
 use quarry_storage::wal::{batch_digest, batch_ending_at, batch_replid, WalGap, WalReader};
 use quarry_storage::Engine;
 use tracing::{error, info, warn};
@@ -46,6 +47,8 @@ pub struct ReplicaInfo {
     pub sent: AtomicU64,
     /// Last sequence the replica reported applied (REPLCONF ACK); 0 if it never acks.
     pub acked: AtomicU64,
+    /// When the replica last acknowledged (ms since the Unix epoch); it acks every heartbeat.
+    pub last_ack_ms: AtomicU64,
     pub closed: AtomicBool,
     stream: Mutex<Option<TcpStream>>,
 }
@@ -211,6 +214,20 @@ impl Master {
             .count()
     }
 
+    /// Replicas that acknowledged within `max_lag_secs` (min-replicas-to-write).
+    pub fn count_good(&self, max_lag_secs: u64) -> usize {
+        let now = now_ms();
+        self.replicas
+            .lock()
+            .iter()
+            .filter(|r| {
+                !r.closed.load(Ordering::Acquire)
+                    && now.saturating_sub(r.last_ack_ms.load(Ordering::Acquire))
+                        <= max_lag_secs * 1000
+            })
+            .count()
+    }
+
     /// Disconnects every replica (before a full sync replaces this node's data, or on demand).
     pub fn disconnect_all(&self) {
         for r in self.replicas.lock().iter() {
@@ -260,6 +277,9 @@ impl Master {
             port,
             sent: AtomicU64::new(next.saturating_sub(1)),
             acked: AtomicU64::new(0),
+            // Streaming from now on counts as acknowledged now, as Redis counts a replica
+            // that just came online.
+            last_ack_ms: AtomicU64::new(now_ms()),
             closed: AtomicBool::new(false),
             stream: Mutex::new(stream.try_clone().ok()),
         });
@@ -484,6 +504,7 @@ fn feed(
                                     .and_then(|s| s.parse::<u64>().ok())
                                 {
                                     r.acked.fetch_max(seq, Ordering::AcqRel);
+                                    r.last_ack_ms.store(now_ms(), Ordering::Release);
                                 }
                             }
                         }

@@ -458,7 +458,6 @@ impl Worker {
         let Some(engine) = self.host.engine() else {
             return Err(io_err("the database is being replaced"));
         };
-        let mut applied_since_ack = false;
         loop {
             let head = read_line(reader, 64)?;
             self.touch();
@@ -477,16 +476,16 @@ impl Worker {
                     .applied_bytes
                     .fetch_add(payload.len() as u64, Ordering::Relaxed);
                 self.host.on_applied(&payload);
-                applied_since_ack = true;
             }
             // Acknowledge once the burst is applied, and durable as far as the WAL buffer goes.
-            if applied_since_ack && reader.buffer().is_empty() {
+            // A heartbeat is acknowledged too: the master learns that this replica is alive
+            // and caught up even while nothing is written (min-replicas-max-lag).
+            if reader.buffer().is_empty() {
                 engine.flush_wal_buffer().map_err(io_err)?;
                 if self.quarry_peer {
                     let seq = engine.latest_sequence().to_string();
                     wire::send(stream, &[b"REPLCONF", b"ACK", seq.as_bytes()])?;
                 }
-                applied_since_ack = false;
             }
             if self.stopped() {
                 return Ok(());

@@ -736,6 +736,13 @@ pub fn info_section(server: &Server) -> String {
     }
     let replicas = server.repl.master.replicas();
     l("connected_slaves", &replicas.len());
+    let lag = server.hot.min_replicas_max_lag.load(Ordering::Relaxed);
+    if server.hot.min_replicas_to_write.load(Ordering::Relaxed) > 0 && lag > 0 {
+        l(
+            "min_slaves_good_slaves",
+            &server.repl.master.count_good(lag),
+        );
+    }
     for (i, r) in replicas.iter().enumerate() {
         let sent = r.sent.load(Ordering::Relaxed);
         l(
@@ -759,7 +766,13 @@ pub fn info_section(server: &Server) -> String {
 /// caught up.
 pub fn gate(server: &Server, write: bool, stale_ok: bool) -> Result<(), CmdError> {
     if !server.repl.is_replica.load(Ordering::Acquire) {
-        return Ok(());
+        return if write && !enough_good_replicas(server) {
+            Err(CmdError::Other(
+                "NOREPLICAS Not enough good replicas to write.".into(),
+            ))
+        } else {
+            Ok(())
+        };
     }
     if write {
         return Err(CmdError::ReadOnlyReplica);
@@ -778,6 +791,14 @@ pub fn gate(server: &Server, write: bool, stale_ok: bool) -> Result<(), CmdError
         }
     }
     Ok(())
+}
+
+/// `min-replicas-to-write`: whether enough replicas acknowledged within
+/// `min-replicas-max-lag` seconds for a master to take writes (always, when either is 0).
+pub fn enough_good_replicas(server: &Server) -> bool {
+    let need = server.hot.min_replicas_to_write.load(Ordering::Relaxed);
+    let lag = server.hot.min_replicas_max_lag.load(Ordering::Relaxed);
+    need == 0 || lag == 0 || server.repl.master.count_good(lag) as u64 >= need
 }
 
 /// Starts the housekeeping of full-sync checkpoints.

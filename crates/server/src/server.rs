@@ -66,6 +66,9 @@ pub struct HotConfig {
     pub serve_stale_data: AtomicBool,
     /// `lua-time-limit` (and its Redis 7 name `busy-reply-threshold`; the lower one counts).
     pub lua_time_limit_ms: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` (seconds).
+    pub min_replicas_to_write: AtomicU64,
+    pub min_replicas_max_lag: AtomicU64,
 }
 
 impl HotConfig {
@@ -81,6 +84,8 @@ impl HotConfig {
             auth_required: AtomicBool::new(false),
             serve_stale_data: AtomicBool::new(true),
             lua_time_limit_ms: AtomicU64::new(5000),
+            min_replicas_to_write: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
         };
         hot.reload(cfg);
         hot
@@ -113,6 +118,14 @@ impl HotConfig {
             .store(limit as u64, Ordering::Relaxed);
         quarry_commands::stream::NODE_MAX_ENTRIES.store(
             cfg.get_i64("stream-node-max-entries").max(0) as u64,
+            Ordering::Relaxed,
+        );
+        self.min_replicas_to_write.store(
+            cfg.get_i64("min-replicas-to-write").max(0) as u64,
+            Ordering::Relaxed,
+        );
+        self.min_replicas_max_lag.store(
+            cfg.get_i64("min-replicas-max-lag").max(0) as u64,
             Ordering::Relaxed,
         );
         let pass = Some(cfg.get("requirepass").to_string()).filter(|p| !p.is_empty());

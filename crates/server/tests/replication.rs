@@ -972,3 +972,68 @@ fn scripts_and_functions_replicate() {
     )
     .contains("READONLY"));
 }
+
+/// min-replicas-to-write: a master without enough replicas that acknowledged within
+/// min-replicas-max-lag refuses writes (NOREPLICAS) and scripts declared as writing, but not
+/// reads; a replica that is idle but connected keeps counting (it acknowledges heartbeats);
+/// one that goes away stops counting.
+#[test]
+fn min_replicas_to_write_refuses_writes_without_good_replicas() {
+    let m = TestServer::start_with(&[
+        "--min-replicas-to-write",
+        "1",
+        "--min-replicas-max-lag",
+        "2",
+    ]);
+    let mut c = m.conn();
+    let noreplicas = "NOREPLICAS Not enough good replicas to write.";
+    assert_eq!(err(&mut c, &["SET", "k", "v"]), noreplicas);
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "k"]), None);
+    assert_eq!(
+        err(
+            &mut c,
+            &["EVAL", "#!lua\nreturn redis.call('get', KEYS[1])", "1", "k"]
+        ),
+        noreplicas
+    );
+    assert!(err(
+        &mut c,
+        &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "k"]
+    )
+    .starts_with(noreplicas));
+    assert_eq!(
+        q::<Option<String>>(
+            &mut c,
+            &[
+                "EVAL",
+                "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])",
+                "1",
+                "k"
+            ]
+        ),
+        None
+    );
+    assert_eq!(info_field(&m, "min_slaves_good_slaves"), "0");
+
+    let mut r = replica_of(&m, &[]);
+    wait_until(
+        30,
+        || info_field(&m, "min_slaves_good_slaves") == "1",
+        || "the replica never counted as good".into(),
+    );
+    q::<String>(&mut c, &["SET", "k", "v"]);
+    // Idle for longer than the lag: heartbeats keep the replica good.
+    std::thread::sleep(Duration::from_millis(3500));
+    q::<String>(&mut c, &["SET", "k", "v2"]);
+    assert_converged(&m, &r);
+
+    r.kill9();
+    wait_until(
+        10,
+        || err(&mut m.conn(), &["SET", "k", "v3"]) == noreplicas,
+        || "writes were still taken without a replica".into(),
+    );
+    q::<String>(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    q::<String>(&mut c, &["SET", "k", "v4"]);
+    assert_eq!(info_field(&m, "min_slaves_good_slaves"), "");
+}

@@ -57,6 +57,8 @@ const LIVE: &[&str] = &[
     "replica-announce-port",
     "max-replication-mb",
     "slave-serve-stale-data",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
     "slave-priority",
     "migrate-sequence-gap",
     "migrate-batch-size-kb",

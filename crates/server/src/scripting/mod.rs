@@ -317,6 +317,8 @@ fn eval(
     if let Some(flags) = &flags {
         if flags.iter().any(|f| f == "no-writes") {
             read_only = true;
+        } else {
+            check_may_write(server, read_only)?;
         }
     }
     execute(
@@ -339,10 +341,8 @@ fn fcall(server: &Server, session: &mut Session, ro: bool, a: &[Bytes]) -> Resul
             .functions
             .resolve(server, &storage, &String::from_utf8_lossy(&a[1]))?;
     let no_writes = resolved.flags.iter().any(|f| f == "no-writes");
-    if ro && !no_writes {
-        return Err(CmdError::err(
-            "Can not execute a script with write flag using *_ro command.",
-        ));
+    if !no_writes {
+        check_may_write(server, ro)?;
     }
     execute(
         server,
@@ -353,6 +353,27 @@ fn fcall(server: &Server, session: &mut Session, ro: bool, a: &[Bytes]) -> Resul
         argv,
         no_writes,
     )
+}
+
+/// Redis' checks before a script that declares it may write (a `#!lua` script or a function
+/// without `no-writes`) starts, rather than failing at its first write.
+fn check_may_write(server: &Server, ro_command: bool) -> Result<(), CmdError> {
+    if server.repl.is_replica.load(Ordering::Acquire) {
+        return Err(CmdError::Other(
+            "READONLY Can not run script with write flag on readonly replica".into(),
+        ));
+    }
+    if ro_command {
+        return Err(CmdError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    if !crate::replication::enough_good_replicas(server) {
+        return Err(CmdError::Other(
+            "NOREPLICAS Not enough good replicas to write.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What redis.call collected during a run.
