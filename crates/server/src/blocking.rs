@@ -83,6 +83,8 @@ impl WaitingRoom {
 /// A parsed blocking command.
 pub struct BlockingOp {
     keys: Vec<Bytes>,
+    /// The command as the client sent it, for keyspace notifications when it is served.
+    args: Vec<Bytes>,
     kind: OpKind,
     /// Scores are doubles in RESP3.
     protocol: quarry_resp::Protocol,
@@ -125,6 +127,7 @@ pub fn parse(
 ) -> Result<BlockingOp, CmdError> {
     let mut op = parse_op(name, a)?;
     op.protocol = protocol;
+    op.args = a.to_vec();
     Ok(op)
 }
 
@@ -136,6 +139,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             kind: OpKind::ZPop {
                 max: name == "bzpopmax",
             },
+            args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(last)?,
         }),
@@ -145,6 +149,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             Ok(BlockingOp {
                 keys: keys.to_vec(),
                 kind: OpKind::ZMultiPop { max, count },
+                args: Vec::new(),
                 protocol: quarry_resp::Protocol::Resp2,
                 deadline,
             })
@@ -156,6 +161,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             } else {
                 End::Right
             }),
+            args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(last)?,
         }),
@@ -166,6 +172,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
                 from: End::Right,
                 to: End::Left,
             },
+            args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(&a[3])?,
         }),
@@ -176,6 +183,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
                 from: end_of(&a[3])?,
                 to: end_of(&a[4])?,
             },
+            args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(&a[5])?,
         }),
@@ -186,6 +194,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             Ok(BlockingOp {
                 keys: keys.to_vec(),
                 kind: OpKind::MultiPop(end, count),
+                args: Vec::new(),
                 protocol: quarry_resp::Protocol::Resp2,
                 deadline,
             })
@@ -204,6 +213,7 @@ impl BlockingOp {
         BlockingOp {
             keys: req.keys.clone(),
             kind: OpKind::Stream(Box::new(req)),
+            args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline,
         }
@@ -340,6 +350,11 @@ impl BlockingOp {
 
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// The command as sent (empty for XREAD, which changes nothing when served).
+    pub fn args(&self) -> &[Bytes] {
+        &self.args
     }
 
     pub fn keys(&self) -> &[Bytes] {

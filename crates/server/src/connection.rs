@@ -238,7 +238,12 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                             // A pop is a write: watchers are marked before and
                                             // after it, as for any write command.
                                             server.watches.touch_keys(&op.all_keys());
-                                            op.retry(&server)
+                                            let noting = crate::notify::begin(&server, op.args());
+                                            let attempt = op.retry(&server);
+                                            if let (Some(n), Some(Ok(frame))) = (noting, &attempt) {
+                                                n.finish(&server, op.args(), frame);
+                                            }
+                                            attempt
                                         }
                                     }
                                 };
@@ -697,6 +702,8 @@ pub fn dispatch(
             quarry_commands::access::touch(&args[pos]);
         }
     }
+    // Keyspace notifications: the keys as they were (only while some class is enabled).
+    let noting = crate::notify::begin(server, &args);
     let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
@@ -722,6 +729,9 @@ pub fn dispatch(
         run()
     };
     let micros = started.elapsed().as_micros() as u64;
+    if let (Some(n), Ok(frame)) = (noting, &result) {
+        n.finish(server, &args, frame);
+    }
     let stat = &server.command_stats[index];
     stat.calls.fetch_add(1, Ordering::Relaxed);
     stat.usec.fetch_add(micros, Ordering::Relaxed);

@@ -11,6 +11,7 @@ mod info;
 mod migrate_keys;
 mod migration;
 mod multi;
+mod notify;
 mod peer;
 mod pubsub;
 mod replication;
@@ -352,6 +353,7 @@ fn run(cli: Cli) -> Result<(), String> {
     drop(engine);
     replication::enter_role(&server, &choice)?;
     replication::start_maintenance(&server);
+    notify::start_expiry(&server);
 
     let result = runtime.block_on(serve(server.clone(), binds, port));
     let link = server.repl.link.lock().take();

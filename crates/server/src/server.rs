@@ -66,6 +66,8 @@ pub struct HotConfig {
     pub serve_stale_data: AtomicBool,
     /// `lua-time-limit` (and its Redis 7 name `busy-reply-threshold`; the lower one counts).
     pub lua_time_limit_ms: AtomicU64,
+    /// `notify-keyspace-events`, as flags (`notify.rs`).
+    pub notify_flags: std::sync::atomic::AtomicU32,
     /// `min-replicas-to-write` and `min-replicas-max-lag` (seconds).
     pub min_replicas_to_write: AtomicU64,
     pub min_replicas_max_lag: AtomicU64,
@@ -84,6 +86,7 @@ impl HotConfig {
             auth_required: AtomicBool::new(false),
             serve_stale_data: AtomicBool::new(true),
             lua_time_limit_ms: AtomicU64::new(5000),
+            notify_flags: std::sync::atomic::AtomicU32::new(0),
             min_replicas_to_write: AtomicU64::new(0),
             min_replicas_max_lag: AtomicU64::new(10),
         };
@@ -118,6 +121,10 @@ impl HotConfig {
             .store(limit as u64, Ordering::Relaxed);
         quarry_commands::stream::NODE_MAX_ENTRIES.store(
             cfg.get_i64("stream-node-max-entries").max(0) as u64,
+            Ordering::Relaxed,
+        );
+        self.notify_flags.store(
+            crate::notify::parse_flags(cfg.get("notify-keyspace-events")).unwrap_or(0),
             Ordering::Relaxed,
         );
         self.min_replicas_to_write.store(

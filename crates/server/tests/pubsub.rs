@@ -147,3 +147,173 @@ fn a_masters_publish_reaches_its_replicas_subscribers() {
     assert_eq!(seq(&r), before);
     assert_eq!(seq(&m), before, "still the master's sequence");
 }
+
+/// The pmessages a pattern subscriber got, as "channel message".
+fn pmessages(sub: &mut TcpStream) -> Vec<String> {
+    let raw = read_for(sub, Duration::from_millis(250));
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 8 < lines.len() {
+        if lines[i] == "*4" && lines[i + 2] == "pmessage" {
+            out.push(format!("{} {}", lines[i + 6], lines[i + 8]));
+            i += 9;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn subscribe_all(s: &TestServer) -> TcpStream {
+    let mut sub = conn(s);
+    send(&mut sub, "PSUBSCRIBE *\r\n");
+    sub
+}
+
+/// notify-keyspace-events: keyspace and keyevent messages with Redis' event names, classes
+/// that mask them, `new` for created keys, `del` when a command empties a key, and nothing
+/// for commands that change nothing. CONFIG GET writes the flags back as Redis does.
+#[test]
+fn keyspace_notifications_follow_the_classes() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let got: Vec<String> = q(&mut c, &["CONFIG", "GET", "notify-keyspace-events"]);
+    assert_eq!(got, ["notify-keyspace-events", "AKE"]);
+    let mut sub = subscribe_all(&s);
+    q::<String>(&mut c, &["SET", "foo", "bar", "EX", "100"]);
+    assert_eq!(
+        pmessages(&mut sub),
+        [
+            "__keyspace@0__:foo set",
+            "__keyevent@0__:set foo",
+            "__keyspace@0__:foo expire",
+            "__keyevent@0__:expire foo",
+        ]
+    );
+    // Only keyspace messages, only lists and generic events.
+    q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "Klg"]);
+    q::<i64>(&mut c, &["RPUSH", "l", "a", "b"]);
+    q::<String>(&mut c, &["SET", "other", "x"]);
+    q::<Option<String>>(&mut c, &["LPOP", "l"]);
+    q::<Option<String>>(&mut c, &["RPOP", "l"]);
+    q::<Option<String>>(&mut c, &["RPOP", "l"]);
+    q::<String>(&mut c, &["RENAME", "other", "moved"]);
+    q::<i64>(&mut c, &["DEL", "moved", "nokey", "foo"]);
+    assert_eq!(
+        pmessages(&mut sub),
+        [
+            "__keyspace@0__:l rpush",
+            "__keyspace@0__:l lpop",
+            "__keyspace@0__:l rpop",
+            "__keyspace@0__:l del",
+            "__keyspace@0__:other rename_from",
+            "__keyspace@0__:moved rename_to",
+            "__keyspace@0__:moved del",
+            "__keyspace@0__:foo del",
+        ]
+    );
+    // Sets, sorted sets and hashes; no event where nothing changed; `new` once per key.
+    q::<String>(
+        &mut c,
+        &["CONFIG", "SET", "notify-keyspace-events", "Eszhn"],
+    );
+    q::<i64>(&mut c, &["SADD", "s", "a", "b"]);
+    q::<i64>(&mut c, &["SADD", "s", "a"]);
+    q::<i64>(&mut c, &["SREM", "s", "x"]);
+    q::<i64>(&mut c, &["SREM", "s", "a", "b"]);
+    q::<i64>(&mut c, &["ZADD", "z", "1", "a"]);
+    q::<i64>(&mut c, &["ZADD", "z", "NX", "1", "a"]);
+    q::<f64>(&mut c, &["ZINCRBY", "z", "2", "a"]);
+    q::<i64>(&mut c, &["HSET", "h", "f", "1"]);
+    q::<i64>(&mut c, &["HINCRBY", "h", "f", "1"]);
+    q::<i64>(&mut c, &["HDEL", "h", "nofield"]);
+    assert_eq!(
+        pmessages(&mut sub),
+        [
+            "__keyevent@0__:new s",
+            "__keyevent@0__:sadd s",
+            "__keyevent@0__:srem s",
+            "__keyevent@0__:new z",
+            "__keyevent@0__:zadd z",
+            "__keyevent@0__:zincr z",
+            "__keyevent@0__:new h",
+            "__keyevent@0__:hset h",
+            "__keyevent@0__:hincrby h",
+        ]
+    );
+    // Streams: consumers created by XREADGROUP and XCLAIM, deleted only when they existed.
+    q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "Kt"]);
+    q::<String>(&mut c, &["XGROUP", "CREATE", "st", "g", "$", "MKSTREAM"]);
+    let id: String = q(&mut c, &["XADD", "st", "1-1", "f", "v"]);
+    q::<redis::Value>(
+        &mut c,
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "st", ">"],
+    );
+    q::<redis::Value>(&mut c, &["XCLAIM", "st", "g", "mike", "0", &id]);
+    q::<i64>(&mut c, &["XGROUP", "DELCONSUMER", "st", "g", "lee"]);
+    q::<i64>(&mut c, &["XGROUP", "DELCONSUMER", "st", "g", "mike"]);
+    assert_eq!(
+        pmessages(&mut sub),
+        [
+            "__keyspace@0__:st xgroup-create",
+            "__keyspace@0__:st xadd",
+            "__keyspace@0__:st xgroup-createconsumer",
+            "__keyspace@0__:st xgroup-createconsumer",
+            "__keyspace@0__:st xgroup-delconsumer",
+        ]
+    );
+    // A blocked pop served by a push, and a script's writes, notify too.
+    q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "El"]);
+    let client = s.client();
+    let waiter = std::thread::spawn(move || {
+        let mut w = client.get_connection().unwrap();
+        redis::cmd("BLPOP")
+            .arg("q")
+            .arg(5)
+            .query::<Vec<String>>(&mut w)
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    q::<i64>(
+        &mut c,
+        &["EVAL", "return redis.call('lpush', KEYS[1], 'x')", "1", "q"],
+    );
+    assert_eq!(waiter.join().unwrap(), ["q", "x"]);
+    assert_eq!(
+        pmessages(&mut sub),
+        ["__keyevent@0__:lpush q", "__keyevent@0__:lpop q"]
+    );
+    // Off again: nothing is sent; bad letters are refused.
+    q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", ""]);
+    q::<i64>(&mut c, &["LPUSH", "q", "y"]);
+    assert!(pmessages(&mut sub).is_empty());
+    let e: redis::RedisResult<String> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Kq")
+        .query(&mut c);
+    assert!(e.is_err());
+}
+
+/// With the `x` class on, a master removes keys whose time ran out within about 100 ms and
+/// sends `expired` for each, as Redis' active expiry does; the removal reaches the WAL.
+#[test]
+fn expired_events_come_from_active_expiry() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "Ex"]);
+    let mut sub = subscribe_all(&s);
+    q::<String>(&mut c, &["PSETEX", "foo", "100", "1"]);
+    q::<String>(&mut c, &["SET", "keep", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < deadline {
+        got = pmessages(&mut sub);
+    }
+    assert_eq!(got, ["__keyevent@0__:expired foo"]);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "foo", "keep"]), 1);
+    assert!(pmessages(&mut sub).is_empty(), "one event per key");
+}

@@ -73,6 +73,60 @@ impl Db {
         Ok(n)
     }
 
+    /// Active expiry: looks at up to `max_visits` keys from the raw metadata key `start` on
+    /// (None: the first) and removes those whose time ran out, each in its own batch under its
+    /// lock and only if still expired then. Returns the user keys removed and, as `next`, the
+    /// raw metadata key the next call starts from (None once the keyspace was walked whole).
+    pub fn expire_scan(&self, start: Option<Vec<u8>>, max_visits: usize) -> Result<ScanPage> {
+        let ns = self.codec.namespace_prefix();
+        let upper = prefix_successor(&ns);
+        let start = start.filter(|k| *k > ns).unwrap_or_else(|| ns.clone());
+        let expired_at =
+            |v: &[u8], now: u64| peek_type_and_expire(v).is_some_and(|(_, e, _)| e != 0 && e < now);
+        let now = now_ms();
+        let mut found = Vec::new();
+        let mut next = None;
+        for (visited, item) in self
+            .iter_cf(
+                ColumnFamily::Metadata,
+                None,
+                upper,
+                Start::From(&start, Direction::Forward),
+            )
+            .enumerate()
+        {
+            let (k, v) = item?;
+            if visited >= max_visits {
+                next = Some(k.to_vec());
+                break;
+            }
+            if expired_at(&v, now) {
+                if let Some(user) = self.codec.user_key_of(&k) {
+                    found.push(user.to_vec());
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for key in found {
+            let _guard = self.locks.lock(&key);
+            let mkey = self.codec.metadata_key(&key);
+            // A write since the walk may have given the key a new life.
+            let still = self
+                .get_cf(ColumnFamily::Metadata, &mkey)?
+                .is_some_and(|v| expired_at(&v, now_ms()));
+            if still {
+                let mut batch = WriteBatch::default();
+                batch.delete_cf(self.metadata_cf(), mkey);
+                self.write(batch)?;
+                removed.push(key);
+            }
+        }
+        Ok(ScanPage {
+            keys: removed,
+            next,
+        })
+    }
+
     /// DEL/UNLINK: removes the live keys among `keys`, in one batch; returns how many.
     pub fn delete<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<i64> {
         let _guard = self.locks.lock_many(keys);

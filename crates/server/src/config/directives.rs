@@ -159,6 +159,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("rocksdb.write_options.write_batch_max_bytes", Kind::Int(0, 2147483647), "0", false, false, "max write batch bytes, 0 = unlimited"),
     d("rocksdb.read_options.async_io", Kind::Bool, "yes", false, false, "async prefetch in iterators/MultiGet"),
     // Redis directives, accepted for compatibility with tools and tests.
+    d("notify-keyspace-events", Kind::NotifyFlags, "", false, true, "keyspace notification classes, as Redis' letters (K, E, g, $, l, s, h, z, t, n, A ...); empty disables (Redis)"),
     d("min-replicas-to-write", Kind::Int(0, 2147483647), "0", false, true, "a master refuses writes (NOREPLICAS) unless this many replicas acknowledged within min-replicas-max-lag seconds; 0 disables (Redis)"),
     d("min-replicas-max-lag", Kind::Int(0, 2147483647), "10", false, true, "seconds since a replica's last acknowledgement within which it counts for min-replicas-to-write; 0 disables (Redis)"),
     d("save", Kind::Compat, "", false, false, "RDB snapshots (Redis); quarry has none, reported for tools such as redis-benchmark"),

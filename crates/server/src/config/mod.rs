@@ -27,6 +27,8 @@ pub enum Kind {
     Multi,
     /// A Redis directive kept for tools; any value.
     Compat,
+    /// `notify-keyspace-events`: Redis' class letters, written back in Redis' order.
+    NotifyFlags,
 }
 
 pub struct Directive {
@@ -58,6 +60,7 @@ const LIVE: &[&str] = &[
     "max-replication-mb",
     "slave-serve-stale-data",
     "min-replicas-to-write",
+    "notify-keyspace-events",
     "min-replicas-max-lag",
     "slave-priority",
     "migrate-sequence-gap",
@@ -128,6 +131,9 @@ fn normalize(d: &Directive, raw: &str) -> Result<String, String> {
                 ))
             }
         }
+        Kind::NotifyFlags => crate::notify::parse_flags(raw)
+            .map(crate::notify::flags_to_string)
+            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
         Kind::Octal => u32::from_str_radix(raw.trim_start_matches('0'), 8)
             .map(|n| format!("{n:o}"))
             .map_err(|_| format!("'{raw}' is not an octal number")),

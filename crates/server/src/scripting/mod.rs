@@ -638,6 +638,7 @@ fn call_from_script(
     } else {
         Protocol::Resp2
     };
+    let noting = crate::notify::begin(server, &argv);
     let result = match spec.exec {
         Exec::Data(f) => {
             let mut ctx = Ctx {
@@ -649,6 +650,9 @@ fn call_from_script(
         }
         Exec::Server => crate::admin::run(server, session, spec.name, &argv).0,
     };
+    if let (Some(n), Ok(frame)) = (noting, &result) {
+        n.finish(server, &argv, frame);
+    }
     session.protocol = saved;
     let stat = &server.command_stats[Server::command_index(spec)];
     stat.calls.fetch_add(1, Ordering::Relaxed);
