@@ -264,3 +264,83 @@ fn blocking_commands_do_not_block_in_exec_and_exec_wakes_blocked_clients() {
     assert_eq!(exec(&mut c), Value::Array(vec![Value::Int(1)]));
     assert_eq!(waiter.join().unwrap(), ["q", "job"]);
 }
+
+/// Commands inside a transaction read what the transaction wrote before them, for every type
+/// whose elements are read one by one (list elements, hash fields, sorted-set scores, bitmap
+/// fragments, HyperLogLog registers), in MULTI/EXEC and in scripts alike.
+#[test]
+fn reads_inside_a_transaction_see_its_own_writes() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let script = "redis.call('rpush', KEYS[1], 'a') \
+                  redis.call('hset', KEYS[2], 'f', 1) \
+                  redis.call('zadd', KEYS[3], 1, 'a') \
+                  redis.call('setbit', KEYS[4], 3, 1) \
+                  redis.call('pfadd', KEYS[5], 'x') \
+                  return {redis.call('lpop', KEYS[1]), redis.call('hincrby', KEYS[2], 'f', 5), \
+                          redis.call('zincrby', KEYS[3], 2, 'a'), redis.call('setbit', KEYS[4], 3, 0), \
+                          redis.call('pfadd', KEYS[5], 'x')}";
+    let got: Vec<redis::Value> = q(&mut c, &["EVAL", script, "5", "l", "h", "z", "b", "p"]);
+    assert_eq!(
+        got,
+        [
+            redis::Value::BulkString(b"a".to_vec()),
+            redis::Value::Int(6),
+            redis::Value::BulkString(b"3".to_vec()),
+            redis::Value::Int(1),
+            redis::Value::Int(0),
+        ]
+    );
+    q::<i64>(&mut c, &["DEL", "l", "h", "z", "b", "p"]);
+    let mut pipe = redis::pipe();
+    pipe.cmd("MULTI")
+        .cmd("RPUSH")
+        .arg("l")
+        .arg("a")
+        .cmd("LINDEX")
+        .arg("l")
+        .arg(0)
+        .cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg(1)
+        .cmd("HINCRBY")
+        .arg("h")
+        .arg("f")
+        .arg(5)
+        .cmd("ZADD")
+        .arg("z")
+        .arg(1)
+        .arg("a")
+        .cmd("ZSCORE")
+        .arg("z")
+        .arg("a")
+        .cmd("SETBIT")
+        .arg("b")
+        .arg(3)
+        .arg(1)
+        .cmd("GETBIT")
+        .arg("b")
+        .arg(3)
+        .cmd("PFADD")
+        .arg("p")
+        .arg("x")
+        .cmd("PFADD")
+        .arg("p")
+        .arg("x")
+        .cmd("EXEC");
+    let replies: Vec<redis::Value> = pipe.query(&mut c).unwrap();
+    let exec = format!("{:?}", replies.last().unwrap());
+    for expected in ["bulk-string('\"a\"')", "int(6)", "bulk-string('\"1\"')"] {
+        assert!(exec.contains(expected), "{expected} in {exec}");
+    }
+    let redis::Value::Array(items) = replies.last().unwrap() else {
+        panic!("EXEC: {exec}");
+    };
+    assert_eq!(items[7], redis::Value::Int(1), "GETBIT sees the SETBIT");
+    assert_eq!(
+        items[9],
+        redis::Value::Int(0),
+        "the second PFADD changes nothing"
+    );
+}

@@ -152,8 +152,7 @@ impl Db {
                     .codec
                     .subkey(key, meta.version, start.to_string().as_bytes());
                 let mut frag = if existed {
-                    self.engine
-                        .get(ColumnFamily::Default, &sub)?
+                    self.get_cf(ColumnFamily::Default, &sub)?
                         .map(|v| v.to_vec())
                         .unwrap_or_default()
                 } else {

@@ -32,10 +32,7 @@ impl Db {
 
     fn read_field(&self, key: &[u8], meta: &Metadata, field: &[u8]) -> Result<Option<Vec<u8>>> {
         let k = self.field_key(key, meta, field);
-        Ok(self
-            .engine
-            .get(ColumnFamily::Default, &k)?
-            .map(|v| v.to_vec()))
+        Ok(self.get_cf(ColumnFamily::Default, &k)?.map(|v| v.to_vec()))
     }
 
     /// HGET.

@@ -204,8 +204,7 @@ impl Db {
                 .codec
                 .subkey(key, meta.version, s.to_string().as_bytes());
             out.push(
-                self.engine
-                    .get(ColumnFamily::Default, &sub)?
+                self.get_cf(ColumnFamily::Default, &sub)?
                     .map(|v| v.to_vec())
                     .filter(|v| v.len() == SEGMENT_BYTES),
             );

@@ -180,8 +180,7 @@ impl Db {
 
     fn read_element(&self, key: &[u8], lm: &ListMeta, index: u64) -> Result<Vec<u8>> {
         let k = self.element_key(key, lm, index);
-        self.engine
-            .get(ColumnFamily::Default, &k)?
+        self.get_cf(ColumnFamily::Default, &k)?
             .map(|v| v.to_vec())
             .ok_or_else(|| {
                 StorageError::Corrupt("list element missing inside [head, tail)".into()).into()

@@ -52,8 +52,7 @@ impl Db {
     fn member_score(&self, key: &[u8], meta: &Metadata, member: &[u8]) -> Result<Option<f64>> {
         let k = self.codec.subkey(key, meta.version, member);
         Ok(self
-            .engine
-            .get(ColumnFamily::Default, &k)?
+            .get_cf(ColumnFamily::Default, &k)?
             .map(|v| score_bytes(&v)))
     }
 
