@@ -67,7 +67,9 @@ pub fn touch(key: &[u8]) {
 }
 
 /// Records that `key` was last used `seconds` ago (RESTORE ... IDLETIME). Its places take the
-/// older stamp even if another key touched them since: this key's own report is what asked.
+/// older stamp even if another key touched them since: this key's own report is what asked
+/// for. The one case where the lower-bound rule bends: a key sharing both places then reports
+/// this older time too, until it is used again (about one key in 2^40 pairs).
 pub fn set_idle(key: &[u8], seconds: u64) {
     let clock = &*CLOCK;
     let stamp = now_stamp(clock).saturating_sub(seconds).max(1) as u32;

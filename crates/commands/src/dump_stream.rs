@@ -224,16 +224,16 @@ pub fn write(s: &RdbStream, node_entries: usize, out: &mut Vec<u8>) {
             out.extend_from_slice(&(*delivered as i64).to_le_bytes());
             put_len(out, *count);
         }
+        let mut owned: std::collections::HashMap<&[u8], Vec<StreamId>> =
+            std::collections::HashMap::new();
+        for (id, _, _, consumer) in &g.pending {
+            owned.entry(&consumer[..]).or_default().push(*id);
+        }
         put_len(out, g.consumers.len() as u64);
         for (name, seen, _) in &g.consumers {
             put_str(out, name);
             out.extend_from_slice(&(*seen as i64).to_le_bytes());
-            let own: Vec<&StreamId> = g
-                .pending
-                .iter()
-                .filter(|p| &p.3 == name)
-                .map(|p| &p.0)
-                .collect();
+            let own = owned.get(&name[..]).map_or(&[][..], |v| &v[..]);
             put_len(out, own.len() as u64);
             for id in own {
                 out.extend_from_slice(&raw_id(*id));
@@ -312,7 +312,8 @@ fn read_node(master: StreamId, lp: &[u8], out: &mut Vec<Entry>) -> Result<(), Cm
     let count = int(next()?)?;
     let deleted = int(next()?)?;
     let nfields = usize::try_from(int(next()?)?).map_err(|_| bad())?;
-    if count < 0 || deleted < 0 || count + deleted == 0 || nfields > lp.len() {
+    let total = count.checked_add(deleted).ok_or_else(bad)?;
+    if count < 0 || deleted < 0 || total == 0 || nfields > lp.len() {
         return Err(bad());
     }
     let master_fields: Vec<Vec<u8>> = (0..nfields)
@@ -321,7 +322,7 @@ fn read_node(master: StreamId, lp: &[u8], out: &mut Vec<Entry>) -> Result<(), Cm
     if int(next()?)? != 0 {
         return Err(bad());
     }
-    for _ in 0..count + deleted {
+    for _ in 0..total {
         let flags = int(next()?)?;
         let ms = master.ms.wrapping_add(int(next()?)? as u64);
         let seq = master.seq.wrapping_add(int(next()?)? as u64);
@@ -394,6 +395,7 @@ pub fn read(r: &mut Reader<'_>, kind: u8) -> Result<RdbStream, CmdError> {
         return Err(bad());
     }
     let groups = r.count()?;
+    let mut group_names: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     for _ in 0..groups {
         let mut g = RdbGroup {
             name: r.string()?,
@@ -403,16 +405,29 @@ pub fn read(r: &mut Reader<'_>, kind: u8) -> Result<RdbStream, CmdError> {
         if kind != T_STREAM_1 {
             g.entries_read = Some(r.len()? as i64);
         }
+        if !group_names.insert(g.name.clone()) {
+            return Err(bad());
+        }
         let pending = r.count()?;
-        for _ in 0..pending {
+        // Where each pending id sits in the group's list.
+        let mut at = std::collections::HashMap::with_capacity(pending);
+        for i in 0..pending {
             let id = read_raw_id(r)?;
             let delivered = read_ms(r)?;
             let count = r.len()?;
+            if at.insert(id, i).is_some() {
+                return Err(bad());
+            }
             g.pending.push((id, delivered, count, Vec::new()));
         }
         let consumers = r.count()?;
+        let mut consumer_names: std::collections::HashSet<Vec<u8>> =
+            std::collections::HashSet::new();
         for _ in 0..consumers {
             let name = r.string()?;
+            if !consumer_names.insert(name.clone()) {
+                return Err(bad());
+            }
             let seen = read_ms(r)?;
             let active = if kind == T_STREAM_3 {
                 read_ms(r)?
@@ -423,10 +438,9 @@ pub fn read(r: &mut Reader<'_>, kind: u8) -> Result<RdbStream, CmdError> {
             for _ in 0..own {
                 let id = read_raw_id(r)?;
                 // Every consumer's pending entry is one of the group's, owned by one consumer.
-                let p = g
-                    .pending
-                    .iter_mut()
-                    .find(|p| p.0 == id)
+                let p = at
+                    .get(&id)
+                    .map(|&i| &mut g.pending[i])
                     .filter(|p| p.3.is_empty())
                     .ok_or_else(bad)?;
                 p.3 = name.clone();
@@ -453,8 +467,12 @@ pub fn store(db: &Db, key: &[u8], s: RdbStream) -> Result<(), CmdError> {
     w.meta.entries_added = s.entries_added;
     w.meta.groups = s.groups.len() as u64;
     for g in &s.groups {
+        let mut owned: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
+        for p in &g.pending {
+            *owned.entry(&p.3[..]).or_default() += 1;
+        }
         for (name, seen, active) in &g.consumers {
-            let pending = g.pending.iter().filter(|p| &p.3 == name).count() as u64;
+            let pending = owned.get(&name[..]).copied().unwrap_or(0);
             let c = Consumer {
                 pending,
                 seen_ms: *seen,

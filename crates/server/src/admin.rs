@@ -295,17 +295,21 @@ fn client(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
                 None => reply(Frame::Integer(0)),
             }
         }
-        // The connection loop leaves out the replies (see `ReplyMode`); ON answers OK.
+        // The connection loop leaves out the replies (see `ReplyMode`); ON answers OK, even
+        // right after SKIP; SKIP while OFF changes nothing, as in Redis.
         ("reply", 3) => {
-            session.reply = if is(&a[2], "ON") {
-                ReplyMode::On
+            if is(&a[2], "ON") {
+                session.reply = ReplyMode::On;
+                session.force_reply = true;
             } else if is(&a[2], "OFF") {
-                ReplyMode::Off
+                session.reply = ReplyMode::Off;
             } else if is(&a[2], "SKIP") {
-                ReplyMode::SkipNext
+                if session.reply != ReplyMode::Off {
+                    session.reply = ReplyMode::SkipNext;
+                }
             } else {
                 return fail(CmdError::Syntax);
-            };
+            }
             reply(Frame::ok())
         }
         ("getname", 2) => {

@@ -108,6 +108,8 @@ pub struct Session {
     /// WATCHed keys.
     pub watch: Option<crate::multi::Watched>,
     pub reply: ReplyMode,
+    /// CLIENT REPLY ON answers even when it ends a SKIP.
+    pub force_reply: bool,
     /// The command being run gets no reply (CLIENT REPLY OFF or SKIP): a blocked or sleeping
     /// command checks this when its reply comes.
     pub silent: bool,
@@ -153,6 +155,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         multi: None,
         watch: None,
         reply: ReplyMode::On,
+        force_reply: false,
         silent: false,
     };
     let mut handover: Option<Flow> = None;
@@ -178,6 +181,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                     let mark = wbuf.len();
                     let flow = execute(&server, &mut session, req.args, &mut wbuf);
                     session.silent = !pushes
+                        && !std::mem::take(&mut session.force_reply)
                         && match session.reply {
                             ReplyMode::Off | ReplyMode::SkipNext => true,
                             ReplyMode::On => before == ReplyMode::SkipNext,
@@ -343,7 +347,9 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                     },
                                 }
                             };
-                            Frame::Integer(acked as i64).encode(session.protocol, &mut wbuf);
+                            if !session.silent {
+                                Frame::Integer(acked as i64).encode(session.protocol, &mut wbuf);
+                            }
                         }
                         Flow::Reset => {
                             if monitor.take().is_some() {

@@ -47,7 +47,7 @@ impl SocketCache {
 
     /// A cached connection, or a new one (which has no database selected).
     fn take(&self, addr: &str, timeout: Duration) -> Result<(Cached, bool), PeerError> {
-        if let Some(c) = self.map.lock().remove(addr) {
+        if let Some(mut c) = self.map.lock().remove(addr) {
             // Each MIGRATE brings its own timeout.
             if c.peer.set_timeout(timeout).is_ok() {
                 return Ok((c, true));

@@ -315,6 +315,10 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     for (spec, args) in written {
         server.watches.touch(spec, args);
     }
+    match &committed {
+        Ok(()) => crate::notify::flush_deferred(server),
+        Err(_) => crate::notify::discard_deferred(),
+    }
     match committed {
         Ok(()) => {
             out.extend_from_slice(format!("*{}\r\n", state.queued.len()).as_bytes());

@@ -198,8 +198,11 @@ fn int(r: &Frame) -> i64 {
     }
 }
 
+/// Nothing came back: a nil, an empty array, or the placeholder of a command that blocked.
 fn is_nil(r: &Frame) -> bool {
-    matches!(r, Frame::Null | Frame::NullArray) || matches!(r, Frame::Array(v) if v.is_empty())
+    matches!(r, Frame::Null | Frame::NullArray)
+        || matches!(r, Frame::Array(v) if v.is_empty())
+        || matches!(r, Frame::Raw(b) if b.is_empty())
 }
 
 /// The key a pop from several keys took from (BLPOP, LMPOP, BZPOPMIN, ZMPOP): the reply's first
@@ -248,6 +251,11 @@ fn after(server: &Server, db: &Db, args: &[Bytes], reply: &Frame, mut before: Be
         }
     }
     command_events(spec.name, args, reply, &before, &after, &mut ev);
+    // Inside a transaction, subscribers hear of the writes once they are committed.
+    if quarry_types::txn::active() {
+        DEFERRED.with(|d| d.borrow_mut().extend(ev.list));
+        return;
+    }
     for (class, event, key) in ev.list {
         publish(server, class, event, &key);
     }
@@ -588,6 +596,24 @@ pub fn start_expiry(server: &std::sync::Arc<Server>) {
                 }
             }
         });
+}
+
+thread_local! {
+    /// Events of writes inside a transaction (EXEC, a script), sent once it commits.
+    static DEFERRED: std::cell::RefCell<Vec<(u32, &'static str, Bytes)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends the events a transaction on this thread collected; call once it has committed.
+pub fn flush_deferred(server: &Server) {
+    for (class, event, key) in DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
+        publish(server, class, event, &key);
+    }
+}
+
+/// Drops the events of a transaction that did not commit.
+pub fn discard_deferred() {
+    DEFERRED.with(|d| d.borrow_mut().clear());
 }
 
 fn publish(server: &Server, class: u32, event: &str, key: &[u8]) {

@@ -3,7 +3,37 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// The longest reply line accepted (a status, an error, a length).
+const MAX_LINE: u64 = 64 * 1024;
+/// How deep arrays may nest in a reply.
+const MAX_DEPTH: usize = 8;
+/// How many items an array in a reply may have.
+const MAX_ITEMS: i64 = 1 << 20;
+
+/// The socket as the reply reader sees it: each read waits at most until the deadline of the
+/// reply being read, so that a peer trickling bytes cannot stretch one reply past it.
+struct DeadlineStream {
+    stream: TcpStream,
+    deadline: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(d) = *self.deadline.lock() {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        self.stream.read(buf)
+    }
+}
 
 /// Why a call to the peer failed: the connection, or an error reply.
 #[derive(Debug)]
@@ -30,7 +60,10 @@ impl From<PeerError> for String {
 
 pub struct Peer {
     stream: TcpStream,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<DeadlineStream>,
+    /// Each reply must be complete within this, from when its reading starts.
+    timeout: Duration,
+    deadline: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Peer {
@@ -52,8 +85,17 @@ impl Peer {
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
         let _ = stream.set_nodelay(true);
-        let reader = BufReader::new(stream.try_clone().map_err(io)?);
-        let mut p = Peer { stream, reader };
+        let deadline = Arc::new(Mutex::new(None));
+        let reader = BufReader::new(DeadlineStream {
+            stream: stream.try_clone().map_err(io)?,
+            deadline: deadline.clone(),
+        });
+        let mut p = Peer {
+            stream,
+            reader,
+            timeout,
+            deadline,
+        };
         if let Some(pw) = password {
             p.call(&[b"AUTH", pw.as_bytes()])?;
         }
@@ -61,7 +103,8 @@ impl Peer {
     }
 
     /// Bounds later reads and writes by `timeout`.
-    pub fn set_timeout(&self, timeout: Duration) -> std::io::Result<()> {
+    pub fn set_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
+        self.timeout = timeout;
         self.stream.set_read_timeout(Some(timeout))?;
         self.stream.set_write_timeout(Some(timeout))
     }
@@ -88,23 +131,39 @@ impl Peer {
         self.read()
     }
 
-    /// Reads one reply: a line, a bulk body, or an array's items joined by spaces.
+    /// Reads one reply: a line, a bulk body, or an array's items joined by spaces. The whole
+    /// reply must arrive within the timeout; lines, nesting and sizes are bounded, since the
+    /// peer may be any server a client names (MIGRATE).
     pub fn read(&mut self) -> Result<String, PeerError> {
+        *self.deadline.lock() = Some(Instant::now() + self.timeout);
+        let r = self.read_at(0);
+        *self.deadline.lock() = None;
+        r
+    }
+
+    fn read_at(&mut self, depth: usize) -> Result<String, PeerError> {
         let io =
             |e: std::io::Error| PeerError::Io(format!("reading from the destination failed: {e}"));
         let bad = || PeerError::Io("a malformed reply from the destination".into());
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).map_err(io)?;
+        let mut raw = Vec::new();
+        let n = (&mut self.reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut raw)
+            .map_err(io)?;
         if n == 0 {
             return Err(PeerError::Io(
                 "the destination closed the connection".into(),
             ));
         }
-        let line = line.trim_end().to_string();
-        match line.as_bytes().first() {
-            Some(b'-') => Err(PeerError::Reply(line[1..].to_string())),
-            Some(b'$') => {
-                let len: i64 = line[1..].parse().map_err(|_| bad())?;
+        if raw.last() != Some(&b'\n') {
+            return Err(bad());
+        }
+        let kind = raw[0];
+        let rest = String::from_utf8_lossy(&raw[1..]).trim_end().to_string();
+        match kind {
+            b'-' => Err(PeerError::Reply(rest)),
+            b'$' => {
+                let len: i64 = rest.parse().map_err(|_| bad())?;
                 if len < 0 {
                     return Ok(String::new());
                 }
@@ -118,16 +177,18 @@ impl Peer {
                 body.truncate(len as usize);
                 Ok(String::from_utf8_lossy(&body).to_string())
             }
-            Some(b'*') => {
-                let n: i64 = line[1..].parse().map_err(|_| bad())?;
+            b'*' => {
+                let n: i64 = rest.parse().map_err(|_| bad())?;
+                if depth >= MAX_DEPTH || n > MAX_ITEMS {
+                    return Err(bad());
+                }
                 let mut items = Vec::new();
                 for _ in 0..n.max(0) {
-                    items.push(self.read()?);
+                    items.push(self.read_at(depth + 1)?);
                 }
                 Ok(items.join(" "))
             }
-            Some(_) => Ok(line[1..].to_string()),
-            None => Err(bad()),
+            _ => Ok(rest),
         }
     }
 }

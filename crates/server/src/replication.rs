@@ -765,14 +765,20 @@ pub fn info_section(server: &Server) -> String {
 /// writes on a replica, MASTERDOWN while a replica with `slave-serve-stale-data no` has not
 /// caught up.
 pub fn gate(server: &Server, write: bool, stale_ok: bool) -> Result<(), CmdError> {
+    if write && !server.repl.is_replica.load(Ordering::Acquire) && !enough_good_replicas(server) {
+        return Err(CmdError::Other(
+            "NOREPLICAS Not enough good replicas to write.".into(),
+        ));
+    }
+    gate_role(server, write, stale_ok)
+}
+
+/// [`gate`] without the good-replicas check: a script that already wrote is not refused its
+/// next write because a replica fell behind meanwhile (it would apply only in part), as in
+/// Redis.
+pub fn gate_role(server: &Server, write: bool, stale_ok: bool) -> Result<(), CmdError> {
     if !server.repl.is_replica.load(Ordering::Acquire) {
-        return if write && !enough_good_replicas(server) {
-            Err(CmdError::Other(
-                "NOREPLICAS Not enough good replicas to write.".into(),
-            ))
-        } else {
-            Ok(())
-        };
+        return Ok(());
     }
     if write {
         return Err(CmdError::ReadOnlyReplica);

@@ -317,3 +317,30 @@ fn expired_events_come_from_active_expiry() {
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "foo", "keep"]), 1);
     assert!(pmessages(&mut sub).is_empty(), "one event per key");
 }
+
+/// A blocking move that finds nothing sends no event (while waiting nor on timeout); a
+/// transaction's events arrive once it has committed, in order.
+#[test]
+fn no_events_for_a_blocked_move_and_transactions_send_theirs_at_commit() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "Elg"]);
+    let mut sub = subscribe_all(&s);
+    let r: Option<String> = q(&mut c, &["BLMOVE", "empty", "dst", "LEFT", "RIGHT", "0.2"]);
+    assert_eq!(r, None);
+    assert!(pmessages(&mut sub).is_empty());
+    let mut tx = s.conn();
+    q::<String>(&mut tx, &["MULTI"]);
+    q::<String>(&mut tx, &["RPUSH", "m", "a"]);
+    q::<String>(&mut tx, &["LPOP", "m"]);
+    assert!(pmessages(&mut sub).is_empty(), "nothing while queued");
+    q::<redis::Value>(&mut tx, &["EXEC"]);
+    assert_eq!(
+        pmessages(&mut sub),
+        [
+            "__keyevent@0__:rpush m",
+            "__keyevent@0__:lpop m",
+            "__keyevent@0__:del m"
+        ]
+    );
+}

@@ -428,6 +428,12 @@ fn client_reply_off_skip_and_on() {
         String::from_utf8_lossy(&s.raw(b"CLIENT REPLY MAYBE\r\n")),
         "-ERR syntax error\r\n"
     );
+    // SKIP while OFF changes nothing; ON right after SKIP still answers.
+    let got = s.raw(
+        b"CLIENT REPLY OFF\r\nCLIENT REPLY SKIP\r\nPING\r\nPING\r\nCLIENT REPLY ON\r\n\
+          CLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING\r\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n+OK\r\n+PONG\r\n");
     let got = s.raw(b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nPING\r\n");
     assert_eq!(
         String::from_utf8_lossy(&got),

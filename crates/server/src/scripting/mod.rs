@@ -431,9 +431,14 @@ fn execute(
             .storage()
             .is_some_and(|now| Arc::ptr_eq(&now, storage));
         if !still_current {
+            crate::notify::discard_deferred();
             return Err(CmdError::Loading);
         }
-        storage.db.commit(overlay)?;
+        if let Err(e) = storage.db.commit(overlay) {
+            crate::notify::discard_deferred();
+            return Err(e.into());
+        }
+        crate::notify::flush_deferred(server);
     }
     drop(locks);
     if !effects.written.is_empty() {
@@ -617,7 +622,12 @@ fn call_from_script(
     if let Err(e) = quarry_commands::table::check_subcommand(spec, &argv) {
         return Frame::Error(e.to_string());
     }
-    if let Err(e) = crate::replication::gate(server, write, true) {
+    let gated = if run.wrote.load(Ordering::Acquire) {
+        crate::replication::gate_role(server, write, true)
+    } else {
+        crate::replication::gate(server, write, true)
+    };
+    if let Err(e) = gated {
         return Frame::Error(e.to_string());
     }
     if write {

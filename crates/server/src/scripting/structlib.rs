@@ -164,6 +164,10 @@ fn put_integer(out: &mut Vec<u8>, n: f64, little: bool, size: usize) {
 }
 
 fn get_integer(data: &[u8], little: bool, signed: bool) -> f64 {
+    // `i0`: a field of no bytes reads as 0.
+    if data.is_empty() {
+        return 0.0;
+    }
     let mut l: u64 = 0;
     let mut push = |b: u8| l = (l << 8) | u64::from(b);
     if little {
@@ -244,7 +248,8 @@ fn unpack(lua: &Lua, args: Variadic<Value>) -> mlua::Result<MultiValue> {
         None | Some(Value::Nil) => 1.0,
         v => check_number(lua, v, 3, "unpack")?,
     };
-    if start < 1.0 {
+    // NaN is refused too.
+    if start.is_nan() || start < 1.0 {
         return Err(arg_err(3, "unpack", "offset must be 1 or greater"));
     }
     let mut pos = start as usize - 1;
@@ -412,6 +417,7 @@ mod tests {
         assert_eq!(got("return struct.unpack('xB', 'ab')"), "98,3");
         assert_eq!(got("return struct.size('!8bd')"), "16");
         assert_eq!(got("return struct.size('zb')"), "1");
+        assert_eq!(got("return struct.unpack('i0', 'x')"), "0,1");
     }
 
     #[test]
@@ -436,6 +442,7 @@ mod tests {
         assert!(e("return struct.unpack('s', 'abc')").contains("unfinished string in data"));
         assert!(e("return struct.unpack('b', 'abc', 0)")
             .contains("bad argument #3 to 'unpack' (offset must be 1 or greater)"));
+        assert!(e("return struct.unpack('b', 'x', 0/0)").contains("offset must be 1 or greater"));
         assert!(e("return struct.size('=b')")
             .contains("bad argument #1 to 'size' (invalid format option '=')"));
     }
