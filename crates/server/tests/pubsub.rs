@@ -148,28 +148,80 @@ fn a_masters_publish_reaches_its_replicas_subscribers() {
     assert_eq!(seq(&m), before, "still the master's sequence");
 }
 
-/// The pmessages a pattern subscriber got, as "channel message".
-fn pmessages(sub: &mut TcpStream) -> Vec<String> {
-    let raw = read_for(sub, Duration::from_millis(250));
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let lines: Vec<&str> = text.split("\r\n").collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 8 < lines.len() {
-        if lines[i] == "*4" && lines[i + 2] == "pmessage" {
-            out.push(format!("{} {}", lines[i + 6], lines[i + 8]));
-            i += 9;
-        } else {
-            i += 1;
-        }
-    }
-    out
+/// A pattern subscriber's connection, and what it received but not yet looked at.
+struct Sub {
+    stream: TcpStream,
+    buf: Vec<u8>,
 }
 
-fn subscribe_all(s: &TestServer) -> TcpStream {
-    let mut sub = conn(s);
-    send(&mut sub, "PSUBSCRIBE *\r\n");
-    sub
+/// One RESP array of bulk strings at the start of `b`: its items and its length in bytes.
+fn parse_array(b: &[u8]) -> Option<(Vec<String>, usize)> {
+    let line = |at: usize| -> Option<(&[u8], usize)> {
+        let end = b[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        Some((&b[at..end], end + 2))
+    };
+    let (head, mut at) = line(0)?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut items = Vec::new();
+    for _ in 0..n {
+        let (h, next) = line(at)?;
+        if let Some(len) = h.strip_prefix(b"$") {
+            let len: usize = std::str::from_utf8(len).ok()?.parse().ok()?;
+            let body = b.get(next..next + len)?;
+            items.push(String::from_utf8_lossy(body).into_owned());
+            at = next + len + 2;
+            if at > b.len() {
+                return None;
+            }
+        } else {
+            items.push(String::from_utf8_lossy(&h[1..]).into_owned());
+            at = next;
+        }
+    }
+    Some((items, at))
+}
+
+impl Sub {
+    /// The pmessages received, as "channel message": waits until `n` have come (up to 10 s),
+    /// or, for `n` = 0, listens for 300 ms.
+    fn take(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now()
+            + if n == 0 {
+                Duration::from_millis(300)
+            } else {
+                Duration::from_secs(10)
+            };
+        let mut out = Vec::new();
+        loop {
+            while let Some((items, used)) = parse_array(&self.buf) {
+                self.buf.drain(..used);
+                if items.len() == 4 && items[0] == "pmessage" {
+                    out.push(format!("{} {}", items[2], items[3]));
+                }
+            }
+            if (n > 0 && out.len() >= n) || Instant::now() >= deadline {
+                return out;
+            }
+            let more = read_for(&mut self.stream, Duration::from_millis(50));
+            self.buf.extend_from_slice(&more);
+        }
+    }
+}
+
+fn expect(sub: &mut Sub, expected: &[&str]) {
+    assert_eq!(sub.take(expected.len()), expected);
+}
+
+fn subscribe_all(s: &TestServer) -> Sub {
+    let mut stream = conn(s);
+    send(&mut stream, "PSUBSCRIBE *\r\n");
+    Sub {
+        stream,
+        buf: Vec::new(),
+    }
 }
 
 /// notify-keyspace-events: keyspace and keyevent messages with Redis' event names, classes
@@ -184,14 +236,14 @@ fn keyspace_notifications_follow_the_classes() {
     assert_eq!(got, ["notify-keyspace-events", "AKE"]);
     let mut sub = subscribe_all(&s);
     q::<String>(&mut c, &["SET", "foo", "bar", "EX", "100"]);
-    assert_eq!(
-        pmessages(&mut sub),
-        [
+    expect(
+        &mut sub,
+        &[
             "__keyspace@0__:foo set",
             "__keyevent@0__:set foo",
             "__keyspace@0__:foo expire",
             "__keyevent@0__:expire foo",
-        ]
+        ],
     );
     // Only keyspace messages, only lists and generic events.
     q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "Klg"]);
@@ -202,9 +254,9 @@ fn keyspace_notifications_follow_the_classes() {
     q::<Option<String>>(&mut c, &["RPOP", "l"]);
     q::<String>(&mut c, &["RENAME", "other", "moved"]);
     q::<i64>(&mut c, &["DEL", "moved", "nokey", "foo"]);
-    assert_eq!(
-        pmessages(&mut sub),
-        [
+    expect(
+        &mut sub,
+        &[
             "__keyspace@0__:l rpush",
             "__keyspace@0__:l lpop",
             "__keyspace@0__:l rpop",
@@ -213,7 +265,7 @@ fn keyspace_notifications_follow_the_classes() {
             "__keyspace@0__:moved rename_to",
             "__keyspace@0__:moved del",
             "__keyspace@0__:foo del",
-        ]
+        ],
     );
     // Sets, sorted sets and hashes; no event where nothing changed; `new` once per key.
     q::<String>(
@@ -230,9 +282,9 @@ fn keyspace_notifications_follow_the_classes() {
     q::<i64>(&mut c, &["HSET", "h", "f", "1"]);
     q::<i64>(&mut c, &["HINCRBY", "h", "f", "1"]);
     q::<i64>(&mut c, &["HDEL", "h", "nofield"]);
-    assert_eq!(
-        pmessages(&mut sub),
-        [
+    expect(
+        &mut sub,
+        &[
             "__keyevent@0__:new s",
             "__keyevent@0__:sadd s",
             "__keyevent@0__:srem s",
@@ -242,7 +294,7 @@ fn keyspace_notifications_follow_the_classes() {
             "__keyevent@0__:new h",
             "__keyevent@0__:hset h",
             "__keyevent@0__:hincrby h",
-        ]
+        ],
     );
     // Streams: consumers created by XREADGROUP and XCLAIM, deleted only when they existed.
     q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "Kt"]);
@@ -255,15 +307,15 @@ fn keyspace_notifications_follow_the_classes() {
     q::<redis::Value>(&mut c, &["XCLAIM", "st", "g", "mike", "0", &id]);
     q::<i64>(&mut c, &["XGROUP", "DELCONSUMER", "st", "g", "lee"]);
     q::<i64>(&mut c, &["XGROUP", "DELCONSUMER", "st", "g", "mike"]);
-    assert_eq!(
-        pmessages(&mut sub),
-        [
+    expect(
+        &mut sub,
+        &[
             "__keyspace@0__:st xgroup-create",
             "__keyspace@0__:st xadd",
             "__keyspace@0__:st xgroup-createconsumer",
             "__keyspace@0__:st xgroup-createconsumer",
             "__keyspace@0__:st xgroup-delconsumer",
-        ]
+        ],
     );
     // A blocked pop served by a push, and a script's writes, notify too.
     q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "El"]);
@@ -282,14 +334,14 @@ fn keyspace_notifications_follow_the_classes() {
         &["EVAL", "return redis.call('lpush', KEYS[1], 'x')", "1", "q"],
     );
     assert_eq!(waiter.join().unwrap(), ["q", "x"]);
-    assert_eq!(
-        pmessages(&mut sub),
-        ["__keyevent@0__:lpush q", "__keyevent@0__:lpop q"]
+    expect(
+        &mut sub,
+        &["__keyevent@0__:lpush q", "__keyevent@0__:lpop q"],
     );
     // Off again: nothing is sent; bad letters are refused.
     q::<String>(&mut c, &["CONFIG", "SET", "notify-keyspace-events", ""]);
     q::<i64>(&mut c, &["LPUSH", "q", "y"]);
-    assert!(pmessages(&mut sub).is_empty());
+    assert!(sub.take(0).is_empty());
     let e: redis::RedisResult<String> = redis::cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
@@ -308,14 +360,9 @@ fn expired_events_come_from_active_expiry() {
     let mut sub = subscribe_all(&s);
     q::<String>(&mut c, &["PSETEX", "foo", "100", "1"]);
     q::<String>(&mut c, &["SET", "keep", "1"]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut got = Vec::new();
-    while got.is_empty() && Instant::now() < deadline {
-        got = pmessages(&mut sub);
-    }
-    assert_eq!(got, ["__keyevent@0__:expired foo"]);
+    expect(&mut sub, &["__keyevent@0__:expired foo"]);
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "foo", "keep"]), 1);
-    assert!(pmessages(&mut sub).is_empty(), "one event per key");
+    assert!(sub.take(0).is_empty(), "one event per key");
 }
 
 /// A blocking move that finds nothing sends no event (while waiting nor on timeout); a
@@ -328,19 +375,19 @@ fn no_events_for_a_blocked_move_and_transactions_send_theirs_at_commit() {
     let mut sub = subscribe_all(&s);
     let r: Option<String> = q(&mut c, &["BLMOVE", "empty", "dst", "LEFT", "RIGHT", "0.2"]);
     assert_eq!(r, None);
-    assert!(pmessages(&mut sub).is_empty());
+    assert!(sub.take(0).is_empty());
     let mut tx = s.conn();
     q::<String>(&mut tx, &["MULTI"]);
     q::<String>(&mut tx, &["RPUSH", "m", "a"]);
     q::<String>(&mut tx, &["LPOP", "m"]);
-    assert!(pmessages(&mut sub).is_empty(), "nothing while queued");
+    assert!(sub.take(0).is_empty(), "nothing while queued");
     q::<redis::Value>(&mut tx, &["EXEC"]);
-    assert_eq!(
-        pmessages(&mut sub),
-        [
+    expect(
+        &mut sub,
+        &[
             "__keyevent@0__:rpush m",
             "__keyevent@0__:lpop m",
-            "__keyevent@0__:del m"
-        ]
+            "__keyevent@0__:del m",
+        ],
     );
 }

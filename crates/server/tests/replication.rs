@@ -1022,8 +1022,8 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
         || "the replica never counted as good".into(),
     );
     q::<String>(&mut c, &["SET", "k", "v"]);
-    // Idle for longer than the lag: heartbeats keep the replica good.
-    std::thread::sleep(Duration::from_millis(3500));
+    // Idle for longer than the lag: heartbeats (every second) keep the replica good.
+    std::thread::sleep(Duration::from_millis(5500));
     q::<String>(&mut c, &["SET", "k", "v2"]);
     assert_converged(&m, &r);
 

@@ -415,28 +415,40 @@ fn errorstats_count_error_replies_by_code() {
 #[test]
 fn client_reply_off_skip_and_on() {
     let s = TestServer::start();
-    let got = s.raw(
+    // Sends `req` and reads until `expected` has had time to arrive (then a little more, so
+    // that an unexpected extra reply shows).
+    let exchange = |req: &[u8], expected: &str| {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        std::io::Write::write_all(&mut c, req).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < expected.len() && std::time::Instant::now() < deadline {
+            got.extend(common::read_for(
+                &mut c,
+                std::time::Duration::from_millis(50),
+            ));
+        }
+        got.extend(common::read_for(
+            &mut c,
+            std::time::Duration::from_millis(100),
+        ));
+        assert_eq!(String::from_utf8_lossy(&got), expected);
+    };
+    exchange(
         b"CLIENT REPLY OFF\r\nSET a 1\r\nGET a\r\nCLIENT REPLY ON\r\nGET a\r\n\
           CLIENT REPLY SKIP\r\nGET a\r\nGET a\r\n\
           CLIENT REPLY OFF\r\nBLPOP none 0.1\r\nCLIENT REPLY ON\r\nPING\r\n",
+        "+OK\r\n$1\r\n1\r\n$1\r\n1\r\n+OK\r\n+PONG\r\n",
     );
-    assert_eq!(
-        String::from_utf8_lossy(&got),
-        "+OK\r\n$1\r\n1\r\n$1\r\n1\r\n+OK\r\n+PONG\r\n"
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&s.raw(b"CLIENT REPLY MAYBE\r\n")),
-        "-ERR syntax error\r\n"
-    );
+    exchange(b"CLIENT REPLY MAYBE\r\n", "-ERR syntax error\r\n");
     // SKIP while OFF changes nothing; ON right after SKIP still answers.
-    let got = s.raw(
+    exchange(
         b"CLIENT REPLY OFF\r\nCLIENT REPLY SKIP\r\nPING\r\nPING\r\nCLIENT REPLY ON\r\n\
           CLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING\r\n",
+        "+OK\r\n+OK\r\n+PONG\r\n",
     );
-    assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n+OK\r\n+PONG\r\n");
-    let got = s.raw(b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nPING\r\n");
-    assert_eq!(
-        String::from_utf8_lossy(&got),
-        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+    exchange(
+        b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nPING\r\n",
+        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
     );
 }
