@@ -267,11 +267,28 @@ fn blocking_commands_do_not_block_in_exec_and_exec_wakes_blocked_clients() {
 
 /// Commands inside a transaction read what the transaction wrote before them, for every type
 /// whose elements are read one by one (list elements, hash fields, sorted-set scores, bitmap
-/// fragments, HyperLogLog registers), in MULTI/EXEC and in scripts alike.
+/// fragments, HyperLogLog registers, RANDOMKEY's bounds), in MULTI/EXEC and in scripts alike.
 #[test]
 fn reads_inside_a_transaction_see_its_own_writes() {
     let s = TestServer::start();
     let mut c = s.conn();
+    // RANDOMKEY on an empty database finds the key the transaction just wrote.
+    let mut pipe = redis::pipe();
+    pipe.cmd("MULTI")
+        .cmd("SET")
+        .arg("only")
+        .arg(1)
+        .cmd("RANDOMKEY")
+        .cmd("EXEC");
+    let replies: Vec<redis::Value> = pipe.query(&mut c).unwrap();
+    assert_eq!(
+        replies.last(),
+        Some(&redis::Value::Array(vec![
+            redis::Value::Okay,
+            redis::Value::BulkString(b"only".to_vec())
+        ]))
+    );
+    q::<i64>(&mut c, &["DEL", "only"]);
     let script = "redis.call('rpush', KEYS[1], 'a') \
                   redis.call('hset', KEYS[2], 'f', 1) \
                   redis.call('zadd', KEYS[3], 1, 'a') \

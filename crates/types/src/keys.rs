@@ -545,24 +545,29 @@ impl Db {
         self.write(batch)
     }
 
-    /// The first and last metadata keys of the namespace, live or not.
+    /// The first and last metadata keys of the namespace, live or not (a transaction's own
+    /// writes included).
     fn key_bounds(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let ns = self.codec.namespace_prefix();
-        let mut it = self.engine.db().raw_iterator_cf(self.metadata_cf());
-        it.seek(&ns);
-        let Some(first) = it.key().filter(|k| k.starts_with(&ns)).map(|k| k.to_vec()) else {
+        let upper = prefix_successor(&ns);
+        let edge = |start: Start<'_>| -> Result<Option<Vec<u8>>> {
+            match self
+                .iter_cf(
+                    ColumnFamily::Metadata,
+                    Some(ns.clone()),
+                    upper.clone(),
+                    start,
+                )
+                .next()
+            {
+                Some(item) => Ok(Some(item?.0.to_vec())),
+                None => Ok(None),
+            }
+        };
+        let Some(first) = edge(Start::First)? else {
             return Ok(None);
         };
-        match prefix_successor(&ns) {
-            Some(end) => it.seek_for_prev(&end),
-            None => it.seek_to_last(),
-        }
-        let last = it
-            .key()
-            .filter(|k| k.starts_with(&ns))
-            .map(|k| k.to_vec())
-            .unwrap_or_else(|| first.clone());
-        it.status().map_err(quarry_storage::StorageError::from)?;
+        let last = edge(Start::Last)?.unwrap_or_else(|| first.clone());
         Ok(Some((first, last)))
     }
 
