@@ -352,6 +352,20 @@ impl BlockingOp {
         self.deadline
     }
 
+    /// Whether a retry may find something: some source key exists (any type: another type is
+    /// the retry's to judge). A wake-up by a write that left every source missing (DEL, a
+    /// no-op LPUSHX ...) then touches no watcher; a push after this check wakes the client
+    /// again (the wake-up is registered first), so nothing is missed. Streams always retry.
+    pub fn may_have_data(&self, server: &Server) -> bool {
+        if matches!(self.kind, OpKind::Stream(_)) {
+            return true;
+        }
+        match server.storage() {
+            Some(storage) => storage.db.exists(&self.keys).map_or(true, |n| n > 0),
+            None => true,
+        }
+    }
+
     /// The command as sent (empty for XREAD, which changes nothing when served).
     pub fn args(&self) -> &[Bytes] {
         &self.args

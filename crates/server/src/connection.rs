@@ -238,6 +238,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                         .then(|| server.migration.fence.read());
                                     match crate::cluster::check_blocking(&server, &session, &op) {
                                         Some(e) => Some(Ok(Frame::Error(e))),
+                                        None if !op.may_have_data(&server) => None,
                                         None => {
                                             // A pop is a write: watchers are marked before and
                                             // after it, as for any write command.

@@ -361,3 +361,41 @@ fn reads_inside_a_transaction_see_its_own_writes() {
         "the second PFADD changes nothing"
     );
 }
+
+/// A client blocked in BRPOPLPUSH does not mark the watched destination when a write that
+/// leaves its source empty (DEL, LPUSHX on a missing list) wakes it: the watcher's EXEC runs.
+/// Once it really moves an element, it does mark it.
+#[test]
+fn a_blocked_move_touches_watchers_only_when_it_moves() {
+    let s = TestServer::start();
+    let client = s.client();
+    let blocked = std::thread::spawn(move || {
+        let mut b = client.get_connection().unwrap();
+        redis::cmd("BRPOPLPUSH")
+            .arg("src")
+            .arg("dst")
+            .arg(0)
+            .query::<Option<String>>(&mut b)
+            .unwrap()
+    });
+    let mut c = s.conn();
+    common::wait_until(
+        5,
+        || q::<String>(&mut c, &["INFO", "clients"]).contains("blocked_clients:1"),
+        || "BRPOPLPUSH did not block".into(),
+    );
+    let mut w = s.conn();
+    q::<String>(&mut w, &["WATCH", "dst"]);
+    q::<String>(&mut w, &["MULTI"]);
+    q::<String>(&mut w, &["SET", "x", "1"]);
+    q::<i64>(&mut c, &["DEL", "src"]);
+    q::<i64>(&mut c, &["LPUSHX", "src", "v"]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(exec(&mut w), Value::Array(vec![Value::Okay]));
+    q::<String>(&mut w, &["WATCH", "dst"]);
+    q::<String>(&mut w, &["MULTI"]);
+    q::<String>(&mut w, &["SET", "x", "2"]);
+    q::<i64>(&mut c, &["LPUSH", "src", "e"]);
+    assert_eq!(blocked.join().unwrap(), Some("e".into()));
+    assert_eq!(exec(&mut w), Value::Nil);
+}
