@@ -57,6 +57,7 @@ impl From<TypeError> for CmdError {
             TypeError::NoSuchKey => CmdError::NoSuchKey,
             TypeError::IndexOutOfRange => CmdError::err("index out of range"),
             TypeError::Storage(s) => s.into(),
+            TypeError::LockTimeout => CmdError::Other(TypeError::LockTimeout.to_string()),
             other => CmdError::err(other),
         }
     }

@@ -453,3 +453,31 @@ fn deep_or_circular_library_inputs_are_errors() {
     assert!(e.starts_with("ERR"), "{e}");
     assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
 }
+
+/// A script that reads and writes a key it did not declare still runs atomically against
+/// other clients: concurrent scripts and plain INCRs on that key lose no update.
+#[test]
+fn undeclared_keys_in_scripts_lose_no_update() {
+    let s = TestServer::start();
+    let script =
+        "local v = tonumber(redis.call('get', 'c') or '0') redis.call('set', 'c', v + 1) return v";
+    let mut threads = Vec::new();
+    for t in 0..3 {
+        let client = s.client();
+        threads.push(std::thread::spawn(move || {
+            let mut c = client.get_connection().unwrap();
+            for _ in 0..300 {
+                if t == 2 {
+                    let _: i64 = redis::cmd("INCR").arg("c").query(&mut c).unwrap();
+                } else {
+                    let _: i64 = redis::cmd("EVAL").arg(script).arg(0).query(&mut c).unwrap();
+                }
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["GET", "c"]), 900);
+}

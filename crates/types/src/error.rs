@@ -21,6 +21,10 @@ pub enum TypeError {
     NoSuchKey,
     #[error("index out of range")]
     IndexOutOfRange,
+    /// A transaction or script could not lock a key it had not declared, because another one
+    /// held it: nothing of it was committed.
+    #[error("LOCKED a key the transaction did not declare was held by another transaction; nothing was committed (declare the keys a script uses in KEYS)")]
+    LockTimeout,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -2,10 +2,32 @@
 //! the key. Two keys may share a mutex; that costs parallelism, never correctness. Multi-key
 //! operations take their mutexes in index order, so they cannot deadlock each other.
 
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
+
+/// How long a command inside a transaction waits for the lock of a key the transaction did
+/// not lock up front (a script's undeclared key) before the transaction is failed.
+const EXTRA_WAIT: Duration = Duration::from_secs(2);
+
+thread_local! {
+    /// Mutex indices held on this thread by live guards, and by the transaction's extras.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// Mutexes a transaction locked as it went (keys it had not locked up front); released
+    /// when the transaction's own guard is dropped, after its commit.
+    static EXTRA: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// A transaction could not lock a key in time: it must not commit.
+    static FAILED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a lock inside the current transaction could not be taken (and clears the mark).
+/// A transaction that sees `true` must be discarded, not committed.
+pub fn take_lock_failure() -> bool {
+    FAILED.with(|f| f.replace(false))
+}
 
 pub struct KeyLocks {
     slots: Box<[Mutex<()>]>,
@@ -13,7 +35,39 @@ pub struct KeyLocks {
 
 /// Held locks; dropping it releases them.
 pub struct KeyGuard<'a> {
+    locks: Option<&'a KeyLocks>,
+    indices: Vec<usize>,
     _guards: Vec<MutexGuard<'a, ()>>,
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let Some(locks) = self.locks else { return };
+        let last = HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            for i in &self.indices {
+                if let Some(at) = h.iter().position(|x| x == i) {
+                    h.swap_remove(at);
+                }
+            }
+            let extra = EXTRA.with(|e| e.borrow().len());
+            h.len() == extra
+        });
+        // The transaction this guard protected is over: release what it locked on the way.
+        if last {
+            for i in EXTRA.with(|e| std::mem::take(&mut *e.borrow_mut())) {
+                HELD.with(|h| {
+                    let mut h = h.borrow_mut();
+                    if let Some(at) = h.iter().position(|x| *x == i) {
+                        h.swap_remove(at);
+                    }
+                });
+                // SAFETY: this thread locked the mutex in `lock_in_txn` and forgot its guard;
+                // nothing else unlocks it.
+                unsafe { locks.slots[i].force_unlock() };
+            }
+        }
+    }
 }
 
 impl KeyLocks {
@@ -29,31 +83,65 @@ impl KeyLocks {
         (h.finish() % self.slots.len() as u64) as usize
     }
 
-    /// Locks `key`'s mutex. Inside a transaction ([`crate::txn`]) the transaction already
-    /// holds the locks of all its keys, and this takes none.
-    pub fn lock(&self, key: &[u8]) -> KeyGuard<'_> {
-        if crate::txn::active() {
-            return KeyGuard {
-                _guards: Vec::new(),
+    /// Inside a transaction: the locks it holds already cost nothing; others (a script's
+    /// undeclared key, a key only a command's arguments name) are taken for the rest of the
+    /// transaction, waiting at most [`EXTRA_WAIT`] so that two transactions taking keys in
+    /// opposite orders cannot hang each other: the one that gives up is marked failed.
+    fn lock_in_txn(&self, mut idx: Vec<usize>) -> KeyGuard<'_> {
+        idx.sort_unstable();
+        idx.dedup();
+        for i in idx {
+            if HELD.with(|h| h.borrow().contains(&i)) {
+                continue;
+            }
+            // Once the transaction is failed, nothing more is waited for.
+            let got = if FAILED.with(|f| f.get()) {
+                self.slots[i].try_lock()
+            } else {
+                self.slots[i].try_lock_for(EXTRA_WAIT)
             };
+            match got {
+                Some(g) => {
+                    std::mem::forget(g);
+                    HELD.with(|h| h.borrow_mut().push(i));
+                    EXTRA.with(|e| e.borrow_mut().push(i));
+                }
+                None => FAILED.with(|f| f.set(true)),
+            }
         }
         KeyGuard {
-            _guards: vec![self.slots[self.index(key)].lock()],
+            locks: None,
+            indices: Vec::new(),
+            _guards: Vec::new(),
         }
     }
 
-    pub fn lock_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> KeyGuard<'_> {
-        if crate::txn::active() {
-            return KeyGuard {
-                _guards: Vec::new(),
-            };
+    fn guard(&self, idx: Vec<usize>) -> KeyGuard<'_> {
+        let guards = idx.iter().map(|&i| self.slots[i].lock()).collect();
+        HELD.with(|h| h.borrow_mut().extend_from_slice(&idx));
+        KeyGuard {
+            locks: Some(self),
+            indices: idx,
+            _guards: guards,
         }
+    }
+
+    /// Locks `key`'s mutex. Inside a transaction ([`crate::txn`]), see `lock_in_txn`.
+    pub fn lock(&self, key: &[u8]) -> KeyGuard<'_> {
+        if crate::txn::active() {
+            return self.lock_in_txn(vec![self.index(key)]);
+        }
+        self.guard(vec![self.index(key)])
+    }
+
+    pub fn lock_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> KeyGuard<'_> {
         let mut idx: Vec<usize> = keys.iter().map(|k| self.index(k.as_ref())).collect();
+        if crate::txn::active() {
+            return self.lock_in_txn(idx);
+        }
         idx.sort_unstable();
         idx.dedup();
-        KeyGuard {
-            _guards: idx.into_iter().map(|i| self.slots[i].lock()).collect(),
-        }
+        self.guard(idx)
     }
 }
 

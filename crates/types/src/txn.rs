@@ -46,6 +46,7 @@ thread_local! {
 
 /// Starts a transaction on this thread; it ends when the guard is finished or dropped.
 pub fn begin() -> TxnGuard {
+    crate::locks::take_lock_failure();
     CURRENT.with(|c| *c.borrow_mut() = Some(Overlay::default()));
     TxnGuard { done: false }
 }
@@ -370,6 +371,10 @@ impl Db {
 
     /// Writes a finished transaction as one batch.
     pub fn commit(&self, overlay: Overlay) -> Result<()> {
+        // A key it could not lock may have changed under it: nothing of it is written.
+        if crate::locks::take_lock_failure() {
+            return Err(crate::TypeError::LockTimeout);
+        }
         if overlay.is_empty() {
             return Ok(());
         }

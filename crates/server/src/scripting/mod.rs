@@ -648,6 +648,14 @@ fn call_from_script(
     } else {
         Protocol::Resp2
     };
+    // Keys the script did not declare are locked as it reaches them, for the rest of the
+    // script (reads too: a read then a write of one key must not interleave with another
+    // client's write). The declared ones were locked before it started.
+    let positions = quarry_commands::table::command_keys(spec, &argv);
+    if !positions.is_empty() {
+        let keys: Vec<&[u8]> = positions.iter().map(|&p| &argv[p][..]).collect();
+        drop(storage.db.locks().lock_many(&keys));
+    }
     let noting = crate::notify::begin(server, &argv);
     let result = match spec.exec {
         Exec::Data(f) => {
