@@ -481,10 +481,14 @@ fn scored(flat: Vec<Vec<u8>>) -> Result<Vec<(f64, Vec<u8>)>, CmdError> {
     pairs(flat)?
         .into_iter()
         .map(|(m, s)| {
-            let score = std::str::from_utf8(&s)
+            let score: f64 = std::str::from_utf8(&s)
                 .ok()
                 .and_then(|x| x.parse().ok())
                 .ok_or_else(bad)?;
+            // Redis refuses a NaN score in a payload; refused here before anything is written.
+            if score.is_nan() {
+                return Err(bad());
+            }
             Ok((score, m))
         })
         .collect()
@@ -512,6 +516,9 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
                 } else {
                     r.text_double()?
                 };
+                if s.is_nan() {
+                    return Err(bad());
+                }
                 items.push((s, m));
             }
             Value::ZSet(items)

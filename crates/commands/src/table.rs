@@ -102,6 +102,24 @@ impl CommandSpec {
 
 use flag::*;
 
+/// Where XREAD's or XREADGROUP's STREAMS token is: past GROUP's two names and the options'
+/// values, so that a group or consumer named "streams" is not taken for it.
+pub fn streams_position(name: &str, args: &[Bytes]) -> Option<usize> {
+    let mut i = if name == "xreadgroup" { 4 } else { 1 };
+    while i < args.len() {
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"streams") {
+            return Some(i);
+        }
+        i += if a.eq_ignore_ascii_case(b"count") || a.eq_ignore_ascii_case(b"block") {
+            2
+        } else {
+            1
+        };
+    }
+    None
+}
+
 /// The positions of a command's keys in `args`, including the commands whose keys follow a
 /// count (`numkeys`), which the first/last/step triple cannot describe.
 pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
@@ -134,7 +152,7 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
         }
         // XREAD/XREADGROUP ... STREAMS key [key ...] id [id ...]
         "xread" | "xreadgroup" => {
-            let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
+            let Some(at) = streams_position(spec.name, args) else {
                 return Vec::new();
             };
             let n = (args.len() - at - 1) / 2;
@@ -594,6 +612,26 @@ mod tests {
             check_subcommand(lookup(b"get").unwrap(), &b(&["get", "k"])).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn xreadgroup_keys_skip_names_that_look_like_streams() {
+        let spec = lookup(b"xreadgroup").unwrap();
+        let args: Vec<Bytes> = [
+            "XREADGROUP",
+            "GROUP",
+            "streams",
+            "streams",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            ">",
+        ]
+        .iter()
+        .map(|a| Bytes::from(a.to_string()))
+        .collect();
+        assert_eq!(command_keys(spec, &args), vec![7]);
     }
 
     #[test]

@@ -275,6 +275,12 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     }
     drop(watched);
 
+    let has_script = state.queued.iter().any(|(spec, _)| {
+        matches!(
+            spec.name,
+            "eval" | "evalsha" | "fcall" | "eval_ro" | "evalsha_ro" | "fcall_ro"
+        )
+    });
     let txn = quarry_types::txn::begin();
     let mut body = BytesMut::new();
     let mut wakes: Vec<Bytes> = Vec::new();
@@ -330,6 +336,11 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
                         server.waiting.wake(key);
                     }
                 }
+            }
+            // A script's keys are not all known here: every blocked client gets a look (one
+            // that finds nothing waits on without touching any watcher).
+            if has_script && server.waiting.blocked_clients() > 0 {
+                server.waiting.wake_all();
             }
         }
         Err(e) => Frame::Error(e.to_string()).encode(proto, out),

@@ -128,8 +128,8 @@ fn consumer_of<'a>(name: &str, a: &'a [Bytes]) -> Option<(&'a Bytes, &'a Bytes, 
     match name {
         "xgroup" if a.len() >= 5 && is(&a[1], "delconsumer") => Some((&a[2], &a[3], &a[4])),
         "xclaim" | "xautoclaim" if a.len() >= 4 => Some((&a[1], &a[2], &a[3])),
-        "xreadgroup" if a.len() >= 3 && is(&a[1], "group") => {
-            let at = a.iter().position(|x| is(x, "streams"))?;
+        "xreadgroup" if a.len() >= 4 && is(&a[1], "group") => {
+            let at = quarry_commands::table::streams_position(name, a)?;
             Some((a.get(at + 1)?, &a[2], &a[3]))
         }
         _ => None,

@@ -431,3 +431,30 @@ fn streams_restore_from_redis_and_round_trip() {
     assert!(restore(&mut c, "broken", 0, &bad, &[]).is_err());
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "broken"]), 0);
 }
+
+/// A sorted-set payload with a NaN score is refused before anything is written, also inside
+/// MULTI with REPLACE: the key keeps its value.
+#[test]
+fn a_nan_score_payload_changes_nothing() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "k", "old"]);
+    let mut p = vec![5u8, 1, 1, b'm'];
+    p.extend_from_slice(&f64::NAN.to_le_bytes());
+    p.extend_from_slice(&[10, 0]);
+    let crc = crc64(&p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    assert!(restore(&mut c, "k", 0, &p, &["REPLACE"]).is_err());
+    q::<String>(&mut c, &["MULTI"]);
+    redis::cmd("RESTORE")
+        .arg("k")
+        .arg(0)
+        .arg(&p[..])
+        .arg("REPLACE")
+        .query::<String>(&mut c)
+        .unwrap();
+    let _: redis::Value = redis::cmd("EXEC")
+        .query(&mut c)
+        .unwrap_or(redis::Value::Nil);
+    assert_eq!(q::<String>(&mut c, &["GET", "k"]), "old");
+}

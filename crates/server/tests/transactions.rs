@@ -399,3 +399,33 @@ fn a_blocked_move_touches_watchers_only_when_it_moves() {
     assert_eq!(blocked.join().unwrap(), Some("e".into()));
     assert_eq!(exec(&mut w), Value::Nil);
 }
+
+/// A script inside EXEC that pushes to a list serves a client blocked on it.
+#[test]
+fn a_script_inside_exec_wakes_blocked_clients() {
+    let s = TestServer::start();
+    let client = s.client();
+    let blocked = std::thread::spawn(move || {
+        let mut b = client.get_connection().unwrap();
+        redis::cmd("BLPOP")
+            .arg("L")
+            .arg(10)
+            .query::<Option<Vec<String>>>(&mut b)
+            .unwrap()
+    });
+    let mut c = s.conn();
+    common::wait_until(
+        5,
+        || q::<String>(&mut c, &["INFO", "clients"]).contains("blocked_clients:1"),
+        || "BLPOP did not block".into(),
+    );
+    let started = std::time::Instant::now();
+    q::<String>(&mut c, &["MULTI"]);
+    q::<String>(
+        &mut c,
+        &["EVAL", "return redis.call('rpush', KEYS[1], 'x')", "1", "L"],
+    );
+    exec(&mut c);
+    assert_eq!(blocked.join().unwrap(), Some(vec!["L".into(), "x".into()]));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
