@@ -253,7 +253,13 @@ fn after(server: &Server, db: &Db, args: &[Bytes], reply: &Frame, mut before: Be
     command_events(spec.name, args, reply, &before, &after, &mut ev);
     // Inside a transaction, subscribers hear of the writes once they are committed.
     if quarry_types::txn::active() {
-        DEFERRED.with(|d| d.borrow_mut().extend(ev.list));
+        DEFERRED.with(|d| {
+            d.borrow_mut().extend(
+                ev.list
+                    .into_iter()
+                    .map(|(class, event, key)| Deferred::Event(class, event, key)),
+            )
+        });
         return;
     }
     for (class, event, key) in ev.list {
@@ -598,20 +604,36 @@ pub fn start_expiry(server: &std::sync::Arc<Server>) {
         });
 }
 
+/// What a transaction publishes, in order: its keyspace events and its PUBLISH messages.
+enum Deferred {
+    Event(u32, &'static str, Bytes),
+    Message(Bytes, Bytes),
+}
+
 thread_local! {
-    /// Events of writes inside a transaction (EXEC, a script), sent once it commits.
-    static DEFERRED: std::cell::RefCell<Vec<(u32, &'static str, Bytes)>> =
+    /// Messages of a transaction (EXEC, a script), sent once it commits.
+    static DEFERRED: std::cell::RefCell<Vec<Deferred>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Sends the events a transaction on this thread collected; call once it has committed.
+/// A PUBLISH inside a transaction: delivered when it commits.
+pub fn defer_publish(channel: Bytes, message: Bytes) {
+    DEFERRED.with(|d| d.borrow_mut().push(Deferred::Message(channel, message)));
+}
+
+/// Sends what a transaction on this thread published; call once it has committed.
 pub fn flush_deferred(server: &Server) {
-    for (class, event, key) in DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
-        publish(server, class, event, &key);
+    for item in DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
+        match item {
+            Deferred::Event(class, event, key) => publish(server, class, event, &key),
+            Deferred::Message(channel, message) => {
+                server.pubsub.publish(&channel, &message);
+            }
+        }
     }
 }
 
-/// Drops the events of a transaction that did not commit.
+/// Drops what a transaction that did not commit published.
 pub fn discard_deferred() {
     DEFERRED.with(|d| d.borrow_mut().clear());
 }

@@ -106,6 +106,21 @@ impl PubSub {
         self.total.load(Ordering::Relaxed) == 0
     }
 
+    /// How many subscribers a PUBLISH to `channel` would reach now.
+    pub fn receivers(&self, channel: &[u8]) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        let direct = self.channels.read().get(channel).map_or(0, |v| v.len());
+        let patterns = self
+            .patterns
+            .read()
+            .iter()
+            .filter(|(p, _)| glob_match(p, channel))
+            .count();
+        direct + patterns
+    }
+
     /// Channels with at least one subscriber (INFO `pubsub_channels`).
     pub fn channel_count(&self) -> usize {
         self.channels.read().len()
@@ -316,18 +331,35 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             }
         }
         "publish" => {
+            // Inside EXEC or a script the message goes out with the transaction's commit: its
+            // record joins the transaction's batch, and subscribers get it once the writes
+            // before it can be read (the reply counts the subscribers there are now).
+            let in_txn = quarry_types::txn::active();
             // A master records the message for its replicas; a replica writes nothing.
             if !server.repl.is_replica.load(Ordering::Acquire) {
-                if let Some(engine) = server.engine() {
+                if let Some(storage) = server.storage() {
                     let mut batch = WriteBatch::default();
-                    batch.put_cf(engine.cf(ColumnFamily::PubSub), &a[1], &a[2]);
-                    if let Err(e) = engine.write(batch, WriteOrigin::Local) {
-                        return (Err(CmdError::Storage(e.to_string())), Flow::Continue);
+                    batch.put_cf(storage.engine.cf(ColumnFamily::PubSub), &a[1], &a[2]);
+                    let written = if in_txn {
+                        storage.db.write(batch).map_err(CmdError::from)
+                    } else {
+                        storage
+                            .engine
+                            .write(batch, WriteOrigin::Local)
+                            .map_err(|e| CmdError::Storage(e.to_string()))
+                    };
+                    if let Err(e) = written {
+                        return (Err(e), Flow::Continue);
                     }
                     session.wrote = true;
                 }
             }
-            let n = hub.publish(&a[1], &a[2]);
+            let n = if in_txn {
+                crate::notify::defer_publish(a[1].clone(), a[2].clone());
+                hub.receivers(&a[1])
+            } else {
+                hub.publish(&a[1], &a[2])
+            };
             return (Ok(Frame::Integer(n as i64)), Flow::Continue);
         }
         "spublish" => {

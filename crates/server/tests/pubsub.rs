@@ -391,3 +391,30 @@ fn no_events_for_a_blocked_move_and_transactions_send_theirs_at_commit() {
         ],
     );
 }
+
+/// A message published inside a script (or EXEC) reaches subscribers when the writes around
+/// it are committed: a subscriber that reads on getting it sees the script's writes.
+#[test]
+fn a_scripts_publish_is_delivered_after_its_commit() {
+    let s = TestServer::start();
+    let mut sub = subscribe_all(&s);
+    let client = s.client();
+    let script = "redis.call('publish', 'ch', 'x') \
+                  local t = redis.call('time') local start = t[1] * 1000 + t[2] / 1000 \
+                  while true do local n = redis.call('time') \
+                    if n[1] * 1000 + n[2] / 1000 - start > 300 then break end end \
+                  redis.call('set', KEYS[1], 'v') return 1";
+    let runner = std::thread::spawn(move || {
+        let mut c = client.get_connection().unwrap();
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(1)
+            .arg("k")
+            .query::<i64>(&mut c)
+            .unwrap()
+    });
+    expect(&mut sub, &["ch x"]);
+    let mut c = s.conn();
+    assert_eq!(q::<Option<String>>(&mut c, &["GET", "k"]), Some("v".into()));
+    assert_eq!(runner.join().unwrap(), 1);
+}
