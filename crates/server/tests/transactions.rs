@@ -429,3 +429,18 @@ fn a_script_inside_exec_wakes_blocked_clients() {
     assert_eq!(blocked.join().unwrap(), Some(vec!["L".into(), "x".into()]));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// FLUSHALL from a script marks the watchers of the keys it removes, as from a client.
+#[test]
+fn a_flush_from_a_script_breaks_watch() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    q::<String>(&mut c, &["SET", "k", "1"]);
+    let mut w = s.conn();
+    q::<String>(&mut w, &["WATCH", "k"]);
+    q::<Value>(&mut c, &["EVAL", "return redis.call('flushall')", "0"]);
+    q::<String>(&mut w, &["MULTI"]);
+    q::<String>(&mut w, &["SET", "x", "1"]);
+    assert_eq!(exec(&mut w), Value::Nil);
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+}

@@ -381,6 +381,8 @@ fn check_may_write(server: &Server, ro_command: bool) -> Result<(), CmdError> {
 struct Effects {
     /// Keys of the write commands, for WATCH and blocked clients.
     written: Vec<Bytes>,
+    /// FLUSHDB/FLUSHALL ran: every blocked client gets a look after the commit.
+    flushed: bool,
 }
 
 fn execute(
@@ -449,6 +451,9 @@ fn execute(
                 server.waiting.wake(key);
             }
         }
+    }
+    if effects.flushed && !nested {
+        server.waiting.wake_all();
     }
     reply
 }
@@ -633,6 +638,11 @@ fn call_from_script(
     if write {
         run.wrote.store(true, Ordering::Release);
         server.watches.touch(spec, &argv);
+        // A flush names no key: every watched key that exists is marked, as from a client.
+        if matches!(spec.name, "flushdb" | "flushall") {
+            server.watches.touch_live(&storage.db);
+            effects.flushed = true;
+        }
         for pos in quarry_commands::table::command_keys(spec, &argv) {
             effects.written.push(argv[pos].clone());
         }
