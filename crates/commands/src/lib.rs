@@ -28,7 +28,7 @@ pub mod table;
 pub mod zset;
 
 pub use context::{Ctx, CursorStore};
-pub use dump::dump_payload;
+pub use dump::{crc64, dump_payload};
 pub use error::CmdError;
 pub use table::{lookup, CommandSpec, Exec, COMMANDS};
 

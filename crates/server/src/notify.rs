@@ -294,11 +294,13 @@ fn command_events(
     };
     // A store command's destination: its event when it holds something, `del` when it was
     // emptied.
-    let stored = |ev: &mut Events, event: &'static str, dst: &Bytes| {
-        if after.first() == Some(&true) {
-            ev.add(event_class(event), event, dst);
-        } else if before.existed.first() == Some(&true) {
-            ev.add(GENERIC, "del", dst);
+    // A store command's destination, the `i`-th key: its event when it holds something,
+    // `del` when it was emptied.
+    let stored = |ev: &mut Events, class: u32, event: &'static str, i: usize| {
+        if after[i] {
+            ev.add(class, event, &keys[i]);
+        } else if before.existed[i] {
+            ev.add(GENERIC, "del", &keys[i]);
         }
     };
     let expiry_given = has_option(a, 3, &["ex", "px", "exat", "pxat"]);
@@ -351,7 +353,7 @@ fn command_events(
         "bitfield" if has_option(a, 2, &["set", "incrby"]) => {
             ev.add(STRING, "setbit", k0);
         }
-        "bitop" => stored(ev, "set", k0),
+        "bitop" => stored(ev, STRING, "set", 0),
         "pfadd" if int(r) == 1 => {
             ev.add(STRING, "pfadd", k0);
         }
@@ -423,9 +425,9 @@ fn command_events(
             emptied(ev, k0);
             ev.add(SET, "sadd", &keys[1]);
         }
-        "sinterstore" => stored(ev, "sinterstore", k0),
-        "sunionstore" => stored(ev, "sunionstore", k0),
-        "sdiffstore" => stored(ev, "sdiffstore", k0),
+        "sinterstore" => stored(ev, SET, "sinterstore", 0),
+        "sunionstore" => stored(ev, SET, "sunionstore", 0),
+        "sdiffstore" => stored(ev, SET, "sdiffstore", 0),
         // --------------------------------------------------------------------------- zsets
         "zadd" => {
             let incr = has_option(a, 2, &["incr"]);
@@ -477,19 +479,14 @@ fn command_events(
                 emptied(ev, &key);
             }
         }
-        "zunionstore" => stored(ev, "zunionstore", k0),
-        "zinterstore" => stored(ev, "zinterstore", k0),
-        "zdiffstore" => stored(ev, "zdiffstore", k0),
-        "zrangestore" => stored(ev, "zrangestore", k0),
-        "geosearchstore" => stored(ev, "geosearchstore", k0),
+        "zunionstore" => stored(ev, ZSET, "zunionstore", 0),
+        "zinterstore" => stored(ev, ZSET, "zinterstore", 0),
+        "zdiffstore" => stored(ev, ZSET, "zdiffstore", 0),
+        "zrangestore" => stored(ev, ZSET, "zrangestore", 0),
+        "geosearchstore" => stored(ev, ZSET, "geosearchstore", 0),
         // With STORE or STOREDIST, the destination is the last key.
         "georadius" | "georadiusbymember" if keys.len() >= 2 => {
-            let i = keys.len() - 1;
-            if after[i] {
-                ev.add(ZSET, "georadiusstore", &keys[i]);
-            } else if before.existed[i] {
-                ev.add(GENERIC, "del", &keys[i]);
-            }
+            stored(ev, ZSET, "georadiusstore", keys.len() - 1)
         }
         // -------------------------------------------------------------------------- hashes
         "hset" | "hmset" => ev.add(HASH, "hset", k0),
@@ -555,15 +552,8 @@ fn command_events(
             ev.add(GENERIC, "copy_to", &keys[1]);
         }
         "restore" | "restore-asking" => ev.add(GENERIC, "restore", k0),
-        "sort" if keys.len() >= 2 => {
-            let dst = &keys[keys.len() - 1];
-            let i = keys.len() - 1;
-            if after[i] {
-                ev.add(LIST, "sortstore", dst);
-            } else if before.existed[i] {
-                ev.add(GENERIC, "del", dst);
-            }
-        }
+        // With STORE, the destination is the last key.
+        "sort" if keys.len() >= 2 => stored(ev, LIST, "sortstore", keys.len() - 1),
         _ => {}
     }
 }
@@ -651,15 +641,6 @@ fn publish(server: &Server, class: u32, event: &str, key: &[u8]) {
     if flags & KEYEVENT != 0 {
         let channel = format!("__keyevent@0__:{event}");
         server.pubsub.publish(channel.as_bytes(), key);
-    }
-}
-
-/// The class of a store command's event.
-fn event_class(event: &str) -> u32 {
-    match event {
-        "set" => STRING,
-        "sinterstore" | "sunionstore" | "sdiffstore" => SET,
-        _ => ZSET,
     }
 }
 

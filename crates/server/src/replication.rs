@@ -766,9 +766,7 @@ pub fn info_section(server: &Server) -> String {
 /// caught up.
 pub fn gate(server: &Server, write: bool, stale_ok: bool) -> Result<(), CmdError> {
     if write && !server.repl.is_replica.load(Ordering::Acquire) && !enough_good_replicas(server) {
-        return Err(CmdError::Other(
-            "NOREPLICAS Not enough good replicas to write.".into(),
-        ));
+        return Err(no_replicas());
     }
     gate_role(server, write, stale_ok)
 }
@@ -797,6 +795,11 @@ pub fn gate_role(server: &Server, write: bool, stale_ok: bool) -> Result<(), Cmd
         }
     }
     Ok(())
+}
+
+/// The refusal of a write for want of good replicas (`min-replicas-to-write`).
+pub fn no_replicas() -> CmdError {
+    CmdError::Other("NOREPLICAS Not enough good replicas to write.".into())
 }
 
 /// `min-replicas-to-write`: whether enough replicas acknowledged within

@@ -2,6 +2,8 @@
 
 mod common;
 use common::{err, q, TestServer};
+// Pinned against Redis' check value in quarry-commands' own tests.
+use quarry_commands::crc64;
 
 fn dump(c: &mut redis::Connection, key: &str) -> Vec<u8> {
     redis::cmd("DUMP").arg(key).query(c).unwrap()
@@ -116,21 +118,6 @@ fn payloads_from_redis_load() {
         q::<Vec<(String, f64)>>(&mut c, &["ZRANGE", "zset", "0", "-1", "WITHSCORES"]),
         [("m2".to_string(), -2.0), ("m1".to_string(), 1.5)]
     );
-}
-
-fn crc64(data: &[u8]) -> u64 {
-    let mut crc: u64 = 0;
-    for &b in data {
-        crc ^= b as u64;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
 }
 
 /// A payload with a valid checksum but lying lengths is refused, never allocated.

@@ -369,9 +369,7 @@ fn check_may_write(server: &Server, ro_command: bool) -> Result<(), CmdError> {
         ));
     }
     if !crate::replication::enough_good_replicas(server) {
-        return Err(CmdError::Other(
-            "NOREPLICAS Not enough good replicas to write.".into(),
-        ));
+        return Err(crate::replication::no_replicas());
     }
     Ok(())
 }
@@ -635,22 +633,24 @@ fn call_from_script(
     if let Err(e) = gated {
         return Frame::Error(e.to_string());
     }
+    // The command's keys, worked out once for WATCH, blocked clients, the access clock and
+    // the locks.
+    let keys: Vec<Bytes> = quarry_commands::table::command_keys(spec, &argv)
+        .into_iter()
+        .map(|p| argv[p].clone())
+        .collect();
     if write {
         run.wrote.store(true, Ordering::Release);
-        server.watches.touch(spec, &argv);
+        server.watches.touch_keys(&keys);
         // A flush names no key: every watched key that exists is marked, as from a client.
         if matches!(spec.name, "flushdb" | "flushall") {
             server.watches.touch_live(&storage.db);
             effects.flushed = true;
         }
-        for pos in quarry_commands::table::command_keys(spec, &argv) {
-            effects.written.push(argv[pos].clone());
-        }
+        effects.written.extend(keys.iter().cloned());
     }
     if !quarry_commands::access::is_no_touch(spec.name) {
-        for pos in quarry_commands::table::command_keys(spec, &argv) {
-            quarry_commands::access::touch(&argv[pos]);
-        }
+        keys.iter().for_each(|k| quarry_commands::access::touch(k));
     }
     let saved = session.protocol;
     session.protocol = if run.resp3.load(Ordering::Relaxed) {
@@ -661,9 +661,7 @@ fn call_from_script(
     // Keys the script did not declare are locked as it reaches them, for the rest of the
     // script (reads too: a read then a write of one key must not interleave with another
     // client's write). The declared ones were locked before it started.
-    let positions = quarry_commands::table::command_keys(spec, &argv);
-    if !positions.is_empty() {
-        let keys: Vec<&[u8]> = positions.iter().map(|&p| &argv[p][..]).collect();
+    if !keys.is_empty() {
         drop(storage.db.locks().lock_many(&keys));
     }
     let noting = crate::notify::begin(server, &argv);
