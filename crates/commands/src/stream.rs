@@ -771,9 +771,6 @@ fn group_start_id(arg: &[u8], m: &StreamMeta) -> Result<StreamId, CmdError> {
 /// XGROUP CREATE | SETID | DESTROY | CREATECONSUMER | DELCONSUMER | HELP
 pub fn xgroup(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
-    if sub == "help" && a.len() > 2 {
-        return Err(CmdError::WrongArity("xgroup|help".into()));
-    }
     if sub == "help" {
         return Ok(crate::table::help_lines(&[
             "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -1282,9 +1279,6 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// XINFO STREAM key [FULL [COUNT n]] | GROUPS key | CONSUMERS key group | HELP
 pub fn xinfo(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
-    if sub == "help" && a.len() > 2 {
-        return Err(CmdError::WrongArity("xinfo|help".into()));
-    }
     if sub == "help" {
         return Ok(crate::table::help_lines(&[
             "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
