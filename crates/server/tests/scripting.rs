@@ -280,6 +280,18 @@ fn functions_load_call_list_dump_and_restore() {
         "ERR Function not found"
     );
     assert_eq!(
+        err(&mut c, &["FCALL", "echo", "bad_arg"]),
+        "ERR Bad number of keys provided"
+    );
+    assert_eq!(
+        err(&mut c, &["EVAL", "return 1", "bad_arg"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err(&mut c, &["FUNCTION", "RESTORE", "arg1", "args2", "arg3"]),
+        "ERR unknown subcommand or wrong number of arguments for 'RESTORE'. Try FUNCTION HELP."
+    );
+    assert_eq!(
         err(
             &mut c,
             &[
@@ -480,4 +492,175 @@ fn undeclared_keys_in_scripts_lose_no_update() {
     }
     let mut c = s.conn();
     assert_eq!(q::<i64>(&mut c, &["GET", "c"]), 900);
+}
+
+const LOOP_LIBRARY: &str =
+    "#!lua name=test\nredis.register_function('test', function() local a = 1 while true do a = a + 1 end end)";
+
+/// Sends `args` on a connection of its own from another thread, and hands back the reply (or
+/// error text) when it comes. The connection stays open until then, as a deferred client's.
+fn send_deferred(s: &TestServer, args: &[&str]) -> std::thread::JoinHandle<String> {
+    let client = s.client();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    std::thread::spawn(move || {
+        let mut c = client.get_connection().unwrap();
+        let mut cmd = redis::cmd(&args[0]);
+        for a in &args[1..] {
+            cmd.arg(a);
+        }
+        match cmd.query::<redis::Value>(&mut c) {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => common::error_text(&e),
+        }
+    })
+}
+
+fn wait_busy(c: &mut redis::Connection) -> String {
+    let mut last = String::new();
+    wait_until(
+        10,
+        || match redis::cmd("PING").query::<String>(c) {
+            Ok(_) => false,
+            Err(e) => {
+                last = common::error_text(&e);
+                true
+            }
+        },
+        || "the script never made others BUSY".into(),
+    );
+    last
+}
+
+fn wait_pong(c: &mut redis::Connection) {
+    wait_until(
+        5,
+        || redis::cmd("PING").query::<String>(c).is_ok(),
+        || "still BUSY after the KILL".into(),
+    );
+}
+
+/// Redis' own sequence (unit/functions): a looping function and a looping script, each from a
+/// client that keeps its connection, killed one after another. SCRIPT KILL cannot stop a
+/// function nor FUNCTION KILL a script, and each says which KILL would; FUNCTION STATS names
+/// what runs. Two workers, so that a script that held its worker thread would starve the
+/// clients that must send the KILL.
+#[test]
+fn looping_functions_and_scripts_are_killed_in_turn() {
+    let s = TestServer::start_with(&["--workers", "2"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["CONFIG", "SET", "busy-reply-threshold", "10"]);
+    let function_busy =
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+    let script_busy =
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    for round in 0..3 {
+        let _: String = q(&mut c, &["FUNCTION", "LOAD", "REPLACE", LOOP_LIBRARY]);
+        let runner = send_deferred(&s, &["FCALL", "test", "0"]);
+        assert_eq!(wait_busy(&mut c), function_busy, "round {round}");
+        let stats: redis::Value = q(&mut c, &["FUNCTION", "STATS"]);
+        let stats = format!("{stats:?}");
+        for part in ["\"name\"", "\"test\"", "\"fcall\"", "duration_ms"] {
+            assert!(
+                stats
+                    .to_ascii_lowercase()
+                    .contains(&part.to_ascii_lowercase()),
+                "{part} in {stats}"
+            );
+        }
+        assert_eq!(err(&mut c, &["SCRIPT", "KILL"]), function_busy);
+        let _: () = q(&mut c, &["FUNCTION", "KILL"]);
+        wait_pong(&mut c);
+        let reply = runner.join().unwrap();
+        assert!(reply.contains("Script killed by user"), "{reply}");
+
+        let runner = send_deferred(
+            &s,
+            &["EVAL", "local a = 1 while true do a = a + 1 end", "0"],
+        );
+        assert_eq!(wait_busy(&mut c), script_busy);
+        assert_eq!(err(&mut c, &["FUNCTION", "KILL"]), script_busy);
+        let _: () = q(&mut c, &["SCRIPT", "KILL"]);
+        wait_pong(&mut c);
+        let reply = runner.join().unwrap();
+        assert!(reply.contains("Script killed by user"), "{reply}");
+    }
+    let stats: redis::Value = q(&mut c, &["FUNCTION", "STATS"]);
+    assert!(
+        matches!(&stats, redis::Value::Array(v) if v[1] == redis::Value::Nil),
+        "nothing runs: {stats:?}"
+    );
+    let _: () = q(&mut c, &["FUNCTION", "FLUSH"]);
+    assert_eq!(
+        err(&mut c, &["FUNCTION", "KILL"]),
+        "NOTBUSY No scripts in execution right now."
+    );
+}
+
+/// A client that goes away while its script loops leaves nothing a KILL cannot end.
+#[test]
+fn a_script_whose_client_disconnected_is_killed() {
+    let s = TestServer::start_with(&["--workers", "2", "--lua-time-limit", "10"]);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let body = "local a = 1 while true do a = a + 1 end";
+    let request = format!(
+        "*3\r\n$4\r\nEVAL\r\n${}\r\n{body}\r\n$1\r\n0\r\n",
+        body.len()
+    );
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    let mut c = s.conn();
+    wait_busy(&mut c);
+    drop(stream);
+    let _: () = q(&mut c, &["SCRIPT", "KILL"]);
+    wait_pong(&mut c);
+    assert_eq!(q::<String>(&mut c, &["SET", "k", "v"]), "OK");
+}
+
+/// A script that waits for the keys of a looping one does not hold up the server: with two
+/// workers, both scripts' threads are busy, and other clients are still answered (BUSY), can
+/// send the KILL, and are served once it took effect; the waiting script then runs.
+#[test]
+fn a_script_waiting_for_a_looping_ones_keys_blocks_no_other_client() {
+    let s = TestServer::start_with(&["--workers", "2", "--lua-time-limit", "2000"]);
+    let looping = send_deferred(
+        &s,
+        &["EVAL", "local a = 1 while true do a = a + 1 end", "1", "k"],
+    );
+    let mut c = s.conn();
+    // The looper holds k's lock once it runs; the waiter then queues behind it, before the
+    // looper passes its time limit (after which it would be refused BUSY).
+    wait_until(
+        10,
+        || {
+            let stats: redis::Value = q(&mut c, &["FUNCTION", "STATS"]);
+            matches!(&stats, redis::Value::Array(v) if v[1] != redis::Value::Nil)
+        },
+        || "the looping script never started".into(),
+    );
+    let waiting = send_deferred(
+        &s,
+        &["EVAL", "return redis.call('incr', KEYS[1])", "1", "k"],
+    );
+    wait_until(
+        10,
+        || {
+            q::<String>(&mut c, &["CLIENT", "LIST"])
+                .matches("cmd=eval")
+                .count()
+                == 2
+        },
+        || "the second script never started waiting".into(),
+    );
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        let mut o = s.conn();
+        others.push(std::thread::spawn(move || wait_busy(&mut o)));
+    }
+    for o in others {
+        assert!(o.join().unwrap().starts_with("BUSY"));
+    }
+    let _: () = q(&mut c, &["SCRIPT", "KILL"]);
+    assert!(looping.join().unwrap().contains("Script killed by user"));
+    assert_eq!(waiting.join().unwrap(), "int(1)");
+    wait_pong(&mut c);
+    assert_eq!(q::<i64>(&mut c, &["GET", "k"]), 1);
 }

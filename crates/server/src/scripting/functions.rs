@@ -559,8 +559,11 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
         }
         "dump" => Ok(Frame::bulk(dump(&stored_libraries(&storage)))),
         "restore" => {
-            if a.len() < 3 || a.len() > 4 {
-                return Err(CmdError::WrongArity("function|restore".into()));
+            if a.len() > 4 {
+                return Err(CmdError::err(format!(
+                    "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                    String::from_utf8_lossy(&a[1])
+                )));
             }
             let policy = a
                 .get(3)
@@ -614,7 +617,10 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                 functions += library_info(server, code)?.functions.len();
             }
             Ok(Frame::Map(vec![
-                (Frame::bulk("running_script"), Frame::Null),
+                (
+                    Frame::bulk("running_script"),
+                    server.scripting.running_script(),
+                ),
                 (
                     Frame::bulk("engines"),
                     Frame::Map(vec![(

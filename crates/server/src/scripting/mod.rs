@@ -73,6 +73,10 @@ pub struct RunState {
     limit_ms: u64,
     /// A FUNCTION (FCALL), not a script: FUNCTION KILL stops it, SCRIPT KILL does not.
     is_function: bool,
+    /// What FUNCTION STATS names: the function, or `f_<sha1>` for a script, as Redis does.
+    name: String,
+    /// The command that started it, as the client sent it.
+    command: Vec<Bytes>,
     wrote: AtomicBool,
     killed: AtomicBool,
     timed_out: AtomicBool,
@@ -135,20 +139,27 @@ impl Scripting {
         if allowed {
             return None;
         }
-        let function = self.running.lock().iter().any(|r| r.is_function);
-        Some(if function {
-            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.".into()
-        } else {
-            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
-                .into()
-        })
+        let function = self
+            .running
+            .lock()
+            .iter()
+            .any(|r| r.is_function && r.timed_out.load(Ordering::Acquire));
+        Some(busy_text(function))
     }
 
-    fn start(&self, is_function: bool, limit_ms: u64) -> Arc<RunState> {
+    fn start(
+        &self,
+        is_function: bool,
+        name: String,
+        command: Vec<Bytes>,
+        limit_ms: u64,
+    ) -> Arc<RunState> {
         let run = Arc::new(RunState {
             started: Instant::now(),
             limit_ms: limit_ms.max(1),
             is_function,
+            name,
+            command,
             wrote: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
@@ -166,17 +177,27 @@ impl Scripting {
         }
     }
 
-    /// SCRIPT KILL / FUNCTION KILL.
+    /// SCRIPT KILL / FUNCTION KILL, with Redis' answers: only a run past the time limit can
+    /// be killed (before it, Redis would not even read the KILL), SCRIPT KILL does not stop a
+    /// function nor FUNCTION KILL a script, and a run that wrote cannot be stopped.
     fn kill(&self, functions: bool) -> Result<Frame, CmdError> {
         let running = self.running.lock();
-        let targets: Vec<&Arc<RunState>> = running
+        let busy: Vec<&Arc<RunState>> = running
             .iter()
-            .filter(|r| r.is_function == functions && r.timed_out.load(Ordering::Acquire))
+            .filter(|r| r.timed_out.load(Ordering::Acquire))
             .collect();
-        if targets.is_empty() {
+        if busy.is_empty() {
             return Err(CmdError::Other(
                 "NOTBUSY No scripts in execution right now.".into(),
             ));
+        }
+        let targets: Vec<&Arc<RunState>> = busy
+            .iter()
+            .copied()
+            .filter(|r| r.is_function == functions)
+            .collect();
+        if targets.is_empty() {
+            return Err(CmdError::Other(busy_text(!functions)));
         }
         if targets.iter().any(|r| r.wrote.load(Ordering::Acquire)) {
             return Err(CmdError::Other(
@@ -187,6 +208,25 @@ impl Scripting {
             r.killed.store(true, Ordering::Release);
         }
         Ok(Frame::ok())
+    }
+
+    /// FUNCTION STATS' `running_script`: the longest-running script or function, or nil.
+    pub fn running_script(&self) -> Frame {
+        let running = self.running.lock();
+        let Some(r) = running.iter().min_by_key(|r| r.started) else {
+            return Frame::Null;
+        };
+        Frame::Map(vec![
+            (Frame::bulk("name"), Frame::bulk(r.name.clone())),
+            (
+                Frame::bulk("command"),
+                Frame::Array(r.command.iter().cloned().map(Frame::Bulk).collect()),
+            ),
+            (
+                Frame::bulk("duration_ms"),
+                Frame::Integer(r.started.elapsed().as_millis() as i64),
+            ),
+        ])
     }
 
     fn body(&self, storage: &Storage, sha: &str) -> Option<Arc<[u8]>> {
@@ -221,6 +261,17 @@ impl Scripting {
     }
 }
 
+/// Redis' BUSY text, which names the KILL that stops what runs.
+fn busy_text(function: bool) -> String {
+    if function {
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+            .into()
+    } else {
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+            .into()
+    }
+}
+
 /// What a run calls: a script by SHA1, or a library function.
 enum Target {
     Script { sha: String, body: Arc<[u8]> },
@@ -239,8 +290,18 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
     (result, Flow::Continue)
 }
 
-fn parse_keys(a: &[Bytes], at: usize) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
-    let n = quarry_commands::args::parse_i64(&a[at])?;
+/// The keys and arguments after a key count at `at`. A count that is not an integer gets
+/// `bad_count` (FCALL has a text of its own; EVAL answers as any integer argument).
+fn parse_keys(
+    a: &[Bytes],
+    at: usize,
+    bad_count: Option<&str>,
+) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
+    let n = match (quarry_commands::args::parse_i64(&a[at]), bad_count) {
+        (Ok(n), _) => n,
+        (Err(_), Some(text)) => return Err(CmdError::err(text)),
+        (Err(e), None) => return Err(e),
+    };
     if n < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
     }
@@ -291,7 +352,7 @@ fn eval(
     a: &[Bytes],
 ) -> Result<Frame, CmdError> {
     let storage = server.storage().ok_or(CmdError::Loading)?;
-    let (keys, argv) = parse_keys(a, 2)?;
+    let (keys, argv) = parse_keys(a, 2, None)?;
     let (sha, body) = if name.starts_with("evalsha") {
         let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
         let body = (sha.len() == 40)
@@ -326,6 +387,7 @@ fn eval(
         session,
         &storage,
         Target::Script { sha, body },
+        a,
         keys,
         argv,
         read_only,
@@ -334,12 +396,12 @@ fn eval(
 
 fn fcall(server: &Server, session: &mut Session, ro: bool, a: &[Bytes]) -> Result<Frame, CmdError> {
     let storage = server.storage().ok_or(CmdError::Loading)?;
-    let (keys, argv) = parse_keys(a, 2)?;
     let resolved =
         server
             .scripting
             .functions
             .resolve(server, &storage, &String::from_utf8_lossy(&a[1]))?;
+    let (keys, argv) = parse_keys(a, 2, Some("Bad number of keys provided"))?;
     let no_writes = resolved.flags.iter().any(|f| f == "no-writes");
     if !no_writes {
         check_may_write(server, ro)?;
@@ -349,6 +411,7 @@ fn fcall(server: &Server, session: &mut Session, ro: bool, a: &[Bytes]) -> Resul
         session,
         &storage,
         Target::Function(resolved),
+        a,
         keys,
         argv,
         no_writes,
@@ -383,11 +446,34 @@ struct Effects {
     flushed: bool,
 }
 
+/// Runs a script or function to its end. It runs off the async worker (`block_in_place`):
+/// waiting for its keys' locks, or looping until a KILL, must not hold up the other
+/// connections that share the worker, which answer BUSY and send the KILL meanwhile.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     server: &Server,
     session: &mut Session,
     storage: &Arc<Storage>,
     target: Target,
+    command: &[Bytes],
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+    read_only: bool,
+) -> Result<Frame, CmdError> {
+    tokio::task::block_in_place(|| {
+        execute_here(
+            server, session, storage, target, command, keys, argv, read_only,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute_here(
+    server: &Server,
+    session: &mut Session,
+    storage: &Arc<Storage>,
+    target: Target,
+    command: &[Bytes],
     keys: Vec<Bytes>,
     argv: Vec<Bytes>,
     read_only: bool,
@@ -399,7 +485,13 @@ fn execute(
     let txn = (!nested).then(quarry_types::txn::begin);
     let is_function = matches!(target, Target::Function(_));
     let limit = server.hot.lua_time_limit_ms.load(Ordering::Relaxed);
-    let run = server.scripting.start(is_function, limit);
+    let name = match &target {
+        Target::Script { sha, .. } => format!("f_{sha}"),
+        Target::Function(f) => f.name.clone(),
+    };
+    let run = server
+        .scripting
+        .start(is_function, name, command.to_vec(), limit);
     vm::CURRENT.with(|c| *c.borrow_mut() = Some(run.clone()));
     let mut effects = Effects::default();
     let generation = server.scripting.generation.load(Ordering::Acquire);
