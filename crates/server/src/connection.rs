@@ -113,6 +113,20 @@ pub struct Session {
     /// The command being run gets no reply (CLIENT REPLY OFF or SKIP): a blocked or sleeping
     /// command checks this when its reply comes.
     pub silent: bool,
+    /// Pipelined writes that share one WriteBatch ([`crate::group`]); committed before
+    /// anything else runs and before the connection waits for anything.
+    pub group: Option<crate::group::Group>,
+}
+
+/// How [`dispatch`] runs a command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// On its own: it writes its batch, then marks watchers and wakes blocked clients.
+    Alone,
+    /// In a pipeline's group ([`crate::group`]): the group's commit does the rest.
+    Grouped,
+    /// Inside EXEC, which has checked routing and role, holds the migration fence, and commits.
+    InExec,
 }
 
 /// Unregisters the client however its task ends: normally, or aborted by CLIENT KILL or
@@ -157,6 +171,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         reply: ReplyMode::On,
         force_reply: false,
         silent: false,
+        group: None,
     };
     let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -179,7 +194,10 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                     }
                     let pushes = is_subscription_command(&req.args[0]);
                     let mark = wbuf.len();
-                    let flow = execute(&server, &mut session, req.args, &mut wbuf);
+                    // A command whose reply is skipped never joins a group (its reply is cut
+                    // from the buffer below).
+                    let more = !rbuf.is_empty() && before == ReplyMode::On;
+                    let flow = execute(&server, &mut session, req.args, &mut wbuf, more);
                     session.silent = !pushes
                         && !std::mem::take(&mut session.force_reply)
                         && match session.reply {
@@ -374,8 +392,12 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                         break 'conn;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    crate::group::commit(&server, &mut session, &mut wbuf);
+                    break;
+                }
                 Err(e) => {
+                    crate::group::commit(&server, &mut session, &mut wbuf);
                     debug!(client = %handle.addr, error = %e, "protocol error, closing");
                     Frame::Error(format!("ERR {e}")).encode(session.protocol, &mut wbuf);
                     let _ = send_replies(&server, &mut session, &mut stream, &mut wbuf).await;
@@ -494,6 +516,8 @@ async fn send_replies(
     stream: &mut TcpStream,
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
+    // Nothing is acknowledged before its group's batch is written.
+    crate::group::commit(server, session, wbuf);
     if std::mem::take(&mut session.wrote) {
         let flushed = match server.storage.read().as_deref() {
             Some(storage) => storage.engine.flush_wal_buffer(),
@@ -542,15 +566,25 @@ fn unknown_command(args: &[Bytes]) -> Frame {
     ))
 }
 
-/// Runs one request and appends its reply to `out`.
+/// Runs one request and appends its reply to `out`. `more` says that the client sent more
+/// requests after this one (a pipeline), whose writes may share one batch ([`crate::group`]).
 pub fn execute(
     server: &Server,
     session: &mut Session,
     args: Vec<Bytes>,
     out: &mut BytesMut,
+    more: bool,
 ) -> Flow {
     let proto = session.protocol;
-    let Some(spec) = server.lookup(&args[0]) else {
+    let spec = server.lookup(&args[0]);
+    // Whatever does not join the pipeline's group runs after the group's commit, as if the
+    // group's commands had run one by one before it.
+    if session.group.is_some()
+        && !spec.is_some_and(|s| crate::group::eligible(server, session, s, more))
+    {
+        crate::group::commit(server, session, out);
+    }
+    let Some(spec) = spec else {
         crate::multi::flag_failed(session);
         let reply = unknown_command(&args);
         if let Frame::Error(text) = &reply {
@@ -643,11 +677,16 @@ pub fn execute(
         }
         return Flow::Continue;
     }
-    dispatch(server, session, spec, sub, args, out, false)
+    if crate::group::eligible(server, session, spec, more) {
+        crate::group::run(server, session, spec, sub, args, out);
+        return Flow::Continue;
+    }
+    dispatch(server, session, spec, sub, args, out, Mode::Alone, None)
 }
 
-/// Runs a checked command and appends its reply to `out`. Inside EXEC (`in_exec`) the
-/// transaction holds the migration fence and has checked routing and role already.
+/// Runs a checked command and appends its reply to `out`. `keys` are the positions of its
+/// keys when the caller worked them out already.
+#[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     server: &Server,
     session: &mut Session,
@@ -655,8 +694,10 @@ pub fn dispatch(
     sub: Option<usize>,
     args: Vec<Bytes>,
     out: &mut BytesMut,
-    in_exec: bool,
+    mode: Mode,
+    keys: Option<Vec<usize>>,
 ) -> Flow {
+    let in_exec = mode == Mode::InExec;
     let proto = session.protocol;
     if server.monitors.load(Ordering::Relaxed) > 0
         && !matches!(spec.name, "auth" | "hello" | "monitor")
@@ -705,7 +746,8 @@ pub fn dispatch(
     // Each key the command names counts as used now (OBJECT IDLETIME), before it runs so that
     // RESTORE ... IDLETIME has the last word.
     if !quarry_commands::access::is_no_touch(spec.name) {
-        for pos in quarry_commands::table::command_keys(spec, &args) {
+        let positions = keys.unwrap_or_else(|| quarry_commands::table::command_keys(spec, &args));
+        for pos in positions {
             quarry_commands::access::touch(&args[pos]);
         }
     }
@@ -759,14 +801,18 @@ pub fn dispatch(
         );
     }
     // Off the hot path: key positions are only worked out while some client is blocked.
-    if spec.has(flag::WRITE) && !in_exec {
+    // Inside EXEC or a group, the commit does this.
+    if spec.has(flag::WRITE) && mode == Mode::Alone {
         server.watches.touch(spec, &args);
     }
     if result.is_ok() && matches!(spec.name, "flushdb" | "flushall") {
         server.waiting.wake_all();
     }
-    // Inside EXEC the transaction wakes them after its commit.
-    if result.is_ok() && spec.has(flag::WRITE) && !in_exec && server.waiting.blocked_clients() > 0 {
+    if result.is_ok()
+        && spec.has(flag::WRITE)
+        && mode == Mode::Alone
+        && server.waiting.blocked_clients() > 0
+    {
         for pos in quarry_commands::table::command_keys(spec, &args) {
             server.waiting.wake(&args[pos]);
         }
@@ -792,7 +838,7 @@ pub fn dispatch(
 
 /// Storage failures (a full disk, I/O errors) reach the client as `-ERR`, and the operator
 /// through the log, at most once a second so that a failing disk does not flood it.
-fn log_storage_error(server: &Server, command: &str, detail: &str) {
+pub fn log_storage_error(server: &Server, command: &str, detail: &str) {
     let now = server.started.elapsed().as_secs() + 1;
     let last = server.last_storage_error_log.load(Ordering::Relaxed);
     if last != now

@@ -7,6 +7,7 @@ mod clients;
 mod cluster;
 mod config;
 mod connection;
+mod group;
 mod info;
 mod migrate_keys;
 mod migration;

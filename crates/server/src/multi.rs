@@ -21,7 +21,7 @@ use quarry_commands::CmdError;
 use quarry_resp::Frame;
 use quarry_types::Db;
 
-use crate::connection::{dispatch, Flow, Session};
+use crate::connection::{dispatch, Flow, Mode, Session};
 use crate::server::Server;
 
 /// The commands queued since MULTI.
@@ -287,7 +287,16 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     let mut written: Vec<(&'static CommandSpec, &Vec<Bytes>)> = Vec::new();
     for (spec, args) in &state.queued {
         let sub = check_subcommand(spec, args).unwrap_or(None);
-        let flow = dispatch(server, session, spec, sub, args.clone(), &mut body, true);
+        let flow = dispatch(
+            server,
+            session,
+            spec,
+            sub,
+            args.clone(),
+            &mut body,
+            Mode::InExec,
+            None,
+        );
         match flow {
             // Blocking commands do not block inside a transaction: they answer as on timeout.
             Flow::Block(op) => op.timed_out().encode(proto, &mut body),

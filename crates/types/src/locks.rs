@@ -126,6 +126,58 @@ impl KeyLocks {
         }
     }
 
+    /// For a group of pipelined commands that share one transaction: takes the mutexes of
+    /// `keys` that this thread does not hold yet, all or none, and keeps them (as a
+    /// transaction's extras) until [`KeyLocks::release_extras`]. With `wait` false nothing is
+    /// waited for, so a thread that already holds a group's locks never waits for another's
+    /// (no deadlock); with `wait` true (the group's first command, holding nothing yet) it
+    /// waits as a plain command does.
+    pub fn lock_extras<K: AsRef<[u8]>>(&self, keys: &[K], wait: bool) -> bool {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.index(k.as_ref())).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.retain(|i| !HELD.with(|h| h.borrow().contains(i)));
+        let mut taken = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let got = if wait {
+                Some(self.slots[i].lock())
+            } else {
+                self.slots[i].try_lock()
+            };
+            match got {
+                Some(g) => {
+                    std::mem::forget(g);
+                    taken.push(i);
+                }
+                None => {
+                    for &t in &taken {
+                        // SAFETY: locked just above by this thread, guard forgotten.
+                        unsafe { self.slots[t].force_unlock() };
+                    }
+                    return false;
+                }
+            }
+        }
+        HELD.with(|h| h.borrow_mut().extend_from_slice(&taken));
+        EXTRA.with(|e| e.borrow_mut().extend_from_slice(&taken));
+        true
+    }
+
+    /// Releases what [`KeyLocks::lock_extras`] took on this thread.
+    pub fn release_extras(&self) {
+        for i in EXTRA.with(|e| std::mem::take(&mut *e.borrow_mut())) {
+            HELD.with(|h| {
+                let mut h = h.borrow_mut();
+                if let Some(at) = h.iter().position(|x| *x == i) {
+                    h.swap_remove(at);
+                }
+            });
+            // SAFETY: this thread locked the mutex in `lock_extras` and forgot its guard;
+            // nothing else unlocks it.
+            unsafe { self.slots[i].force_unlock() };
+        }
+    }
+
     /// Locks `key`'s mutex. Inside a transaction ([`crate::txn`]), see `lock_in_txn`.
     pub fn lock(&self, key: &[u8]) -> KeyGuard<'_> {
         if crate::txn::active() {
@@ -149,6 +201,43 @@ impl KeyLocks {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn extras_are_all_or_nothing_and_released_together() {
+        let locks = Arc::new(KeyLocks::new(4096));
+        let idx: Vec<usize> = ["a", "b", "c"]
+            .iter()
+            .map(|k| locks.index(k.as_bytes()))
+            .collect();
+        assert!(idx[0] != idx[1] && idx[1] != idx[2] && idx[0] != idx[2]);
+        assert!(locks.lock_extras(&["a", "b"], false));
+        // Held by this thread: taking them again costs nothing.
+        assert!(locks.lock_extras(&["a"], false));
+        let other = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                let free = locks.lock_extras(&["c", "b"], false);
+                // "b" is taken: nothing of the call stays locked, "c" included.
+                let c_free = locks.slots[locks.index(b"c")].try_lock().is_some();
+                (free, c_free)
+            })
+            .join()
+            .unwrap()
+        };
+        assert_eq!(other, (false, true));
+        locks.release_extras();
+        let again = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                let free = locks.lock_extras(&["a", "b"], false);
+                locks.release_extras();
+                free
+            })
+            .join()
+            .unwrap()
+        };
+        assert!(again);
+    }
 
     #[test]
     fn overlapping_multi_key_locks_do_not_deadlock_and_exclude() {

@@ -1,0 +1,185 @@
+//! Group commit of a pipeline: consecutive write commands that one connection sent together
+//! run in one transaction ([`quarry_types::txn`], as EXEC's commands do) and reach RocksDB as
+//! one WriteBatch, instead of one write (and one pass through RocksDB's write group) each.
+//!
+//! What each reply means does not change. The replies of a group are sent only after the
+//! group's batch is in the WAL (the connection commits the group before it sends anything, or
+//! runs a command that is not grouped, or waits for more input), so every acknowledged write
+//! is durable as documented; a group whose commit fails answers the error for each of its
+//! commands, and none of its writes is visible. Other clients never see a part of a group
+//! before its commit: each command's keys are locked for the whole group, and the writes are
+//! in the thread's overlay until then. Replicas receive the group as one batch, as they do an
+//! EXEC. Watchers are marked and blocked clients woken after the commit, as after an EXEC.
+//!
+//! A group is taken only where it cannot change a reply: a data command that writes, outside
+//! MULTI, with replies on, in standalone mode. A command whose keys another connection's group
+//! holds ends this group first, so two groups never wait for each other.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use quarry_commands::table::{command_keys, flag, CommandSpec};
+use quarry_commands::{CmdError, Exec};
+use quarry_resp::Frame;
+
+use crate::connection::{dispatch, Mode, ReplyMode, Session};
+use crate::server::{Server, Storage};
+
+/// A group this large is committed, so that a long pipeline does not build a huge batch.
+const MAX_COMMANDS: usize = 256;
+
+/// The open group of a connection; its transaction lives on the connection's thread, so the
+/// connection commits it before anything that may move it to another thread (any await).
+pub struct Group {
+    txn: quarry_types::txn::TxnGuard,
+    storage: Arc<Storage>,
+    /// Each grouped command's reply, as a byte range of the connection's output buffer.
+    replies: Vec<Range<usize>>,
+    /// The grouped write commands, for watchers and blocked clients after the commit.
+    written: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+}
+
+/// Whether `spec` may join a group on this connection now. `more` says that the client sent
+/// more after this request: a lone command gains nothing from a group.
+pub fn eligible(server: &Server, session: &Session, spec: &CommandSpec, more: bool) -> bool {
+    (more || session.group.is_some())
+        && spec.has(flag::WRITE)
+        && !spec.has(flag::WALKS_KEYSPACE)
+        && matches!(spec.exec, Exec::Data(_))
+        && !server.cluster.enabled
+        && session.multi.is_none()
+        && session.reply == ReplyMode::On
+        && server.monitors.load(std::sync::atomic::Ordering::Relaxed) == 0
+}
+
+/// Runs a command that [`eligible`] accepted inside this connection's group, opening one if
+/// needed.
+pub fn run(
+    server: &Server,
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    sub: Option<usize>,
+    args: Vec<Bytes>,
+    out: &mut BytesMut,
+) {
+    let positions = command_keys(spec, &args);
+    let keys: Vec<&[u8]> = positions.iter().map(|&p| &args[p][..]).collect();
+    let joined = match &session.group {
+        Some(g) => g.storage.db.locks().lock_extras(&keys, false),
+        None => false,
+    };
+    if !joined {
+        // Another group holds a key of this command: end ours first, then wait like any
+        // command does.
+        commit(server, session, out);
+        let Some(storage) = server.storage() else {
+            dispatch(
+                server,
+                session,
+                spec,
+                sub,
+                args,
+                out,
+                Mode::Alone,
+                Some(positions),
+            );
+            return;
+        };
+        storage.db.locks().lock_extras(&keys, true);
+        session.group = Some(Group {
+            txn: quarry_types::txn::begin(),
+            storage,
+            replies: Vec::new(),
+            written: Vec::new(),
+        });
+    }
+    drop(keys);
+    let start = out.len();
+    let kept = args.clone();
+    dispatch(
+        server,
+        session,
+        spec,
+        sub,
+        args,
+        out,
+        Mode::Grouped,
+        Some(positions),
+    );
+    let full = {
+        let g = session.group.as_mut().expect("the group opened above");
+        g.replies.push(start..out.len());
+        g.written.push((spec, kept));
+        g.replies.len() >= MAX_COMMANDS
+    };
+    if full {
+        commit(server, session, out);
+    }
+}
+
+/// Commits the connection's group, if one is open: one WriteBatch, then the locks are released,
+/// watchers marked and blocked clients woken. If the batch cannot be written, each grouped
+/// command's reply becomes the error.
+pub fn commit(server: &Server, session: &mut Session, out: &mut BytesMut) {
+    let Some(group) = session.group.take() else {
+        return;
+    };
+    let overlay = group.txn.finish();
+    let still_current = server
+        .storage()
+        .is_some_and(|now| Arc::ptr_eq(&now, &group.storage));
+    let committed = if still_current {
+        group.storage.db.commit(overlay).map_err(CmdError::from)
+    } else {
+        Err(CmdError::Loading)
+    };
+    group.storage.db.locks().release_extras();
+    // Watchers that came in while the group ran may have read the old values.
+    for (spec, args) in &group.written {
+        server.watches.touch(spec, args);
+    }
+    match committed {
+        Ok(()) => {
+            crate::notify::flush_deferred(server);
+            if server.waiting.blocked_clients() > 0 {
+                for (spec, args) in &group.written {
+                    for pos in command_keys(spec, args) {
+                        server.waiting.wake(&args[pos]);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            crate::notify::discard_deferred();
+            let text = e.to_string();
+            if let CmdError::Storage(detail) = &e {
+                crate::connection::log_storage_error(server, "group commit", detail);
+            }
+            replace_replies(out, &group.replies, &text, session);
+            for (spec, _) in &group.written {
+                server.stats.count_error(&text);
+                let stat = &server.command_stats[Server::command_index(spec)];
+                stat.failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Rewrites `out` with `error` in place of each reply in `replies` (ascending, disjoint), and
+/// keeps the bytes between them (replies of commands that were not grouped).
+fn replace_replies(out: &mut BytesMut, replies: &[Range<usize>], error: &str, session: &Session) {
+    let Some(first) = replies.first() else {
+        return;
+    };
+    let tail = out.split_off(first.start);
+    let base = first.start;
+    let mut at = 0;
+    for r in replies {
+        out.extend_from_slice(&tail[at..r.start - base]);
+        Frame::Error(error.to_string()).encode(session.protocol, out);
+        at = r.end - base;
+    }
+    out.extend_from_slice(&tail[at..]);
+}
