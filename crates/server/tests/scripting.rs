@@ -664,3 +664,69 @@ fn a_script_waiting_for_a_looping_ones_keys_blocks_no_other_client() {
     wait_pong(&mut c);
     assert_eq!(q::<i64>(&mut c, &["GET", "k"]), 1);
 }
+
+/// FUNCTION LOAD runs a library's code with Redis 7's rules: a 500 ms limit (a looping library
+/// is refused and the server goes on), only the library API in its globals, and
+/// redis.register_function only while it loads. Function names are case-insensitive.
+#[test]
+fn function_load_has_a_time_limit_and_its_own_globals() {
+    let s = TestServer::start_with(&["--workers", "2"]);
+    let mut c = s.conn();
+    let started = Instant::now();
+    let e = err(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nlocal a = 1\nwhile 1 do a = a + 1 end",
+        ],
+    );
+    assert!(e.contains("FUNCTION LOAD timeout"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+    for (code, missing) in [
+        ("return math.random()", "math"),
+        ("return redis.call('ping')", "call"),
+        ("redis.setresp(3)", "setresp"),
+    ] {
+        let e = err(
+            &mut c,
+            &["FUNCTION", "LOAD", &format!("#!lua name=lib\n{code}")],
+        );
+        assert!(
+            e.contains(&format!(
+                "Script attempted to access nonexistent global variable '{missing}'"
+            )),
+            "{code}: {e}"
+        );
+    }
+    let e = err(&mut c, &["FUNCTION", "LOAD", "#!lua name=lib\nx = 1"]);
+    assert!(e.contains("Attempt to modify a readonly table"), "{e}");
+    let _: String = q(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function('Hello', function() return redis.call('ping') end)\n\
+             redis.register_function('nested', function() redis.register_function('x', function() end) end)\n\
+             redis.register_function('version', function() return redis.REDIS_VERSION end)",
+        ],
+    );
+    assert_eq!(q::<String>(&mut c, &["FCALL", "hello", "0"]), "PONG");
+    assert_eq!(q::<String>(&mut c, &["FCALL", "HELLO", "0"]), "PONG");
+    assert_eq!(q::<String>(&mut c, &["FCALL", "version", "0"]), "7.0.15");
+    let e = err(&mut c, &["FCALL", "nested", "0"]);
+    assert!(
+        e.contains("attempt to call field 'register_function' (a nil value)"),
+        "{e}"
+    );
+    let e = err(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=other\nredis.register_function('HELLO', function() end)",
+        ],
+    );
+    assert_eq!(e, "ERR Function HELLO already exists");
+}

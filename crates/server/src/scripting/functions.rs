@@ -61,15 +61,65 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// Words as Redis' sdssplitargs reads them: separated by blanks, with "double-quoted" (with
+/// backslash escapes) and 'single-quoted' parts; None when a quote is not closed or is
+/// followed by something other than a blank.
+fn split_args(line: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(out);
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                c if c.is_whitespace() => break,
+                '"' | '\'' => {
+                    let quote = c;
+                    loop {
+                        match chars.next()? {
+                            '\\' if quote == '"' => match chars.next()? {
+                                'n' => word.push('\n'),
+                                'r' => word.push('\r'),
+                                't' => word.push('\t'),
+                                other => word.push(other),
+                            },
+                            '\\' if chars.peek() == Some(&'\'') => {
+                                chars.next();
+                                word.push('\'');
+                            }
+                            c if c == quote => break,
+                            other => word.push(other),
+                        }
+                    }
+                    if chars.peek().is_some_and(|c| !c.is_whitespace()) {
+                        return None;
+                    }
+                }
+                other => word.push(other),
+            }
+        }
+        out.push(word);
+    }
+}
+
 /// The library name from the `#!lua name=<lib>` line, and the code with that line blanked
 /// (Lua does not skip it in a string chunk; the newline keeps line numbers right).
 fn metadata(code: &str) -> Result<(String, String), CmdError> {
-    let Some(rest) = code.strip_prefix("#!") else {
+    if !code.starts_with("#!") {
         return Err(CmdError::err("Missing library metadata"));
+    }
+    let Some((line, body)) = code.split_once('\n') else {
+        return Err(CmdError::err("Invalid library metadata"));
     };
-    let (line, body) = rest.split_once('\n').unwrap_or((rest, ""));
-    let mut parts = line.split_whitespace();
-    let engine = parts.next().unwrap_or("");
+    let parts = split_args(line).ok_or_else(|| CmdError::err("Invalid library metadata"))?;
+    let mut parts = parts.into_iter();
+    let engine = parts.next().unwrap_or_default();
+    let engine = engine.strip_prefix("#!").unwrap_or(&engine).to_string();
     let mut name = None;
     for p in parts {
         match p.strip_prefix("name=") {
@@ -96,11 +146,10 @@ fn metadata(code: &str) -> Result<(String, String), CmdError> {
 fn load(vm: &Vm, code: &str) -> Result<(LibraryInfo, Vec<(String, Function)>), CmdError> {
     let (name, body) = metadata(code)?;
     let lua = &vm.lua;
-    let lua_err = |e: mlua::Error| CmdError::err(vm::lua_error_text(&e));
     let chunk = lua
         .load(body.as_str())
         .set_name("@user_function")
-        .set_environment(vm.env.clone())
+        .set_environment(vm.fenv.clone())
         .into_function()
         .map_err(|e| {
             CmdError::err(format!(
@@ -113,7 +162,10 @@ fn load(vm: &Vm, code: &str) -> Result<(LibraryInfo, Vec<(String, Function)>), C
         let register = scope.create_function(|_, args: mlua::MultiValue| {
             let (info, f) = registration(args)?;
             let mut all = registered.borrow_mut();
-            if all.iter().any(|(i, _)| i.name == info.name) {
+            if all
+                .iter()
+                .any(|(i, _)| i.name.eq_ignore_ascii_case(&info.name))
+            {
                 return Err(mlua::Error::RuntimeError(
                     "Function already exists in the library".into(),
                 ));
@@ -122,11 +174,20 @@ fn load(vm: &Vm, code: &str) -> Result<(LibraryInfo, Vec<(String, Function)>), C
             Ok(())
         })?;
         vm.redis.raw_set("__register", register)?;
+        vm.set_loading.call::<()>(true)?;
+        vm::LOAD_DEADLINE.with(|d| d.set(Some(std::time::Instant::now() + vm::LOAD_TIMEOUT)));
         let r = chunk.call::<()>(());
+        vm::LOAD_DEADLINE.with(|d| d.set(None));
+        vm.set_loading.call::<()>(false)?;
         vm.redis.raw_set("__register", Value::Nil)?;
         r
     });
-    result.map_err(lua_err)?;
+    result.map_err(|e| {
+        CmdError::err(format!(
+            "Error registering functions: {}",
+            vm::lua_error_text(&e)
+        ))
+    })?;
     let registered = registered.into_inner();
     if registered.is_empty() {
         return Err(CmdError::err("No functions registered"));
@@ -149,11 +210,19 @@ fn registration(args: mlua::MultiValue) -> mlua::Result<(FunctionInfo, Function)
             let mut callback = None;
             let mut description = None;
             let mut flags = Vec::new();
-            for pair in t.pairs::<String, Value>() {
+            for pair in t.pairs::<Value, Value>() {
                 let (k, v) = pair?;
-                match (k.as_str(), v) {
+                let Value::String(k) = k else {
+                    return Err(fail(
+                        "named argument key given to redis.register_function is not a string",
+                    ));
+                };
+                match (&*k.to_string_lossy(), v) {
                     ("function_name", Value::String(s)) => {
                         name = Some(s.to_str()?.to_string())
+                    }
+                    ("function_name", _) => {
+                        return Err(fail("function_name argument given to redis.register_function must be a string"))
                     }
                     ("callback", Value::Function(f)) => callback = Some(f),
                     ("callback", _) => {
@@ -162,13 +231,22 @@ fn registration(args: mlua::MultiValue) -> mlua::Result<(FunctionInfo, Function)
                     ("description", Value::String(s)) => {
                         description = Some(s.to_str()?.to_string())
                     }
+                    ("description", _) => {
+                        return Err(fail("description argument given to redis.register_function must be a string"))
+                    }
                     ("flags", Value::Table(ft)) => {
-                        for f in ft.sequence_values::<String>() {
-                            let f = f?;
-                            if !KNOWN_FLAGS.contains(&f.as_str()) {
+                        for f in ft.sequence_values::<Value>() {
+                            let known = match f? {
+                                Value::String(f) => {
+                                    let f = f.to_string_lossy();
+                                    KNOWN_FLAGS.contains(&&*f).then_some(f)
+                                }
+                                _ => None,
+                            };
+                            let Some(f) = known else {
                                 return Err(fail("unknown flag given"));
-                            }
-                            flags.push(f);
+                            };
+                            flags.push(f.to_string());
                         }
                     }
                     ("flags", _) => {
@@ -200,10 +278,12 @@ fn registration(args: mlua::MultiValue) -> mlua::Result<(FunctionInfo, Function)
                 "first argument to redis.register_function must be a string",
             ))
         }
+        [_] => return Err(fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")),
         _ => return Err(fail("wrong number of arguments to redis.register_function")),
     };
     if !valid_name(&name) {
-        return Err(fail("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
+        // Redis 7.0 says "Library" here too.
+        return Err(fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
     }
     Ok((
         FunctionInfo {
@@ -242,6 +322,24 @@ fn stored_libraries(storage: &Storage) -> BTreeMap<String, String> {
     out
 }
 
+/// The library of the function named `name` in another case (only when the exact name is not
+/// stored: a walk over the function records).
+fn library_of_any_case(storage: &Storage, name: &str) -> Option<String> {
+    let prefix = FUNC_LIB_PREFIX.as_bytes();
+    let mut opts = ReadOptions::default();
+    if let Some(end) = quarry_storage::encoding::prefix_successor(prefix) {
+        opts.set_iterate_upper_bound(end);
+    }
+    let iter = storage.engine.db().iterator_cf_opt(
+        storage.engine.cf(ColumnFamily::Propagate),
+        opts,
+        IteratorMode::From(prefix, Direction::Forward),
+    );
+    iter.flatten()
+        .find(|(k, _)| k[prefix.len()..].eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| String::from_utf8_lossy(&v).to_string())
+}
+
 /// What `code` registers, parsed once per distinct code.
 fn library_info(server: &Server, code: &str) -> Result<Arc<LibraryInfo>, CmdError> {
     let scripting = &server.scripting;
@@ -269,16 +367,20 @@ impl Functions {
         name: &str,
     ) -> Result<Resolved, CmdError> {
         let not_found = || CmdError::err("Function not found");
-        let library = get(storage, format!("{FUNC_LIB_PREFIX}{name}")).ok_or_else(not_found)?;
+        // Function names are case-insensitive, as in Redis; the stored key keeps the case the
+        // function was registered with.
+        let library = get(storage, format!("{FUNC_LIB_PREFIX}{name}"))
+            .or_else(|| library_of_any_case(storage, name))
+            .ok_or_else(not_found)?;
         let code = get(storage, format!("{LIB_CODE_PREFIX}{library}")).ok_or_else(not_found)?;
         let info = library_info(server, &code)?;
         let f = info
             .functions
             .iter()
-            .find(|f| f.name == name)
+            .find(|f| f.name.eq_ignore_ascii_case(name))
             .ok_or_else(not_found)?;
         Ok(Resolved {
-            name: name.to_string(),
+            name: f.name.clone(),
             library,
             code: Arc::from(code.as_str()),
             flags: f.flags.clone(),
@@ -358,7 +460,9 @@ fn stage_load(
         stage_delete(storage, batch, &old_info);
     }
     for f in &info.functions {
-        if let Some(owner) = get(storage, format!("{FUNC_LIB_PREFIX}{}", f.name)) {
+        let owner = get(storage, format!("{FUNC_LIB_PREFIX}{}", f.name))
+            .or_else(|| library_of_any_case(storage, &f.name));
+        if let Some(owner) = owner {
             if owner != info.name {
                 return Err(CmdError::err(format!("Function {} already exists", f.name)));
             }
@@ -486,9 +590,14 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             Ok(Frame::ok())
         }
         "flush" => {
-            if a.len() > 3
-                || (a.len() == 3
-                    && !(a[2].eq_ignore_ascii_case(b"async") || a[2].eq_ignore_ascii_case(b"sync")))
+            if a.len() > 3 {
+                return Err(CmdError::err(format!(
+                    "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                    String::from_utf8_lossy(&a[1])
+                )));
+            }
+            if a.len() == 3
+                && !(a[2].eq_ignore_ascii_case(b"async") || a[2].eq_ignore_ascii_case(b"sync"))
             {
                 return Err(CmdError::err(
                     "FUNCTION FLUSH only supports SYNC|ASYNC option",
@@ -679,5 +788,29 @@ mod tests {
         let mut bad = payload.clone();
         bad[8] ^= 1;
         assert!(undump(&bad).is_none());
+    }
+
+    #[test]
+    fn shebang_words_are_read_as_redis_splits_them() {
+        assert_eq!(
+            split_args("#!lua name=\"foo\" x='a b'").unwrap(),
+            ["#!lua", "name=foo", "x=a b"]
+        );
+        assert_eq!(split_args("#! name=test").unwrap(), ["#!", "name=test"]);
+        assert_eq!(split_args("  ").unwrap(), Vec::<String>::new());
+        assert!(split_args("name=\"foo").is_none(), "unclosed");
+        assert!(
+            split_args("name=\"foo\"bar").is_none(),
+            "text after the quote"
+        );
+        assert_eq!(
+            metadata("#! name=test\nx").unwrap_err().to_string(),
+            "ERR Engine '' not found"
+        );
+        assert_eq!(metadata("#!lua name=\"foo\"\nx").unwrap().0, "foo");
+        assert_eq!(
+            metadata("#!lua name=x").unwrap_err().to_string(),
+            "ERR Invalid library metadata"
+        );
     }
 }

@@ -284,7 +284,8 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         "eval" | "eval_ro" | "evalsha" | "evalsha_ro" => eval(server, session, name, a),
         "fcall" | "fcall_ro" => fcall(server, session, name == "fcall_ro", a),
         "script" => script(server, a),
-        "function" => functions::command(server, a),
+        // FUNCTION LOAD runs a library's code (up to its time limit): off the async workers.
+        "function" => tokio::task::block_in_place(|| functions::command(server, a)),
         _ => Err(CmdError::err("unknown scripting command")),
     };
     (result, Flow::Continue)

@@ -35,14 +35,6 @@ function real_redis.pcall(...)
   local ok, v = real_redis.__dispatch(false, select("#", ...), {...})
   return v
 end
--- Only while FUNCTION LOAD runs a library's code (__register is set then).
-function real_redis.register_function(...)
-  local register = rawget(real_redis, "__register")
-  if register == nil then
-    error("redis.register_function can only be called on FUNCTION LOAD command", 2)
-  end
-  return register(...)
-end
 function real_redis.error_reply(msg)
   if type(msg) ~= "string" then error("wrong number or type of arguments", 2) end
   return {err = msg}
@@ -110,15 +102,21 @@ for _, name in ipairs({"redis", "cjson", "cmsgpack", "bit", "struct", "string", 
   end
 end
 
+-- A global as scripts see it, or nil.
+local function lookup(k)
+  local v = views[k]
+  if v ~= nil then return v end
+  if k == "_G" then return env end
+  return rawget(G, k)
+end
+local function missing(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+
 setmetatable(env, {
   __index = function(_, k)
-    local v = views[k]
-    if v ~= nil then return v end
-    if k == "_G" then return env end
-    v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
+    local v = lookup(k)
+    if v == nil then missing(k) end
     return v
   end,
   __newindex = deny,
@@ -126,4 +124,53 @@ setmetatable(env, {
 })
 protected[env] = true
 
-return env
+-- Function libraries' globals, as in Redis 7: while FUNCTION LOAD runs a library's code they
+-- show only the library API (redis.register_function, redis.log, the LOG_ levels and the
+-- version); when its functions run, the same globals show what scripts see, where
+-- redis.register_function does not exist. A library's functions keep the globals they were
+-- defined with, so one table serves both, switched by `set_loading`.
+local function strict(t)
+  local view = {}
+  setmetatable(view, {
+    __index = function(_, k)
+      local v = t[k]
+      if v == nil then missing(k) end
+      return v
+    end,
+    __newindex = deny,
+    __metatable = sealed,
+  })
+  protected[view] = true
+  return view
+end
+local library_api = {
+  -- Only while FUNCTION LOAD runs a library's code (__register is set then).
+  register_function = function(...)
+    local register = rawget(real_redis, "__register")
+    if register == nil then
+      error("redis.register_function can only be called on FUNCTION LOAD command", 2)
+    end
+    return register(...)
+  end,
+  log = real_redis.log,
+  LOG_DEBUG = real_redis.LOG_DEBUG, LOG_VERBOSE = real_redis.LOG_VERBOSE,
+  LOG_NOTICE = real_redis.LOG_NOTICE, LOG_WARNING = real_redis.LOG_WARNING,
+  REDIS_VERSION = real_redis.REDIS_VERSION, REDIS_VERSION_NUM = real_redis.REDIS_VERSION_NUM,
+}
+local load_globals = {redis = strict(library_api)}
+local loading = false
+local fenv = {}
+setmetatable(fenv, {
+  __index = function(_, k)
+    local v
+    if loading then v = load_globals[k] else v = lookup(k) end
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = deny,
+  __metatable = sealed,
+})
+protected[fenv] = true
+local function set_loading(on) loading = on end
+
+return env, fenv, set_loading

@@ -16,8 +16,12 @@ const MAX_DEPTH: usize = 500;
 
 pub struct Vm {
     pub lua: Lua,
-    /// The sandbox's globals view, the environment of every script and library.
+    /// The sandbox's globals view, the environment of every script.
     pub env: Table,
+    /// Function libraries' globals: the library API while one loads, `env` otherwise.
+    pub fenv: Table,
+    /// Switches `fenv` between the two.
+    pub set_loading: Function,
     /// The real `redis` table, where each run sets `__dispatch`.
     pub redis: Table,
     /// Compiled scripts by SHA1, valid while `generation` matches the server's.
@@ -41,7 +45,13 @@ impl Drop for Vm {
     }
 }
 
+/// How long a library's code may run while FUNCTION LOAD registers its functions (Redis' 500 ms).
+pub const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 thread_local! {
+    /// When the library being loaded on this thread runs out of time.
+    pub static LOAD_DEADLINE: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
     static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
     /// The script running on this thread, for the instruction hook and the pcall guard.
     pub static CURRENT: RefCell<Option<Arc<RunState>>> = const { RefCell::new(None) };
@@ -150,12 +160,21 @@ impl Vm {
                 other => format!("{other:?}"),
             })
         })?;
-        let env: Table = lua
+        redis.set("REDIS_VERSION", crate::admin::REDIS_VERSION)?;
+        redis.set(
+            "REDIS_VERSION_NUM",
+            version_num(crate::admin::REDIS_VERSION),
+        )?;
+        let (env, fenv, set_loading): (Table, Table, Function) = lua
             .load(include_str!("prelude.lua"))
             .set_name("@prelude")
             .call((redis.clone(), killed_fn, error_text))?;
-        // Time limit and SCRIPT KILL: checked every 10,000 instructions.
+        // Time limit and SCRIPT KILL: checked every 10,000 instructions; so is FUNCTION LOAD's
+        // time limit.
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), |_, _| {
+            if LOAD_DEADLINE.with(|d| d.get().is_some_and(|d| std::time::Instant::now() >= d)) {
+                return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
+            }
             let stop = CURRENT.with(|c| c.borrow().as_ref().map(|r| r.tick()));
             if stop == Some(true) {
                 return Err(mlua::Error::RuntimeError(
@@ -167,6 +186,8 @@ impl Vm {
         Ok(Vm {
             lua,
             env,
+            fenv,
+            set_loading,
             redis,
             scripts: HashMap::new(),
             libraries: HashMap::new(),
@@ -213,6 +234,13 @@ impl Vm {
         self.scripts.insert(sha.to_string(), key);
         Ok(f)
     }
+}
+
+/// `7.0.15` as Redis' `REDIS_VERSION_NUM`: 0x00070015 read as hex digits pairs, 0x07000f.
+fn version_num(v: &str) -> i64 {
+    v.split('.')
+        .take(3)
+        .fold(0, |n, part| (n << 8) | part.parse::<i64>().unwrap_or(0))
 }
 
 /// A Lua error as one line of text, without mlua's traceback.
