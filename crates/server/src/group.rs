@@ -40,6 +40,15 @@ pub struct Group {
     written: Vec<(&'static CommandSpec, Vec<Bytes>)>,
 }
 
+impl Drop for Group {
+    /// A group that ends without its commit (it should not: the connection commits before it
+    /// can leave this thread) still gives its keys back; its writes are dropped with the
+    /// transaction. After a commit this finds nothing left to release.
+    fn drop(&mut self) {
+        self.storage.db.locks().release_extras();
+    }
+}
+
 /// Whether `spec` may join a group on this connection now. `more` says that the client sent
 /// more after this request: a lone command gains nothing from a group.
 pub fn eligible(server: &Server, session: &Session, spec: &CommandSpec, more: bool) -> bool {
@@ -122,10 +131,11 @@ pub fn run(
 /// watchers marked and blocked clients woken. If the batch cannot be written, each grouped
 /// command's reply becomes the error.
 pub fn commit(server: &Server, session: &mut Session, out: &mut BytesMut) {
-    let Some(group) = session.group.take() else {
+    let Some(mut group) = session.group.take() else {
         return;
     };
-    let overlay = group.txn.finish();
+    let txn = std::mem::replace(&mut group.txn, quarry_types::txn::TxnGuard::idle());
+    let overlay = txn.finish();
     let still_current = server
         .storage()
         .is_some_and(|now| Arc::ptr_eq(&now, &group.storage));

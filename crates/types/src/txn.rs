@@ -67,6 +67,11 @@ pub struct TxnGuard {
 }
 
 impl TxnGuard {
+    /// A guard that ends nothing: what is left in a holder once its transaction was finished.
+    pub fn idle() -> TxnGuard {
+        TxnGuard { done: true }
+    }
+
     /// Ends the transaction and hands over its writes.
     pub fn finish(mut self) -> Overlay {
         self.done = true;
