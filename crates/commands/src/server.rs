@@ -6,7 +6,9 @@ use bytes::Bytes;
 use quarry_resp::Frame;
 
 use crate::args::is;
-use crate::table::{flag, help_lines, lookup, CommandSpec, COMMANDS};
+use crate::table::{
+    flag, has_movable_keys, help_lines, lookup, CommandSpec, COMMANDS, SUBCOMMANDS,
+};
 use crate::{CmdError, CmdResult, Ctx};
 
 pub fn echo(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
@@ -54,11 +56,14 @@ fn acl_categories(spec: &CommandSpec) -> Vec<Frame> {
 
 /// One entry of COMMAND INFO, in Redis 7's ten-field shape.
 fn info_entry(spec: &CommandSpec) -> Frame {
-    let flags = flag::NAMES
+    let mut flags: Vec<Frame> = flag::NAMES
         .iter()
         .filter(|(f, _)| spec.has(*f))
         .map(|(_, n)| Frame::Simple((*n).into()))
         .collect();
+    if has_movable_keys(spec.name) {
+        flags.push(Frame::Simple("movablekeys".into()));
+    }
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity as i64),
@@ -87,7 +92,7 @@ const COMMAND_HELP: &[&str] = &[
     "    Return details about all commands.",
     "COUNT",
     "    Return the total number of commands in this server.",
-    "LIST",
+    "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
     "    Return a list of all commands in this server.",
     "INFO [<command-name> ...]",
     "    Return details about multiple commands.",
@@ -108,9 +113,7 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if is(sub, "COUNT") && a.len() == 2 {
         Ok(Frame::Integer(COMMANDS.len() as i64))
     } else if is(sub, "LIST") {
-        Ok(Frame::Array(
-            COMMANDS.iter().map(|c| Frame::bulk(c.name)).collect(),
-        ))
+        list(a)
     } else if is(sub, "INFO") {
         if a.len() == 2 {
             return Ok(Frame::Array(COMMANDS.iter().map(info_entry).collect()));
@@ -141,8 +144,14 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 "Invalid number of arguments specified for command",
             ));
         }
-        let pos = crate::table::command_keys(spec, argv);
-        if pos.is_empty() {
+        // MEMORY USAGE key: the one container whose subcommand names a key.
+        let pos = if spec.name == "memory" && is(&argv[1], "USAGE") && argv.len() >= 3 {
+            vec![2]
+        } else {
+            crate::table::command_keys(spec, argv)
+        };
+        // A command that may have keys (EVAL ... 0) answers an empty list when it has none.
+        if pos.is_empty() && !has_movable_keys(spec.name) {
             return Err(CmdError::err("The command has no key arguments"));
         }
         Ok(Frame::Array(
@@ -158,4 +167,52 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             crate::args::lower(sub)
         )))
     }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: commands and
+/// their subcommands (`container|sub`), as Redis 7 lists them. No module exists here.
+fn list(a: &[Bytes]) -> CmdResult {
+    enum Filter<'a> {
+        All,
+        Module,
+        Category(String),
+        Pattern(&'a [u8]),
+    }
+    let filter = match a.len() {
+        2 => Filter::All,
+        5 if is(&a[2], "FILTERBY") => {
+            if is(&a[3], "MODULE") {
+                Filter::Module
+            } else if is(&a[3], "ACLCAT") {
+                Filter::Category(format!("@{}", crate::args::lower(&a[4])))
+            } else if is(&a[3], "PATTERN") {
+                Filter::Pattern(&a[4])
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let mut names: Vec<(String, &CommandSpec)> = Vec::new();
+    for spec in COMMANDS.iter() {
+        names.push((spec.name.to_string(), spec));
+        for (container, sub, _) in SUBCOMMANDS.iter().filter(|(c, _, _)| *c == spec.name) {
+            names.push((format!("{container}|{sub}"), spec));
+        }
+    }
+    let keep = |name: &str, spec: &CommandSpec| match &filter {
+        Filter::All => true,
+        Filter::Module => false,
+        Filter::Category(cat) => acl_categories(spec)
+            .iter()
+            .any(|c| matches!(c, Frame::Simple(s) if s == cat)),
+        Filter::Pattern(p) => quarry_types::glob::glob_match_nocase(p, name.as_bytes()),
+    };
+    Ok(Frame::Array(
+        names
+            .into_iter()
+            .filter(|(n, s)| keep(n, s))
+            .map(|(n, _)| Frame::bulk(n))
+            .collect(),
+    ))
 }

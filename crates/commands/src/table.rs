@@ -122,6 +122,39 @@ pub fn streams_position(name: &str, args: &[Bytes]) -> Option<usize> {
 
 /// The positions of a command's keys in `args`, including the commands whose keys follow a
 /// count (`numkeys`), which the first/last/step triple cannot describe.
+/// Commands whose keys are found by reading their arguments (a key count, STORE, STREAMS ...),
+/// not by first/last/step alone: COMMAND INFO marks them `movablekeys`, as Redis does.
+pub fn has_movable_keys(name: &str) -> bool {
+    matches!(
+        name,
+        "lmpop"
+            | "zmpop"
+            | "sintercard"
+            | "zintercard"
+            | "zunion"
+            | "zinter"
+            | "zdiff"
+            | "blmpop"
+            | "bzmpop"
+            | "zunionstore"
+            | "zinterstore"
+            | "zdiffstore"
+            | "eval"
+            | "evalsha"
+            | "eval_ro"
+            | "evalsha_ro"
+            | "fcall"
+            | "fcall_ro"
+            | "sort"
+            | "sort_ro"
+            | "migrate"
+            | "xread"
+            | "xreadgroup"
+            | "georadius"
+            | "georadiusbymember"
+    )
+}
+
 pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
     // (position of numkeys, keys before it)
     let numkeys_at = match spec.name {

@@ -649,7 +649,13 @@ pub fn execute(
         spec.name,
         "multi" | "exec" | "discard" | "watch" | "unwatch"
     ) {
-        return crate::multi::run(server, session, spec.name, &args, out);
+        let started = Instant::now();
+        let flow = crate::multi::run(server, session, spec.name, &args, out);
+        let stat = &server.command_stats[Server::command_index(spec)];
+        stat.calls.fetch_add(1, Ordering::Relaxed);
+        stat.usec
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        return flow;
     }
     if session.multi.is_some() && !crate::multi::runs_immediately(spec.name) {
         // Checked now as Redis checks at queueing time; a rejection fails the EXEC.
@@ -702,7 +708,7 @@ pub fn dispatch(
     if server.monitors.load(Ordering::Relaxed) > 0
         && !matches!(spec.name, "auth" | "hello" | "monitor")
     {
-        feed_monitor(server, session, &args);
+        feed_monitor(server, &session.handle.addr.to_string(), &args);
     }
     // In cluster mode a replica redirects writes to the slot's master (MOVED) before it would
     // refuse them as a replica. A write holds the migration fence while it is routed and runs:
@@ -851,7 +857,9 @@ pub fn log_storage_error(server: &Server, command: &str, detail: &str) {
     }
 }
 
-fn feed_monitor(server: &Server, session: &Session, args: &[Bytes]) {
+/// Sends a command to the MONITOR clients; `source` is the client's address, or `lua` for a
+/// command a script called, as Redis writes it.
+pub fn feed_monitor(server: &Server, source: &str, args: &[Bytes]) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -859,7 +867,7 @@ fn feed_monitor(server: &Server, session: &Session, args: &[Bytes]) {
         "+{}.{:06} [0 {}]",
         now.as_secs(),
         now.subsec_micros(),
-        session.handle.addr
+        source
     );
     for a in args {
         line.push_str(" \"");

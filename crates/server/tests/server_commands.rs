@@ -241,6 +241,75 @@ fn command_reads_the_table() {
     assert!(format!("{docs:?}").contains("summary"));
     let all: Vec<redis::Value> = q(&mut c, &["COMMAND"]);
     assert_eq!(all.len() as i64, count);
+    // Commands whose keys depend on their arguments are `movablekeys`; EVAL with no keys has
+    // an empty key list rather than none at all.
+    let flags = |c: &mut redis::Connection, name: &str| -> String {
+        let info: redis::Value = q(c, &["COMMAND", "INFO", name]);
+        format!("{info:?}")
+    };
+    for name in [
+        "zunionstore",
+        "xread",
+        "eval",
+        "sort",
+        "sort_ro",
+        "migrate",
+        "georadius",
+    ] {
+        assert!(flags(&mut c, name).contains("movablekeys"), "{name}");
+    }
+    for name in ["set", "mset", "lmove", "blpop", "georadius_ro"] {
+        assert!(!flags(&mut c, name).contains("movablekeys"), "{name}");
+    }
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["COMMAND", "GETKEYS", "EVAL", "return 1", "0"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["COMMAND", "GETKEYS", "MEMORY", "USAGE", "k"]),
+        vec!["k"]
+    );
+    // COMMAND LIST names subcommands as container|sub, and filters.
+    let list: Vec<String> = q(&mut c, &["COMMAND", "LIST"]);
+    assert!(list.contains(&"set".into()) && list.contains(&"client|list".into()));
+    let scripting: Vec<String> = q(
+        &mut c,
+        &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting"],
+    );
+    assert!(scripting.contains(&"eval".into()) && scripting.contains(&"script|kill".into()));
+    assert!(!scripting.contains(&"set".into()));
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "set"]),
+        ["set"]
+    );
+    let config: Vec<String> = q(
+        &mut c,
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "config|*re*"],
+    );
+    assert!(config.contains(&"config|rewrite".into()), "{config:?}");
+    assert!(!config.contains(&"config|get".into()));
+    for none in [&["ACLCAT", "nosuch"][..], &["MODULE", "nosuch"]] {
+        let mut args = vec!["COMMAND", "LIST", "FILTERBY"];
+        args.extend_from_slice(none);
+        assert_eq!(q::<Vec<String>>(&mut c, &args), Vec::<String>::new());
+    }
+    assert_eq!(err(&mut c, &["COMMAND", "LIST", "bad"]), "ERR syntax error");
+    assert_eq!(
+        err(&mut c, &["COMMAND", "LIST", "FILTERBY", "bad", "x"]),
+        "ERR syntax error"
+    );
+    // MULTI and EXEC count in the command statistics like any command.
+    let _: () = q(&mut c, &["CONFIG", "RESETSTAT"]);
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["SET", "k", "v"]);
+    let _: Vec<String> = q(&mut c, &["EXEC"]);
+    let stats: String = q(&mut c, &["INFO", "commandstats"]);
+    for name in ["multi", "exec", "set"] {
+        assert!(
+            stats.contains(&format!("cmdstat_{name}:calls=1,")),
+            "{name}: {stats}"
+        );
+    }
 }
 
 #[test]
@@ -274,6 +343,49 @@ fn monitor_streams_other_clients_commands() {
     let seen =
         String::from_utf8_lossy(&read_for(&mut mon, Duration::from_millis(300))).into_owned();
     assert!(seen.contains("\"SET\" \"watched\" \"1\""), "{seen}");
+    // A script's commands show as the `lua` client's, after the EVAL that ran them.
+    let _: () = q(
+        &mut c,
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], ARGV[1])",
+            "1",
+            "fromlua",
+            "v",
+        ],
+    );
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("\"fromlua\" \"v\"\r\n") {
+        assert!(std::time::Instant::now() < deadline, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&read_for(
+            &mut mon,
+            Duration::from_millis(50),
+        )));
+    }
+    let eval = seen.find("\"EVAL\"").expect("the EVAL is shown");
+    let call = seen
+        .find("[0 lua] \"set\" \"fromlua\" \"v\"")
+        .unwrap_or_else(|| panic!("{seen}"));
+    assert!(eval < call, "{seen}");
+    // A transaction shows as MULTI, its commands, EXEC, once EXEC runs.
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["SET", "intx", "1"]);
+    let _: Vec<String> = q(&mut c, &["EXEC"]);
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("\"exec\"\r\n") {
+        assert!(std::time::Instant::now() < deadline, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&read_for(
+            &mut mon,
+            Duration::from_millis(50),
+        )));
+    }
+    let order: Vec<usize> = ["\"multi\"", "\"SET\" \"intx\"", "\"exec\""]
+        .iter()
+        .map(|w| seen.find(w).unwrap_or_else(|| panic!("{w} in {seen}")))
+        .collect();
+    assert!(order[0] < order[1] && order[1] < order[2], "{seen}");
 }
 
 #[test]

@@ -726,6 +726,9 @@ fn call_from_script(
     if let Err(e) = gated {
         return Frame::Error(e.to_string());
     }
+    if server.monitors.load(Ordering::Relaxed) > 0 {
+        crate::connection::feed_monitor(server, "lua", &argv);
+    }
     // The command's keys, worked out once for WATCH, blocked clients, the access clock and
     // the locks.
     let keys: Vec<Bytes> = quarry_commands::table::command_keys(spec, &argv)
