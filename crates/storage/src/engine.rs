@@ -191,7 +191,7 @@ impl Engine {
         db_opts.set_enable_pipelined_write(opts.enable_pipelined_write);
         // On few cores, writers that spin while waiting for the group-commit leader take the CPU
         // the leader needs; measured with bench/compare.sh, yielding is faster here.
-        db_opts.set_enable_write_thread_adaptive_yield(false);
+        db_opts.set_enable_write_thread_adaptive_yield(true);
         db_opts.set_keep_log_file_num(12);
         // In the default durability mode the WAL buffer is written to the OS by
         // `Engine::flush_wal_buffer`, once per batch of replies, not once per write: a pipeline
