@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBPinnableSlice, Options, WriteBatch,
-    WriteOptions, DB,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBPinnableSlice,
+    DataBlockIndexType, Options, WriteBatch, WriteOptions, DB,
 };
 use tracing::info;
 
@@ -218,8 +218,29 @@ impl Engine {
             table.set_bloom_filter(opts.bloom_bits_per_key, false);
             table.set_cache_index_and_filter_blocks(opts.cache_index_and_filter_blocks);
             table.set_block_size(opts.block_size);
+            // Kvrocks' table layout. Indexes and filters are partitioned (a two-level index with
+            // 4 KiB partitions), so a point read loads one small partition instead of a file's
+            // whole index: with a dataset larger than the block cache, whole indexes were
+            // evicted and read and decompressed again on every GET. The top level and L0's
+            // blocks stay pinned, and index and filter blocks are cached with high priority.
+            table.set_format_version(5);
+            table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+            table.set_partition_filters(true);
+            table.set_optimize_filters_for_memory(true);
+            table.set_metadata_block_size(4096);
+            table.set_pin_top_level_index_and_filter(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            table.set_cache_index_and_filter_blocks_with_high_priority(true);
+            table.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
+            table.set_data_block_hash_ratio(0.75);
             cf_opts.set_block_based_table_factory(&table);
             cf_opts.set_compression_type(opts.compression);
+            // As Kvrocks: L0 and L1, which hold the most recently written (and most read)
+            // data, are not compressed; the levels below are.
+            let mut per_level = vec![opts.compression; 7];
+            per_level[0] = rocksdb::DBCompressionType::None;
+            per_level[1] = rocksdb::DBCompressionType::None;
+            cf_opts.set_compression_per_level(&per_level);
             if let Some(level) = opts.compression_level {
                 cf_opts.set_compression_options(-14, level, 0, 0);
             }
@@ -460,5 +481,45 @@ impl Engine {
             .property_int_value_cf(self.cf(cf), name)
             .ok()
             .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table layout is Kvrocks': partitioned indexes and filters, and L0/L1 uncompressed.
+    /// RocksDB writes the options it runs with into the data directory.
+    #[test]
+    fn tables_use_kvrocks_partitioned_index_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(&EngineOptions::new(dir.path())).unwrap();
+        drop(engine);
+        let options = std::fs::read_dir(dir.path().join("db"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .last()
+            .expect("an OPTIONS file");
+        let metadata = options
+            .split("[TableOptions/BlockBasedTable \"metadata\"]")
+            .nth(1)
+            .expect("the metadata column family's table options");
+        for setting in [
+            "index_type=kTwoLevelIndexSearch",
+            "partition_filters=true",
+            "pin_top_level_index_and_filter=true",
+            "metadata_block_size=4096",
+            "data_block_index_type=kDataBlockBinaryAndHash",
+            "format_version=5",
+        ] {
+            assert!(metadata.contains(setting), "{setting}");
+        }
+        assert!(
+            options
+                .contains("compression_per_level=kNoCompression:kNoCompression:kSnappyCompression"),
+            "L0 and L1 uncompressed"
+        );
     }
 }
