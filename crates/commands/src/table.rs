@@ -123,7 +123,9 @@ pub fn streams_position(name: &str, args: &[Bytes]) -> Option<usize> {
 /// The positions of a command's keys in `args`, including the commands whose keys follow a
 /// count (`numkeys`), which the first/last/step triple cannot describe.
 /// Commands whose keys are found by reading their arguments (a key count, STORE, STREAMS ...),
-/// not by first/last/step alone: COMMAND INFO marks them `movablekeys`, as Redis does.
+/// not by first/last/step alone: COMMAND INFO marks them `movablekeys`, as Redis does, and
+/// [`command_keys`] reads the arguments of these only. (SORT_RO's one key is fixed; Redis marks
+/// it all the same.)
 pub fn has_movable_keys(name: &str) -> bool {
     matches!(
         name,
@@ -156,6 +158,9 @@ pub fn has_movable_keys(name: &str) -> bool {
 }
 
 pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
+    if !has_movable_keys(spec.name) {
+        return spec.key_positions(args.len());
+    }
     // (position of numkeys, keys before it)
     let numkeys_at = match spec.name {
         "lmpop" | "zmpop" | "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" => 1,

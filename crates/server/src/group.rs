@@ -36,7 +36,8 @@ pub struct Group {
     storage: Arc<Storage>,
     /// Each grouped command's reply, as a byte range of the connection's output buffer.
     replies: Vec<Range<usize>>,
-    /// The grouped write commands, for watchers and blocked clients after the commit.
+    /// The grouped write commands and their keys, for watchers, blocked clients and the
+    /// command statistics after the commit.
     written: Vec<(&'static CommandSpec, Vec<Bytes>)>,
 }
 
@@ -59,7 +60,6 @@ pub fn eligible(server: &Server, session: &Session, spec: &CommandSpec, more: bo
         && !server.cluster.enabled
         && session.multi.is_none()
         && session.reply == ReplyMode::On
-        && server.monitors.load(std::sync::atomic::Ordering::Relaxed) == 0
 }
 
 /// Runs a command that [`eligible`] accepted inside this connection's group, opening one if
@@ -73,56 +73,39 @@ pub fn run(
     out: &mut BytesMut,
 ) {
     let positions = command_keys(spec, &args);
-    let keys: Vec<&[u8]> = positions.iter().map(|&p| &args[p][..]).collect();
-    let joined = match &session.group {
-        Some(g) => g.storage.db.locks().lock_extras(&keys, false),
-        None => false,
-    };
+    let keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
+    let joined = session
+        .group
+        .as_ref()
+        .is_some_and(|g| g.storage.db.locks().lock_extras(&keys, false));
     if !joined {
         // Another group holds a key of this command: end ours first, then wait like any
         // command does.
         commit(server, session, out);
-        let Some(storage) = server.storage() else {
-            dispatch(
-                server,
-                session,
-                spec,
-                sub,
-                args,
-                out,
-                Mode::Alone,
-                Some(positions),
-            );
-            return;
-        };
-        storage.db.locks().lock_extras(&keys, true);
-        session.group = Some(Group {
-            txn: quarry_types::txn::begin(),
-            storage,
-            replies: Vec::new(),
-            written: Vec::new(),
-        });
+        if let Some(storage) = server.storage() {
+            storage.db.locks().lock_extras(&keys, true);
+            session.group = Some(Group {
+                txn: quarry_types::txn::begin(),
+                storage,
+                replies: Vec::new(),
+                written: Vec::new(),
+            });
+        }
     }
-    drop(keys);
-    let start = out.len();
-    let kept = args.clone();
-    dispatch(
-        server,
-        session,
-        spec,
-        sub,
-        args,
-        out,
-        Mode::Grouped,
-        Some(positions),
-    );
-    let full = {
-        let g = session.group.as_mut().expect("the group opened above");
-        g.replies.push(start..out.len());
-        g.written.push((spec, kept));
-        g.replies.len() >= MAX_COMMANDS
+    // Without a database (a full sync is swapping it) the command runs alone and answers so.
+    let mode = if session.group.is_some() {
+        Mode::Grouped
+    } else {
+        Mode::Alone
     };
-    if full {
+    let start = out.len();
+    dispatch(server, session, spec, sub, args, out, mode, Some(positions));
+    let Some(g) = session.group.as_mut() else {
+        return;
+    };
+    g.replies.push(start..out.len());
+    g.written.push((spec, keys));
+    if g.replies.len() >= MAX_COMMANDS {
         commit(server, session, out);
     }
 }
@@ -146,17 +129,15 @@ pub fn commit(server: &Server, session: &mut Session, out: &mut BytesMut) {
     };
     group.storage.db.locks().release_extras();
     // Watchers that came in while the group ran may have read the old values.
-    for (spec, args) in &group.written {
-        server.watches.touch(spec, args);
+    for (_, keys) in &group.written {
+        server.watches.touch_keys(keys);
     }
     match committed {
         Ok(()) => {
             crate::notify::flush_deferred(server);
             if server.waiting.blocked_clients() > 0 {
-                for (spec, args) in &group.written {
-                    for pos in command_keys(spec, args) {
-                        server.waiting.wake(&args[pos]);
-                    }
+                for key in group.written.iter().flat_map(|(_, keys)| keys) {
+                    server.waiting.wake(key);
                 }
             }
         }

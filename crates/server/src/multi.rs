@@ -181,7 +181,20 @@ pub fn run(
             session.watch = None;
             Ok(Frame::ok())
         }
-        "exec" => return exec(server, session, out),
+        "exec" => {
+            // MONITOR shows a transaction as Redis does: MULTI, its commands, then EXEC, all
+            // once EXEC runs.
+            let source = (server.monitors.load(Ordering::Relaxed) > 0 && session.multi.is_some())
+                .then(|| session.handle.addr.to_string());
+            if let Some(source) = &source {
+                crate::connection::feed_monitor(server, source, &[Bytes::from_static(b"multi")]);
+            }
+            let flow = exec(server, session, out);
+            if let Some(source) = &source {
+                crate::connection::feed_monitor(server, source, &[Bytes::from_static(b"exec")]);
+            }
+            return flow;
+        }
         _ => unreachable!("multi::run called for {name}"),
     };
     match reply {
@@ -220,18 +233,6 @@ fn abort(session: &Session, out: &mut BytesMut, reason: &str) -> Flow {
     Flow::Continue
 }
 
-/// Shows EXEC to the monitors when the transaction is over, whichever way it ended.
-struct ShowExec<'a> {
-    server: &'a Server,
-    source: &'a str,
-}
-
-impl Drop for ShowExec<'_> {
-    fn drop(&mut self) {
-        crate::connection::feed_monitor(self.server, self.source, &[Bytes::from_static(b"exec")]);
-    }
-}
-
 fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     let proto = session.protocol;
     let Some(state) = session.multi.take() else {
@@ -240,16 +241,6 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     };
     // EXEC unwatches whatever happens.
     let watched = session.watch.take();
-    // MONITOR shows a transaction as Redis does: MULTI, its commands, then EXEC, all at EXEC.
-    let monitored = server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0;
-    let source = session.handle.addr.to_string();
-    if monitored {
-        crate::connection::feed_monitor(server, &source, &[Bytes::from_static(b"multi")]);
-    }
-    let _exec_shown = monitored.then(|| ShowExec {
-        server,
-        source: &source,
-    });
     if state.failed {
         Frame::error("EXECABORT Transaction discarded because of previous errors.")
             .encode(proto, out);

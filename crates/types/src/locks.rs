@@ -58,17 +58,7 @@ impl Drop for KeyGuard<'_> {
         });
         // The transaction this guard protected is over: release what it locked on the way.
         if last {
-            for i in EXTRA.with(|e| std::mem::take(&mut *e.borrow_mut())) {
-                HELD.with(|h| {
-                    let mut h = h.borrow_mut();
-                    if let Some(at) = h.iter().position(|x| *x == i) {
-                        h.swap_remove(at);
-                    }
-                });
-                // SAFETY: this thread locked the mutex in `lock_in_txn` and forgot its guard;
-                // nothing else unlocks it.
-                unsafe { locks.slots[i].force_unlock() };
-            }
+            locks.release_extras();
         }
     }
 }
@@ -185,7 +175,8 @@ impl KeyLocks {
         true
     }
 
-    /// Releases what [`KeyLocks::lock_extras`] took on this thread.
+    /// Releases what [`KeyLocks::lock_extras`] and a transaction's `lock_in_txn` took on this
+    /// thread.
     pub fn release_extras(&self) {
         for i in EXTRA.with(|e| std::mem::take(&mut *e.borrow_mut())) {
             HELD.with(|h| {
@@ -194,8 +185,8 @@ impl KeyLocks {
                     h.swap_remove(at);
                 }
             });
-            // SAFETY: this thread locked the mutex in `lock_extras` and forgot its guard;
-            // nothing else unlocks it.
+            // SAFETY: this thread locked the mutex in `lock_extras` or `lock_in_txn` and forgot
+            // its guard; nothing else unlocks it.
             unsafe { self.slots[i].force_unlock() };
         }
     }

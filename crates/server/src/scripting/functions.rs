@@ -300,44 +300,43 @@ fn get(storage: &Storage, key: String) -> Option<String> {
     Some(String::from_utf8_lossy(&raw).to_string())
 }
 
-/// All stored libraries' code, by name.
-fn stored_libraries(storage: &Storage) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let prefix = LIB_CODE_PREFIX.as_bytes();
+/// The propagate column family's records under `prefix`: (the key after the prefix, value).
+fn records_under<'a>(
+    storage: &'a Storage,
+    prefix: &'a str,
+) -> impl Iterator<Item = (String, String)> + 'a {
     let mut opts = ReadOptions::default();
-    if let Some(end) = quarry_storage::encoding::prefix_successor(prefix) {
+    if let Some(end) = quarry_storage::encoding::prefix_successor(prefix.as_bytes()) {
         opts.set_iterate_upper_bound(end);
     }
-    let iter = storage.engine.db().iterator_cf_opt(
-        storage.engine.cf(ColumnFamily::Propagate),
-        opts,
-        IteratorMode::From(prefix, Direction::Forward),
-    );
-    for (k, v) in iter.flatten() {
-        out.insert(
-            String::from_utf8_lossy(&k[prefix.len()..]).to_string(),
-            String::from_utf8_lossy(&v).to_string(),
-        );
-    }
-    out
+    storage
+        .engine
+        .db()
+        .iterator_cf_opt(
+            storage.engine.cf(ColumnFamily::Propagate),
+            opts,
+            IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+        )
+        .flatten()
+        .map(move |(k, v)| {
+            (
+                String::from_utf8_lossy(&k[prefix.len()..]).to_string(),
+                String::from_utf8_lossy(&v).to_string(),
+            )
+        })
+}
+
+/// All stored libraries' code, by name.
+fn stored_libraries(storage: &Storage) -> BTreeMap<String, String> {
+    records_under(storage, LIB_CODE_PREFIX).collect()
 }
 
 /// The library of the function named `name` in another case (only when the exact name is not
 /// stored: a walk over the function records).
 fn library_of_any_case(storage: &Storage, name: &str) -> Option<String> {
-    let prefix = FUNC_LIB_PREFIX.as_bytes();
-    let mut opts = ReadOptions::default();
-    if let Some(end) = quarry_storage::encoding::prefix_successor(prefix) {
-        opts.set_iterate_upper_bound(end);
-    }
-    let iter = storage.engine.db().iterator_cf_opt(
-        storage.engine.cf(ColumnFamily::Propagate),
-        opts,
-        IteratorMode::From(prefix, Direction::Forward),
-    );
-    iter.flatten()
-        .find(|(k, _)| k[prefix.len()..].eq_ignore_ascii_case(name.as_bytes()))
-        .map(|(_, v)| String::from_utf8_lossy(&v).to_string())
+    records_under(storage, FUNC_LIB_PREFIX)
+        .find(|(function, _)| function.eq_ignore_ascii_case(name))
+        .map(|(_, library)| library)
 }
 
 /// What `code` registers, parsed once per distinct code.
@@ -524,6 +523,14 @@ fn glob(pattern: &str, name: &str) -> bool {
     quarry_types::glob::glob_match(pattern.as_bytes(), name.as_bytes())
 }
 
+/// Redis' addReplySubcommandSyntaxError for FUNCTION, naming the subcommand as sent.
+fn subcommand_syntax_error(sub: &[u8]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
 /// FUNCTION LOAD | DELETE | LIST | FLUSH | DUMP | RESTORE | KILL | STATS | HELP.
 pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
     let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
@@ -591,10 +598,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
         }
         "flush" => {
             if a.len() > 3 {
-                return Err(CmdError::err(format!(
-                    "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-                    String::from_utf8_lossy(&a[1])
-                )));
+                return Err(subcommand_syntax_error(&a[1]));
             }
             if a.len() == 3
                 && !(a[2].eq_ignore_ascii_case(b"async") || a[2].eq_ignore_ascii_case(b"sync"))
@@ -669,10 +673,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
         "dump" => Ok(Frame::bulk(dump(&stored_libraries(&storage)))),
         "restore" => {
             if a.len() > 4 {
-                return Err(CmdError::err(format!(
-                    "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-                    String::from_utf8_lossy(&a[1])
-                )));
+                return Err(subcommand_syntax_error(&a[1]));
             }
             let policy = a
                 .get(3)
