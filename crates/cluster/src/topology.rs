@@ -421,21 +421,14 @@ impl Topology {
         out
     }
 
-    /// Writes `nodes.conf` as Kvrocks does (`version`, `id`, `node ...` lines), by tmp file and
-    /// rename.
+    /// Writes `nodes.conf` as Kvrocks does (`version`, `id`, `node ...` lines), so that a crash
+    /// leaves the old file or the new one ([`quarry_storage::files::write_durable`]).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut text = format!("version {}\nid {}\n", self.version, self.myid);
         for line in self.nodes_string().lines() {
             let _ = writeln!(text, "node {line}");
         }
-        let tmp = path.with_extension("conf.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        quarry_storage::files::write_durable(path, text.as_bytes())
     }
 
     /// Reads `nodes.conf`; None if there is none.

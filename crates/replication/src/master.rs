@@ -142,10 +142,6 @@ impl Master {
     }
 
     fn decide(&self, engine: &Engine, req: &PsyncRequest, use_rsid: bool) -> Result<(), String> {
-        // What the WAL iterator reads is what reached the WAL file.
-        engine
-            .flush_wal_buffer()
-            .map_err(|e| format!("cannot read the WAL: {e}"))?;
         let latest = engine.latest_sequence();
         let next = req.next;
         if next == 0 || next > latest + 1 {

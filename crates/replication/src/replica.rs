@@ -7,7 +7,7 @@
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use quarry_storage::wal::{batch_digest, batch_ending_at, batch_replid, REPLID_LEN};
-use quarry_storage::{Engine, Role};
+use quarry_storage::{failpoint, Engine, Role, StorageError};
 use tracing::{error, info, warn};
 
 use crate::master::ANCHOR_IN_CHECKPOINT;
@@ -35,6 +35,9 @@ pub enum LinkState {
     FetchSst = 7,
     Connected = 8,
     Error = 9,
+    /// Storage refuses the master's batches (a full disk): the link is closed, and the batch
+    /// that failed is tried again every second.
+    StorageRefused = 10,
 }
 
 impl LinkState {
@@ -49,6 +52,7 @@ impl LinkState {
             7 => FetchSst,
             8 => Connected,
             9 => Error,
+            10 => StorageRefused,
             _ => Connecting,
         }
     }
@@ -394,10 +398,6 @@ impl Worker {
         let Some(engine) = self.host.engine() else {
             return Ok(Some(Next::Retry(Duration::from_secs(1))));
         };
-        // The last batch is read back from the WAL file: what is still buffered goes there first.
-        if let Err(e) = engine.flush_wal_buffer() {
-            return Err(io_err(e));
-        }
         let latest = engine.latest_sequence();
         let last = last_batch(&engine, &settings.dir, latest);
         self.status.catch_up_target.store(0, Ordering::Release);
@@ -467,9 +467,16 @@ impl Worker {
                 .ok_or_else(|| io_err(format!("unexpected line from the master: {head:.64}")))?;
             let payload = read_payload(reader, len)?;
             if payload != b"ping" {
-                if let Err(e) = engine.apply_replicated(&payload) {
-                    error!(master = %self.addr(), error = %e, "applying a master batch failed");
-                    return Err(io_err(e));
+                match engine.apply_replicated(&payload) {
+                    Ok(()) => {}
+                    Err(e @ StorageError::WriteFailed(_)) => {
+                        let _ = stream.shutdown(Shutdown::Both);
+                        return self.wait_for_storage(&engine, &payload, e);
+                    }
+                    Err(e) => {
+                        error!(master = %self.addr(), error = %e, "applying a master batch failed");
+                        return Err(io_err(e));
+                    }
                 }
                 self.status.applied_batches.fetch_add(1, Ordering::Relaxed);
                 self.status
@@ -477,20 +484,55 @@ impl Worker {
                     .fetch_add(payload.len() as u64, Ordering::Relaxed);
                 self.host.on_applied(&payload);
             }
-            // Acknowledge once the burst is applied, and durable as far as the WAL buffer goes.
+            // Acknowledge once the burst is applied (each batch is in the WAL file).
             // A heartbeat is acknowledged too: the master learns that this replica is alive
             // and caught up even while nothing is written (min-replicas-max-lag).
-            if reader.buffer().is_empty() {
-                engine.flush_wal_buffer().map_err(io_err)?;
-                if self.quarry_peer {
-                    let seq = engine.latest_sequence().to_string();
-                    wire::send(stream, &[b"REPLCONF", b"ACK", seq.as_bytes()])?;
-                }
+            if reader.buffer().is_empty() && self.quarry_peer {
+                let seq = engine.latest_sequence().to_string();
+                wire::send(stream, &[b"REPLCONF", b"ACK", seq.as_bytes()])?;
             }
             if self.stopped() {
                 return Ok(());
             }
         }
+    }
+
+    /// Storage refused the master's next batch (a full disk). The link is closed, so that the
+    /// master does not stream into a replica that cannot apply, and the same batch (the next
+    /// one in sequence, which the failed write did not apply) is tried again every second. Once
+    /// it is applied the link reconnects and continues with a partial sync.
+    fn wait_for_storage(&self, engine: &Engine, batch: &[u8], e: StorageError) -> io::Result<()> {
+        self.status.set(LinkState::StorageRefused);
+        warn!(master = %self.addr(), error = %e, "storage refuses the master's batches; link closed until the batch can be applied");
+        let before = engine.latest_sequence();
+        loop {
+            let until = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < until {
+                if self.stopped() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if engine.latest_sequence() != before {
+                // Nothing else writes to a replica; if the sequence moved, reconnect and let
+                // PSYNC settle where the stream goes on.
+                break;
+            }
+            match engine.apply_replicated(batch) {
+                Ok(()) => {
+                    self.status.applied_batches.fetch_add(1, Ordering::Relaxed);
+                    self.status
+                        .applied_bytes
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.host.on_applied(batch);
+                    break;
+                }
+                Err(StorageError::WriteFailed(_)) => continue,
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        info!(master = %self.addr(), sequence = engine.latest_sequence(), "storage takes the master's batches again; reconnecting for a partial sync");
+        Err(io_err("reconnecting after storage recovered"))
     }
 
     fn full_sync(&mut self, reason: &str) -> Next {
@@ -626,13 +668,26 @@ impl Worker {
         let fetched = dir.join("sync_checkpoint");
         let _ = std::fs::remove_dir_all(&backup);
         let _ = std::fs::remove_file(fetched.join(SOURCE_FILE));
-        let moved = std::fs::rename(&db, &backup).and_then(|_| std::fs::rename(&fetched, &db));
+        // Until the fetched database has opened, a crash rolls the swap back at the next start
+        // (`recover_interrupted_swap`).
+        let moved = quarry_storage::files::write_durable(&dir.join(SWAP_MARKER), b"swapping\n")
+            .and_then(|_| std::fs::rename(&db, &backup))
+            .and_then(|_| {
+                failpoint::crash_at("fullsync:after-backup-rename");
+                std::fs::rename(&fetched, &db)
+            })
+            .map(|_| {
+                quarry_storage::files::sync_dir(&dir);
+                failpoint::crash_at("fullsync:after-swap");
+            });
         let opened = match moved {
             Ok(()) => self.host.open_engine(),
             Err(e) => Err(format!("cannot move the checkpoint into place: {e}")),
         };
         match opened {
             Ok(engine) => {
+                let _ = std::fs::remove_file(dir.join(SWAP_MARKER));
+                quarry_storage::files::sync_dir(&dir);
                 let _ = std::fs::remove_dir_all(&backup);
                 engine.gate().set_role(Role::Replica);
                 let seq = engine.latest_sequence();
@@ -645,6 +700,7 @@ impl Worker {
                     let _ = std::fs::remove_dir_all(&db);
                     let _ = std::fs::rename(&backup, &db);
                 }
+                let _ = std::fs::remove_file(dir.join(SWAP_MARKER));
                 match self.host.open_engine() {
                     Ok(engine) => {
                         engine.gate().set_role(Role::Replica);
@@ -711,13 +767,37 @@ fn prepare_sync_dir(dir: &Path, source: &str, files: &[String]) -> io::Result<()
     Ok(())
 }
 
-/// Writes a file by tmp-file and rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+/// Written before a full sync moves the fetched checkpoint into `db`, removed once it opened.
+const SWAP_MARKER: &str = "fullsync-swap";
+
+/// Settles a full sync's database swap that a crash interrupted, before the database opens at
+/// start-up. While the marker exists the fetched database has not been proven to open, so the
+/// previous one (`db.tmp`) goes back into place, and the replica syncs again. Without the
+/// marker, a `db.tmp` left behind is the replaced database: the new one opened, so it goes.
+/// Returns what it did, for the log.
+pub fn recover_interrupted_swap(dir: &Path) -> io::Result<Option<&'static str>> {
+    let db = dir.join("db");
+    let backup = dir.join("db.tmp");
+    let marker = dir.join(SWAP_MARKER);
+    let done = if marker.exists() {
+        let what = if backup.exists() {
+            if db.exists() {
+                std::fs::remove_dir_all(&db)?;
+            }
+            std::fs::rename(&backup, &db)?;
+            Some("a full sync's database swap was interrupted; the previous database is back")
+        } else {
+            None
+        };
+        quarry_storage::files::sync_dir(dir);
+        std::fs::remove_file(&marker)?;
+        what
+    } else if backup.exists() {
+        std::fs::remove_dir_all(&backup)?;
+        Some("removed the database that a finished full sync replaced")
+    } else {
+        None
+    };
+    quarry_storage::files::sync_dir(dir);
+    Ok(done)
 }

@@ -92,8 +92,6 @@ pub struct Session {
     pub handle: Arc<ClientHandle>,
     pub protocol: Protocol,
     pub authenticated: bool,
-    /// A write command ran since the replies were last sent: flush the WAL buffer first.
-    pub wrote: bool,
     pub repl: ReplHandshake,
     /// READONLY: cluster replicas serve this connection's reads of their master's slots.
     pub readonly: bool,
@@ -160,7 +158,6 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         handle: handle.clone(),
         protocol: Protocol::Resp2,
         authenticated: false,
-        wrote: false,
         repl: ReplHandshake::default(),
         readonly: false,
         asking: false,
@@ -319,9 +316,6 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                     stat.failed.fetch_add(1, Ordering::Relaxed);
                                 }
                             }
-                            // The pop or move is a write: its WAL record goes out before this
-                            // reply does.
-                            session.wrote = true;
                             if !session.silent {
                                 reply.encode(session.protocol, &mut wbuf);
                             }
@@ -508,27 +502,16 @@ fn hand_over(server: &Server, stream: TcpStream, flow: Flow) {
     }
 }
 
-/// Sends the buffered replies. The WAL records of the writes they acknowledge reach the
-/// operating system first, so that an acknowledged write survives a crash of the process.
+/// Sends the buffered replies. Each write they acknowledge is in the WAL file already
+/// ([`quarry_storage::Engine::write`] returns after the WAL write), except for an open pipeline
+/// group's, which is committed here first.
 async fn send_replies(
     server: &Server,
     session: &mut Session,
     stream: &mut TcpStream,
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
-    // Nothing is acknowledged before its group's batch is written.
     crate::group::commit(server, session, wbuf);
-    if std::mem::take(&mut session.wrote) {
-        let flushed = match server.storage.read().as_deref() {
-            Some(storage) => storage.engine.flush_wal_buffer(),
-            None => Ok(()),
-        };
-        if let Err(e) = flushed {
-            // Without the WAL write the replies would acknowledge what a crash could lose.
-            tracing::error!(error = %e, "WAL write failed; closing the connection without acknowledging");
-            return Err(std::io::Error::other(e.to_string()));
-        }
-    }
     write_out(server, stream, wbuf).await
 }
 
@@ -735,7 +718,6 @@ pub fn dispatch(
         }
     }
     if spec.has(flag::WRITE) {
-        session.wrote = true;
         // Before the write, so that an EXEC that checks its watched keys once it holds the
         // key locks cannot miss it; and again after it (below), for a WATCH that came in while
         // the write ran and may have read the old value.
@@ -842,9 +824,13 @@ pub fn dispatch(
     flow
 }
 
-/// Storage failures (a full disk, I/O errors) reach the client as `-ERR`, and the operator
-/// through the log, at most once a second so that a failing disk does not flood it.
+/// Storage failures reach the client as `-ERR`, and the operator through the log, at most
+/// once a second so that a failing disk does not flood it. Refused writes (a full disk) are
+/// logged by the engine, once per episode and then once a minute.
 pub fn log_storage_error(server: &Server, command: &str, detail: &str) {
+    if detail.starts_with(WRITE_REFUSED) {
+        return;
+    }
     let now = server.started.elapsed().as_secs() + 1;
     let last = server.last_storage_error_log.load(Ordering::Relaxed);
     if last != now
@@ -856,6 +842,9 @@ pub fn log_storage_error(server: &Server, command: &str, detail: &str) {
         tracing::error!(command, error = detail, "storage error");
     }
 }
+
+/// How [`quarry_storage::StorageError::WriteFailed`] reads.
+const WRITE_REFUSED: &str = "write refused by storage";
 
 /// Sends a command to the MONITOR clients; `source` is the client's address, or `lua` for a
 /// command a script called, as Redis writes it.

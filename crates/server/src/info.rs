@@ -46,7 +46,7 @@ pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
             "server" => server_section(server, &mut out),
             "clients" => clients_section(server, &mut out),
             "memory" => memory_section(server, &mut out),
-            "persistence" => persistence_section(&mut out),
+            "persistence" => persistence_section(server, &mut out),
             "stats" => stats_section(server, &mut out),
             "replication" => replication_section(server, &mut out),
             "cpu" => cpu_section(&mut out),
@@ -172,7 +172,7 @@ fn memory_section(server: &Server, out: &mut String) {
     );
 }
 
-fn persistence_section(out: &mut String) {
+fn persistence_section(server: &Server, out: &mut String) {
     out.push_str("# Persistence\r\n");
     line(out, "loading", 0);
     line(out, "async_loading", 0);
@@ -188,6 +188,33 @@ fn persistence_section(out: &mut String) {
     line(out, "rdb_last_bgsave_status", "ok");
     line(out, "aof_enabled", 0);
     line(out, "aof_rewrite_in_progress", 0);
+    // Writes that storage refuses (a full disk, an I/O error): since when, how many, and why.
+    if let Some(engine) = server.engine() {
+        let health = engine.health();
+        line(
+            out,
+            "writes_refused_since",
+            health.refused_since().unwrap_or(0),
+        );
+        line(out, "writes_refused_total", health.refused_total());
+        line(
+            out,
+            "writes_refused_needs_restart",
+            health.needs_restart() as u8,
+        );
+        line(
+            out,
+            "rocksdb_background_error",
+            health.error().replace(['\r', '\n'], " "),
+        );
+        line(
+            out,
+            "rocksdb_background_errors",
+            engine
+                .property(ColumnFamily::Default, "rocksdb.background-errors")
+                .unwrap_or(0),
+        );
+    }
 }
 
 fn stats_section(server: &Server, out: &mut String) {

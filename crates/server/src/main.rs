@@ -218,6 +218,12 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    // A file size limit (RLIMIT_FSIZE) must surface as a write error that RocksDB reports and
+    // clients see, not as a signal that kills the server with every unsaved reply.
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cfg = Config::load(cli.config.as_deref(), &cli.overrides)?;
     let set_log_level = init_logging(&cfg)?;
     if cli.config.is_none() {
@@ -244,6 +250,16 @@ fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot start worker threads: {e}"))?;
 
     let opts = engine_options(&cfg)?;
+    match quarry_replication::replica::recover_interrupted_swap(&opts.dir) {
+        Ok(Some(what)) => warn!(dir = %opts.dir.display(), "{what}"),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot settle an interrupted full sync in {}: {e}",
+                opts.dir.display()
+            ))
+        }
+    }
     let engine = match Engine::open(&opts) {
         Ok(e) => Arc::new(e),
         Err(StorageError::Locked { dir, detail }) => {
@@ -388,20 +404,21 @@ fn check_data_mode(dir: &std::path::Path, cluster: bool) -> Result<(), String> {
     let path = dir.join("data-mode");
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim() == want => Ok(()),
-        Ok(text) => Err(format!(
+        Ok(text) if !text.trim().is_empty() => Err(format!(
             "the data directory {} was made in {} mode (see {}); it cannot be opened with cluster-enabled {}, because keys are laid out differently in the two modes",
             dir.display(),
             text.trim(),
             path.display(),
             if cluster { "yes" } else { "no" }
         )),
-        Err(_) => {
+        // Missing, or empty (written by a version that did not sync it, and cut by a crash).
+        _ => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             if dir.join("db").join("CURRENT").exists() {
                 warn!(mode = want, "this data directory does not record its mode (made by Kvrocks or an older quarry); recording {want}");
             }
-            std::fs::write(&path, format!("{want}\n"))
+            quarry_storage::files::write_durable(&path, format!("{want}\n").as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))
         }
     }

@@ -330,7 +330,6 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
     *job.phase.lock() = "wal";
     let mut reader = WalReader::new(engine.db(), seq + 1);
     for _ in 0..10 {
-        engine.flush_wal_buffer().map_err(|e| e.to_string())?;
         let target = engine.latest_sequence();
         send_wal_until(&mut reader, &mut tx, range, target)?;
         job.wal_rounds.fetch_add(1, Ordering::Relaxed);
@@ -350,7 +349,6 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
         *server.migration.forbidden.write() = Some(range);
     }
     let result = (|| {
-        engine.flush_wal_buffer().map_err(|e| e.to_string())?;
         let cut = engine.latest_sequence();
         send_wal_until(&mut reader, &mut tx, range, cut)?;
         job.wal_rounds.fetch_add(1, Ordering::Relaxed);
@@ -383,7 +381,6 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
         tx.check_cancel()?;
         {
             let _no_writes_in_flight = server.migration.fence.write();
-            engine.flush_wal_buffer().map_err(|e| e.to_string())?;
             let latest = engine.latest_sequence();
             while reader.next_seq() <= latest {
                 match reader

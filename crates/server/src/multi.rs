@@ -351,12 +351,9 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
         Ok(()) => {
             out.extend_from_slice(format!("*{}\r\n", state.queued.len()).as_bytes());
             out.extend_from_slice(&body);
-            if any_write {
-                session.wrote = true;
-                if server.waiting.blocked_clients() > 0 {
-                    for key in &wakes {
-                        server.waiting.wake(key);
-                    }
+            if any_write && server.waiting.blocked_clients() > 0 {
+                for key in &wakes {
+                    server.waiting.wake(key);
                 }
             }
             // A script's keys are not all known here: every blocked client gets a look (one

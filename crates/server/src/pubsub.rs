@@ -351,7 +351,6 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
                     if let Err(e) = written {
                         return (Err(e), Flow::Continue);
                     }
-                    session.wrote = true;
                 }
             }
             let n = if in_txn {

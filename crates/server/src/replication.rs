@@ -15,11 +15,12 @@ use parking_lot::Mutex;
 use quarry_commands::args::{is, lower, parse_i64};
 use quarry_commands::CmdError;
 use quarry_replication::master::{LastBatch, Master, PsyncRequest};
-use quarry_replication::replica::{write_atomic, Link, LinkState};
+use quarry_replication::replica::{Link, LinkState};
 use quarry_replication::{Host, LinkSettings};
 use quarry_resp::Frame;
 use quarry_storage::batch::{self, BatchRecord};
 use quarry_storage::encoding::KeyCodec;
+use quarry_storage::files::write_durable;
 use quarry_storage::{Engine, EngineOptions, Role};
 use quarry_types::Db;
 use tracing::{error, info, warn};
@@ -111,7 +112,7 @@ pub fn persist_role(dir: &Path, choice: &Choice, config_slaveof: &str) -> std::i
         Choice::Detached => return Ok(()),
     };
     let text = format!("{role}\nconfig-slaveof {}\n", config_slaveof.trim());
-    write_atomic(&dir.join(ROLE_FILE), text.as_bytes())
+    write_durable(&dir.join(ROLE_FILE), text.as_bytes())
 }
 
 pub struct ReplState {
@@ -434,6 +435,8 @@ fn role(server: &Server) -> Result<Frame, CmdError> {
         let state = match link.status.state() {
             LinkState::Connected => "connected",
             LinkState::FetchMeta | LinkState::FetchSst => "sync",
+            // Redis' state for a link that is down and will be connected again.
+            LinkState::StorageRefused => "connect",
             _ => "connecting",
         };
         return Ok(Frame::Array(vec![
@@ -704,6 +707,11 @@ pub fn info_section(server: &Server) -> String {
             } else {
                 "no"
             },
+        );
+        // Storage refuses the master's batches (a full disk); see Persistence for why.
+        l(
+            "master_link_storage_refused",
+            &((link.status.state() == LinkState::StorageRefused) as u8),
         );
         l(
             "master_sync_in_progress",

@@ -40,8 +40,8 @@ fn acknowledged_writes_survive_kill_9() {
 
 #[test]
 fn pipelined_writes_survive_kill_9_once_acknowledged() {
-    // The WAL buffer is handed to the OS once per batch of replies; the replies must not go
-    // out before it.
+    // A pipeline's writes are committed as groups; no reply may go out before its group's
+    // WAL record is in the WAL file.
     let mut s = TestServer::start();
     let mut c = s.conn();
     let mut p = redis::pipe();

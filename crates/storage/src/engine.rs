@@ -156,8 +156,8 @@ pub struct Engine {
     db: Arc<DB>,
     /// Shared with the sub-key compaction filters, which look up metadata in this DB.
     filter_context: Arc<filter::SubkeyContext>,
-    manual_wal_flush: bool,
     gate: WriteGate,
+    health: crate::WriteHealth,
     write_opts: WriteOptions,
     path: PathBuf,
     /// The LogData `r <replid>` appended to every local batch, built once per id, or None.
@@ -193,11 +193,12 @@ impl Engine {
         // the leader needs; measured with bench/compare.sh, yielding is faster here.
         db_opts.set_enable_write_thread_adaptive_yield(true);
         db_opts.set_keep_log_file_num(12);
-        // In the default durability mode the WAL buffer is written to the OS by
-        // `Engine::flush_wal_buffer`, once per batch of replies, not once per write: a pipeline
-        // of 16 writes costs one write(2) instead of 16. Nothing is acknowledged before that
-        // call, so an acknowledged write still survives `kill -9`.
-        db_opts.set_manual_wal_flush(opts.durability == WriteDurability::Wal);
+        // Each write hands its WAL record to the operating system before it reaches the
+        // memtable (no `manual_wal_flush`). So a write whose WAL write fails (a full disk) is
+        // never seen by readers, RocksDB treats the failure as a recoverable error, and once
+        // there is space again it resumes by itself (docs/storage-faults.md). With a manually
+        // flushed WAL buffer, the write is in the memtable before the failure, and RocksDB
+        // treats it as fatal: no write until the database is reopened.
         db_opts.set_max_subcompactions(opts.max_subcompactions);
         db_opts.set_stats_dump_period_sec(opts.stats_dump_period_sec);
         db_opts.set_compaction_readahead_size(opts.compaction_readahead_size);
@@ -301,8 +302,8 @@ impl Engine {
         Ok(Engine {
             db,
             filter_context,
-            manual_wal_flush: opts.durability == WriteDurability::Wal,
             gate: WriteGate::default(),
+            health: Default::default(),
             write_opts,
             path,
             replid: Default::default(),
@@ -315,6 +316,11 @@ impl Engine {
 
     pub fn gate(&self) -> &WriteGate {
         &self.gate
+    }
+
+    /// Whether writes are being refused (a full disk, an I/O error), for INFO.
+    pub fn health(&self) -> &crate::WriteHealth {
+        &self.health
     }
 
     /// The RocksDB handle, for reads, iterators and snapshots. Writes go through [`Engine::write`].
@@ -350,8 +356,16 @@ impl Engine {
                 batch.put_log_data(log_data);
             }
         }
+        self.write_opt(batch)
+    }
+
+    fn write_opt(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let has_data = !batch.is_empty();
-        self.db.write_opt(batch, &self.write_opts)?;
+        if let Err(e) = self.db.write_opt(batch, &self.write_opts) {
+            self.health.refused(&e);
+            return Err(StorageError::WriteFailed(e));
+        }
+        self.health.accepted();
         if has_data {
             CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -366,13 +380,7 @@ impl Engine {
             .gate
             .admit(WriteOrigin::Replication)
             .map_err(StorageError::WriteRefused)?;
-        let batch = WriteBatch::from_data(data);
-        let has_data = !batch.is_empty();
-        self.db.write_opt(batch, &self.write_opts)?;
-        if has_data {
-            CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(())
+        self.write_opt(WriteBatch::from_data(data))
     }
 
     /// The replication id local batches carry.
@@ -406,7 +414,6 @@ impl Engine {
             *self.replid.write() = previous;
             return Err(e);
         }
-        self.flush_wal_buffer()?;
         Ok(id)
     }
 
@@ -435,7 +442,6 @@ impl Engine {
     /// A RocksDB checkpoint of the whole database in `dir` (which must not exist), and the
     /// sequence it holds.
     pub fn checkpoint(&self, dir: &Path) -> Result<u64, StorageError> {
-        self.flush_wal_buffer()?;
         let cp = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
         cp.create_checkpoint(dir)?;
         // Opened read-only, the checkpoint tells its own sequence exactly.
@@ -444,15 +450,6 @@ impl Engine {
         let cfs = DB::list_cf(&opts, dir)?;
         let ro = DB::open_cf_for_read_only(&opts, dir, cfs, false)?;
         Ok(ro.latest_sequence_number())
-    }
-
-    /// Hands buffered WAL records to the operating system. Call it after writes and before
-    /// acknowledging them; it is a no-op unless the WAL is flushed manually.
-    pub fn flush_wal_buffer(&self) -> Result<(), StorageError> {
-        if self.manual_wal_flush {
-            self.db.flush_wal(false)?;
-        }
-        Ok(())
     }
 
     pub fn latest_sequence(&self) -> u64 {

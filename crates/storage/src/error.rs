@@ -10,6 +10,10 @@ pub enum StorageError {
     /// Another process holds `<dir>/db/LOCK`.
     #[error("the data directory {dir} is in use by another process (RocksDB LOCK file is held): {detail}")]
     Locked { dir: String, detail: String },
+    /// RocksDB refused a write (a full disk, an I/O error, or storage not yet recovered from
+    /// one). Nothing of the write was applied: the WAL write comes before the memtable.
+    #[error("write refused by storage, not applied: {0}")]
+    WriteFailed(rocksdb::Error),
     /// The write gate refused a write: only the role's own writer may write.
     #[error("write refused: this node is {0}")]
     WriteRefused(Role),

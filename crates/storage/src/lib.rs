@@ -9,14 +9,18 @@ pub mod digest;
 pub mod encoding;
 mod engine;
 mod error;
+pub mod failpoint;
+pub mod files;
 mod filter;
 mod gate;
+mod health;
 pub mod slot;
 pub mod wal;
 
 pub use engine::{changes_since_start, ColumnFamily, Engine, EngineOptions, WriteDurability};
 pub use error::StorageError;
 pub use gate::{Role, WriteGate, WriteOrigin};
+pub use health::WriteHealth;
 pub use rocksdb;
 pub use rocksdb::WriteBatch;
 

@@ -45,7 +45,6 @@ fn hset_writes_kvrocks_metadata_and_subkeys() {
 
     // The WAL batch has Kvrocks' shape: LogData "2", the field puts in the default CF, then the
     // metadata put in CF 1.
-    engine.flush_wal_buffer().unwrap();
     let mut updates = engine.db().get_updates_since(0).unwrap();
     let (_, wb) = updates.next().unwrap().unwrap();
     let decoded = batch::decode(wb.data()).unwrap();

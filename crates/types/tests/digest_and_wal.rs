@@ -86,7 +86,6 @@ fn batches_are_found_by_their_boundaries_and_carry_the_replid() {
     engine.set_replid(Some("ABCDEFGHIJ012345".into()));
     db.hset(b"h", &[(b"a", b"1"), (b"b", b"2")], false).unwrap(); // seq 1..=3
     db.hset(b"h", &[(b"c", b"3")], false).unwrap(); // seq 4..=5
-    engine.flush_wal_buffer().unwrap();
     let first = batch_ending_at(engine.db(), 3).unwrap().unwrap();
     assert_eq!((first.seq, first.count), (1, 3));
     assert_eq!(
@@ -121,7 +120,6 @@ fn a_purged_wal_is_a_gap_not_a_later_start() {
     // With no WAL retention, a flush lets RocksDB delete the WAL holding those batches.
     engine.flush().unwrap();
     db.hset(b"h", &[(b"late", b"v")], false).unwrap();
-    engine.flush_wal_buffer().unwrap();
     let latest = engine.latest_sequence();
     let mut reader = WalReader::new(engine.db(), 1);
     let first = reader.read();
@@ -141,7 +139,6 @@ fn the_reader_follows_the_wal_across_appends_and_rotations() {
         for i in 0..20 {
             db.hset(b"h", &[(format!("{round}-{i}").as_bytes(), b"v")], false)
                 .unwrap();
-            engine.flush_wal_buffer().unwrap();
             // Tail after every write: the same iterator reads what was appended.
             let b = reader.read().unwrap().expect("the batch just written");
             assert_eq!(b.seq, expected);
@@ -152,7 +149,6 @@ fn the_reader_follows_the_wal_across_appends_and_rotations() {
         engine.flush().unwrap();
     }
     db.hset(b"h", &[(b"last", b"v")], false).unwrap();
-    engine.flush_wal_buffer().unwrap();
     let mut last = None;
     for _ in 0..10 {
         if let Some(b) = reader.read().unwrap() {

@@ -397,11 +397,8 @@ impl Config {
                 let _ = writeln!(out, "{} {}", name, quote(self.get(name)));
             }
         }
-        let tmp = path.with_extension("conf.tmp");
-        std::fs::write(&tmp, out).map_err(|e| format!("failed to write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .map_err(|e| format!("failed to rename {}: {e}", tmp.display()))?;
-        Ok(())
+        quarry_storage::files::write_durable(path, out.as_bytes())
+            .map_err(|e| format!("failed to write {}: {e}", path.display()))
     }
 }
 

@@ -535,7 +535,6 @@ fn execute_here(
     }
     drop(locks);
     if !effects.written.is_empty() {
-        session.wrote = true;
         server.watches.touch_keys(&effects.written);
         if !nested && server.waiting.blocked_clients() > 0 {
             for key in &effects.written {

@@ -15,6 +15,8 @@ pub struct TestServer {
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     extra: Vec<String>,
+    /// Environment variables for the next start (a failpoint, for instance).
+    env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -44,6 +46,7 @@ impl TestServer {
             dir,
             _tmp: Some(tmp),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         s.launch();
         s
@@ -56,6 +59,20 @@ impl TestServer {
 
     /// Spawns the process (on `fixed`, or a fresh port) and waits until it accepts connections.
     fn launch_on(&mut self, fixed: Option<u16>) {
+        if let Err(e) = self.try_launch_on(fixed) {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts again on the same data directory and port; Err if the process dies before it
+    /// listens (a failpoint on the start-up path, for instance).
+    pub fn try_restart_same_port(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "stop or kill first");
+        let port = self.port;
+        self.try_launch_on(Some(port))
+    }
+
+    fn try_launch_on(&mut self, fixed: Option<u16>) -> Result<(), String> {
         for _ in 0..5 {
             let port = fixed.unwrap_or_else(free_port);
             let log_start =
@@ -67,6 +84,7 @@ impl TestServer {
                 .arg(&self.dir);
             cmd.arg("--log-dir").arg(self.dir.join("log"));
             cmd.args(&self.extra);
+            cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
             cmd.stdout(Stdio::null()).stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn quarry");
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -74,7 +92,7 @@ impl TestServer {
                 if listening(&self.dir.join("log"), log_start, port) {
                     self.child = Some(child);
                     self.port = port;
-                    return;
+                    return Ok(());
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // port taken or start-up error: try again below
@@ -87,7 +105,7 @@ impl TestServer {
                 let _ = e.read_to_string(&mut err);
             }
             if !err.contains("listen") {
-                panic!("quarry failed to start: {err}");
+                return Err(format!("quarry failed to start: {err}"));
             }
             if fixed.is_some() {
                 // The port is briefly taken (TIME_WAIT does not block a listener; another
@@ -95,7 +113,7 @@ impl TestServer {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        panic!("no free port found for quarry");
+        Err("no free port found for quarry".into())
     }
 
     pub fn client(&self) -> redis::Client {
@@ -147,6 +165,14 @@ impl TestServer {
         assert!(self.child.is_none(), "stop or kill first");
         let port = self.port;
         self.launch_on(Some(port));
+    }
+
+    /// Sets the environment of the next start (replacing what was set before).
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// Replaces the extra arguments used by the next (re)start.
