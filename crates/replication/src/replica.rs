@@ -469,7 +469,7 @@ impl Worker {
             if payload != b"ping" {
                 match engine.apply_replicated(&payload) {
                     Ok(()) => {}
-                    Err(e @ StorageError::WriteFailed(_)) => {
+                    Err(e @ (StorageError::WriteFailed(_) | StorageError::SizeLimit)) => {
                         let _ = stream.shutdown(Shutdown::Both);
                         return self.wait_for_storage(&engine, &payload, e);
                     }
@@ -497,7 +497,7 @@ impl Worker {
         }
     }
 
-    /// Storage refused the master's next batch (a full disk). The link is closed, so that the
+    /// Storage refused the master's next batch (a full disk, or `max-db-size`). The link is closed, so that the
     /// master does not stream into a replica that cannot apply, and the same batch (the next
     /// one in sequence, which the failed write did not apply) is tried again every second. Once
     /// it is applied the link reconnects and continues with a partial sync.
@@ -527,7 +527,7 @@ impl Worker {
                     self.host.on_applied(batch);
                     break;
                 }
-                Err(StorageError::WriteFailed(_)) => continue,
+                Err(StorageError::WriteFailed(_) | StorageError::SizeLimit) => continue,
                 Err(e) => return Err(io_err(e)),
             }
         }

@@ -609,8 +609,17 @@ fn debug(server: &Server, a: &[Bytes]) -> Outcome {
             Ok(_) => fail(CmdError::err("invalid sleep time")),
             Err(e) => fail(e),
         },
+        ("dbsize-limit", 3) => match lower(&a[2]).as_str() {
+            v @ ("0" | "1") => {
+                crate::server::set_size_limit_reached(server, v == "1");
+                reply(Frame::ok())
+            }
+            _ => fail(CmdError::err("invalid debug dbsize-limit value")),
+        },
         ("help", 2) => reply(quarry_commands::table::help_lines(&[
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DBSIZE-LIMIT <0|1>",
+            "    Refuse (1) or accept (0) writes as if the database were at max-db-size.",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
             "DIGEST",

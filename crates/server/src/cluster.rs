@@ -29,6 +29,8 @@ pub struct ClusterState {
     pub enabled: bool,
     pub topology: RwLock<Arc<Topology>>,
     pub nodes_conf: PathBuf,
+    /// Where the migration bookkeeping persists ([`crate::migration::save_handovers`]).
+    pub handovers_file: PathBuf,
     /// Serialises topology changes.
     change: Mutex<()>,
 }
@@ -39,6 +41,7 @@ impl ClusterState {
             enabled,
             topology: RwLock::new(Arc::new(topology)),
             nodes_conf: dir.join(NODES_CONF),
+            handovers_file: dir.join(crate::migration::HANDOVERS_FILE),
             change: Mutex::new(()),
         }
     }
@@ -131,6 +134,12 @@ pub fn check_slots(
                 // Handed over, the topology not updated yet: the destination serves it.
                 if let Some(addr) = m.migrated_to(slot) {
                     return Some(format!("MOVED {slot} {addr}"));
+                }
+                if m.is_interrupted(slot) {
+                    return Some(
+                        "TRYAGAIN Slot handover was interrupted by a restart; waiting for the cluster topology"
+                            .into(),
+                    );
                 }
                 if write && m.is_forbidden(slot) {
                     return Some(
@@ -540,11 +549,19 @@ fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, 
             info!(range = %format_range(range), "importing slots");
         }
         1 => {
-            match import.as_mut() {
-                Some(i) if i.range == range => i.state = "success",
-                _ => return Err(CmdError::err("Slot range is invalid")),
-            }
+            let Some(i) = import.as_mut().filter(|i| i.range == range) else {
+                return Err(CmdError::err("Slot range is invalid"));
+            };
+            // Recorded before it is acknowledged: a restart keeps serving the range. If it
+            // cannot be recorded, the source keeps the range.
             server.migration.imported.write().push(range);
+            if let Err(e) =
+                tokio::task::block_in_place(|| crate::migration::save_handovers(server, None))
+            {
+                server.migration.imported.write().retain(|r| *r != range);
+                return Err(CmdError::err(e));
+            }
+            i.state = "success";
             session.importing = false;
             info!(range = %format_range(range), "slots imported");
         }
@@ -555,6 +572,8 @@ fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, 
             }
             server.migration.imported.write().retain(|r| *r != range);
             storage.db.delete_slot_range(range.0, range.1)?;
+            tokio::task::block_in_place(|| crate::migration::save_handovers(server, None))
+                .map_err(CmdError::err)?;
             session.importing = false;
             warn!(range = %format_range(range), "slot import failed; its keys were removed");
         }
@@ -697,10 +716,18 @@ fn commit(server: &Server, topo: Topology) -> Result<(), CmdError> {
         // Ranges handed over that the topology no longer gives this node: their data goes
         // (kvrocks-compat §3.6). Ranges it still gives this node stay handed over (MOVED).
         let mut migrated = server.migration.migrated.write();
-        let (gone, kept): (Vec<_>, Vec<_>) = migrated
+        let (mut gone, kept): (Vec<_>, Vec<_>) = migrated
             .drain(..)
             .partition(|(r, _)| !(r.0..=r.1).any(mine));
         *migrated = kept;
+        // So do interrupted handovers that the topology gave to another node. One it still
+        // gives this node stays TRYAGAIN: only a new migration of the range settles it.
+        let mut interrupted = server.migration.interrupted.write();
+        let (gone_too, kept): (Vec<_>, Vec<_>) = interrupted
+            .drain(..)
+            .partition(|(r, _)| !(r.0..=r.1).any(mine));
+        *interrupted = kept;
+        gone.extend(gone_too);
         // Imported ranges the topology now gives this node need no more bookkeeping.
         server
             .migration
@@ -720,6 +747,10 @@ fn commit(server: &Server, topo: Topology) -> Result<(), CmdError> {
             }
         }
     }
+    // After the deletions: a crash before them leaves the records, and the next topology
+    // deletes the data then.
+    tokio::task::block_in_place(|| crate::migration::save_handovers(server, None))
+        .map_err(CmdError::err)?;
     follow(server, &choice).map_err(CmdError::err)
 }
 
@@ -774,6 +805,8 @@ fn reset(server: &Server) -> Result<Frame, CmdError> {
     *server.cluster.topology.write() = Arc::new(Topology::default());
     server.migration.migrated.write().clear();
     server.migration.imported.write().clear();
+    server.migration.interrupted.write().clear();
+    let _ = std::fs::remove_file(&server.cluster.handovers_file);
     *server.migration.job.lock() = None;
     *server.migration.import.lock() = None;
     let _ = std::fs::remove_file(&server.cluster.nodes_conf);

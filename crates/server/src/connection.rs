@@ -655,6 +655,7 @@ pub fn execute(
         let rejected = rejected.or_else(|| {
             crate::replication::gate(server, spec.has(flag::WRITE), spec.has(flag::STALE))
                 .err()
+                .or_else(|| crate::server::size_limit_refusal(server, spec))
                 .map(|e| e.to_string())
         });
         match rejected {
@@ -713,6 +714,10 @@ pub fn dispatch(
         if let Err(e) =
             crate::replication::gate(server, spec.has(flag::WRITE), spec.has(flag::STALE))
         {
+            Frame::Error(e.to_string()).encode(proto, out);
+            return Flow::Continue;
+        }
+        if let Some(e) = crate::server::size_limit_refusal(server, spec) {
             Frame::Error(e.to_string()).encode(proto, out);
             return Flow::Continue;
         }

@@ -321,6 +321,17 @@ fn keyspace_section(server: &Server, out: &mut String) -> Result<(), CmdError> {
         );
     }
     line(out, "sequence", storage.engine.latest_sequence());
+    // Kvrocks' fields for `max-db-size`.
+    let used = storage.engine.sst_bytes();
+    let max = server.config.read().get_i64("max-db-size").max(0) as u64 * (1 << 30);
+    line(out, "used_db_size", used);
+    line(out, "max_db_size", max);
+    let percent = if max > 0 {
+        used as f64 * 100.0 / max as f64
+    } else {
+        0.0
+    };
+    line(out, "used_percent", format!("{percent:.2}%"));
     Ok(())
 }
 

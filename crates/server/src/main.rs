@@ -330,10 +330,14 @@ fn run(cli: Cli) -> Result<(), String> {
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
     let codec = KeyCodec::new(quarry_storage::encoding::DEFAULT_NAMESPACE, cluster_enabled);
     let max_repl_mb = cfg.get_i64("max-replication-mb").max(0) as u64;
+    let migration = migration::MigrationState::default();
+    if cluster_enabled {
+        migration::load_handovers(&dir.join(migration::HANDOVERS_FILE), &migration)?;
+    }
     let server = Arc::new_cyclic(|me| Server {
         storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
         cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
-        migration: Default::default(),
+        migration,
         migrate_sockets: Default::default(),
         pubsub: Default::default(),
         repl: replication::ReplState::new(

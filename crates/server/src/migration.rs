@@ -63,6 +63,10 @@ pub struct MigrationState {
     pub migrated: RwLock<Vec<((u16, u16), String)>>,
     /// Ranges imported here that the topology does not give this node yet.
     pub imported: RwLock<Vec<(u16, u16)>>,
+    /// Ranges whose handover a crash interrupted: the destination may have taken them, so
+    /// this node serves neither reads nor writes there (TRYAGAIN) until a topology or a new
+    /// migration settles them. Only [`load_handovers`] fills this.
+    pub interrupted: RwLock<Vec<((u16, u16), String)>>,
     pub job: Mutex<Option<Arc<Job>>>,
     pub import: Mutex<Option<Import>>,
 }
@@ -82,6 +86,30 @@ impl MigrationState {
 
     pub fn is_imported(&self, slot: u16) -> bool {
         self.imported.read().iter().any(|r| in_range(*r, slot))
+    }
+
+    pub fn is_interrupted(&self, slot: u16) -> bool {
+        self.interrupted
+            .read()
+            .iter()
+            .any(|(r, _)| in_range(*r, slot))
+    }
+
+    /// The bookkeeping that must outlive a crash, as `<dir>/slot-handovers` holds it:
+    /// `migrated <range> <addr>`, `handover <range> <addr>` (a handover under way, or one a
+    /// crash interrupted) and `imported <range>` lines.
+    fn render(&self, pending: Option<&((u16, u16), String)>) -> String {
+        let mut out = String::new();
+        for (r, addr) in self.migrated.read().iter() {
+            out.push_str(&format!("migrated {} {addr}\n", format_ranges(&[*r])));
+        }
+        for (r, addr) in self.interrupted.read().iter().chain(pending) {
+            out.push_str(&format!("handover {} {addr}\n", format_ranges(&[*r])));
+        }
+        for r in self.imported.read().iter() {
+            out.push_str(&format!("imported {}\n", format_ranges(&[*r])));
+        }
+        out
     }
 
     pub fn importing(&self, slot: u16) -> bool {
@@ -253,6 +281,61 @@ impl Sender<'_> {
     }
 }
 
+/// Where [`MigrationState`]'s bookkeeping persists, in `dir`.
+pub const HANDOVERS_FILE: &str = "slot-handovers";
+
+/// Persists the migration bookkeeping (with `pending`, a handover under way), so that a node
+/// restarted between a handover and the topology that follows it answers MOVED or TRYAGAIN for
+/// the range instead of serving it. Runs on rare paths only (handovers, imports, topologies).
+pub fn save_handovers(
+    server: &Server,
+    pending: Option<&((u16, u16), String)>,
+) -> Result<(), String> {
+    let path = &server.cluster.handovers_file;
+    let text = server.migration.render(pending);
+    let written = if text.is_empty() {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    } else {
+        quarry_storage::files::write_durable(path, text.as_bytes())
+    };
+    written.map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Reads `<dir>/slot-handovers` at start-up. A handover that was under way when the process
+/// stopped is now an interrupted one.
+pub fn load_handovers(path: &std::path::Path, state: &MigrationState) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    for (n, line) in text.lines().enumerate() {
+        let bad = || format!("{}:{}: cannot parse {line:?}", path.display(), n + 1);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let range = || {
+            words
+                .get(1)
+                .and_then(|r| quarry_cluster::topology::parse_range(r))
+                .ok_or_else(bad)
+        };
+        match (words.first().copied(), words.len()) {
+            (Some("migrated"), 3) => state.migrated.write().push((range()?, words[2].into())),
+            (Some("handover"), 3) => {
+                let r = range()?;
+                warn!(range = %format_ranges(&[r]), destination = words[2], "a slot handover was interrupted by a restart; the range answers TRYAGAIN until a topology or a new migration settles it");
+                state.interrupted.write().push((r, words[2].into()));
+            }
+            (Some("imported"), 2) => state.imported.write().push(range()?),
+            (None, _) => {}
+            _ => return Err(bad()),
+        }
+    }
+    Ok(())
+}
+
 /// Starts a job on its own thread.
 pub fn start(server: &Arc<Server>, job: Arc<Job>) {
     let weak: Weak<Server> = Arc::downgrade(server);
@@ -396,14 +479,30 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
                 }
             }
         }
-        tx.peer
+        // Recorded before the destination takes the range: a crash from here on leaves the
+        // range answering TRYAGAIN after a restart, never served from stale data.
+        let handover = (range, job.dst_addr.clone());
+        save_handovers(server, Some(&handover))?;
+        if let Err(e) = tx
+            .peer
             .call(&[b"CLUSTER", b"IMPORT", range_text.as_bytes(), b"1"])
-            .map_err(|e| format!("the destination refused the handover: {e}"))?;
+        {
+            if let Err(e) = save_handovers(server, None) {
+                error!(error = %e, "the handover failed and its record stays: after a restart the range answers TRYAGAIN");
+            }
+            return Err(format!("the destination refused the handover: {e}"));
+        }
+        quarry_storage::failpoint::crash_at("migration:after-handover");
         server
             .migration
-            .migrated
+            .interrupted
             .write()
-            .push((range, job.dst_addr.clone()));
+            .retain(|(r, _)| *r != range);
+        server.migration.migrated.write().push(handover);
+        if let Err(e) = save_handovers(server, None) {
+            // The record on disk still says "handover": a restart answers TRYAGAIN.
+            error!(error = %e, "cannot record the finished handover");
+        }
         Ok(())
     })();
     *server.migration.forbidden.write() = None;

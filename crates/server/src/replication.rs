@@ -818,21 +818,35 @@ pub fn enough_good_replicas(server: &Server) -> bool {
     need == 0 || lag == 0 || server.repl.master.count_good(lag) as u64 >= need
 }
 
-/// Starts the housekeeping of full-sync checkpoints.
+/// Starts the housekeeping of full-sync checkpoints, and the `max-db-size` check.
 pub fn start_maintenance(server: &Arc<Server>) {
     let weak = Arc::downgrade(server);
     let _ = std::thread::Builder::new()
         .name("repl-cron".into())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(5));
-            let Some(server) = weak.upgrade() else { return };
-            server.repl.master.maintain(&server.repl.dir);
-            let mb = server.config.read().get_i64("max-replication-mb").max(0) as u64;
-            server
-                .repl
-                .master
-                .max_replication_mb
-                .store(mb, Ordering::Relaxed);
+        .spawn(move || {
+            for tick in 1u64.. {
+                std::thread::sleep(Duration::from_secs(1));
+                let Some(server) = weak.upgrade() else { return };
+                // `max-db-size`, every second (Kvrocks checks after flushes and compactions).
+                let limit = server.config.read().get_i64("max-db-size").max(0) as u64 * (1 << 30);
+                if let Some(engine) = server.engine() {
+                    let reached = engine.check_size_limit(limit);
+                    server
+                        .hot
+                        .db_size_limit_reached
+                        .store(reached, Ordering::Relaxed);
+                }
+                if tick % 5 != 0 {
+                    continue;
+                }
+                server.repl.master.maintain(&server.repl.dir);
+                let mb = server.config.read().get_i64("max-replication-mb").max(0) as u64;
+                server
+                    .repl
+                    .master
+                    .max_replication_mb
+                    .store(mb, Ordering::Relaxed);
+            }
         });
 }
 

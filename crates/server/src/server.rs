@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use quarry_commands::{CommandSpec, CursorStore, COMMANDS};
+use quarry_commands::table::flag;
+use quarry_commands::{CmdError, CommandSpec, CursorStore, COMMANDS};
 use quarry_storage::Engine;
 use quarry_types::Db;
 use tokio::sync::{broadcast, watch};
@@ -71,6 +72,9 @@ pub struct HotConfig {
     /// `min-replicas-to-write` and `min-replicas-max-lag` (seconds).
     pub min_replicas_to_write: AtomicU64,
     pub min_replicas_max_lag: AtomicU64,
+    /// The engine's `max-db-size` flag, mirrored here for the command path
+    /// ([`size_limit_refusal`]); set with it by the maintenance thread and DEBUG DBSIZE-LIMIT.
+    pub db_size_limit_reached: AtomicBool,
 }
 
 impl HotConfig {
@@ -88,6 +92,7 @@ impl HotConfig {
             lua_time_limit_ms: AtomicU64::new(5000),
             notify_flags: std::sync::atomic::AtomicU32::new(0),
             min_replicas_to_write: AtomicU64::new(0),
+            db_size_limit_reached: AtomicBool::new(false),
             min_replicas_max_lag: AtomicU64::new(10),
         };
         hot.reload(cfg);
@@ -252,4 +257,44 @@ pub fn build_renames(
         }
     }
     Ok(map)
+}
+
+/// Kvrocks' `no-dbsize-check` commands: they only remove data, so they run at `max-db-size`.
+const NO_DBSIZE_CHECK: [&str; 17] = [
+    "del",
+    "unlink",
+    "getdel",
+    "hdel",
+    "lrem",
+    "ltrim",
+    "srem",
+    "sirem",
+    "zrem",
+    "zremrangebyrank",
+    "zremrangebyscore",
+    "zremrangebylex",
+    "xack",
+    "xdel",
+    "xtrim",
+    "flushdb",
+    "flushall",
+];
+
+/// Kvrocks' refusal of a write command while the database is at `max-db-size`.
+pub fn size_limit_refusal(server: &Server, spec: &CommandSpec) -> Option<CmdError> {
+    (spec.has(flag::WRITE)
+        && server.hot.db_size_limit_reached.load(Ordering::Relaxed)
+        && !NO_DBSIZE_CHECK.contains(&spec.name))
+    .then(|| CmdError::err("write command not allowed when reached max-db-size."))
+}
+
+/// Sets the `max-db-size` flag on the engine and its mirror (DEBUG DBSIZE-LIMIT).
+pub fn set_size_limit_reached(server: &Server, reached: bool) {
+    if let Some(engine) = server.engine() {
+        engine.set_size_limit_reached(reached);
+    }
+    server
+        .hot
+        .db_size_limit_reached
+        .store(reached, Ordering::Relaxed);
 }

@@ -563,3 +563,103 @@ fn a_network_cut_fails_the_migration_and_a_retry_after_it_works() {
     let v: String = q(&mut c.conn(), &["GET", "{m}during-the-cut"]);
     assert_eq!(v, "1");
 }
+
+fn redis_error(n: &TestServer, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    match cmd.query::<redis::Value>(&mut n.conn()) {
+        Ok(v) => panic!("{args:?}: expected an error, got {v:?}"),
+        Err(e) => common::error_text(&e),
+    }
+}
+
+#[test]
+fn a_source_restarted_between_the_handover_and_the_topology_never_serves_the_range() {
+    let mut a = node(&[]);
+    let mut c = node(&[]);
+    push(&[(&a, A), (&c, C)], &topology(&a, &c, "", "0-16383"), 1);
+    fill(&a, 200, 100);
+    let before: (String, i64, i64) = q(&mut a.conn(), &["DIGEST", &SLOT.to_string()]);
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C, "SYNC", "60"],
+    );
+    // The destination takes writes to the range (clients follow the source's MOVED).
+    let _: () = q(&mut c.conn(), &["SET", "{m}new", "at-c"]);
+
+    // Both crash before the controller pushes the topology.
+    a.kill9();
+    c.kill9();
+    a.restart_same_port();
+    c.restart_same_port();
+    let moved = format!("MOVED {SLOT} 127.0.0.1:{}", c.port);
+    assert_eq!(redis_error(&a, &["GET", "{m}bulk0"]), moved);
+    assert_eq!(redis_error(&a, &["GET", "{m}new"]), moved);
+    assert_eq!(redis_error(&a, &["SET", "{m}bulk0", "stale"]), moved);
+    assert_eq!(q::<String>(&mut c.conn(), &["GET", "{m}new"]), "at-c");
+    assert_eq!(q::<i64>(&mut c.conn(), &["EXISTS", "{m}bulk0"]), 1);
+
+    // The topology settles it: the source deletes the range and forgets the handover.
+    push(
+        &[(&a, A), (&c, C)],
+        &topology(&a, &c, "15627", "0-15626 15628-16383"),
+        2,
+    );
+    assert_eq!(count_in_slot(&a), 0);
+    assert!(!a.data_dir().join("slot-handovers").exists());
+    assert!(!c.data_dir().join("slot-handovers").exists());
+    let after: (String, i64, i64) = q(&mut c.conn(), &["DIGEST", &SLOT.to_string()]);
+    assert_eq!(after.2, before.2 + 1);
+}
+
+#[test]
+fn a_handover_interrupted_by_a_crash_answers_tryagain_until_a_migration_settles_it() {
+    let mut a = node(&[]);
+    let c = node(&[]);
+    push(&[(&a, A), (&c, C)], &topology(&a, &c, "", "0-16383"), 1);
+    fill(&a, 200, 100);
+    let before: (String, i64, i64) = q(&mut a.conn(), &["DIGEST", &SLOT.to_string()]);
+    // The destination has taken the range; the source dies before it records that.
+    a.stop();
+    a.set_env(&[("QUARRY_FAILPOINT", "migration:after-handover")]);
+    a.restart_same_port();
+    let _ = redis::cmd("CLUSTERX")
+        .arg("MIGRATE")
+        .arg(SLOT)
+        .arg(C)
+        .arg("SYNC")
+        .arg(60)
+        .query::<()>(&mut a.conn());
+    assert!(!a.wait_exit().success());
+    a.set_env(&[]);
+    a.restart_same_port();
+    let tryagain =
+        "TRYAGAIN Slot handover was interrupted by a restart; waiting for the cluster topology";
+    assert_eq!(redis_error(&a, &["GET", "{m}bulk0"]), tryagain);
+    assert_eq!(redis_error(&a, &["SET", "{m}bulk0", "x"]), tryagain);
+    // Other slots are served.
+    let _: () = q(&mut a.conn(), &["SET", "elsewhere", "1"]);
+    assert!(a
+        .log()
+        .contains("a slot handover was interrupted by a restart"));
+
+    // The controller runs the migration again; it completes, and the topology follows.
+    let _: () = q(
+        &mut a.conn(),
+        &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C, "SYNC", "60"],
+    );
+    assert_eq!(
+        redis_error(&a, &["GET", "{m}bulk0"]),
+        format!("MOVED {SLOT} 127.0.0.1:{}", c.port)
+    );
+    push(
+        &[(&a, A), (&c, C)],
+        &topology(&a, &c, "15627", "0-15626 15628-16383"),
+        2,
+    );
+    let after: (String, i64, i64) = q(&mut c.conn(), &["DIGEST", &SLOT.to_string()]);
+    assert_eq!((after.0, after.2), (before.0, before.2));
+    assert!(!a.data_dir().join("slot-handovers").exists());
+}

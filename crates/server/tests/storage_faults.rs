@@ -372,6 +372,54 @@ fn an_io_error_in_the_wal_refuses_writes_and_a_restart_loses_nothing_acknowledge
     let _: () = q(&mut c, &["SET", "after", "1"]);
 }
 
+#[test]
+fn max_db_size_refuses_writes_that_add_data_as_kvrocks_does() {
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    for i in 0..300 {
+        let _: () = q(&mut c, &["SET", &format!("k{i}"), &value(i)]);
+    }
+    let _: () = q(&mut c, &["RPUSH", "l", "a", "b", "c"]);
+    let _: () = q(&mut c, &["FLUSHMEMTABLE"]);
+    let used: u64 = info_field(&mut c, "keyspace", "used_db_size")
+        .parse()
+        .unwrap();
+    assert!(used > 300 * 2000, "{used}");
+    assert_eq!(info_field(&mut c, "keyspace", "max_db_size"), "0");
+
+    // DEBUG DBSIZE-LIMIT 1 acts as if the limit were reached (Kvrocks' test hook).
+    let _: () = q(&mut c, &["DEBUG", "DBSIZE-LIMIT", "1"]);
+    let refused = "ERR write command not allowed when reached max-db-size.";
+    assert_eq!(err(&mut c, &["SET", "new", "1"]), refused);
+    assert_eq!(err(&mut c, &["LPUSH", "l", "x"]), refused);
+    assert_eq!(err(&mut c, &["EXPIRE", "k1", "100"]), refused);
+    // Deletions go on, and reads.
+    assert_eq!(q::<i64>(&mut c, &["DEL", "k0"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["LREM", "l", "0", "a"]), 1);
+    assert_eq!(q::<String>(&mut c, &["GET", "k1"]), value(1));
+    // In a transaction the refusal comes at queueing time and fails the EXEC.
+    let _: () = q(&mut c, &["MULTI"]);
+    assert_eq!(err(&mut c, &["SET", "new", "1"]), refused);
+    assert!(err(&mut c, &["EXEC"]).starts_with("EXECABORT"));
+    let _: () = q(&mut c, &["DEBUG", "DBSIZE-LIMIT", "0"]);
+    let _: () = q(&mut c, &["SET", "new", "1"]);
+    assert_eq!(
+        err(&mut c, &["DEBUG", "DBSIZE-LIMIT", "2"]),
+        "ERR invalid debug dbsize-limit value"
+    );
+
+    // The directive (in GB, as in Kvrocks): 1 GB is far above this database. The check
+    // itself is tested with a limit in bytes in the storage crate.
+    let _: () = q(&mut c, &["CONFIG", "SET", "max-db-size", "1"]);
+    assert_eq!(
+        info_field(&mut c, "keyspace", "max_db_size"),
+        (1u64 << 30).to_string()
+    );
+    let _: () = q(&mut c, &["SET", "fits", "1"]);
+    drop(c);
+    s.stop();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crash windows: the process is killed (SIGKILL, through a failpoint) at a named point, then
 // started again without it.

@@ -2,6 +2,7 @@
 //! write path that every write goes through, behind the [`WriteGate`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rocksdb::{
@@ -158,6 +159,10 @@ pub struct Engine {
     filter_context: Arc<filter::SubkeyContext>,
     gate: WriteGate,
     health: crate::WriteHealth,
+    /// `max-db-size`: set while the SST files are at the limit (or DEBUG DBSIZE-LIMIT 1).
+    size_limit_reached: AtomicBool,
+    /// What the last size check found; a forced flag stays until a check finds otherwise.
+    size_limit_computed: AtomicBool,
     write_opts: WriteOptions,
     path: PathBuf,
     /// The LogData `r <replid>` appended to every local batch, built once per id, or None.
@@ -304,6 +309,8 @@ impl Engine {
             filter_context,
             gate: WriteGate::default(),
             health: Default::default(),
+            size_limit_reached: AtomicBool::new(false),
+            size_limit_computed: AtomicBool::new(false),
             write_opts,
             path,
             replid: Default::default(),
@@ -376,11 +383,53 @@ impl Engine {
     /// which are the master's as long as the replica never writes anything else.
     pub fn apply_replicated(&self, data: &[u8]) -> Result<(), StorageError> {
         crate::batch::decode(data)?;
+        if self.size_limit_reached() {
+            return Err(StorageError::SizeLimit);
+        }
         let _admitted = self
             .gate
             .admit(WriteOrigin::Replication)
             .map_err(StorageError::WriteRefused)?;
         self.write_opt(WriteBatch::from_data(data))
+    }
+
+    /// The bytes of SST files, as `max-db-size` counts them (Kvrocks counts its
+    /// SstFileManager's total: live files and those waiting for deletion).
+    pub fn sst_bytes(&self) -> u64 {
+        ColumnFamily::ALL
+            .iter()
+            .filter_map(|cf| self.property(*cf, "rocksdb.total-sst-files-size"))
+            .sum()
+    }
+
+    /// Checks `max-db-size` (`limit` bytes, 0 = none), as Kvrocks does after each flush and
+    /// compaction; returns whether writes that grow the data are refused now. The flag changes
+    /// only when the check's own result changes, so DEBUG DBSIZE-LIMIT holds until then.
+    pub fn check_size_limit(&self, limit: u64) -> bool {
+        let used = self.sst_bytes();
+        let reached = limit > 0 && used >= limit;
+        if self.size_limit_computed.swap(reached, Ordering::Relaxed) != reached {
+            self.set_size_limit_reached(reached);
+            if reached {
+                tracing::warn!(used, limit, "the database reached max-db-size: writes that add data are refused (deletions go on)");
+            } else {
+                tracing::warn!(
+                    used,
+                    limit,
+                    "the database is below max-db-size again: writes are accepted"
+                );
+            }
+        }
+        self.size_limit_reached()
+    }
+
+    /// Sets the `max-db-size` flag (DEBUG DBSIZE-LIMIT).
+    pub fn set_size_limit_reached(&self, reached: bool) {
+        self.size_limit_reached.store(reached, Ordering::Relaxed);
+    }
+
+    pub fn size_limit_reached(&self) -> bool {
+        self.size_limit_reached.load(Ordering::Relaxed)
     }
 
     /// The replication id local batches carry.
@@ -484,6 +533,45 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_db_size_is_checked_against_the_sst_files_and_holds_a_forced_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(&EngineOptions::new(dir.path())).unwrap();
+        engine.gate().set_role(crate::Role::Master);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(engine.cf(ColumnFamily::Default), b"k", vec![7u8; 4096]);
+        engine.write(batch, WriteOrigin::Local).unwrap();
+        engine.flush().unwrap();
+        let used = engine.sst_bytes();
+        assert!(used > 0);
+        assert!(!engine.check_size_limit(0), "0 means no limit");
+        assert!(!engine.check_size_limit(used + 1));
+        assert!(engine.check_size_limit(used));
+        assert!(engine.size_limit_reached());
+        assert!(!engine.check_size_limit(0));
+        // A forced flag (DEBUG DBSIZE-LIMIT 1) holds while the check's result stays the same,
+        // and follows the check once that changes.
+        engine.set_size_limit_reached(true);
+        assert!(engine.check_size_limit(0));
+        assert!(engine.check_size_limit(used + 1));
+        assert!(engine.check_size_limit(used));
+        assert!(!engine.check_size_limit(used + 1));
+        // A replica at the limit does not apply its master's batches.
+        engine.gate().set_role(crate::Role::Replica);
+        engine.set_size_limit_reached(true);
+        let raw = {
+            let mut b = WriteBatch::default();
+            b.put_cf(engine.cf(ColumnFamily::Default), b"r", b"v");
+            b.data().to_vec()
+        };
+        assert!(matches!(
+            engine.apply_replicated(&raw),
+            Err(StorageError::SizeLimit)
+        ));
+        engine.set_size_limit_reached(false);
+        engine.apply_replicated(&raw).unwrap();
+    }
 
     /// The table layout is Kvrocks': partitioned indexes and filters, and L0/L1 uncompressed.
     /// RocksDB writes the options it runs with into the data directory.

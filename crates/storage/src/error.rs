@@ -14,6 +14,10 @@ pub enum StorageError {
     /// one). Nothing of the write was applied: the WAL write comes before the memtable.
     #[error("write refused by storage, not applied: {0}")]
     WriteFailed(rocksdb::Error),
+    /// The database reached `max-db-size`: a replica does not apply its master's batches
+    /// (as Kvrocks' replicas refuse them) until it is below the limit again.
+    #[error("write refused: the database reached max-db-size")]
+    SizeLimit,
     /// The write gate refused a write: only the role's own writer may write.
     #[error("write refused: this node is {0}")]
     WriteRefused(Role),

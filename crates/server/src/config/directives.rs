@@ -76,7 +76,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("pidfile", Kind::Str, "", true, true, "PID file path (follows dir when left at default)"),
     d("max-io-mb", Kind::Int(0, 2147483647), "0", false, false, "flush+compaction write rate limit in MB/s, 0 = unlimited"),
     d("max-bitmap-to-string-mb", Kind::Int(0, 2147483647), "16", false, false, "max bitmap size in MB convertible to a string"),
-    d("max-db-size", Kind::Int(0, 2147483647), "0", false, false, "max SST space in GB before writes are refused, 0 = unlimited"),
+    d("max-db-size", Kind::Int(0, 2147483647), "0", false, true, "max SST space in GB before writes that add data are refused, 0 = unlimited"),
     d("max-replication-mb", Kind::Int(0, 2147483647), "0", false, true, "replication bandwidth limit in MB/s, 0 = unlimited"),
     d("supervised", Kind::Enum(&["no", "auto", "upstart", "systemd"]), "no", true, false, "upstart/systemd readiness signalling"),
     d("slave-serve-stale-data", Kind::Bool, "yes", false, true, "replica answers queries while out of sync"),

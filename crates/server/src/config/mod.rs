@@ -58,6 +58,7 @@ const LIVE: &[&str] = &[
     "replica-announce-ip",
     "replica-announce-port",
     "max-replication-mb",
+    "max-db-size",
     "slave-serve-stale-data",
     "min-replicas-to-write",
     "notify-keyspace-events",
