@@ -308,6 +308,66 @@ fn a_replica_whose_disk_fills_waits_and_resumes_with_a_partial_sync() {
 }
 
 #[test]
+fn a_master_whose_disk_fills_keeps_serving_its_replica() {
+    let Some(fs) = SmallFs::mount(64) else {
+        return;
+    };
+    let master = server_on(&fs, &[]);
+    let mut m = master.conn();
+    let slaveof = format!("127.0.0.1 {}", master.port);
+    let replica = TestServer::start_with(&["--slaveof", &slaveof]);
+    let mut r = replica.conn();
+    let ballast = fs.fill();
+    let (acked, _) = write_until_refused(&mut m, "k", 20_000);
+    // The replica stays linked and receives everything the master acknowledged.
+    let synced = |r: &mut redis::Connection, m: &mut redis::Connection| {
+        info_field(r, "replication", "master_link_status") == "up"
+            && info_field(r, "replication", "slave_repl_offset")
+                == info_field(m, "replication", "master_repl_offset")
+    };
+    wait_until(
+        30,
+        || synced(&mut r, &mut m),
+        || "the replica did not receive the master's acknowledged writes".into(),
+    );
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), acked as i64);
+    assert_eq!(
+        q::<(String, i64, i64)>(&mut r, &["DIGEST"]),
+        q::<(String, i64, i64)>(&mut m, &["DIGEST"])
+    );
+    assert!(err(&mut m, &["SET", "refused", "1"]).contains("No space left on device"));
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status"),
+        "up"
+    );
+
+    // Space comes back: the master writes again and the replica follows.
+    std::fs::remove_file(&ballast).unwrap();
+    wait_until(
+        10,
+        || {
+            redis::cmd("SET")
+                .arg("after")
+                .arg("1")
+                .query::<String>(&mut m)
+                .is_ok()
+        },
+        || "the master did not take writes again".into(),
+    );
+    wait_until(
+        30,
+        || synced(&mut r, &mut m),
+        || "the replica did not follow after space came back".into(),
+    );
+    assert_eq!(q::<String>(&mut r, &["GET", "after"]), "1");
+    assert_eq!(q::<Option<String>>(&mut r, &["GET", "refused"]), None);
+    assert_eq!(
+        q::<(String, i64, i64)>(&mut r, &["DIGEST"]),
+        q::<(String, i64, i64)>(&mut m, &["DIGEST"])
+    );
+}
+
+#[test]
 fn an_io_error_in_the_wal_refuses_writes_and_a_restart_loses_nothing_acknowledged() {
     // A file size limit set on the running server makes the WAL's next append fail with
     // EFBIG: an I/O error that is not a full disk, which RocksDB does not resume from.
