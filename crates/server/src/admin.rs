@@ -75,6 +75,18 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         "shutdown" => shutdown(a),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "script"
         | "function" => crate::scripting::run(server, session, name, a),
+        "bgsave" => match a.get(1) {
+            Some(opt) if a.len() > 2 || !is(opt, "SCHEDULE") => fail(CmdError::Syntax),
+            _ => match crate::backup::bgsave(server) {
+                Ok(()) => reply(Frame::ok()),
+                Err(e) => fail(e),
+            },
+        },
+        "lastsave" => reply(Frame::Integer(crate::backup::lastsave(server))),
+        "flushbackup" => {
+            crate::backup::flushbackup(server);
+            reply(Frame::ok())
+        }
         "flushmemtable" => match server.engine() {
             Some(engine) => match engine.flush() {
                 Ok(()) => reply(Frame::ok()),

@@ -176,7 +176,7 @@ fn persistence_section(server: &Server, out: &mut String) {
     out.push_str("# Persistence\r\n");
     line(out, "loading", 0);
     line(out, "async_loading", 0);
-    line(out, "bgsave_in_progress", 0);
+    server.backups.info(server, out);
     // There is no RDB save: every write is in RocksDB. This counts the batches written since
     // the start, so that tools watching it see writes happen.
     line(
@@ -184,8 +184,6 @@ fn persistence_section(server: &Server, out: &mut String) {
         "rdb_changes_since_last_save",
         quarry_storage::changes_since_start(),
     );
-    line(out, "rdb_bgsave_in_progress", 0);
-    line(out, "rdb_last_bgsave_status", "ok");
     line(out, "aof_enabled", 0);
     line(out, "aof_rewrite_in_progress", 0);
     // Writes that storage refuses (a full disk, an I/O error): since when, how many, and why.

@@ -2,11 +2,13 @@
 //! serves clients until SIGTERM, SIGINT or SHUTDOWN.
 
 mod admin;
+mod backup;
 mod blocking;
 mod clients;
 mod cluster;
 mod config;
 mod connection;
+mod cron;
 mod group;
 mod info;
 mod migrate_keys;
@@ -240,6 +242,9 @@ fn run(cli: Cli) -> Result<(), String> {
     quarry_commands::access::start();
     let cluster_enabled = cfg.get_bool("cluster-enabled");
     check_data_mode(&PathBuf::from(cfg.get("dir")), cluster_enabled)?;
+    let backups = backup::dir_of(&cfg);
+    backup::settle(&backups)
+        .map_err(|e| format!("cannot settle the backup in {}: {e}", backups.display()))?;
     let renames = build_renames(cfg.get_multi("rename-command"))?;
     let workers = cfg.get_i64("workers").max(1) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -338,6 +343,7 @@ fn run(cli: Cli) -> Result<(), String> {
         storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
         cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
         migration,
+        backups: Default::default(),
         migrate_sockets: Default::default(),
         pubsub: Default::default(),
         repl: replication::ReplState::new(

@@ -270,6 +270,9 @@ impl Host for HostRef {
             let engine = Arc::new(engine);
             *server.storage.write() = Some(storage_over(engine, &server.repl.codec));
             server.repl.master.resume();
+            if server.config.read().get_bool("purge-backup-on-fullsync") {
+                crate::backup::purge(&server, 0, 0);
+            }
         }
     }
 
@@ -824,6 +827,7 @@ pub fn start_maintenance(server: &Arc<Server>) {
     let _ = std::thread::Builder::new()
         .name("repl-cron".into())
         .spawn(move || {
+            let mut bgsave_minute = None;
             for tick in 1u64.. {
                 std::thread::sleep(Duration::from_secs(1));
                 let Some(server) = weak.upgrade() else { return };
@@ -836,6 +840,9 @@ pub fn start_maintenance(server: &Arc<Server>) {
                         .db_size_limit_reached
                         .store(reached, Ordering::Relaxed);
                 }
+                // Scheduled backups (bgsave-cron fires once in a matching minute) and their
+                // retention.
+                crate::backup::cron(&server, &crate::cron::LocalTime::now(), &mut bgsave_minute);
                 if tick % 5 != 0 {
                     continue;
                 }

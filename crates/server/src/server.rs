@@ -161,6 +161,8 @@ pub struct Server {
     pub cluster: crate::cluster::ClusterState,
     /// Slot migration, as source and as destination.
     pub migration: crate::migration::MigrationState,
+    /// BGSAVE and its kin.
+    pub backups: crate::backup::Backups,
     /// MIGRATE's connections to its targets.
     pub migrate_sockets: Arc<crate::migrate_keys::SocketCache>,
     pub pubsub: Arc<crate::pubsub::PubSub>,

@@ -29,6 +29,8 @@ pub enum Kind {
     Compat,
     /// `notify-keyspace-events`: Redis' class letters, written back in Redis' order.
     NotifyFlags,
+    /// Kvrocks' cron expression (`bgsave-cron`, ...): empty, or groups of five fields.
+    Cron,
 }
 
 pub struct Directive {
@@ -59,6 +61,11 @@ const LIVE: &[&str] = &[
     "replica-announce-port",
     "max-replication-mb",
     "max-db-size",
+    "backup-dir",
+    "max-backup-to-keep",
+    "max-backup-keep-hours",
+    "bgsave-cron",
+    "purge-backup-on-fullsync",
     "slave-serve-stale-data",
     "min-replicas-to-write",
     "notify-keyspace-events",
@@ -149,6 +156,8 @@ fn normalize(d: &Directive, raw: &str) -> Result<String, String> {
             Ok(n.to_string())
         }
         Kind::Str | Kind::Multi | Kind::Compat => Ok(raw.to_string()),
+        Kind::Cron => crate::cron::Schedule::parse(raw)
+            .map(|_| raw.split_whitespace().collect::<Vec<_>>().join(" ")),
     }
 }
 
@@ -255,7 +264,7 @@ impl Config {
             ));
         };
         // Kvrocks skips a directive whose value is empty; an empty value means "unset".
-        if value.is_empty() && !matches!(d.kind, Kind::Str | Kind::Compat) {
+        if value.is_empty() && !matches!(d.kind, Kind::Str | Kind::Compat | Kind::Cron) {
             return Ok(());
         }
         let v = normalize(d, value).map_err(|m| format!("invalid value for '{}': {m}", d.name))?;
