@@ -33,10 +33,14 @@ pub fn hmset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
+/// HSETNX key field value [field value ...]: Kvrocks takes several pairs, and answers how many
+/// fields it set.
 pub fn hsetnx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    Ok(Frame::Integer(
-        ctx.db.hset(&a[1], &[(&a[2], &a[3])], true)? as i64
-    ))
+    if !a.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity("hsetnx".into()));
+    }
+    let pairs: Vec<(&Bytes, &Bytes)> = a[2..].chunks(2).map(|p| (&p[0], &p[1])).collect();
+    Ok(Frame::Integer(ctx.db.hset(&a[1], &pairs, true)? as i64))
 }
 
 pub fn hget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {

@@ -267,7 +267,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // hash
     cmd!("hset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", D(hash::hset)),
     cmd!("hmset", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Sets the values of multiple fields.", D(hash::hmset)),
-    cmd!("hsetnx", 4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", D(hash::hsetnx)),
+    cmd!("hsetnx", -4, WRITE | DENYOOM | FAST, 1, 1, 1, "hash", "2.0.0", "Sets the values of fields in a hash only where the field doesn't exist (several pairs: Kvrocks).", D(hash::hsetnx)),
     cmd!("hget", 3, READONLY | FAST, 1, 1, 1, "hash", "2.0.0", "Returns the value of a field in a hash.", D(hash::hget)),
     cmd!("hmget", -3, READONLY | FAST, 1, 1, 1, "hash", "2.0.0", "Returns the values of all fields in a hash.", D(hash::hmget)),
     cmd!("hdel", -3, WRITE | FAST, 1, 1, 1, "hash", "2.0.0", "Deletes one or more fields and their values from a hash.", D(hash::hdel)),
@@ -431,7 +431,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("keys", 2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", D(keys::keys)),
     cmd!("scan", -2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", D(keys::scan)),
     cmd!("randomkey", 1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", D(keys::randomkey)),
-    cmd!("dbsize", 1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", D(keys::dbsize)),
+    cmd!("dbsize", -1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", D(keys::dbsize)),
     cmd!("flushdb", -1, WRITE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Removes all keys from the current database.", D(keys::flush)),
     cmd!("flushall", -1, WRITE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", D(keys::flush)),
     cmd!("compact", 1, ADMIN | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Compacts the whole database; compaction filters drop expired data (Kvrocks).", D(keys::compact)),

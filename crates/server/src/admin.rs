@@ -59,7 +59,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             session.handle.info.lock().monitor = true;
             (Ok(Frame::ok()), Flow::Monitor)
         }
-        "debug" => debug(server, a),
+        "debug" => debug(server, session.protocol, a),
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
         | "bzmpop" => {
             match crate::blocking::parse(name, a, session.protocol) {
@@ -606,7 +606,7 @@ fn slowlog(server: &Server, a: &[Bytes]) -> Outcome {
     }
 }
 
-fn debug(server: &Server, a: &[Bytes]) -> Outcome {
+fn debug(server: &Server, proto: Protocol, a: &[Bytes]) -> Outcome {
     let sub = lower(&a[1]);
     match (sub.as_str(), a.len()) {
         ("digest", 2) => {
@@ -621,6 +621,7 @@ fn debug(server: &Server, a: &[Bytes]) -> Outcome {
             Ok(_) => fail(CmdError::err("invalid sleep time")),
             Err(e) => fail(e),
         },
+        ("protocol", 3) => debug_protocol(proto, &lower(&a[2])),
         ("dbsize-limit", 3) => match lower(&a[2]).as_str() {
             v @ ("0" | "1") => {
                 crate::server::set_size_limit_reached(server, v == "1");
@@ -630,6 +631,8 @@ fn debug(server: &Server, a: &[Bytes]) -> Outcome {
         },
         ("help", 2) => reply(quarry_commands::table::help_lines(&[
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "PROTOCOL <type>",
+            "    Reply with a test value of the given type: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false.",
             "DBSIZE-LIMIT <0|1>",
             "    Refuse (1) or accept (0) writes as if the database were at max-db-size.",
             "SLEEP <seconds>",
@@ -643,6 +646,55 @@ fn debug(server: &Server, a: &[Bytes]) -> Outcome {
         ])),
         _ => fail(subcommand_error("debug", &a[1])),
     }
+}
+
+/// DEBUG PROTOCOL <type>: Redis' test replies of each RESP type (Kvrocks has it too, with other
+/// values for `attrib` and `verbatim`, and no `push`; quarry follows Redis).
+fn debug_protocol(proto: Protocol, name: &str) -> Outcome {
+    let resp3 = proto == Protocol::Resp3;
+    let ints = || (0..3).map(Frame::Integer).collect::<Vec<_>>();
+    let frame = match name {
+        "string" => Frame::bulk("Hello World"),
+        "integer" => Frame::Integer(12345),
+        // Redis' value, which is not meant as pi.
+        #[allow(clippy::approx_constant)]
+        "double" => Frame::Double(3.141),
+        "bignum" if resp3 => Frame::Raw(Bytes::from_static(
+            b"(1234567999999999999999999999999999999\r\n",
+        )),
+        "bignum" => Frame::bulk("1234567999999999999999999999999999999"),
+        "null" => Frame::Null,
+        "array" => Frame::Array(ints()),
+        "set" => Frame::Set(ints()),
+        "map" => Frame::Map(
+            (0..3)
+                .map(|j| (Frame::Integer(j), Frame::Boolean(j == 1)))
+                .collect(),
+        ),
+        "attrib" => {
+            let mut out = Vec::new();
+            if resp3 {
+                out.extend_from_slice(b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n");
+            }
+            out.extend_from_slice(b"$39\r\nSome real reply following the attribute\r\n");
+            Frame::Raw(Bytes::from(out))
+        }
+        "push" if !resp3 => {
+            return fail(CmdError::err("RESP2 is not supported by this command"));
+        }
+        "push" => Frame::Raw(Bytes::from_static(
+            b">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n$40\r\nSome real reply following the push reply\r\n",
+        )),
+        "true" => Frame::Boolean(true),
+        "false" => Frame::Boolean(false),
+        "verbatim" => Frame::Verbatim("This is a verbatim\nstring".into()),
+        _ => {
+            return fail(CmdError::err(
+                "Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ))
+        }
+    };
+    reply(frame)
 }
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: quarry always flushes RocksDB and stops cleanly.

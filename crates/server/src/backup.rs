@@ -239,27 +239,16 @@ pub fn flushbackup(server: &Server) {
     tokio::task::block_in_place(|| purge(server, 0, 0));
 }
 
-/// Every second from the maintenance thread: the scheduled backup (once in a matching minute)
-/// and the retention rules.
-pub fn cron(server: &Server, now: &crate::cron::LocalTime, last_match: &mut Option<i64>) {
-    let (schedule, keep, keep_hours) = {
+/// The retention rules (`max-backup-to-keep`, `max-backup-keep-hours`), every second from the
+/// maintenance thread.
+pub fn retain(server: &Server) {
+    let (keep, keep_hours) = {
         let cfg = server.config.read();
         (
-            cfg.get("bgsave-cron").to_string(),
             cfg.get_i64("max-backup-to-keep"),
             cfg.get_i64("max-backup-keep-hours"),
         )
     };
-    if let Ok(Some(cron)) = crate::cron::Schedule::parse(&schedule) {
-        let minute = now.minute_stamp();
-        if cron.matches(now) && *last_match != Some(minute) {
-            *last_match = Some(minute);
-            match bgsave(server) {
-                Ok(()) => info!("scheduled backup (bgsave-cron) started"),
-                Err(e) => warn!(error = %e, "scheduled backup (bgsave-cron) not started"),
-            }
-        }
-    }
     if !server.backups.in_progress() {
         purge(server, keep, keep_hours);
     }

@@ -141,6 +141,73 @@ impl Schedule {
     }
 }
 
+/// The scheduled jobs, run every second by the maintenance thread: `bgsave-cron` and
+/// `compact-cron` fire once in each matching minute, and the backup's retention rules apply.
+#[derive(Default)]
+pub struct Jobs {
+    bgsave: Option<i64>,
+    compact: Option<i64>,
+}
+
+impl Jobs {
+    pub fn tick(&mut self, server: &crate::server::Server) {
+        let now = LocalTime::now();
+        let (bgsave, compact, checker) = {
+            let cfg = server.config.read();
+            (
+                cfg.get("bgsave-cron").to_string(),
+                cfg.get("compact-cron").to_string(),
+                cfg.get("compaction-checker-cron").to_string(),
+            )
+        };
+        if fires(&bgsave, &now, &mut self.bgsave) {
+            match crate::backup::bgsave(server) {
+                Ok(()) => tracing::info!("scheduled backup (bgsave-cron) started"),
+                Err(e) => tracing::warn!(error = %e, "scheduled backup (bgsave-cron) not started"),
+            }
+        }
+        // As in Kvrocks, compact-cron gives way to compaction-checker-cron.
+        if checker.trim().is_empty() && fires(&compact, &now, &mut self.compact) {
+            compact_in_background(server);
+        }
+        crate::backup::retain(server);
+    }
+}
+
+/// Whether `schedule` fires now: it matches, and has not fired in this minute yet.
+fn fires(schedule: &str, now: &LocalTime, last: &mut Option<i64>) -> bool {
+    let Ok(Some(s)) = Schedule::parse(schedule) else {
+        return false;
+    };
+    if !s.matches(now) || *last == Some(now.minute_stamp()) {
+        return false;
+    }
+    *last = Some(now.minute_stamp());
+    true
+}
+
+fn compact_in_background(server: &crate::server::Server) {
+    let Some(engine) = server.engine() else {
+        return;
+    };
+    if engine.is_compacting() {
+        tracing::warn!("scheduled compaction (compact-cron) skipped: a compaction runs");
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("compact-cron".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            tracing::info!("scheduled compaction (compact-cron) started");
+            if engine.compact_all() {
+                tracing::info!(
+                    seconds = started.elapsed().as_secs(),
+                    "scheduled compaction finished"
+                );
+            }
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -356,5 +356,19 @@ fn rocksdb_section(server: &Server, out: &mut String) {
         p("rocksdb.num-running-compactions"),
     );
     line(out, "num_running_flushes", p("rocksdb.num-running-flushes"));
+    line(
+        out,
+        "is_bgsaving",
+        if server.backups.in_progress() {
+            "yes"
+        } else {
+            "no"
+        },
+    );
+    line(
+        out,
+        "is_compacting",
+        if engine.is_compacting() { "yes" } else { "no" },
+    );
     line(out, "block_cache_usage", p("rocksdb.block-cache-usage"));
 }

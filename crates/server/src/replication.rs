@@ -821,13 +821,14 @@ pub fn enough_good_replicas(server: &Server) -> bool {
     need == 0 || lag == 0 || server.repl.master.count_good(lag) as u64 >= need
 }
 
-/// Starts the housekeeping of full-sync checkpoints, and the `max-db-size` check.
+/// Starts the housekeeping of full-sync checkpoints, the `max-db-size` check, and the
+/// scheduled jobs (`bgsave-cron`, `compact-cron`, backup retention).
 pub fn start_maintenance(server: &Arc<Server>) {
     let weak = Arc::downgrade(server);
     let _ = std::thread::Builder::new()
         .name("repl-cron".into())
         .spawn(move || {
-            let mut bgsave_minute = None;
+            let mut jobs = crate::cron::Jobs::default();
             for tick in 1u64.. {
                 std::thread::sleep(Duration::from_secs(1));
                 let Some(server) = weak.upgrade() else { return };
@@ -840,9 +841,7 @@ pub fn start_maintenance(server: &Arc<Server>) {
                         .db_size_limit_reached
                         .store(reached, Ordering::Relaxed);
                 }
-                // Scheduled backups (bgsave-cron fires once in a matching minute) and their
-                // retention.
-                crate::backup::cron(&server, &crate::cron::LocalTime::now(), &mut bgsave_minute);
+                jobs.tick(&server);
                 if tick % 5 != 0 {
                     continue;
                 }

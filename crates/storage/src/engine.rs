@@ -163,6 +163,8 @@ pub struct Engine {
     size_limit_reached: AtomicBool,
     /// What the last size check found; a forced flag stays until a check finds otherwise.
     size_limit_computed: AtomicBool,
+    /// A full compaction runs.
+    compacting: AtomicBool,
     write_opts: WriteOptions,
     path: PathBuf,
     /// The LogData `r <replid>` appended to every local batch, built once per id, or None.
@@ -311,6 +313,7 @@ impl Engine {
             health: Default::default(),
             size_limit_reached: AtomicBool::new(false),
             size_limit_computed: AtomicBool::new(false),
+            compacting: AtomicBool::new(false),
             write_opts,
             path,
             replid: Default::default(),
@@ -514,12 +517,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Compacts every column family over its whole range; compaction filters run.
-    pub fn compact_all(&self) {
+    /// Compacts every column family over its whole range; compaction filters run. False, and
+    /// nothing done, while another full compaction runs.
+    pub fn compact_all(&self) -> bool {
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return false;
+        }
         for cf in ColumnFamily::ALL {
             self.db
                 .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
         }
+        self.compacting.store(false, Ordering::Release);
+        true
+    }
+
+    /// Whether a full compaction (COMPACT, `compact-cron`) runs now: Kvrocks' `is_compacting`.
+    pub fn is_compacting(&self) -> bool {
+        self.compacting.load(Ordering::Acquire)
     }
 
     pub fn property(&self, cf: ColumnFamily, name: &str) -> Option<u64> {

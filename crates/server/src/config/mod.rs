@@ -65,6 +65,8 @@ const LIVE: &[&str] = &[
     "max-backup-to-keep",
     "max-backup-keep-hours",
     "bgsave-cron",
+    "compact-cron",
+    "dbsize-scan-cron",
     "purge-backup-on-fullsync",
     "slave-serve-stale-data",
     "min-replicas-to-write",
