@@ -381,8 +381,7 @@ fn clusterx(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
         }
         ("migrate", 4..=6) => migrate(server, a),
         ("setslot", 6) => {
-            let range = parse_range(&String::from_utf8_lossy(&a[2]))
-                .ok_or_else(|| CmdError::err("Slot is out of range"))?;
+            let ranges = parse_slot_ranges(&String::from_utf8_lossy(&a[2]))?;
             if !is(&a[3], "node") {
                 return Err(CmdError::err("Invalid setslot options"));
             }
@@ -393,7 +392,7 @@ fn clusterx(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             if version < 0 {
                 return Err(CmdError::err("Invalid version"));
             }
-            set_slot(server, range, &String::from_utf8_lossy(&a[4]), version)?;
+            set_slot(server, &ranges, &String::from_utf8_lossy(&a[4]), version)?;
             Ok(Frame::ok())
         }
         _ => Err(CmdError::err(
@@ -404,8 +403,15 @@ fn clusterx(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
 
 /// CLUSTERX MIGRATE <slot|a-b> <dst_node_id> [ASYNC|SYNC [timeout]]
 fn migrate(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
-    let range = parse_range(&String::from_utf8_lossy(&a[2]))
-        .ok_or_else(|| CmdError::err("Slot range is invalid"))?;
+    let range = match parse_slot_ranges(&String::from_utf8_lossy(&a[2]))?[..] {
+        [range] => range,
+        // Kvrocks 2.10 takes the first range and ignores the others without a word.
+        _ => {
+            return Err(CmdError::err(
+                "Only one slot range can be migrated at a time",
+            ))
+        }
+    };
     let dst_id = String::from_utf8_lossy(&a[3]).to_string();
     let (sync, timeout) = match a.get(4).map(|f| lower(f)) {
         None => (false, None),
@@ -645,7 +651,59 @@ fn set_nodes(server: &Server, text: &str, version: i64, force: bool) -> Result<(
     commit(server, topo)
 }
 
-fn set_slot(server: &Server, range: (u16, u16), id: &str, version: i64) -> Result<(), CmdError> {
+/// Kvrocks' slot list (`CLUSTERX SETSLOT`, `CLUSTERX MIGRATE`): slots and `a-b` ranges
+/// separated by spaces, with Kvrocks' error texts.
+fn parse_slot_ranges(text: &str) -> Result<Vec<(u16, u16)>, CmdError> {
+    // Kvrocks' ParseInt wording.
+    let slot = |t: &str| -> Result<u16, &'static str> {
+        if !t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+            return Err("not started as an integer");
+        }
+        match t.parse::<i64>() {
+            Ok(n) if (0..16384).contains(&n) => Ok(n as u16),
+            Ok(_) => Err("out of numeric range"),
+            Err(_) if t[1..].chars().all(|c| c.is_ascii_digit()) => Err("out of numeric range"),
+            Err(_) => Err("encounter non-integer characters"),
+        }
+    };
+    if text.is_empty() {
+        return Err(CmdError::err("No slots to parse."));
+    }
+    let mut out = Vec::new();
+    for part in text.split(' ').filter(|p| !p.is_empty()) {
+        if !part.contains('-') {
+            let n = slot(part).map_err(|e| CmdError::err(format!("Invalid slot id: {e}")))?;
+            out.push((n, n));
+            continue;
+        }
+        if part.starts_with('-') || part.ends_with('-') {
+            return Err(CmdError::err(format!("Invalid slot range: `{part}`. The character '-' can't appear in the first or last position.")));
+        }
+        let fields: Vec<&str> = part.split('-').collect();
+        if fields.len() != 2 {
+            return Err(CmdError::err(format!(
+                "Invalid slot range: `{part}`. The slot range should be of the form `int1-int2`."
+            )));
+        }
+        match (slot(fields[0]), slot(fields[1])) {
+            (Ok(a), Ok(b)) if a <= b => out.push((a, b)),
+            _ => return Err(CmdError::err(format!("Invalid slot range: `{part}`. The slot range `int1-int2` needs to satisfy the condition (int1 <= int2)."))),
+        }
+    }
+    if out.is_empty() {
+        return Err(CmdError::err(format!(
+            "Invalid slots: `{text}`. No slots to parse. Please use spaces to separate slots."
+        )));
+    }
+    Ok(out)
+}
+
+fn set_slot(
+    server: &Server,
+    ranges: &[(u16, u16)],
+    id: &str,
+    version: i64,
+) -> Result<(), CmdError> {
     let _serial = server.cluster.change.lock();
     let current = server.cluster.current();
     if version != current.version + 1 {
@@ -659,7 +717,9 @@ fn set_slot(server: &Server, range: (u16, u16), id: &str, version: i64) -> Resul
         return Err(cluster_err(ClusterError::NotAMaster));
     }
     let mut topo = (*current).clone();
-    topo.assign(range.0, range.1, id, version);
+    for (from, to) in ranges {
+        topo.assign(*from, *to, id, version);
+    }
     commit(server, topo)
 }
 

@@ -192,6 +192,44 @@ fn topology_commands_and_replies_match_kvrocks() {
             .ends_with(" 3 connected 0-102 200-300"),
         "{nodes}"
     );
+    // Several slots and ranges in one argument, as Kvrocks takes them.
+    let _: () = q(
+        &mut c,
+        &["CLUSTERX", "SETSLOT", "103-105 110 120-121", "NODE", A, "4"],
+    );
+    let nodes: String = q(&mut c, &["CLUSTER", "NODES"]);
+    assert!(
+        nodes
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(" 4 connected 0-105 110 120-121 200-300"),
+        "{nodes}"
+    );
+    // Kvrocks 2.10.1's texts for bad slot lists (checked against it).
+    for (bad, want) in [
+        ("99999", "ERR Invalid slot id: out of numeric range"),
+        ("abc", "ERR Invalid slot id: not started as an integer"),
+        ("5-3", "ERR Invalid slot range: `5-3`. The slot range `int1-int2` needs to satisfy the condition (int1 <= int2)."),
+        ("-3", "ERR Invalid slot range: `-3`. The character '-' can't appear in the first or last position."),
+        ("1-2-3", "ERR Invalid slot range: `1-2-3`. The slot range should be of the form `int1-int2`."),
+        ("", "ERR No slots to parse."),
+        (" ", "ERR Invalid slots: ` `. No slots to parse. Please use spaces to separate slots."),
+    ] {
+        assert_eq!(
+            err(&mut c, &["CLUSTERX", "SETSLOT", bad, "NODE", A, "5"]),
+            want,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        err(&mut c, &["CLUSTERX", "MIGRATE", "5-3", C]),
+        "ERR Invalid slot range: `5-3`. The slot range `int1-int2` needs to satisfy the condition (int1 <= int2)."
+    );
+    assert_eq!(
+        err(&mut c, &["CLUSTERX", "MIGRATE", "1-3 5", C]),
+        "ERR Only one slot range can be migrated at a time"
+    );
 }
 
 #[test]
