@@ -505,6 +505,8 @@ pub static SUBCOMMANDS: &[(&str, &str, i32)] = &[
     ("client", "info", 2),
     ("client", "kill", -3),
     ("client", "list", -2),
+    ("client", "pause", -3),
+    ("client", "unpause", 2),
     ("client", "reply", 3),
     ("client", "setname", 3),
     ("client", "setinfo", 4),

@@ -266,6 +266,10 @@ const CLIENT_HELP: &[&str] = &[
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
@@ -278,6 +282,26 @@ fn client(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
     let sub = lower(&a[1]);
     match (sub.as_str(), a.len()) {
         ("id", 2) => reply(Frame::Integer(session.handle.id as i64)),
+        ("pause", 3 | 4) => {
+            let kind = match a.get(3) {
+                None => crate::pause::Kind::All,
+                Some(m) if is(m, "WRITE") => crate::pause::Kind::Write,
+                Some(m) if is(m, "ALL") => crate::pause::Kind::All,
+                Some(_) => return fail(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+            };
+            let ms = match parse_i64(&a[2]) {
+                Ok(ms) if ms >= 0 => ms as u64,
+                Ok(_) => return fail(CmdError::err("timeout is negative")),
+                Err(_) => return fail(CmdError::err("timeout is not an integer or out of range")),
+            };
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            server.pause.pause(until, kind);
+            reply(Frame::ok())
+        }
+        ("unpause", 2) => {
+            server.pause.unpause();
+            reply(Frame::ok())
+        }
         ("unblock", 3 | 4) => {
             let mode = match a.get(3) {
                 None => 1,

@@ -194,6 +194,22 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                     // A command whose reply is skipped never joins a group (its reply is cut
                     // from the buffer below).
                     let more = !rbuf.is_empty() && before == ReplyMode::On;
+                    if server.pause.maybe_active() {
+                        if let Some(spec) = server.lookup(&req.args[0]) {
+                            let exec_writes = session.multi.as_ref().is_some_and(|m| m.writes());
+                            if server.pause.covering(spec, exec_writes).is_some() {
+                                // What was answered goes out before the wait.
+                                if !wbuf.is_empty()
+                                    && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                                        .await
+                                        .is_err()
+                                {
+                                    break 'conn;
+                                }
+                                server.pause.wait(spec, exec_writes).await;
+                            }
+                        }
+                    }
                     let flow = execute(&server, &mut session, req.args, &mut wbuf, more);
                     session.silent = !pushes
                         && !std::mem::take(&mut session.force_reply)

@@ -15,6 +15,7 @@ mod migrate_keys;
 mod migration;
 mod multi;
 mod notify;
+mod pause;
 mod peer;
 mod pubsub;
 mod replication;
@@ -344,6 +345,7 @@ fn run(cli: Cli) -> Result<(), String> {
         cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
         migration,
         backups: Default::default(),
+        pause: Default::default(),
         migrate_sockets: Default::default(),
         pubsub: Default::default(),
         repl: replication::ReplState::new(

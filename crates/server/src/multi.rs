@@ -32,6 +32,13 @@ pub struct MultiState {
     failed: bool,
 }
 
+impl MultiState {
+    /// Whether a queued command writes (CLIENT PAUSE WRITE holds such an EXEC).
+    pub fn writes(&self) -> bool {
+        self.queued.iter().any(|(spec, _)| spec.has(flag::WRITE))
+    }
+}
+
 /// Commands that run at once inside MULTI instead of being queued.
 pub fn runs_immediately(name: &str) -> bool {
     matches!(

@@ -163,6 +163,8 @@ pub struct Server {
     pub migration: crate::migration::MigrationState,
     /// BGSAVE and its kin.
     pub backups: crate::backup::Backups,
+    /// CLIENT PAUSE.
+    pub pause: crate::pause::Pause,
     /// MIGRATE's connections to its targets.
     pub migrate_sockets: Arc<crate::migrate_keys::SocketCache>,
     pub pubsub: Arc<crate::pubsub::PubSub>,

@@ -114,3 +114,76 @@ fn compact_cron_and_bgsave_cron_fire_in_a_matching_minute() {
         .count();
     assert!((1..=2).contains(&fired), "{fired}");
 }
+
+/// Runs `args` on a new connection in a thread; returns its handle.
+fn in_thread(
+    s: &TestServer,
+    args: &'static [&'static str],
+) -> std::thread::JoinHandle<(redis::RedisResult<redis::Value>, std::time::Duration)> {
+    let client = s.client();
+    std::thread::spawn(move || {
+        // From before the connection: the client's own set-up commands are held under ALL.
+        let started = std::time::Instant::now();
+        let mut c = client.get_connection().unwrap();
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        let r = cmd.query::<redis::Value>(&mut c);
+        (r, started.elapsed())
+    })
+}
+
+#[test]
+fn client_pause_holds_writes_or_everything_until_it_ends() {
+    use std::time::Duration;
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "k", "1"]);
+
+    // WRITE: reads go on, writes wait for CLIENT UNPAUSE.
+    assert_eq!(
+        q::<String>(&mut c, &["CLIENT", "PAUSE", "100000", "WRITE"]),
+        "OK"
+    );
+    let write = in_thread(&s, &["SET", "k", "2"]);
+    let script = in_thread(&s, &["EVAL", "return 1", "0"]);
+    let read = in_thread(&s, &["GET", "k"]);
+    let (r, took) = read.join().unwrap();
+    assert_eq!(r.unwrap(), redis::Value::BulkString(b"1".to_vec()));
+    assert!(took < Duration::from_secs(5));
+    let ro_script: i64 = q(&mut c, &["EVAL_RO", "return 2", "0"]);
+    assert_eq!(ro_script, 2);
+    // A read-only transaction is not held either.
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: () = q(&mut c, &["GET", "k"]);
+    let v: Vec<String> = q(&mut c, &["EXEC"]);
+    assert_eq!(v, vec!["1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !write.is_finished() && !script.is_finished(),
+        "held while paused"
+    );
+    assert_eq!(q::<String>(&mut c, &["CLIENT", "UNPAUSE"]), "OK");
+    let (r, took) = write.join().unwrap();
+    assert_eq!(r.unwrap(), redis::Value::Okay);
+    assert!(took >= Duration::from_millis(300));
+    assert!(script.join().unwrap().0.is_ok());
+    assert_eq!(q::<String>(&mut c, &["GET", "k"]), "2");
+
+    // ALL, with a timeout: a read waits too, until the pause runs out.
+    assert_eq!(q::<String>(&mut c, &["CLIENT", "PAUSE", "500"]), "OK");
+    let read = in_thread(&s, &["GET", "k"]);
+    let (r, took) = read.join().unwrap();
+    assert_eq!(r.unwrap(), redis::Value::BulkString(b"2".to_vec()));
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+
+    assert_eq!(
+        err(&mut c, &["CLIENT", "PAUSE", "abc"]),
+        "ERR timeout is not an integer or out of range"
+    );
+    assert_eq!(
+        err(&mut c, &["CLIENT", "PAUSE", "10", "READ"]),
+        "ERR CLIENT PAUSE mode must be WRITE or ALL"
+    );
+}
