@@ -492,6 +492,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("lastsave", 1, ADMIN | FAST | LOADING | STALE, 0, 0, 0, "server", "1.0.0", "Returns the Unix timestamp of the last backup (BGSAVE) started, or of the server's start.", S),
     cmd!("flushbackup", 1, ADMIN | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Kvrocks: deletes the backup in backup-dir.", S),
     cmd!("flushmemtable", 1, ADMIN | NOSCRIPT | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: flushes every memtable to SST files (obsolete WAL files may then be purged).", S),
+    cmd!("pollupdates", -2, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Kvrocks: the WAL batches after a sequence, for change capture.", S),
     cmd!("digest", -1, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: order-independent digest of the logical contents of slot ranges, with the sequence it reflects.", S),
     cmd!("shutdown", -1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", S),
 ];

@@ -95,7 +95,9 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             None => fail(CmdError::Loading),
         },
         "slaveof" | "replicaof" | "role" | "psync" | "replconf" | "_db_name" | "_fetch_meta"
-        | "_fetch_file" | "wait" | "digest" => crate::replication::run(server, session, name, a),
+        | "_fetch_file" | "wait" | "digest" | "pollupdates" => {
+            crate::replication::run(server, session, name, a)
+        }
         "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
         | "sunsubscribe" | "publish" | "spublish" | "pubsub" => {
             crate::pubsub::run(server, session, name, a)

@@ -187,3 +187,142 @@ fn client_pause_holds_writes_or_everything_until_it_ends() {
         "ERR CLIENT PAUSE mode must be WRITE or ALL"
     );
 }
+
+type Poll = (String, i64, String, i64, String, Vec<String>);
+
+fn poll(c: &mut redis::Connection, args: &[&str]) -> (i64, i64, Vec<Vec<u8>>) {
+    let mut all = vec!["POLLUPDATES"];
+    all.extend_from_slice(args);
+    let (k1, next, k2, latest, k3, updates): Poll = q(c, &all);
+    assert_eq!(
+        (k1.as_str(), k2.as_str(), k3.as_str()),
+        ("next_sequence", "latest_sequence", "updates")
+    );
+    let batches = updates
+        .iter()
+        .map(|h| {
+            assert!(
+                h.chars()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+                "{h}"
+            );
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
+    (next, latest, batches)
+}
+
+/// The keys a batch puts into the metadata column family.
+fn keys_put(batch: &[u8]) -> Vec<String> {
+    quarry_storage::batch::decode(batch)
+        .unwrap()
+        .records
+        .into_iter()
+        .filter_map(|r| match r {
+            quarry_storage::batch::BatchRecord::Put { cf: 1, key, .. } => {
+                Some(String::from_utf8_lossy(key).to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pollupdates_streams_the_wal_as_kvrocks_does_and_never_skips_a_gap() {
+    let s = TestServer::start_with(&[
+        "--rocksdb.wal_ttl_seconds",
+        "0",
+        "--rocksdb.wal_size_limit_mb",
+        "0",
+    ]);
+    let mut c = s.conn();
+    let start = latest_seq(&mut c).to_string();
+    let (next0, latest0, none) = poll(&mut c, &[&start]);
+    assert!(none.is_empty());
+    assert_eq!(next0, latest0);
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    let _: () = q(&mut c, &["MSET", "b", "2", "c", "3"]);
+    let _: () = q(&mut c, &["SET", "d", "4"]);
+    // A consumer polls from where it stopped, two batches at a time.
+    let mut from = latest0;
+    let mut seen = Vec::new();
+    loop {
+        let (next, latest, batches) = poll(&mut c, &[&from.to_string(), "MAX", "2"]);
+        for b in &batches {
+            seen.extend(keys_put(b));
+        }
+        if batches.is_empty() {
+            assert_eq!(next, from);
+            assert_eq!(latest, from);
+            break;
+        }
+        assert!(batches.len() <= 2);
+        from = next;
+    }
+    let seen: Vec<String> = seen
+        .iter()
+        .map(|k| k.chars().last().unwrap().to_string())
+        .collect();
+    assert_eq!(seen, ["a", "b", "c", "d"]);
+    // STRICT: a position inside a batch (MSET's two records) is refused.
+    let mset_first = latest0 + 2;
+    let e = err(&mut c, &["POLLUPDATES", &mset_first.to_string(), "STRICT"]);
+    assert_eq!(
+        e,
+        format!(
+            "ERR mismatched sequence number, expected {} but got {}",
+            mset_first + 1,
+            mset_first
+        )
+    );
+    // Kvrocks' errors.
+    let latest = latest_seq(&mut c);
+    assert_eq!(
+        err(&mut c, &["POLLUPDATES", &(latest + 1).to_string()]),
+        "ERR next sequence is out of range"
+    );
+    assert_eq!(
+        err(&mut c, &["POLLUPDATES", "0", "MAX", "0"]),
+        "ERR out of numeric range"
+    );
+    assert_eq!(
+        err(&mut c, &["POLLUPDATES", "0", "FORMAT", "JSON"]),
+        "ERR invalid FORMAT option, only support RAW"
+    );
+    assert_eq!(
+        err(&mut c, &["POLLUPDATES", "x"]),
+        "ERR not started as an integer"
+    );
+
+    // Once the WAL is purged, polling from before it is an error, not a silent skip.
+    for i in 0..200 {
+        let _: () = q(&mut c, &["SET", &format!("gap{i}"), "v"]);
+    }
+    let _: () = q(&mut c, &["FLUSHMEMTABLE"]);
+    let _: () = q(&mut c, &["SET", "after", "1"]);
+    let _: () = q(&mut c, &["FLUSHMEMTABLE"]);
+    wait_until(
+        20,
+        || {
+            redis::cmd("POLLUPDATES")
+                .arg(latest0)
+                .query::<redis::Value>(&mut c)
+                .is_err()
+        },
+        || "the purged WAL was polled without an error".into(),
+    );
+    let e = err(&mut c, &["POLLUPDATES", &latest0.to_string()]);
+    assert!(e.contains("does not hold"), "{e}");
+}
+
+fn latest_seq(c: &mut redis::Connection) -> i64 {
+    let info: String = q(c, &["INFO", "keyspace"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("sequence:"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}

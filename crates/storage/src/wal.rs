@@ -185,6 +185,8 @@ pub struct WalReader<'a> {
     /// (written but not flushed), and a WAL file that rotated, as errors too; only a persistent
     /// error is one.
     errors: u32,
+    /// The first batch may start before `next`, if it holds `next` ([`WalReader::containing`]).
+    containing: bool,
 }
 
 /// Consecutive iterator errors after which the WAL is considered unreadable.
@@ -199,6 +201,17 @@ impl<'a> WalReader<'a> {
             tail: None,
             positioned: false,
             errors: 0,
+            containing: false,
+        }
+    }
+
+    /// A reader whose first batch holds `next` (it may start before it, as the batch that
+    /// RocksDB's own iterator returns for a sequence inside a batch). A batch that starts
+    /// after `next` is still a gap, never skipped.
+    pub fn containing(db: &'a rocksdb::DB, next: u64) -> WalReader<'a> {
+        WalReader {
+            containing: true,
+            ..WalReader::new(db, next)
         }
     }
 
@@ -259,11 +272,13 @@ impl<'a> WalReader<'a> {
             }
             self.errors = 0;
             let (seq, data) = tail.batch();
-            if seq != self.next {
+            let batch = WalBatch::from_data(seq, data);
+            let holds_next = seq < self.next && seq + batch.count > self.next;
+            if seq != self.next && !(std::mem::take(&mut self.containing) && holds_next) {
                 self.tail = None;
                 return Err(WalGap::NotABatchStart(self.next));
             }
-            let batch = WalBatch::from_data(seq, data);
+            self.containing = false;
             self.next = seq + batch.count;
             return Ok(Some(batch));
         }
@@ -277,6 +292,15 @@ impl<'a> WalReader<'a> {
             return Err(WalGap::Unreadable(e));
         }
         Ok(None)
+    }
+}
+
+/// Where the WAL batch that holds `seq` starts, if the WAL still has it.
+pub fn batch_containing(db: &rocksdb::DB, seq: u64) -> Option<u64> {
+    let mut reader = WalReader::containing(db, seq);
+    match reader.read() {
+        Ok(Some(b)) => Some(b.seq),
+        _ => None,
     }
 }
 
