@@ -17,6 +17,13 @@ pub fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(ctx.db.exists(&a[1..])?))
 }
 
+/// MOVE key db, as Kvrocks answers it: there is only one database, so nothing moves, and the
+/// reply says whether the key exists. `db` must be an integer.
+pub fn move_key(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    parse_i64(&a[2])?;
+    Ok(Frame::Integer(ctx.db.exists(&a[1..2])?))
+}
+
 /// TOUCH key [key ...]: the number of keys that exist; the dispatcher has already recorded
 /// the use of each.
 pub fn touch(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
@@ -273,6 +280,19 @@ pub fn memory(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     Ok(match ctx.db.memory_usage(&a[2], samples)? {
+        Some(n) => Frame::Integer(n as i64),
+        None => Frame::Null,
+    })
+}
+
+/// DISK USAGE key (Kvrocks): the bytes the key's records take in storage, every element
+/// counted; nil for a missing key. Kvrocks estimates them from RocksDB's file ranges (after
+/// compression), so the two differ in value, not in meaning.
+pub fn disk(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if !is(&a[1], "USAGE") {
+        return Err(CmdError::err("Unknown operation"));
+    }
+    Ok(match ctx.db.memory_usage(&a[2], 0)? {
         Some(n) => Frame::Integer(n as i64),
         None => Frame::Null,
     })

@@ -411,6 +411,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // keyspace
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),
     cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", D(keys::del)),
+    cmd!("move", 3, WRITE | FAST, 1, 1, 1, "generic", "1.0.0", "Kvrocks: there is one database, so nothing moves; answers whether the key exists.", D(keys::move_key)),
     cmd!("exists", -2, READONLY | FAST, 1, -1, 1, "generic", "1.0.0", "Determines whether one or more keys exist.", D(keys::exists)),
     cmd!("touch", -2, READONLY | FAST, 1, -1, 1, "generic", "3.2.1", "Alters the last access time of a key(s). Returns the number of existing keys specified.", D(keys::touch)),
     cmd!("type", 2, READONLY | FAST, 1, 1, 1, "generic", "1.0.0", "Determines the type of value stored at a key.", D(keys::type_)),
@@ -427,6 +428,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", D(keys::renamenx)),
     cmd!("copy", -3, WRITE | DENYOOM, 1, 2, 1, "generic", "6.2.0", "Copies the value of a key to a new key.", D(keys::copy)),
     cmd!("object", -2, READONLY, 0, 0, 0, "generic", "2.2.3", "A container for object introspection commands.", D(keys::object)),
+    cmd!("disk", 3, READONLY, 2, 2, 1, "server", "1.0.0", "Kvrocks: DISK USAGE key, the bytes of the key's records in storage.", D(keys::disk)),
     cmd!("memory", -2, READONLY, 0, 0, 0, "server", "4.0.0", "A container for memory diagnostics commands.", D(keys::memory)),
     cmd!("keys", 2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", D(keys::keys)),
     cmd!("scan", -2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", D(keys::scan)),
@@ -471,6 +473,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("punsubscribe", -1, NOSCRIPT | LOADING | STALE, 0, 0, 0, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", S),
     cmd!("sunsubscribe", -1, NOSCRIPT | LOADING | STALE, 1, -1, 1, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", S),
     cmd!("publish", 3, LOADING | STALE | FAST, 0, 0, 0, "pubsub", "2.0.0", "Posts a message to a channel.", S),
+    cmd!("mpublish", -3, LOADING | STALE | FAST, 0, 0, 0, "pubsub", "1.0.0", "Kvrocks: posts several messages to a channel.", S),
     cmd!("spublish", 3, LOADING | STALE | FAST, 1, 1, 1, "pubsub", "7.0.0", "Post a message to a shard channel", S),
     cmd!("pubsub", -2, LOADING | STALE, 0, 0, 0, "pubsub", "2.8.0", "A container for Pub/Sub commands.", S),
     cmd!("cluster", -2, ADMIN | NOSCRIPT | STALE, 0, 0, 0, "cluster", "3.0.0", "A container for Redis Cluster commands (Kvrocks' subset and more).", S),

@@ -99,7 +99,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             crate::replication::run(server, session, name, a)
         }
         "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
-        | "sunsubscribe" | "publish" | "spublish" | "pubsub" => {
+        | "sunsubscribe" | "publish" | "mpublish" | "spublish" | "pubsub" => {
             crate::pubsub::run(server, session, name, a)
         }
         "cluster" | "clusterx" | "readonly" | "readwrite" | "asking" | "applybatch" => {

@@ -174,7 +174,8 @@ fn memory_section(server: &Server, out: &mut String) {
 
 fn persistence_section(server: &Server, out: &mut String) {
     out.push_str("# Persistence\r\n");
-    line(out, "loading", 0);
+    // A full sync swapping the database in: commands answer LOADING meanwhile.
+    line(out, "loading", server.storage.read().is_none() as u8);
     line(out, "async_loading", 0);
     server.backups.info(server, out);
     // There is no RDB save: every write is in RocksDB. This counts the batches written since

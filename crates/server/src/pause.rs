@@ -29,7 +29,15 @@ pub struct Pause {
 fn may_replicate(name: &str) -> bool {
     matches!(
         name,
-        "eval" | "evalsha" | "fcall" | "publish" | "spublish" | "pfcount" | "script" | "function"
+        "eval"
+            | "evalsha"
+            | "fcall"
+            | "publish"
+            | "mpublish"
+            | "spublish"
+            | "pfcount"
+            | "script"
+            | "function"
     )
 }
 

@@ -330,16 +330,20 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
                 );
             }
         }
-        "publish" => {
+        // MPUBLISH (Kvrocks): several messages to one channel, in one batch.
+        "publish" | "mpublish" => {
             // Inside EXEC or a script the message goes out with the transaction's commit: its
             // record joins the transaction's batch, and subscribers get it once the writes
             // before it can be read (the reply counts the subscribers there are now).
             let in_txn = quarry_types::txn::active();
+            let messages = &a[2..];
             // A master records the message for its replicas; a replica writes nothing.
             if !server.repl.is_replica.load(Ordering::Acquire) {
                 if let Some(storage) = server.storage() {
                     let mut batch = WriteBatch::default();
-                    batch.put_cf(storage.engine.cf(ColumnFamily::PubSub), &a[1], &a[2]);
+                    for m in messages {
+                        batch.put_cf(storage.engine.cf(ColumnFamily::PubSub), &a[1], m);
+                    }
                     let written = if in_txn {
                         storage.db.write(batch).map_err(CmdError::from)
                     } else {
@@ -353,12 +357,15 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
                     }
                 }
             }
-            let n = if in_txn {
-                crate::notify::defer_publish(a[1].clone(), a[2].clone());
-                hub.receivers(&a[1])
-            } else {
-                hub.publish(&a[1], &a[2])
-            };
+            let mut n = 0;
+            for m in messages {
+                n += if in_txn {
+                    crate::notify::defer_publish(a[1].clone(), m.clone());
+                    hub.receivers(&a[1])
+                } else {
+                    hub.publish(&a[1], m)
+                };
+            }
             return (Ok(Frame::Integer(n as i64)), Flow::Continue);
         }
         "spublish" => {

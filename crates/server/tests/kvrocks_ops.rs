@@ -326,3 +326,40 @@ fn latest_seq(c: &mut redis::Connection) -> i64 {
         .parse()
         .unwrap()
 }
+
+#[test]
+fn mpublish_and_move_as_kvrocks_answers_them() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["MPUBLISH", "ch", "a", "b"]), 0);
+    let mut sub = s.conn();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("ch").unwrap();
+    assert_eq!(
+        q::<i64>(&mut c, &["MPUBLISH", "ch", "one", "two", "three"]),
+        3
+    );
+    for want in ["one", "two", "three"] {
+        let msg = pubsub.get_message().unwrap();
+        assert_eq!(msg.get_payload::<String>().unwrap(), want);
+    }
+    assert_eq!(
+        err(&mut c, &["MPUBLISH", "ch"]),
+        "ERR wrong number of arguments for 'mpublish' command"
+    );
+    // One database: MOVE moves nothing and says whether the key is there.
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    assert_eq!(q::<i64>(&mut c, &["MOVE", "k", "1"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["MOVE", "nope", "1"]), 0);
+    assert_eq!(q::<String>(&mut c, &["GET", "k"]), "v");
+    assert!(err(&mut c, &["MOVE", "k", "x"]).contains("not an integer"));
+    let info: String = q(&mut c, &["INFO", "persistence"]);
+    assert!(info.contains("loading:0"), "{info}");
+    // DISK USAGE: the key's bytes in storage, more for a bigger value, nil when missing.
+    let small: i64 = q(&mut c, &["DISK", "USAGE", "k"]);
+    let _: () = q(&mut c, &["SET", "big", &"x".repeat(10_000)]);
+    let big: i64 = q(&mut c, &["DISK", "USAGE", "big"]);
+    assert!(small > 0 && big > 10_000 && big > small, "{small} {big}");
+    assert_eq!(q::<Option<i64>>(&mut c, &["DISK", "USAGE", "nope"]), None);
+    assert_eq!(err(&mut c, &["DISK", "SIZE", "k"]), "ERR Unknown operation");
+}
