@@ -183,6 +183,16 @@ fn engine_options(cfg: &Config) -> Result<EngineOptions, String> {
     o.max_write_buffer_number = int("rocksdb.max_write_buffer_number") as i32;
     o.max_open_files = int("rocksdb.max_open_files") as i32;
     o.max_background_jobs = int("rocksdb.max_background_jobs") as i32;
+    o.max_background_flushes = int("rocksdb.max_background_flushes") as i32;
+    o.max_background_compactions = int("rocksdb.max_background_compactions") as i32;
+    o.max_io_mb = int("max-io-mb").max(0) as u64;
+    o.rate_limiter_auto_tuned = cfg.get_bool("rocksdb.rate_limiter_auto_tuned");
+    o.row_cache_mb = int("rocksdb.row_cache_size").max(0) as usize;
+    o.enable_blob_files = cfg.get_bool("rocksdb.enable_blob_files");
+    o.min_blob_size = int("rocksdb.min_blob_size").max(0) as u64;
+    o.blob_file_size = int("rocksdb.blob_file_size").max(0) as u64;
+    o.enable_blob_gc = cfg.get_bool("rocksdb.enable_blob_garbage_collection");
+    o.blob_gc_age_cutoff_percent = int("rocksdb.blob_garbage_collection_age_cutoff") as u32;
     o.max_subcompactions = int("rocksdb.max_subcompactions") as u32;
     o.target_file_size_base_mb = int("rocksdb.target_file_size_base") as u64;
     o.wal_ttl_seconds = int("rocksdb.wal_ttl_seconds") as u64;

@@ -363,3 +363,69 @@ fn mpublish_and_move_as_kvrocks_answers_them() {
     assert_eq!(q::<Option<i64>>(&mut c, &["DISK", "USAGE", "nope"]), None);
     assert_eq!(err(&mut c, &["DISK", "SIZE", "k"]), "ERR Unknown operation");
 }
+
+#[test]
+fn kvrocks_rocksdb_directives_reach_rocksdb() {
+    let s = TestServer::start_with(&[
+        "--rocksdb.enable_blob_files",
+        "yes",
+        "--rocksdb.min_blob_size",
+        "1024",
+        "--rocksdb.blob_garbage_collection_age_cutoff",
+        "40",
+        "--rocksdb.max_background_flushes",
+        "3",
+        "--rocksdb.max_background_compactions",
+        "5",
+        "--rocksdb.row_cache_size",
+        "8",
+        "--max-io-mb",
+        "500",
+    ]);
+    let mut c = s.conn();
+    let big = "b".repeat(20_000);
+    let _: () = q(&mut c, &["SET", "big", &big]);
+    let _: () = q(&mut c, &["SET", "small", "s"]);
+    let _: () = q(&mut c, &["FLUSHMEMTABLE"]);
+    let db = s.data_dir().join("db");
+    let names: Vec<String> = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with(".blob")),
+        "the large value went to a blob file: {names:?}"
+    );
+    assert_eq!(q::<String>(&mut c, &["GET", "big"]), big);
+    assert_eq!(q::<String>(&mut c, &["GET", "small"]), "s");
+    // RocksDB records the options it runs with.
+    let options = names
+        .iter()
+        .filter(|n| n.starts_with("OPTIONS-"))
+        .max()
+        .unwrap();
+    let text = std::fs::read_to_string(db.join(options)).unwrap();
+    for want in [
+        "enable_blob_files=true",
+        "min_blob_size=1024",
+        "blob_garbage_collection_age_cutoff=0.400000",
+        "max_background_flushes=3",
+        "max_background_compactions=5",
+    ] {
+        assert!(text.contains(want), "{want} not in {options}");
+    }
+    // The quarry.log start-up warning does not list them as without effect.
+    let log = s.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("without effect"))
+        .unwrap_or("");
+    for name in [
+        "enable_blob_files",
+        "max-io-mb",
+        "row_cache_size",
+        "max_background_flushes",
+    ] {
+        assert!(!warning.contains(name), "{name}: {warning}");
+    }
+}

@@ -99,6 +99,21 @@ pub struct EngineOptions {
     pub compaction_readahead_size: usize,
     pub no_slowdown: bool,
     pub low_pri: bool,
+    /// RocksDB's legacy thread counts (-1 for both: `max_background_jobs` decides), as
+    /// Kvrocks passes them.
+    pub max_background_flushes: i32,
+    pub max_background_compactions: i32,
+    /// `max-io-mb`: flush and compaction writes per second, 0 = no limit.
+    pub max_io_mb: u64,
+    pub rate_limiter_auto_tuned: bool,
+    pub row_cache_mb: usize,
+    /// BlobDB (key-value separation) for large values, as Kvrocks configures it.
+    pub enable_blob_files: bool,
+    pub min_blob_size: u64,
+    pub blob_file_size: u64,
+    pub enable_blob_gc: bool,
+    /// Percent of the oldest blob files that garbage collection may rewrite.
+    pub blob_gc_age_cutoff_percent: u32,
 }
 
 impl EngineOptions {
@@ -112,6 +127,16 @@ impl EngineOptions {
             max_write_buffer_number: 4,
             max_open_files: 8096,
             max_background_jobs: 4,
+            max_background_flushes: -1,
+            max_background_compactions: -1,
+            max_io_mb: 0,
+            rate_limiter_auto_tuned: true,
+            row_cache_mb: 0,
+            enable_blob_files: false,
+            min_blob_size: 4096,
+            blob_file_size: 256 << 20,
+            enable_blob_gc: true,
+            blob_gc_age_cutoff_percent: 25,
             wal_ttl_seconds: 10800,
             wal_size_limit_mb: 16384,
             max_total_wal_size_mb: 512,
@@ -192,6 +217,24 @@ impl Engine {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_open_files(opts.max_open_files);
         db_opts.set_max_background_jobs(opts.max_background_jobs);
+        // Deprecated in the wrapper, still honoured by RocksDB 11 (`GetBGJobLimits`): unless
+        // both are -1 they decide the thread counts, as in Kvrocks, which sets them.
+        #[allow(deprecated)]
+        {
+            db_opts.set_max_background_flushes(opts.max_background_flushes);
+            db_opts.set_max_background_compactions(opts.max_background_compactions);
+        }
+        if opts.max_io_mb > 0 {
+            let rate = (opts.max_io_mb * 1024 * 1024) as i64;
+            if opts.rate_limiter_auto_tuned {
+                db_opts.set_auto_tuned_ratelimiter(rate, 100_000, 10);
+            } else {
+                db_opts.set_ratelimiter(rate, 100_000, 10);
+            }
+        }
+        if opts.row_cache_mb > 0 {
+            db_opts.set_row_cache(&Cache::new_lru_cache(opts.row_cache_mb * 1024 * 1024));
+        }
         db_opts.set_wal_ttl_seconds(opts.wal_ttl_seconds);
         db_opts.set_wal_size_limit_mb(opts.wal_size_limit_mb);
         db_opts.set_max_total_wal_size(opts.max_total_wal_size_mb * 1024 * 1024);
@@ -264,6 +307,12 @@ impl Engine {
             cf_opts.set_level_compaction_dynamic_level_bytes(
                 opts.level_compaction_dynamic_level_bytes,
             );
+            cf_opts.set_enable_blob_files(opts.enable_blob_files);
+            cf_opts.set_min_blob_size(opts.min_blob_size);
+            cf_opts.set_blob_file_size(opts.blob_file_size);
+            cf_opts.set_blob_compression_type(opts.compression);
+            cf_opts.set_enable_blob_gc(opts.enable_blob_gc);
+            cf_opts.set_blob_gc_age_cutoff(opts.blob_gc_age_cutoff_percent as f64 / 100.0);
             cf_opts.set_write_buffer_size(opts.write_buffer_mb * 1024 * 1024);
             cf_opts.set_max_write_buffer_number(opts.max_write_buffer_number);
             if cf == ColumnFamily::Metadata {
