@@ -33,6 +33,8 @@ pub trait Host: Send + Sync + 'static {
     fn install_engine(&self, engine: Engine);
     /// Called after each applied master batch (side effects: wake blocked clients, ...).
     fn on_applied(&self, batch: &[u8]);
+    /// Called once a full sync replaced the database (not after a roll-back).
+    fn on_full_sync(&self) {}
 }
 
 /// Settings a link reads from the configuration.

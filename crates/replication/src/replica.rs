@@ -505,7 +505,15 @@ impl Worker {
         self.status.set(LinkState::StorageRefused);
         warn!(master = %self.addr(), error = %e, "storage refuses the master's batches; link closed until the batch can be applied");
         let before = engine.latest_sequence();
+        // Now and then the master is asked again (PSYNC decides where to go on from), in case
+        // its WAL moved past this position meanwhile.
+        let ask_again = Instant::now() + Duration::from_secs(60);
         loop {
+            if Instant::now() >= ask_again {
+                return Err(io_err(
+                    "storage still refuses the master's batch after 60 s; asking the master again",
+                ));
+            }
             let until = Instant::now() + Duration::from_secs(1);
             while Instant::now() < until {
                 if self.stopped() {
@@ -550,6 +558,7 @@ impl Worker {
                     Ok(seq) => {
                         let secs = started.elapsed().as_secs_f64();
                         info!(master = %self.addr(), files, bytes, seconds = format!("{secs:.1}"), sequence = seq, "full sync finished");
+                        self.host.on_full_sync();
                         Next::Again
                     }
                     Err(e) => {
@@ -696,11 +705,16 @@ impl Worker {
             }
             Err(e) => {
                 error!(error = %e, "the fetched checkpoint does not open; rolling back");
-                if backup.exists() {
-                    let _ = std::fs::remove_dir_all(&db);
-                    let _ = std::fs::rename(&backup, &db);
+                // The marker goes only once the previous database is back in place: with it,
+                // the next start finishes the roll-back.
+                let restored = !backup.exists()
+                    || std::fs::remove_dir_all(&db)
+                        .or_else(|e| if db.exists() { Err(e) } else { Ok(()) })
+                        .and_then(|_| std::fs::rename(&backup, &db))
+                        .is_ok();
+                if restored {
+                    let _ = std::fs::remove_file(dir.join(SWAP_MARKER));
                 }
-                let _ = std::fs::remove_file(dir.join(SWAP_MARKER));
                 match self.host.open_engine() {
                     Ok(engine) => {
                         engine.gate().set_role(Role::Replica);
@@ -792,12 +806,69 @@ pub fn recover_interrupted_swap(dir: &Path) -> io::Result<Option<&'static str>> 
         quarry_storage::files::sync_dir(dir);
         std::fs::remove_file(&marker)?;
         what
-    } else if backup.exists() {
+    } else if backup.exists() && db.join("CURRENT").exists() {
         std::fs::remove_dir_all(&backup)?;
         Some("removed the database that a finished full sync replaced")
+    } else if backup.exists() {
+        // No marker (an older version's swap) and no database in place: the one left aside
+        // is the only one there is.
+        if db.exists() {
+            std::fs::remove_dir_all(&db)?;
+        }
+        std::fs::rename(&backup, &db)?;
+        Some("a full sync's database swap was interrupted; the previous database is back")
     } else {
         None
     };
     quarry_storage::files::sync_dir(dir);
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn make_db(path: &Path, tag: &str) {
+        std::fs::create_dir_all(path).unwrap();
+        std::fs::write(path.join("CURRENT"), tag).unwrap();
+    }
+
+    fn tag(path: &Path) -> String {
+        std::fs::read_to_string(path.join("CURRENT")).unwrap()
+    }
+
+    #[test]
+    fn an_interrupted_swap_is_settled_at_start_up() {
+        // Marker and backup: the swap never proved itself; the previous database comes back,
+        // whether the new one is in place or not.
+        for new_in_place in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            make_db(&d.path().join("db.tmp"), "old");
+            if new_in_place {
+                make_db(&d.path().join("db"), "new");
+            }
+            std::fs::write(d.path().join(SWAP_MARKER), "swapping\n").unwrap();
+            assert!(recover_interrupted_swap(d.path()).unwrap().is_some());
+            assert_eq!(tag(&d.path().join("db")), "old");
+            assert!(!d.path().join("db.tmp").exists());
+            assert!(!d.path().join(SWAP_MARKER).exists());
+        }
+        // No marker, the new database in place: the swap finished; the old one goes.
+        let d = tempfile::tempdir().unwrap();
+        make_db(&d.path().join("db.tmp"), "old");
+        make_db(&d.path().join("db"), "new");
+        assert!(recover_interrupted_swap(d.path()).unwrap().is_some());
+        assert_eq!(tag(&d.path().join("db")), "new");
+        assert!(!d.path().join("db.tmp").exists());
+        // No marker and no database (an older version's crash): the one aside is all there is.
+        let d = tempfile::tempdir().unwrap();
+        make_db(&d.path().join("db.tmp"), "old");
+        assert!(recover_interrupted_swap(d.path()).unwrap().is_some());
+        assert_eq!(tag(&d.path().join("db")), "old");
+        // Nothing to settle.
+        let d = tempfile::tempdir().unwrap();
+        make_db(&d.path().join("db"), "db");
+        assert!(recover_interrupted_swap(d.path()).unwrap().is_none());
+        assert_eq!(tag(&d.path().join("db")), "db");
+    }
 }

@@ -78,6 +78,33 @@ fn backup_dir(server: &Server) -> PathBuf {
     dir_of(&server.config.read())
 }
 
+/// Refuses a `backup-dir` that is, holds, or lies inside what the node itself keeps in its data
+/// directory: a backup replaces and deletes its directory, and must never take the database
+/// with it.
+fn check_dir(server: &Server, backup: &Path) -> Result<(), String> {
+    let canonical = |p: &Path| -> PathBuf {
+        match (p.parent(), p.file_name()) {
+            _ if p.exists() => p.canonicalize().unwrap_or_else(|_| p.to_path_buf()),
+            (Some(parent), Some(name)) if parent.exists() => parent
+                .canonicalize()
+                .map(|c| c.join(name))
+                .unwrap_or_else(|_| p.to_path_buf()),
+            _ => p.to_path_buf(),
+        }
+    };
+    let data = canonical(Path::new(server.config.read().get("dir")));
+    let backup = canonical(backup);
+    let reserved = ["db", "db.tmp", "sync_checkpoint", "checkpoint", "log"];
+    if data.starts_with(&backup) || reserved.iter().any(|r| backup.starts_with(data.join(r))) {
+        return Err(format!(
+            "backup-dir {} would replace the node's own data in {}",
+            backup.display(),
+            data.display()
+        ));
+    }
+    Ok(())
+}
+
 /// `backup-dir`, or `<dir>/backup` while it is left at its default (as in Kvrocks).
 pub fn dir_of(cfg: &crate::config::Config) -> PathBuf {
     match cfg.get("backup-dir") {
@@ -126,12 +153,13 @@ fn run(server: &Arc<Server>) {
     let started = Instant::now();
     let dir = backup_dir(server);
     info!(dir = %dir.display(), "backup started");
-    let result = match server.engine() {
-        Some(engine) => {
+    let result = match (server.engine(), check_dir(server, &dir)) {
+        (_, Err(e)) => Err(e),
+        (Some(engine), Ok(())) => {
             let _guard = b.lock.lock();
             create(&engine, &dir)
         }
-        None => Err("the database is being replaced".to_string()),
+        (None, _) => Err("the database is being replaced".to_string()),
     };
     let secs = started.elapsed().as_secs();
     b.last_started.store(started_at, Ordering::Relaxed);
@@ -221,7 +249,19 @@ pub fn purge(server: &Server, keep: i64, keep_hours: i64) {
     if !dir.exists() {
         return;
     }
-    let created = b.created.load(Ordering::Relaxed);
+    if let Err(e) = check_dir(server, &dir) {
+        warn!(error = %e, "backup retention skipped");
+        return;
+    }
+    // Made before this process started: its directory's time tells when.
+    let created = match b.created.load(Ordering::Relaxed) {
+        0 => std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64),
+        t => t,
+    };
     let expired = keep_hours > 0 && created > 0 && created + keep_hours * 3600 < now_secs();
     if keep == 0 || expired {
         match std::fs::remove_dir_all(&dir) {

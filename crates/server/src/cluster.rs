@@ -14,7 +14,7 @@ use quarry_commands::args::{is, lower, parse_i64};
 use quarry_commands::table::{command_keys, flag};
 use quarry_commands::{CmdError, CommandSpec};
 use quarry_resp::Frame;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::connection::Session;
 use crate::replication::{enter_role, Choice};
@@ -561,8 +561,7 @@ fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, 
             // Recorded before it is acknowledged: a restart keeps serving the range. If it
             // cannot be recorded, the source keeps the range.
             server.migration.imported.write().push(range);
-            if let Err(e) =
-                tokio::task::block_in_place(|| crate::migration::save_handovers(server, None))
+            if let Err(e) = tokio::task::block_in_place(|| crate::migration::save_handovers(server))
             {
                 server.migration.imported.write().retain(|r| *r != range);
                 return Err(CmdError::err(e));
@@ -578,7 +577,7 @@ fn import(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, 
             }
             server.migration.imported.write().retain(|r| *r != range);
             storage.db.delete_slot_range(range.0, range.1)?;
-            tokio::task::block_in_place(|| crate::migration::save_handovers(server, None))
+            tokio::task::block_in_place(|| crate::migration::save_handovers(server))
                 .map_err(CmdError::err)?;
             session.importing = false;
             warn!(range = %format_range(range), "slot import failed; its keys were removed");
@@ -808,9 +807,11 @@ fn commit(server: &Server, topo: Topology) -> Result<(), CmdError> {
         }
     }
     // After the deletions: a crash before them leaves the records, and the next topology
-    // deletes the data then.
-    tokio::task::block_in_place(|| crate::migration::save_handovers(server, None))
-        .map_err(CmdError::err)?;
+    // deletes the data then. The topology is in force already, so replication follows it
+    // even if the record cannot be written.
+    if let Err(e) = tokio::task::block_in_place(|| crate::migration::save_handovers(server)) {
+        error!(error = %e, "cannot record the migration bookkeeping after a topology change");
+    }
     follow(server, &choice).map_err(CmdError::err)
 }
 

@@ -22,7 +22,7 @@ use quarry_storage::wal::WalReader;
 use quarry_storage::{ColumnFamily, Engine};
 use tracing::{error, info, warn};
 
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerError};
 use crate::server::Server;
 
 /// One migration job, as CLUSTER INFO shows it.
@@ -67,6 +67,12 @@ pub struct MigrationState {
     /// this node serves neither reads nor writes there (TRYAGAIN) until a topology or a new
     /// migration settles them. Only [`load_handovers`] fills this.
     pub interrupted: RwLock<Vec<((u16, u16), String)>>,
+    /// The handover under way (recorded in `slot-handovers` as one), so that any save while
+    /// it lasts keeps it.
+    pending: Mutex<Option<((u16, u16), String)>>,
+    /// Serialises rendering and writing `slot-handovers`: two saves never share its temporary
+    /// file, and the last one written is the newest state.
+    save_lock: Mutex<()>,
     pub job: Mutex<Option<Arc<Job>>>,
     pub import: Mutex<Option<Import>>,
 }
@@ -98,12 +104,13 @@ impl MigrationState {
     /// The bookkeeping that must outlive a crash, as `<dir>/slot-handovers` holds it:
     /// `migrated <range> <addr>`, `handover <range> <addr>` (a handover under way, or one a
     /// crash interrupted) and `imported <range>` lines.
-    fn render(&self, pending: Option<&((u16, u16), String)>) -> String {
+    fn render(&self) -> String {
         let mut out = String::new();
         for (r, addr) in self.migrated.read().iter() {
             out.push_str(&format!("migrated {} {addr}\n", format_ranges(&[*r])));
         }
-        for (r, addr) in self.interrupted.read().iter().chain(pending) {
+        let pending = self.pending.lock().clone();
+        for (r, addr) in self.interrupted.read().iter().chain(pending.as_ref()) {
             out.push_str(&format!("handover {} {addr}\n", format_ranges(&[*r])));
         }
         for r in self.imported.read().iter() {
@@ -284,15 +291,13 @@ impl Sender<'_> {
 /// Where [`MigrationState`]'s bookkeeping persists, in `dir`.
 pub const HANDOVERS_FILE: &str = "slot-handovers";
 
-/// Persists the migration bookkeeping (with `pending`, a handover under way), so that a node
+/// Persists the migration bookkeeping (with the handover under way, if any), so that a node
 /// restarted between a handover and the topology that follows it answers MOVED or TRYAGAIN for
 /// the range instead of serving it. Runs on rare paths only (handovers, imports, topologies).
-pub fn save_handovers(
-    server: &Server,
-    pending: Option<&((u16, u16), String)>,
-) -> Result<(), String> {
+pub fn save_handovers(server: &Server) -> Result<(), String> {
+    let _one_at_a_time = server.migration.save_lock.lock();
     let path = &server.cluster.handovers_file;
-    let text = server.migration.render(pending);
+    let text = server.migration.render();
     let written = if text.is_empty() {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -482,15 +487,37 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
         // Recorded before the destination takes the range: a crash from here on leaves the
         // range answering TRYAGAIN after a restart, never served from stale data.
         let handover = (range, job.dst_addr.clone());
-        save_handovers(server, Some(&handover))?;
-        if let Err(e) = tx
+        *server.migration.pending.lock() = Some(handover.clone());
+        if let Err(e) = save_handovers(server) {
+            *server.migration.pending.lock() = None;
+            return Err(e);
+        }
+        match tx
             .peer
             .call(&[b"CLUSTER", b"IMPORT", range_text.as_bytes(), b"1"])
         {
-            if let Err(e) = save_handovers(server, None) {
-                error!(error = %e, "the handover failed and its record stays: after a restart the range answers TRYAGAIN");
+            Ok(_) => {}
+            // The destination answered no: it does not serve the range, this node keeps it.
+            Err(PeerError::Reply(e)) => {
+                *server.migration.pending.lock() = None;
+                if let Err(e) = save_handovers(server) {
+                    error!(error = %e, "the handover failed and its record stays: after a restart the range answers TRYAGAIN");
+                }
+                return Err(format!("the destination refused the handover: {e}"));
             }
-            return Err(format!("the destination refused the handover: {e}"));
+            // No answer: the destination may have taken the range. Serving it here could
+            // serve stale data, so it answers TRYAGAIN until a topology or a new migration
+            // settles it, as after a crash in this window.
+            Err(e) => {
+                let pending = server.migration.pending.lock().take();
+                server.migration.interrupted.write().extend(pending);
+                if let Err(e) = save_handovers(server) {
+                    error!(error = %e, "cannot record the interrupted handover");
+                }
+                return Err(format!(
+                    "the handover's outcome is unknown ({e}); the range answers TRYAGAIN until a topology or a new migration settles it"
+                ));
+            }
         }
         quarry_storage::failpoint::crash_at("migration:after-handover");
         server
@@ -499,7 +526,8 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
             .write()
             .retain(|(r, _)| *r != range);
         server.migration.migrated.write().push(handover);
-        if let Err(e) = save_handovers(server, None) {
+        *server.migration.pending.lock() = None;
+        if let Err(e) = save_handovers(server) {
             // The record on disk still says "handover": a restart answers TRYAGAIN.
             error!(error = %e, "cannot record the finished handover");
         }

@@ -33,9 +33,12 @@ pub struct MultiState {
 }
 
 impl MultiState {
-    /// Whether a queued command writes (CLIENT PAUSE WRITE holds such an EXEC).
+    /// Whether a queued command writes or may replicate (CLIENT PAUSE WRITE holds such an
+    /// EXEC).
     pub fn writes(&self) -> bool {
-        self.queued.iter().any(|(spec, _)| spec.has(flag::WRITE))
+        self.queued
+            .iter()
+            .any(|(spec, _)| spec.has(flag::WRITE) || crate::pause::may_replicate(spec.name))
     }
 }
 

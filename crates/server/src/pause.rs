@@ -26,7 +26,7 @@ pub struct Pause {
 
 /// Commands that write through another command or replicate without the WRITE flag
 /// (Redis' `may-replicate`).
-fn may_replicate(name: &str) -> bool {
+pub fn may_replicate(name: &str) -> bool {
     matches!(
         name,
         "eval"
@@ -49,15 +49,18 @@ impl Pause {
             Some((t, k)) if t > Instant::now() => (t.max(until), k.max(kind)),
             _ => (until, kind),
         });
+        // Under the lock, so that it always agrees with the state.
         self.active
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// CLIENT UNPAUSE.
     pub fn unpause(&self) {
-        *self.state.lock() = None;
+        let mut state = self.state.lock();
+        *state = None;
         self.active
             .store(false, std::sync::atomic::Ordering::Release);
+        drop(state);
         self.ended.notify_waiters();
     }
 
@@ -69,11 +72,16 @@ impl Pause {
     /// The end of the pause that covers `spec` now, if any. `exec_writes` tells whether the
     /// transaction an EXEC would run writes.
     pub fn covering(&self, spec: &CommandSpec, exec_writes: bool) -> Option<Instant> {
-        let state = *self.state.lock();
-        let (until, kind) = state?;
+        let mut state = self.state.lock();
+        let (until, kind) = (*state)?;
         if until <= Instant::now() {
+            // Ran out: the command path goes back to its one-load check.
+            *state = None;
+            self.active
+                .store(false, std::sync::atomic::Ordering::Release);
             return None;
         }
+        drop(state);
         let covered = kind == Kind::All
             || spec.has(flag::WRITE)
             || may_replicate(spec.name)

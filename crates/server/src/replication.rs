@@ -271,6 +271,11 @@ impl Host for HostRef {
             let engine = Arc::new(engine);
             *server.storage.write() = Some(storage_over(engine, &server.repl.codec));
             server.repl.master.resume();
+        }
+    }
+
+    fn on_full_sync(&self) {
+        if let Some(server) = self.0.upgrade() {
             if server.config.read().get_bool("purge-backup-on-fullsync") {
                 crate::backup::purge(&server, 0, 0);
             }
@@ -750,7 +755,12 @@ fn pollupdates(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
     }
     let mut updates = Vec::new();
     let mut next_sequence = sequence;
-    if next <= latest {
+    // A passing iterator error reads as "nothing yet": a fresh reader tries again before the
+    // position counts as gone.
+    for _attempt in 0..3 {
+        if next > latest || !updates.is_empty() {
+            break;
+        }
         let mut reader = if strict {
             WalReader::new(engine.db(), next)
         } else {
@@ -773,12 +783,12 @@ fn pollupdates(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                 Err(e) => return Err(CmdError::err(e)),
             }
         }
-        // The position is written, yet nothing was read: the WAL no longer reaches it.
-        if updates.is_empty() {
-            return Err(CmdError::err(format!(
-                "the WAL does not hold sequence {next} any more"
-            )));
-        }
+    }
+    // The position is written, yet nothing was read: the WAL no longer reaches it.
+    if next <= latest && updates.is_empty() {
+        return Err(CmdError::err(format!(
+            "the WAL does not hold sequence {next} any more"
+        )));
     }
     Ok(Frame::Map(vec![
         (

@@ -285,8 +285,10 @@ const NO_DBSIZE_CHECK: [&str; 17] = [
 ];
 
 /// Kvrocks' refusal of a write command while the database is at `max-db-size`.
+/// Scripts count as writes, as Kvrocks flags EVAL, EVALSHA and FCALL.
 pub fn size_limit_refusal(server: &Server, spec: &CommandSpec) -> Option<CmdError> {
-    (spec.has(flag::WRITE)
+    let writes = spec.has(flag::WRITE) || matches!(spec.name, "eval" | "evalsha" | "fcall");
+    (writes
         && server.hot.db_size_limit_reached.load(Ordering::Relaxed)
         && !NO_DBSIZE_CHECK.contains(&spec.name))
     .then(|| CmdError::err("write command not allowed when reached max-db-size."))

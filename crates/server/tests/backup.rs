@@ -206,3 +206,34 @@ fn purge_backup_on_fullsync_drops_the_backup_a_full_sync_made_stale() {
         || "the backup outlived the full sync".into(),
     );
 }
+
+#[test]
+fn a_backup_dir_that_would_replace_the_database_is_refused() {
+    let mut s = TestServer::start();
+    let mut c = s.conn();
+    seed(&mut c, "k", 10);
+    for bad in [
+        s.data_dir().join("db"),
+        s.data_dir().to_path_buf(),
+        s.data_dir().parent().unwrap().to_path_buf(),
+    ] {
+        let _: () = q(
+            &mut c,
+            &["CONFIG", "SET", "backup-dir", bad.to_str().unwrap()],
+        );
+        assert_eq!(q::<String>(&mut c, &["BGSAVE"]), "OK");
+        wait_until(
+            30,
+            || info_field(&mut c, "bgsave_in_progress") == "0",
+            || "the backup did not end".into(),
+        );
+        assert_eq!(info_field(&mut c, "last_bgsave_status"), "err", "{bad:?}");
+        assert_eq!(q::<String>(&mut c, &["FLUSHBACKUP"]), "OK");
+        assert!(s.data_dir().join("db").join("CURRENT").exists());
+    }
+    assert!(s.log().contains("would replace the node's own data"));
+    drop(c);
+    s.stop();
+    s.restart();
+    assert_eq!(q::<String>(&mut s.conn(), &["GET", "k9"]), "v9");
+}

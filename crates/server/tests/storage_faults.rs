@@ -453,6 +453,8 @@ fn max_db_size_refuses_writes_that_add_data_as_kvrocks_does() {
     assert_eq!(err(&mut c, &["SET", "new", "1"]), refused);
     assert_eq!(err(&mut c, &["LPUSH", "l", "x"]), refused);
     assert_eq!(err(&mut c, &["EXPIRE", "k1", "100"]), refused);
+    assert_eq!(err(&mut c, &["EVAL", "return 1", "0"]), refused);
+    assert_eq!(q::<i64>(&mut c, &["EVAL_RO", "return 1", "0"]), 1);
     // Deletions go on, and reads.
     assert_eq!(q::<i64>(&mut c, &["DEL", "k0"]), 1);
     assert_eq!(q::<i64>(&mut c, &["LREM", "l", "0", "a"]), 1);

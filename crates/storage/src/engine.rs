@@ -445,12 +445,19 @@ impl Engine {
         self.write_opt(WriteBatch::from_data(data))
     }
 
-    /// The bytes of SST files, as `max-db-size` counts them (Kvrocks counts its
+    /// The bytes of SST and blob files, as `max-db-size` counts them (Kvrocks counts its
     /// SstFileManager's total: live files and those waiting for deletion).
     pub fn sst_bytes(&self) -> u64 {
         ColumnFamily::ALL
             .iter()
-            .filter_map(|cf| self.property(*cf, "rocksdb.total-sst-files-size"))
+            .flat_map(|cf| {
+                [
+                    self.property(*cf, "rocksdb.total-sst-files-size"),
+                    // Large values in blob files (BlobDB) count too.
+                    self.property(*cf, "rocksdb.total-blob-file-size"),
+                ]
+            })
+            .flatten()
             .sum()
     }
 

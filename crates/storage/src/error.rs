@@ -11,8 +11,10 @@ pub enum StorageError {
     #[error("the data directory {dir} is in use by another process (RocksDB LOCK file is held): {detail}")]
     Locked { dir: String, detail: String },
     /// RocksDB refused a write (a full disk, an I/O error, or storage not yet recovered from
-    /// one). Nothing of the write was applied: the WAL write comes before the memtable.
-    #[error("write refused by storage, not applied: {0}")]
+    /// one). The write is not in the memtable, so no reader sees it. It is not in the WAL
+    /// either, except when an fsync (`rocksdb.write_options.sync yes`) failed after the WAL
+    /// write: then a restart may replay it (docs/storage-faults.md).
+    #[error("write refused by storage: {0}")]
     WriteFailed(rocksdb::Error),
     /// The database reached `max-db-size`: a replica does not apply its master's batches
     /// (as Kvrocks' replicas refuse them) until it is below the limit again.

@@ -47,8 +47,8 @@ impl WriteHealth {
             .is_ok()
         {
             self.last_log_ms.store(now, Ordering::Relaxed);
-            if recovers_by_itself(e.as_ref()) {
-                error!(error = %e, "storage refuses writes: each write gets this error and reads go on; writes resume by themselves once the disk has free space again (at least one memtable's size)");
+            if recovers_by_itself(e.as_ref()) || !e.as_ref().starts_with("IO error") {
+                error!(error = %e, "storage refuses writes: each write gets this error and reads go on; writes resume once storage recovers (for a full disk: once it has one memtable's size free)");
             } else {
                 error!(error = %e, "storage refuses writes: each write gets this error and reads go on; RocksDB does not recover from this error by itself, so restart quarry once the device is healthy (every acknowledged write is in the WAL)");
             }
@@ -110,7 +110,7 @@ impl WriteHealth {
     /// full disk, but treats other I/O errors in the WAL (EIO, EFBIG) as fatal.
     pub fn needs_restart(&self) -> bool {
         let error = self.error.lock();
-        !error.is_empty() && !recovers_by_itself(&error)
+        error.starts_with("IO error") && !recovers_by_itself(&error)
     }
 }
 
@@ -142,7 +142,7 @@ mod tests {
         assert!(h.refused_since().is_some());
         assert_eq!(h.refused_total(), 2);
         assert_eq!(h.error(), e.to_string());
-        assert!(h.needs_restart(), "not a full disk");
+        assert!(!h.needs_restart(), "not an I/O error");
         h.accepted();
         assert!(!h.needs_restart());
         assert_eq!(h.refused_since(), None);
