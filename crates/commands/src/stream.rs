@@ -258,10 +258,38 @@ pub fn xadd(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(id_frame(id))
 }
 
+/// XLEN key [id [+|-]]: the number of entries, or (Kvrocks) of those after `id` (`+`, the
+/// default) or before it (`-`), `id` itself not counted.
 pub fn xlen(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    Ok(Frame::Integer(
-        ctx.db.stream_meta(&a[1])?.map_or(0, |m| m.len()) as i64,
-    ))
+    let after = match a.get(3) {
+        None => true,
+        Some(d) if &d[..] == b"+" => true,
+        Some(d) if &d[..] == b"-" => false,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    if a.len() > 4 {
+        return Err(CmdError::Syntax);
+    }
+    let id = match a.get(2) {
+        Some(arg) => Some(parse_id_with(arg, 0, false)?.0),
+        None => None,
+    };
+    let Some(m) = ctx.db.stream_meta(&a[1])? else {
+        return Ok(Frame::Integer(0));
+    };
+    let Some(id) = id else {
+        return Ok(Frame::Integer(m.len() as i64));
+    };
+    let range = if after {
+        id.next().map(|from| (from, StreamId::MAX))
+    } else {
+        id.prev().map(|to| (StreamId::MIN, to))
+    };
+    let n = match range {
+        Some((from, to)) => ctx.db.stream_range(&a[1], &m, from, to, false, 0)?.len(),
+        None => 0,
+    };
+    Ok(Frame::Integer(n as i64))
 }
 
 fn range_generic(ctx: &mut Ctx<'_>, a: &[Bytes], rev: bool) -> CmdResult {

@@ -355,7 +355,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("zrandmember", -2, READONLY, 1, 1, 1, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", D(zset::zrandmember)),
     cmd!("zmpop", -4, WRITE, 0, 0, 0, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them.", D(zset::zmpop)),
     cmd!("xadd", -5, WRITE | DENYOOM | FAST, 1, 1, 1, "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist.", D(stream::xadd)),
-    cmd!("xlen", 2, READONLY | FAST, 1, 1, 1, "stream", "5.0.0", "Return the number of messages in a stream.", D(stream::xlen)),
+    cmd!("xlen", -2, READONLY | FAST, 1, 1, 1, "stream", "5.0.0", "Return the number of messages in a stream (after or before an ID: Kvrocks).", D(stream::xlen)),
     cmd!("xrange", -4, READONLY, 1, 1, 1, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs.", D(stream::xrange)),
     cmd!("xrevrange", -4, READONLY, 1, 1, 1, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order.", D(stream::xrevrange)),
     cmd!("xdel", -3, WRITE | FAST, 1, 1, 1, "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", D(stream::xdel)),

@@ -429,3 +429,35 @@ fn kvrocks_rocksdb_directives_reach_rocksdb() {
         assert!(!warning.contains(name), "{name}: {warning}");
     }
 }
+
+#[test]
+fn xlen_counts_after_or_before_an_id_as_kvrocks_does() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    for id in ["1-1", "2-1", "3-1", "4-1", "5-1"] {
+        let _: String = q(&mut c, &["XADD", "s", id, "f", "v"]);
+    }
+    // Compared with Kvrocks 2.10.1 side by side.
+    for (args, want) in [
+        (&["s"][..], 5),
+        (&["s", "3-1"], 2),
+        (&["s", "3-1", "+"], 2),
+        (&["s", "3-1", "-"], 2),
+        (&["s", "1-1", "-"], 0),
+        (&["s", "5-1", "-"], 4),
+        (&["s", "0-0"], 5),
+        (&["s", "9-9", "-"], 5),
+        (&["s", "3"], 3),
+        (&["s", "2-5", "-"], 2),
+        (&["nokey", "3-1"], 0),
+    ] {
+        let mut all = vec!["XLEN"];
+        all.extend_from_slice(args);
+        assert_eq!(q::<i64>(&mut c, &all), want, "{args:?}");
+    }
+    assert_eq!(err(&mut c, &["XLEN", "s", "3-1", "x"]), "ERR syntax error");
+    assert_eq!(
+        err(&mut c, &["XLEN", "s", "abc"]),
+        "ERR Invalid stream ID specified as stream command argument"
+    );
+}
