@@ -206,7 +206,19 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                 {
                                     break 'conn;
                                 }
-                                server.pause.wait(spec, exec_writes).await;
+                                // A client that goes away while held is gone at once, as a
+                                // blocked one is; what it sends meanwhile waits its turn.
+                                let held = server.pause.wait(spec, exec_writes);
+                                tokio::pin!(held);
+                                loop {
+                                    tokio::select! {
+                                        _ = &mut held => break,
+                                        r = stream.read_buf(&mut rbuf) => match r {
+                                            Ok(0) | Err(_) => break 'conn,
+                                            Ok(_) => continue,
+                                        },
+                                    }
+                                }
                             }
                         }
                     }

@@ -178,6 +178,36 @@ fn client_pause_holds_writes_or_everything_until_it_ends() {
     assert_eq!(r.unwrap(), redis::Value::BulkString(b"2".to_vec()));
     assert!(took >= Duration::from_millis(300), "{took:?}");
 
+    // A client that goes away while held is gone at once, not when the pause ends.
+    assert_eq!(
+        q::<String>(&mut c, &["CLIENT", "PAUSE", "100000", "WRITE"]),
+        "OK"
+    );
+    let clients = |c: &mut redis::Connection| q::<String>(c, &["CLIENT", "LIST"]).lines().count();
+    let before = clients(&mut c);
+    {
+        use std::io::Write;
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        raw.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n3\r\n")
+            .unwrap();
+        wait_until(
+            10,
+            || clients(&mut c) == before + 1,
+            || "not connected".into(),
+        );
+    }
+    wait_until(
+        10,
+        || clients(&mut c) == before,
+        || "a held client that went away is still listed".into(),
+    );
+    assert_eq!(q::<String>(&mut c, &["CLIENT", "UNPAUSE"]), "OK");
+    assert_eq!(
+        q::<String>(&mut c, &["GET", "k"]),
+        "2",
+        "its write never ran"
+    );
+
     assert_eq!(
         err(&mut c, &["CLIENT", "PAUSE", "abc"]),
         "ERR timeout is not an integer or out of range"
