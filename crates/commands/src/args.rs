@@ -98,3 +98,21 @@ pub fn check_random_count(count: i64, with_values: bool) -> Result<(), CmdError>
     }
     Ok(())
 }
+
+/// Kvrocks' `ParseInt`: an integer in `range`, or the reason it is not, in Kvrocks' words
+/// (commands that only Kvrocks has answer with them).
+pub fn parse_int_kvrocks(
+    a: &[u8],
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, &'static str> {
+    let t = String::from_utf8_lossy(a);
+    if !t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+        return Err("not started as an integer");
+    }
+    match t.parse::<i64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        Ok(_) => Err("out of numeric range"),
+        Err(_) if t[1..].chars().all(|c| c.is_ascii_digit()) => Err("out of numeric range"),
+        Err(_) => Err("encounter non-integer characters"),
+    }
+}

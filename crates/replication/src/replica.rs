@@ -707,11 +707,7 @@ impl Worker {
                 error!(error = %e, "the fetched checkpoint does not open; rolling back");
                 // The marker goes only once the previous database is back in place: with it,
                 // the next start finishes the roll-back.
-                let restored = !backup.exists()
-                    || std::fs::remove_dir_all(&db)
-                        .or_else(|e| if db.exists() { Err(e) } else { Ok(()) })
-                        .and_then(|_| std::fs::rename(&backup, &db))
-                        .is_ok();
+                let restored = !backup.exists() || put_back(&backup, &db).is_ok();
                 if restored {
                     let _ = std::fs::remove_file(dir.join(SWAP_MARKER));
                 }
@@ -784,6 +780,14 @@ fn prepare_sync_dir(dir: &Path, source: &str, files: &[String]) -> io::Result<()
 /// Written before a full sync moves the fetched checkpoint into `db`, removed once it opened.
 const SWAP_MARKER: &str = "fullsync-swap";
 
+/// Puts the database set aside in `backup` back as `db`, in place of whatever is there.
+fn put_back(backup: &Path, db: &Path) -> io::Result<()> {
+    if db.exists() {
+        std::fs::remove_dir_all(db)?;
+    }
+    std::fs::rename(backup, db)
+}
+
 /// Settles a full sync's database swap that a crash interrupted, before the database opens at
 /// start-up. While the marker exists the fetched database has not been proven to open, so the
 /// previous one (`db.tmp`) goes back into place, and the replica syncs again. Without the
@@ -793,34 +797,24 @@ pub fn recover_interrupted_swap(dir: &Path) -> io::Result<Option<&'static str>> 
     let db = dir.join("db");
     let backup = dir.join("db.tmp");
     let marker = dir.join(SWAP_MARKER);
-    let done = if marker.exists() {
-        let what = if backup.exists() {
-            if db.exists() {
-                std::fs::remove_dir_all(&db)?;
-            }
-            std::fs::rename(&backup, &db)?;
-            Some("a full sync's database swap was interrupted; the previous database is back")
-        } else {
-            None
-        };
-        quarry_storage::files::sync_dir(dir);
-        std::fs::remove_file(&marker)?;
-        what
-    } else if backup.exists() && db.join("CURRENT").exists() {
-        std::fs::remove_dir_all(&backup)?;
-        Some("removed the database that a finished full sync replaced")
-    } else if backup.exists() {
-        // No marker (an older version's swap) and no database in place: the one left aside
-        // is the only one there is.
-        if db.exists() {
-            std::fs::remove_dir_all(&db)?;
-        }
-        std::fs::rename(&backup, &db)?;
+    let swapping = marker.exists();
+    let done = if !backup.exists() {
+        None
+    } else if swapping || !db.join("CURRENT").exists() {
+        // The swap never proved itself, or (an older version's swap, without a marker) no
+        // database is in place: the one left aside comes back.
+        put_back(&backup, &db)?;
         Some("a full sync's database swap was interrupted; the previous database is back")
     } else {
-        None
+        std::fs::remove_dir_all(&backup)?;
+        Some("removed the database that a finished full sync replaced")
     };
+    // The marker goes once the rename is durable.
     quarry_storage::files::sync_dir(dir);
+    if swapping {
+        std::fs::remove_file(&marker)?;
+        quarry_storage::files::sync_dir(dir);
+    }
     Ok(done)
 }
 

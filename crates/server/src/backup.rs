@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use quarry_commands::CmdError;
@@ -69,9 +69,7 @@ impl Backups {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    (quarry_storage::encoding::now_ms() / 1000) as i64
 }
 
 fn backup_dir(server: &Server) -> PathBuf {

@@ -653,17 +653,8 @@ fn set_nodes(server: &Server, text: &str, version: i64, force: bool) -> Result<(
 /// Kvrocks' slot list (`CLUSTERX SETSLOT`, `CLUSTERX MIGRATE`): slots and `a-b` ranges
 /// separated by spaces, with Kvrocks' error texts.
 fn parse_slot_ranges(text: &str) -> Result<Vec<(u16, u16)>, CmdError> {
-    // Kvrocks' ParseInt wording.
-    let slot = |t: &str| -> Result<u16, &'static str> {
-        if !t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
-            return Err("not started as an integer");
-        }
-        match t.parse::<i64>() {
-            Ok(n) if (0..16384).contains(&n) => Ok(n as u16),
-            Ok(_) => Err("out of numeric range"),
-            Err(_) if t[1..].chars().all(|c| c.is_ascii_digit()) => Err("out of numeric range"),
-            Err(_) => Err("encounter non-integer characters"),
-        }
+    let slot = |t: &str| {
+        quarry_commands::args::parse_int_kvrocks(t.as_bytes(), 0..=16383).map(|n| n as u16)
     };
     if text.is_empty() {
         return Err(CmdError::err("No slots to parse."));

@@ -695,31 +695,9 @@ pub fn digest_all(server: &Server) -> Result<Frame, CmdError> {
     Ok(Frame::Simple(d.hex))
 }
 
-/// Upper-case hex, as Kvrocks' `StringToHex` writes it.
-fn hex_upper(data: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(data.len() * 2);
-    for b in data {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
-}
-
-/// Kvrocks' integer parse errors.
+/// Kvrocks' integer parse errors, as `ERR <reason>`.
 fn kvrocks_int(a: &[u8], range: std::ops::RangeInclusive<i64>) -> Result<i64, CmdError> {
-    let t = String::from_utf8_lossy(a);
-    if !t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
-        return Err(CmdError::err("not started as an integer"));
-    }
-    match t.parse::<i64>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        Ok(_) => Err(CmdError::err("out of numeric range")),
-        Err(_) if t[1..].chars().all(|c| c.is_ascii_digit()) => {
-            Err(CmdError::err("out of numeric range"))
-        }
-        Err(_) => Err(CmdError::err("encounter non-integer characters")),
-    }
+    quarry_commands::args::parse_int_kvrocks(a, range).map_err(CmdError::err)
 }
 
 /// `POLLUPDATES <sequence> [MAX <1..1000>] [STRICT] [FORMAT RAW]`, Kvrocks 2.10's change
@@ -770,7 +748,8 @@ fn pollupdates(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             match reader.read() {
                 Ok(Some(b)) => {
                     next_sequence = b.last_seq();
-                    updates.push(Frame::bulk(hex_upper(&b.data)));
+                    // Upper-case hex, as Kvrocks' `StringToHex` writes it.
+                    updates.push(Frame::bulk(hex::encode_upper(&b.data)));
                 }
                 Ok(None) => break,
                 Err(WalGap::NotABatchStart(_)) if strict && updates.is_empty() => {

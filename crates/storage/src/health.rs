@@ -8,10 +8,12 @@
 //! it ends; a stream of refused writes costs no stream of log lines.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tracing::{error, info, warn};
+
+use crate::encoding::now_ms;
 
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -26,12 +28,6 @@ pub struct WriteHealth {
     last_log_ms: AtomicU64,
     /// The current episode's last error, as RocksDB worded it.
     error: Mutex<String>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl WriteHealth {
