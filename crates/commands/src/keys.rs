@@ -238,7 +238,7 @@ pub fn dbsize(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
 }
 
-/// FLUSHDB / FLUSHALL [ASYNC|SYNC]
+/// FLUSHDB [ASYNC|SYNC]: the connection's namespace.
 pub fn flush(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     match a.len() {
         1 => {}
@@ -246,6 +246,17 @@ pub fn flush(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     }
     ctx.db.flush()?;
+    Ok(Frame::ok())
+}
+
+/// FLUSHALL [ASYNC|SYNC]: every namespace, as in Kvrocks (only the admin may run it).
+pub fn flushall(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    match a.len() {
+        1 => {}
+        2 if is(&a[1], "ASYNC") || is(&a[1], "SYNC") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    ctx.db.flush_all_namespaces()?;
     Ok(Frame::ok())
 }
 

@@ -435,7 +435,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("randomkey", 1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", D(keys::randomkey)),
     cmd!("dbsize", -1, READONLY | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", D(keys::dbsize)),
     cmd!("flushdb", -1, WRITE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Removes all keys from the current database.", D(keys::flush)),
-    cmd!("flushall", -1, WRITE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", D(keys::flush)),
+    cmd!("flushall", -1, WRITE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", D(keys::flushall)),
     cmd!("compact", 1, ADMIN | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Compacts the whole database; compaction filters drop expired data (Kvrocks).", D(keys::compact)),
     // connection and server
     cmd!("ping", -1, FAST | STALE | LOADING, 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.", S),
@@ -497,6 +497,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("flushmemtable", 1, ADMIN | NOSCRIPT | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: flushes every memtable to SST files (obsolete WAL files may then be purged).", S),
     cmd!("pollupdates", -2, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Kvrocks: the WAL batches after a sequence, for change capture.", S),
     cmd!("digest", -1, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: order-independent digest of the logical contents of slot ranges, with the sequence it reflects.", S),
+    cmd!("namespace", -3, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Kvrocks: lists, adds, changes and deletes namespaces and their tokens.", S),
     cmd!("shutdown", -1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", S),
 ];
 

@@ -49,10 +49,14 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             Err(e) => fail(e),
         },
         "quit" => (Ok(Frame::ok()), Flow::Close),
-        "reset" => reset(session),
+        "reset" => reset(server, session),
+        "namespace" => crate::namespace::command(server, a),
         "client" => client(server, session, a),
-        "info" => info_cmd(server, a),
-        "migrate" => (crate::migrate_keys::migrate(server, a), Flow::Continue),
+        "info" => info_cmd(server, session, a),
+        "migrate" => (
+            crate::migrate_keys::migrate(server, session.namespace.as_ref(), a),
+            Flow::Continue,
+        ),
         "config" => config(server, a),
         "slowlog" => slowlog(server, a),
         "monitor" => {
@@ -62,7 +66,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         "debug" => debug(server, session.protocol, a),
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
         | "bzmpop" => {
-            match crate::blocking::parse(name, a, session.protocol) {
+            match crate::blocking::parse(name, a, session.protocol, session.namespace.as_ref()) {
                 Err(e) => fail(e),
                 Ok(op) => match op.attempt(server) {
                     Some(result) => (result, Flow::Continue),
@@ -121,12 +125,16 @@ fn ping(a: &[Bytes]) -> Outcome {
 
 /// RESET: back to a fresh connection's state (RESP2, no name, not authenticated, no
 /// MONITOR). The reply is written in RESP2, as Redis does.
-fn reset(session: &mut Session) -> Outcome {
+fn reset(server: &Server, session: &mut Session) -> Outcome {
     session.pubsub = None;
     session.multi = None;
     session.watch = None;
     session.protocol = Protocol::Resp2;
-    session.authenticated = false;
+    // As a new connection: authenticated (the admin) only while no password is set.
+    let open = !server.hot.auth_required.load(Ordering::Relaxed);
+    session.authenticated = open;
+    session.admin = open;
+    session.namespace = None;
     {
         let mut info = session.handle.info.lock();
         info.name.clear();
@@ -136,7 +144,13 @@ fn reset(session: &mut Session) -> Outcome {
     (Ok(Frame::Simple("RESET".into())), Flow::Reset)
 }
 
-fn check_password(server: &Server, user: Option<&[u8]>, pass: &[u8]) -> Result<(), CmdError> {
+/// Checks AUTH's or HELLO's password: `requirepass` (the admin), or a namespace's token (that
+/// namespace). The user, if named, must be `default`.
+fn check_password(
+    server: &Server,
+    user: Option<&[u8]>,
+    pass: &[u8],
+) -> Result<crate::namespace::Credential, CmdError> {
     let wrong =
         || CmdError::Other("WRONGPASS invalid username-password pair or user is disabled.".into());
     if let Some(u) = user {
@@ -144,14 +158,12 @@ fn check_password(server: &Server, user: Option<&[u8]>, pass: &[u8]) -> Result<(
             return Err(wrong());
         }
     }
-    match server.hot.requirepass.read().as_deref() {
-        None if user.is_none() => Err(CmdError::err(
+    if user.is_none() && !server.hot.auth_required.load(Ordering::Relaxed) {
+        return Err(CmdError::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        )),
-        None => Ok(()),
-        Some(p) if p.as_bytes() == pass => Ok(()),
-        Some(_) => Err(wrong()),
+        ));
     }
+    crate::namespace::authenticate(server, pass).ok_or_else(wrong)
 }
 
 fn auth(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
@@ -161,8 +173,8 @@ fn auth(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
         _ => Err(CmdError::Syntax),
     };
     match result {
-        Ok(()) => {
-            session.authenticated = true;
+        Ok(credential) => {
+            crate::namespace::enter(session, credential);
             reply(Frame::ok())
         }
         Err(e) => fail(e),
@@ -196,10 +208,10 @@ fn hello(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
     let mut name = None;
     while i < a.len() {
         if is(&a[i], "AUTH") && i + 2 < a.len() {
-            if let Err(e) = check_password(server, Some(&a[i + 1]), &a[i + 2]) {
-                return fail(e);
+            match check_password(server, Some(&a[i + 1]), &a[i + 2]) {
+                Ok(credential) => crate::namespace::enter(session, credential),
+                Err(e) => return fail(e),
             }
-            session.authenticated = true;
             i += 3;
         } else if is(&a[i], "SETNAME") && i + 1 < a.len() {
             if let Err(e) = valid_client_name(&a[i + 1]) {
@@ -528,9 +540,9 @@ fn client_kill(server: &Server, session: &Session, opts: &[Bytes]) -> Outcome {
     )
 }
 
-fn info_cmd(server: &Server, a: &[Bytes]) -> Outcome {
+fn info_cmd(server: &Server, session: &Session, a: &[Bytes]) -> Outcome {
     let sections: Vec<String> = a[1..].iter().map(|s| lower(s)).collect();
-    match info::render(server, &sections) {
+    match info::render(server, session.namespace.as_ref(), &sections) {
         Ok(text) => reply(Frame::Verbatim(text)),
         Err(e) => fail(e),
     }
@@ -743,22 +755,27 @@ fn xread(server: &Server, session: &Session, name: &str, a: &[Bytes]) -> Outcome
         return fail(CmdError::Loading);
     };
     let group = name == "xreadgroup";
+    let db = storage.db(session.namespace.as_ref());
     let parsed =
         quarry_commands::stream::parse_read(a, group, session.protocol).and_then(|mut req| {
-            req.check_groups(&storage.db)?;
-            req.resolve_last(&storage.db)?;
+            req.check_groups(&db)?;
+            req.resolve_last(&db)?;
             Ok(req)
         });
     let req = match parsed {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    match req.attempt(&storage.db) {
+    match req.attempt(&db) {
         Err(e) => fail(e),
         Ok(Some(frame)) => reply(frame),
         Ok(None) if req.may_block() => (
             Ok(Frame::Raw(Bytes::new())),
-            Flow::Block(crate::blocking::BlockingOp::stream(req)),
+            Flow::Block({
+                let mut op = crate::blocking::BlockingOp::stream(req);
+                op.ns = session.namespace.clone();
+                op
+            }),
         ),
         Ok(None) => reply(req.timed_out()),
     }

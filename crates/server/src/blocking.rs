@@ -90,6 +90,8 @@ pub struct BlockingOp {
     protocol: quarry_resp::Protocol,
     /// None: wait forever (timeout 0).
     deadline: Option<Instant>,
+    /// The client's namespace, whose keys it waits on.
+    pub ns: Option<Bytes>,
 }
 
 enum OpKind {
@@ -124,9 +126,11 @@ pub fn parse(
     name: &str,
     a: &[Bytes],
     protocol: quarry_resp::Protocol,
+    ns: Option<&Bytes>,
 ) -> Result<BlockingOp, CmdError> {
     let mut op = parse_op(name, a)?;
     op.protocol = protocol;
+    op.ns = ns.cloned();
     op.args = a.to_vec();
     Ok(op)
 }
@@ -142,6 +146,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(last)?,
+            ns: None,
         }),
         "bzmpop" => {
             let deadline = timeout_of(&a[1])?;
@@ -152,6 +157,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
                 args: Vec::new(),
                 protocol: quarry_resp::Protocol::Resp2,
                 deadline,
+                ns: None,
             })
         }
         "blpop" | "brpop" => Ok(BlockingOp {
@@ -164,6 +170,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(last)?,
+            ns: None,
         }),
         "brpoplpush" => Ok(BlockingOp {
             keys: vec![a[1].clone()],
@@ -175,6 +182,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(&a[3])?,
+            ns: None,
         }),
         "blmove" => Ok(BlockingOp {
             keys: vec![a[1].clone()],
@@ -186,6 +194,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
             args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline: timeout_of(&a[5])?,
+            ns: None,
         }),
         // BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
         _ => {
@@ -197,6 +206,7 @@ fn parse_op(name: &str, a: &[Bytes]) -> Result<BlockingOp, CmdError> {
                 args: Vec::new(),
                 protocol: quarry_resp::Protocol::Resp2,
                 deadline,
+                ns: None,
             })
         }
     }
@@ -216,6 +226,7 @@ impl BlockingOp {
             args: Vec::new(),
             protocol: quarry_resp::Protocol::Resp2,
             deadline,
+            ns: None,
         }
     }
 
@@ -238,7 +249,7 @@ impl BlockingOp {
         };
         // The source is a list (or missing), so the WRONGTYPE came from the destination.
         matches!(
-            storage.db.key_type(&self.keys[0]),
+            storage.db(self.ns.as_ref()).key_type(&self.keys[0]),
             Ok(None | Some(quarry_types::RedisType::List))
         )
     }
@@ -248,7 +259,7 @@ impl BlockingOp {
         let Some(storage) = server.storage() else {
             return Some(Err(CmdError::Loading));
         };
-        let db = &storage.db;
+        let db = &*storage.db(self.ns.as_ref());
         if let OpKind::Stream(req) = &self.kind {
             return match req.attempt(db) {
                 Ok(Some(frame)) => Some(Ok(frame)),
@@ -361,7 +372,10 @@ impl BlockingOp {
             return true;
         }
         match server.storage() {
-            Some(storage) => storage.db.exists(&self.keys).map_or(true, |n| n > 0),
+            Some(storage) => storage
+                .db(self.ns.as_ref())
+                .exists(&self.keys)
+                .map_or(true, |n| n > 0),
             None => true,
         }
     }

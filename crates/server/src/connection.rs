@@ -92,6 +92,11 @@ pub struct Session {
     pub handle: Arc<ClientHandle>,
     pub protocol: Protocol,
     pub authenticated: bool,
+    /// The Kvrocks namespace the connection authenticated into; None is the default one.
+    pub namespace: Option<Bytes>,
+    /// The admin (`requirepass`, or no password set) may run every command; a namespace's
+    /// connection may not run [`crate::namespace::admin_only`] ones.
+    pub admin: bool,
     pub repl: ReplHandshake,
     /// READONLY: cluster replicas serve this connection's reads of their master's slots.
     pub readonly: bool,
@@ -154,10 +159,15 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         handle: &handle,
         monitoring: false,
     };
+    // A connection made while no password is set is the admin, and stays authenticated if a
+    // password is set later (as in Redis and Kvrocks).
+    let open = !server.hot.auth_required.load(Ordering::Relaxed);
     let mut session = Session {
         handle: handle.clone(),
         protocol: Protocol::Resp2,
-        authenticated: false,
+        authenticated: open,
+        namespace: None,
+        admin: open,
         repl: ReplHandshake::default(),
         readonly: false,
         asking: false,
@@ -285,8 +295,14 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                         None => {
                                             // A pop is a write: watchers are marked before and
                                             // after it, as for any write command.
-                                            server.watches.touch_keys(&op.all_keys());
-                                            let noting = crate::notify::begin(&server, op.args());
+                                            server
+                                                .watches
+                                                .touch_keys(op.ns.as_ref(), &op.all_keys());
+                                            let noting = crate::notify::begin(
+                                                &server,
+                                                op.ns.as_ref(),
+                                                op.args(),
+                                            );
                                             let attempt = op.retry(&server);
                                             if let (Some(n), Some(Ok(frame))) = (noting, &attempt) {
                                                 n.finish(&server, op.args(), frame);
@@ -301,7 +317,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
                                 }
                                 if let Some(result) = attempt {
                                     if result.is_ok() {
-                                        server.watches.touch_keys(&op.all_keys());
+                                        server.watches.touch_keys(op.ns.as_ref(), &op.all_keys());
                                     }
                                     break result.unwrap_or_else(|e| Frame::Error(e.to_string()));
                                 }
@@ -611,12 +627,22 @@ pub fn execute(
         Frame::Error(text).encode(proto, out);
         return Flow::Continue;
     }
-    if !session.authenticated
-        && !spec.has(flag::NO_AUTH)
-        && server.hot.auth_required.load(Ordering::Relaxed)
-    {
+    if !session.authenticated {
+        if !server.hot.auth_required.load(Ordering::Relaxed) {
+            // No password (any more): the admin, as Kvrocks makes such a connection.
+            session.authenticated = true;
+            session.admin = true;
+        } else if !spec.has(flag::NO_AUTH) {
+            crate::multi::flag_failed(session);
+            Frame::error("NOAUTH Authentication required.").encode(proto, out);
+            return Flow::Continue;
+        }
+    }
+    if !session.admin && crate::namespace::admin_only(spec.name) {
         crate::multi::flag_failed(session);
-        Frame::error("NOAUTH Authentication required.").encode(proto, out);
+        let text = format!("ERR {}", crate::namespace::ADMIN_REQUIRED);
+        server.stats.count_error(&text);
+        Frame::Error(text).encode(proto, out);
         return Flow::Continue;
     }
     // RESP2 subscribe mode: only the subscription commands, PING, QUIT and RESET.
@@ -754,11 +780,16 @@ pub fn dispatch(
         // Before the write, so that an EXEC that checks its watched keys once it holds the
         // key locks cannot miss it; and again after it (below), for a WATCH that came in while
         // the write ran and may have read the old value.
-        server.watches.touch(spec, &args);
-        if matches!(spec.name, "flushdb" | "flushall") {
+        server
+            .watches
+            .touch(session.namespace.as_ref(), spec, &args);
+        if spec.name == "flushdb" {
             if let Some(storage) = server.storage() {
-                server.watches.touch_live(&storage.db);
+                let ns = session.namespace.as_ref();
+                server.watches.touch_live(ns, &storage.db(ns));
             }
+        } else if spec.name == "flushall" {
+            server.watches.touch_flushall(server);
         }
     }
     let index = Server::command_index(spec);
@@ -773,7 +804,7 @@ pub fn dispatch(
         }
     }
     // Keyspace notifications: the keys as they were (only while some class is enabled).
-    let noting = crate::notify::begin(server, &args);
+    let noting = crate::notify::begin(server, session.namespace.as_ref(), &args);
     let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
@@ -783,8 +814,9 @@ pub fn dispatch(
                 let Some(storage) = slot.as_deref() else {
                     return (Err(CmdError::Loading), Flow::Continue);
                 };
+                let db = storage.db(session.namespace.as_ref());
                 let mut ctx = Ctx {
-                    db: &storage.db,
+                    db: &db,
                     cursors: &server.cursors,
                     protocol: proto,
                 };
@@ -824,7 +856,9 @@ pub fn dispatch(
     // Off the hot path: key positions are only worked out while some client is blocked.
     // Inside EXEC or a group, the commit does this.
     if spec.has(flag::WRITE) && mode == Mode::Alone {
-        server.watches.touch(spec, &args);
+        server
+            .watches
+            .touch(session.namespace.as_ref(), spec, &args);
     }
     if result.is_ok() && matches!(spec.name, "flushdb" | "flushall") {
         server.waiting.wake_all();

@@ -34,6 +34,8 @@ const MAX_COMMANDS: usize = 256;
 pub struct Group {
     txn: quarry_types::txn::TxnGuard,
     storage: Arc<Storage>,
+    /// The connection's namespace, whose view holds the group's key locks.
+    ns: Option<Bytes>,
     /// Each grouped command's reply, as a byte range of the connection's output buffer.
     replies: Vec<Range<usize>>,
     /// The grouped write commands and their keys, for watchers, blocked clients and the
@@ -46,7 +48,13 @@ impl Drop for Group {
     /// can leave this thread) still gives its keys back; its writes are dropped with the
     /// transaction. After a commit this finds nothing left to release.
     fn drop(&mut self) {
-        self.storage.db.locks().release_extras();
+        self.db().locks().release_extras();
+    }
+}
+
+impl Group {
+    fn db(&self) -> crate::server::DbRef<'_> {
+        self.storage.db(self.ns.as_ref())
     }
 }
 
@@ -77,16 +85,20 @@ pub fn run(
     let joined = session
         .group
         .as_ref()
-        .is_some_and(|g| g.storage.db.locks().lock_extras(&keys, false));
+        .is_some_and(|g| g.db().locks().lock_extras(&keys, false));
     if !joined {
         // Another group holds a key of this command: end ours first, then wait like any
         // command does.
         commit(server, session, out);
         if let Some(storage) = server.storage() {
-            storage.db.locks().lock_extras(&keys, true);
+            storage
+                .db(session.namespace.as_ref())
+                .locks()
+                .lock_extras(&keys, true);
             session.group = Some(Group {
                 txn: quarry_types::txn::begin(),
                 storage,
+                ns: session.namespace.clone(),
                 replies: Vec::new(),
                 written: Vec::new(),
             });
@@ -123,18 +135,18 @@ pub fn commit(server: &Server, session: &mut Session, out: &mut BytesMut) {
         .storage()
         .is_some_and(|now| Arc::ptr_eq(&now, &group.storage));
     let committed = if still_current {
-        group.storage.db.commit(overlay).map_err(CmdError::from)
+        group.db().commit(overlay).map_err(CmdError::from)
     } else {
         Err(CmdError::Loading)
     };
-    group.storage.db.locks().release_extras();
+    group.db().locks().release_extras();
     // Watchers that came in while the group ran may have read the old values.
     for (_, keys) in &group.written {
-        server.watches.touch_keys(keys);
+        server.watches.touch_keys(group.ns.as_ref(), keys);
     }
     match committed {
         Ok(()) => {
-            crate::notify::flush_deferred(server);
+            crate::notify::flush_deferred(server, group.ns.as_ref());
             if server.waiting.blocked_clients() > 0 {
                 for key in group.written.iter().flat_map(|(_, keys)| keys) {
                     server.waiting.wake(key);

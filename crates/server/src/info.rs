@@ -25,7 +25,12 @@ const SECTIONS: [&str; 12] = [
     "rocksdb",
 ];
 
-pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
+/// INFO for a connection in namespace `ns` (its keyspace section counts that namespace).
+pub fn render(
+    server: &Server,
+    ns: Option<&bytes::Bytes>,
+    asked: &[String],
+) -> Result<String, CmdError> {
     // As in Redis: no argument or `default` is every section but commandstats; `all` and
     // `everything` add it; named sections and those keywords combine.
     let everything = asked
@@ -61,7 +66,7 @@ pub fn render(server: &Server, asked: &[String]) -> Result<String, CmdError> {
                 out.push_str("# Cluster\r\n");
                 line(&mut out, "cluster_enabled", server.cluster.enabled as u8);
             }
-            "keyspace" => keyspace_section(server, &mut out)?,
+            "keyspace" => keyspace_section(server, ns, &mut out)?,
             "rocksdb" => rocksdb_section(server, &mut out),
             _ => {}
         }
@@ -305,12 +310,16 @@ fn commandstats_section(server: &Server, out: &mut String) {
     }
 }
 
-fn keyspace_section(server: &Server, out: &mut String) -> Result<(), CmdError> {
+fn keyspace_section(
+    server: &Server,
+    ns: Option<&bytes::Bytes>,
+    out: &mut String,
+) -> Result<(), CmdError> {
     let Some(storage) = server.storage() else {
         return Ok(());
     };
     // The controller and monitoring poll INFO: past this many keys the counts are estimates.
-    let (keys, expires, _exact) = storage.db.key_counts_bounded(100_000)?;
+    let (keys, expires, _exact) = storage.db(ns).key_counts_bounded(100_000)?;
     out.push_str("# Keyspace\r\n");
     if keys > 0 {
         line(

@@ -14,6 +14,7 @@ mod info;
 mod migrate_keys;
 mod migration;
 mod multi;
+mod namespace;
 mod notify;
 mod pause;
 mod peer;
@@ -358,6 +359,7 @@ fn run(cli: Cli) -> Result<(), String> {
         pause: Default::default(),
         migrate_sockets: Default::default(),
         pubsub: Default::default(),
+        hubs: Default::default(),
         repl: replication::ReplState::new(
             opts.clone(),
             codec.clone(),
@@ -391,6 +393,7 @@ fn run(cli: Cli) -> Result<(), String> {
 
     drop(engine);
     replication::enter_role(&server, &choice)?;
+    namespace::load_and_rewrite(&server)?;
     replication::start_maintenance(&server);
     notify::start_expiry(&server);
 

@@ -158,10 +158,11 @@ fn parse(a: &[Bytes]) -> Result<Request<'_>, CmdError> {
 
 /// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH password |
 /// AUTH2 username password] [KEYS key [key ...]]
-pub fn migrate(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+/// The keys are the namespace `ns`'s (None: the default one).
+pub fn migrate(server: &Server, ns: Option<&Bytes>, a: &[Bytes]) -> Result<Frame, CmdError> {
     let req = parse(a)?;
     let storage = server.storage().ok_or(CmdError::Loading)?;
-    let db = &storage.db;
+    let db = &*storage.db(ns);
     // Nothing moves until the target has answered and the keys are gone here.
     let _guard = db.locks().lock_many(req.keys);
     let mut payloads: Vec<(&Bytes, u64, Vec<u8>)> = Vec::new();

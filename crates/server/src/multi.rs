@@ -57,17 +57,23 @@ pub fn flag_failed(session: &mut Session) {
     }
 }
 
-/// The registry of watched keys: key → the flags of the connections watching it.
+/// The registry of watched keys: key → the connections watching it, each with its namespace
+/// (None: the default one). A write marks the watchers of its keys in its own namespace.
 #[derive(Default)]
 pub struct Watches {
     /// Number of (connection, key) pairs: write commands skip the registry when it is zero.
     count: AtomicUsize,
-    map: Mutex<HashMap<Bytes, Vec<Arc<AtomicBool>>>>,
+    map: Mutex<HashMap<Bytes, Vec<Watcher>>>,
+}
+
+struct Watcher {
+    ns: Option<Bytes>,
+    dirty: Arc<AtomicBool>,
 }
 
 impl Watches {
-    /// Marks the watchers of `keys` of a write command that is about to run.
-    pub fn touch(&self, spec: &CommandSpec, args: &[Bytes]) {
+    /// Marks the watchers of `keys` of a write command that is about to run in namespace `ns`.
+    pub fn touch(&self, ns: Option<&Bytes>, spec: &CommandSpec, args: &[Bytes]) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -75,53 +81,77 @@ impl Watches {
             .into_iter()
             .map(|p| args[p].clone())
             .collect();
-        self.touch_keys(&keys);
+        self.touch_keys(ns, &keys);
     }
 
-    /// Marks the watchers of `keys`.
-    pub fn touch_keys(&self, keys: &[Bytes]) {
+    /// Marks the watchers of `keys` of namespace `ns`.
+    pub fn touch_keys(&self, ns: Option<&Bytes>, keys: &[Bytes]) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
         let map = self.map.lock();
         for key in keys {
-            if let Some(flags) = map.get(key) {
-                for f in flags {
-                    f.store(true, Ordering::Release);
+            if let Some(watchers) = map.get(key) {
+                for w in watchers.iter().filter(|w| w.ns.as_ref() == ns) {
+                    w.dirty.store(true, Ordering::Release);
                 }
             }
         }
     }
 
-    /// FLUSHDB/FLUSHALL: marks the watchers of the watched keys that exist (a missing or
+    /// FLUSHDB: marks the watchers of namespace `ns` whose watched keys exist (a missing or
     /// expired key is not changed by a flush, as in Redis).
-    pub fn touch_live(&self, db: &Db) {
+    pub fn touch_live(&self, ns: Option<&Bytes>, db: &Db) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
         let map = self.map.lock();
-        for (key, flags) in map.iter() {
-            if db.peek_live(key).ok().flatten().is_some() {
-                for f in flags {
-                    f.store(true, Ordering::Release);
+        for (key, watchers) in map.iter() {
+            let mut mine = watchers.iter().filter(|w| w.ns.as_ref() == ns).peekable();
+            if mine.peek().is_some() && db.peek_live(key).ok().flatten().is_some() {
+                for w in mine {
+                    w.dirty.store(true, Ordering::Release);
                 }
             }
         }
     }
 
-    fn add(&self, key: Bytes, flag: &Arc<AtomicBool>) {
-        self.map.lock().entry(key).or_default().push(flag.clone());
+    /// FLUSHALL: marks every watcher whose key exists in its namespace.
+    pub fn touch_flushall(&self, server: &crate::server::Server) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let Some(storage) = server.storage() else {
+            return;
+        };
+        let map = self.map.lock();
+        for (key, watchers) in map.iter() {
+            for w in watchers {
+                let db = storage.db(w.ns.as_ref());
+                if db.peek_live(key).ok().flatten().is_some() {
+                    w.dirty.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    fn add(&self, ns: Option<&Bytes>, key: Bytes, flag: &Arc<AtomicBool>) {
+        self.map.lock().entry(key).or_default().push(Watcher {
+            ns: ns.cloned(),
+            dirty: flag.clone(),
+        });
         self.count.fetch_add(1, Ordering::AcqRel);
     }
 
     fn remove(&self, keys: &[(Bytes, bool)], flag: &Arc<AtomicBool>) {
         let mut map = self.map.lock();
         for (key, _) in keys {
-            if let Some(flags) = map.get_mut(key) {
-                let before = flags.len();
-                flags.retain(|f| !Arc::ptr_eq(f, flag));
-                self.count.fetch_sub(before - flags.len(), Ordering::AcqRel);
-                if flags.is_empty() {
+            if let Some(watchers) = map.get_mut(key) {
+                let before = watchers.len();
+                watchers.retain(|w| !Arc::ptr_eq(&w.dirty, flag));
+                self.count
+                    .fetch_sub(before - watchers.len(), Ordering::AcqRel);
+                if watchers.is_empty() {
                     map.remove(key);
                 }
             }
@@ -228,8 +258,13 @@ fn watch(server: &Server, session: &mut Session, keys: &[Bytes]) -> Result<Frame
         if watched.keys.iter().any(|(k, _)| k == key) {
             continue;
         }
-        let exists = storage.db.peek_live(key)?.is_some();
-        watched.registry.add(key.clone(), &watched.dirty);
+        let exists = storage
+            .db(session.namespace.as_ref())
+            .peek_live(key)?
+            .is_some();
+        watched
+            .registry
+            .add(session.namespace.as_ref(), key.clone(), &watched.dirty);
         watched.keys.push((key.clone(), exists));
     }
     Ok(Frame::ok())
@@ -284,8 +319,10 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
                 .map(|p| args[p].clone()),
         );
     }
-    let locks = storage.db.locks().lock_many(&keys);
-    match watched.as_ref().map(|w| w.broken(&storage.db)).transpose() {
+    let ns = session.namespace.clone();
+    let db = storage.db(ns.as_ref());
+    let locks = db.locks().lock_many(&keys);
+    match watched.as_ref().map(|w| w.broken(&db)).transpose() {
         Ok(Some(true)) => {
             Frame::NullArray.encode(proto, out);
             return Flow::Continue;
@@ -344,17 +381,17 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
         .storage()
         .is_some_and(|now| Arc::ptr_eq(&now, &storage));
     let committed = if still_current {
-        storage.db.commit(overlay).map_err(CmdError::from)
+        db.commit(overlay).map_err(CmdError::from)
     } else {
         Err(CmdError::Loading)
     };
     drop(locks);
     // Watchers that came in while the transaction ran may have read the old values.
     for (spec, args) in written {
-        server.watches.touch(spec, args);
+        server.watches.touch(ns.as_ref(), spec, args);
     }
     match &committed {
-        Ok(()) => crate::notify::flush_deferred(server),
+        Ok(()) => crate::notify::flush_deferred(server, ns.as_ref()),
         Err(_) => crate::notify::discard_deferred(),
     }
     match committed {

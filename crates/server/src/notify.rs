@@ -146,24 +146,31 @@ fn consumer_exists(db: &Db, key: &[u8], group: &[u8], consumer: &[u8]) -> bool {
 /// A write command on its way: its keys as they were, to be compared once it has run.
 pub struct Noting {
     storage: std::sync::Arc<crate::server::Storage>,
+    /// The namespace the command runs in: its keys, and its subscribers.
+    ns: Option<Bytes>,
     before: Before,
 }
 
 /// Starts noting a command (`args` as the client sent it); None when no event can be sent,
 /// which is what a write costs with notifications off: one atomic load.
-pub fn begin(server: &Server, args: &[Bytes]) -> Option<Noting> {
+pub fn begin(server: &Server, ns: Option<&Bytes>, args: &[Bytes]) -> Option<Noting> {
     if active(server) == 0 || args.is_empty() {
         return None;
     }
     let storage = server.storage()?;
-    let before = before(server, &storage.db, args)?;
-    Some(Noting { storage, before })
+    let before = before(server, &storage.db(ns), args)?;
+    Some(Noting {
+        storage,
+        ns: ns.cloned(),
+        before,
+    })
 }
 
 impl Noting {
     /// Sends the events of the command, which answered `reply`.
     pub fn finish(self, server: &Server, args: &[Bytes], reply: &Frame) {
-        after(server, &self.storage.db, args, reply, self.before);
+        let ns = self.ns.as_ref();
+        after(server, ns, &self.storage.db(ns), args, reply, self.before);
     }
 }
 
@@ -232,7 +239,14 @@ impl Events {
 }
 
 /// Sends the events of a write command that ran with `reply`.
-fn after(server: &Server, db: &Db, args: &[Bytes], reply: &Frame, mut before: Before) {
+fn after(
+    server: &Server,
+    ns: Option<&Bytes>,
+    db: &Db,
+    args: &[Bytes],
+    reply: &Frame,
+    mut before: Before,
+) {
     if active(server) == 0 || matches!(reply, Frame::Error(_)) {
         return;
     }
@@ -263,7 +277,7 @@ fn after(server: &Server, db: &Db, args: &[Bytes], reply: &Frame, mut before: Be
         return;
     }
     for (class, event, key) in ev.list {
-        publish(server, class, event, &key);
+        publish(server, ns, class, event, &key);
     }
 }
 
@@ -584,7 +598,7 @@ pub fn start_expiry(server: &std::sync::Arc<Server>) {
                 match storage.db.expire_scan(cursor.take(), 1000) {
                     Ok(page) => {
                         for key in page.keys {
-                            publish(&server, EXPIRED, "expired", &key);
+                            publish(&server, None, EXPIRED, "expired", &key);
                         }
                         cursor = page.next;
                     }
@@ -611,13 +625,14 @@ pub fn defer_publish(channel: Bytes, message: Bytes) {
     DEFERRED.with(|d| d.borrow_mut().push(Deferred::Message(channel, message)));
 }
 
-/// Sends what a transaction on this thread published; call once it has committed.
-pub fn flush_deferred(server: &Server) {
+/// Sends what a transaction on this thread, in namespace `ns`, published; call once it has
+/// committed.
+pub fn flush_deferred(server: &Server, ns: Option<&Bytes>) {
     for item in DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
         match item {
-            Deferred::Event(class, event, key) => publish(server, class, event, &key),
+            Deferred::Event(class, event, key) => publish(server, ns, class, event, &key),
             Deferred::Message(channel, message) => {
-                server.pubsub.publish(&channel, &message);
+                server.hub(ns).publish(&channel, &message);
             }
         }
     }
@@ -628,19 +643,21 @@ pub fn discard_deferred() {
     DEFERRED.with(|d| d.borrow_mut().clear());
 }
 
-fn publish(server: &Server, class: u32, event: &str, key: &[u8]) {
+/// Sends an event to the subscribers of namespace `ns`.
+fn publish(server: &Server, ns: Option<&Bytes>, class: u32, event: &str, key: &[u8]) {
     let flags = active(server);
     if flags & class == 0 {
         return;
     }
+    let hub = server.hub(ns);
     if flags & KEYSPACE != 0 {
         let mut channel = b"__keyspace@0__:".to_vec();
         channel.extend_from_slice(key);
-        server.pubsub.publish(&channel, event.as_bytes());
+        hub.publish(&channel, event.as_bytes());
     }
     if flags & KEYEVENT != 0 {
         let channel = format!("__keyevent@0__:{event}");
-        server.pubsub.publish(channel.as_bytes(), key);
+        hub.publish(channel.as_bytes(), key);
     }
 }
 

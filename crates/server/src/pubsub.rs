@@ -269,7 +269,8 @@ fn subs_of<'a>(hub: &Arc<PubSub>, session: &'a mut Session) -> &'a mut Subscript
 pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> Outcome {
     let proto = session.protocol;
     let mut out = BytesMut::new();
-    let hub = &server.pubsub;
+    // A namespace's connections have channels of their own.
+    let hub = &server.hub(session.namespace.as_ref());
     match name {
         "subscribe" | "psubscribe" | "ssubscribe" => {
             let (kind, word) = match name {
@@ -279,8 +280,10 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             };
             let subs = subs_of(hub, session);
             for ch in &a[1..] {
+                // The hub the subscriptions were made in (a connection that changes
+                // namespace keeps them there).
                 if subs.set(kind).insert(ch.clone()) {
-                    hub.add(kind, ch, &subs.sub);
+                    subs.hub.add(kind, ch, &subs.sub);
                 }
                 let count = subs.count_for(kind);
                 push(
@@ -316,7 +319,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             }
             for ch in names {
                 if subs.set(kind).remove(&ch) {
-                    hub.remove(kind, &ch, subs.sub.id);
+                    subs.hub.remove(kind, &ch, subs.sub.id);
                 }
                 let count = subs.count_for(kind);
                 push(
@@ -337,8 +340,10 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             // before it can be read (the reply counts the subscribers there are now).
             let in_txn = quarry_types::txn::active();
             let messages = &a[2..];
-            // A master records the message for its replicas; a replica writes nothing.
-            if !server.repl.is_replica.load(Ordering::Acquire) {
+            // A master records the message for its replicas; a replica writes nothing. The
+            // record names no namespace (Kvrocks' layout), so only the default namespace's
+            // messages go to replicas.
+            if !server.repl.is_replica.load(Ordering::Acquire) && session.namespace.is_none() {
                 if let Some(storage) = server.storage() {
                     let mut batch = WriteBatch::default();
                     for m in messages {

@@ -23,7 +23,6 @@ use quarry_storage::encoding::KeyCodec;
 use quarry_storage::files::write_durable;
 use quarry_storage::wal::{WalGap, WalReader};
 use quarry_storage::{Engine, EngineOptions, Role};
-use quarry_types::Db;
 use tracing::{error, info, warn};
 
 use crate::connection::{Flow, Session};
@@ -157,10 +156,7 @@ impl ReplState {
 
 /// Builds the storage over an opened engine.
 pub fn storage_over(engine: Arc<Engine>, codec: &KeyCodec) -> Arc<Storage> {
-    Arc::new(Storage {
-        db: Db::new(engine.clone(), codec.clone()),
-        engine,
-    })
+    Arc::new(Storage::new(engine, codec))
 }
 
 /// Applies a decided role to a running node (start-up and REPLICAOF).
@@ -240,7 +236,7 @@ impl Host for HostRef {
         };
         info!("full sync: closing the database (clients get LOADING until it is replaced)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        let Storage { engine, db } = match wait_unique(storage, deadline) {
+        let Storage { engine, db, named } = match wait_unique(storage, deadline) {
             Ok(s) => Arc::into_inner(s).expect("unique"),
             Err(s) => {
                 error!("full sync: the database stays in use; keeping it");
@@ -250,6 +246,7 @@ impl Host for HostRef {
             }
         };
         drop(db);
+        drop(named);
         match wait_unique(engine, deadline) {
             Ok(e) => Arc::into_inner(e),
             Err(e) => {
@@ -271,6 +268,9 @@ impl Host for HostRef {
             let engine = Arc::new(engine);
             *server.storage.write() = Some(storage_over(engine, &server.repl.codec));
             server.repl.master.resume();
+            if let Err(e) = crate::namespace::load_and_rewrite(&server) {
+                error!(error = %e, "cannot take the master's namespaces after the full sync");
+            }
         }
     }
 
@@ -286,6 +286,19 @@ impl Host for HostRef {
         let Some(server) = self.0.upgrade() else {
             return;
         };
+        // The master's namespaces (`repl-namespace-enabled`): taken once applied.
+        if memchr::memmem::find(data, crate::namespace::DB_KEY).is_some()
+            && batch::decode(data).is_ok_and(|d| {
+                d.records.iter().any(|r| {
+                    matches!(r, BatchRecord::Put { cf: 4, key, .. } if *key == crate::namespace::DB_KEY)
+                })
+            })
+        {
+            match crate::namespace::load_and_rewrite(&server) {
+                Ok(()) => info!("took the master's namespaces"),
+                Err(e) => error!(error = %e, "cannot take the master's namespaces"),
+            }
+        }
         // Clients blocked on a key the master just wrote get to try again, and the master's
         // PUBLISHes reach this node's subscribers.
         let blocked = server.waiting.blocked_clients() > 0;
@@ -297,7 +310,11 @@ impl Host for HostRef {
             for rec in decoded.records {
                 match rec {
                     BatchRecord::Put { cf: 1, key, .. } if blocked => {
-                        if let Some(user_key) = server.repl.codec.user_key_of(key) {
+                        // Any namespace's key: a client of another namespace that wakes finds
+                        // nothing new and waits on.
+                        if let Some(user_key) =
+                            user_key_of_any(key, server.repl.codec.slot_encoded())
+                        {
                             server.waiting.wake(user_key);
                         }
                     }
@@ -309,6 +326,13 @@ impl Host for HostRef {
             }
         }
     }
+}
+
+/// The user key of a metadata key of any namespace (`ns_len | ns | [slot] | key`).
+fn user_key_of_any(metadata_key: &[u8], slot_encoded: bool) -> Option<&[u8]> {
+    let ns_len = *metadata_key.first()? as usize;
+    let skip = 1 + ns_len + if slot_encoded { 2 } else { 0 };
+    metadata_key.get(skip..)
 }
 
 fn wait_unique<T>(arc: Arc<T>, deadline: Instant) -> Result<Arc<T>, Arc<T>> {

@@ -146,10 +146,58 @@ impl HotConfig {
     }
 }
 
-/// The data a node serves: the engine and the namespace view over it. A full sync replaces it.
+/// The data a node serves: the engine and the namespace views over it. A full sync replaces it.
 pub struct Storage {
     pub engine: Arc<Engine>,
+    /// The default namespace (`__namespace`): the admin's, and every key in cluster mode.
     pub db: Db,
+    /// Kvrocks namespaces' views, made on first use (one per namespace, so that each has one
+    /// set of key locks).
+    pub named: RwLock<HashMap<Bytes, Arc<Db>>>,
+}
+
+impl Storage {
+    pub fn new(engine: Arc<Engine>, codec: &quarry_storage::encoding::KeyCodec) -> Storage {
+        Storage {
+            db: Db::new(engine.clone(), codec.clone()),
+            engine,
+            named: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The view of namespace `ns` (None: the default namespace).
+    pub fn db(&self, ns: Option<&Bytes>) -> DbRef<'_> {
+        let Some(name) = ns else {
+            return DbRef::Default(&self.db);
+        };
+        if let Some(db) = self.named.read().get(name) {
+            return DbRef::Named(db.clone());
+        }
+        let codec = quarry_storage::encoding::KeyCodec::new(name, self.db.codec().slot_encoded());
+        let db = self
+            .named
+            .write()
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(Db::new(self.engine.clone(), codec)))
+            .clone();
+        DbRef::Named(db)
+    }
+}
+
+/// A namespace's view, borrowed from [`Storage`] (the default one) or shared.
+pub enum DbRef<'a> {
+    Default(&'a Db),
+    Named(Arc<Db>),
+}
+
+impl std::ops::Deref for DbRef<'_> {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        match self {
+            DbRef::Default(db) => db,
+            DbRef::Named(db) => db,
+        }
+    }
 }
 
 pub struct Server {
@@ -167,7 +215,10 @@ pub struct Server {
     pub pause: crate::pause::Pause,
     /// MIGRATE's connections to its targets.
     pub migrate_sockets: Arc<crate::migrate_keys::SocketCache>,
+    /// The default namespace's pub/sub.
     pub pubsub: Arc<crate::pubsub::PubSub>,
+    /// The other namespaces' pub/sub.
+    pub hubs: crate::namespace::Hubs,
     pub cursors: CursorStore,
     pub config: RwLock<Config>,
     pub hot: HotConfig,
@@ -201,6 +252,14 @@ impl Server {
     /// The current storage, or None while a full sync replaces it.
     pub fn storage(&self) -> Option<Arc<Storage>> {
         self.storage.read().clone()
+    }
+
+    /// The pub/sub of namespace `ns` (None: the default namespace).
+    pub fn hub(&self, ns: Option<&Bytes>) -> Arc<crate::pubsub::PubSub> {
+        match ns {
+            None => self.pubsub.clone(),
+            Some(name) => self.hubs.get(name),
+        }
     }
 
     pub fn engine(&self) -> Option<Arc<Engine>> {

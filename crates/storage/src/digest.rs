@@ -139,6 +139,9 @@ pub fn key_digest(
     Ok(Some(format!("{:032x}", h.digest128())))
 }
 
+/// Kvrocks' record of the namespaces, in the propagate column family.
+pub const NAMESPACE_RECORD: &[u8] = b"__namespace_keys__";
+
 /// The digest of every live key whose slot is in `ranges` (all keys if empty).
 pub fn digest(
     engine: &Engine,
@@ -208,6 +211,22 @@ pub fn digest(
             // Addition is order-independent, and unlike XOR two equal keys do not cancel out.
             sum = sum.wrapping_add(h.digest128());
             keys += 1;
+        }
+    }
+    // The whole database's digest covers Kvrocks' namespace record (`repl-namespace-enabled`),
+    // so that a replica proves it has its master's namespaces too. It is not a key: `keys`
+    // does not count it.
+    if ranges.is_empty() {
+        let record = engine.db().get_cf_opt(
+            engine.cf(ColumnFamily::Propagate),
+            NAMESPACE_RECORD,
+            &read(),
+        )?;
+        if let Some(v) = record {
+            let mut h = Xxh3::new();
+            put_bytes(&mut h, NAMESPACE_RECORD);
+            put_bytes(&mut h, &v);
+            sum = sum.wrapping_add(h.digest128());
         }
     }
     Ok(Digest {

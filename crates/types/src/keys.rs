@@ -545,6 +545,33 @@ impl Db {
         self.write(batch)
     }
 
+    /// FLUSHALL: every namespace's keys (Kvrocks' FLUSHALL empties the whole node). One
+    /// DeleteRange per column family, from its first key to just past its last.
+    pub fn flush_all_namespaces(&self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for cf in [
+            ColumnFamily::Metadata,
+            ColumnFamily::Default,
+            ColumnFamily::ZSetScore,
+            ColumnFamily::Stream,
+        ] {
+            let first = self
+                .iter_cf(cf, None, None, Start::First)
+                .next()
+                .transpose()?;
+            let last = self
+                .iter_cf(cf, None, None, Start::Last)
+                .next()
+                .transpose()?;
+            if let (Some((first, _)), Some((last, _))) = (first, last) {
+                let mut end = last.to_vec();
+                end.push(0);
+                batch.delete_range_cf(self.engine.cf(cf), &first[..], &end);
+            }
+        }
+        self.write(batch)
+    }
+
     /// The first and last metadata keys of the namespace, live or not (a transaction's own
     /// writes included).
     fn key_bounds(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {

@@ -107,7 +107,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("persist-cluster-nodes-enabled", Kind::Bool, "yes", false, true, "save cluster topology to dir/nodes.conf"),
     d("redis-cursor-compatible", Kind::Bool, "yes", false, false, "SCAN cursors are integers like Redis"),
     d("resp3-enabled", Kind::Bool, "yes", false, true, "allow clients to switch to RESP3 with HELLO 3"),
-    d("repl-namespace-enabled", Kind::Bool, "no", false, false, "replicate namespaces to replicas"),
+    d("repl-namespace-enabled", Kind::Bool, "no", true, true, "keep namespaces in the database, so that they replicate to replicas (and leave this file)"),
     d("proto-max-bulk-len", Kind::Size(1048576), "536870912", false, true, "max bulk string length in bytes"),
     d("json-max-nesting-depth", Kind::Int(0, 2147483647), "1024", false, false, "max JSON nesting depth"),
     d("json-storage-format", Kind::Enum(&["json", "cbor"]), "json", false, false, "encoding used for stored JSON values"),

@@ -88,8 +88,9 @@ pub struct Config {
     multi: BTreeMap<&'static str, Vec<String>>,
     /// Directives given in the file or on the command line.
     explicit: BTreeSet<&'static str>,
-    /// `namespace.<name> <token>` lines, kept as given.
-    namespaces: Vec<(String, String)>,
+    /// Kvrocks namespaces, token -> name: the `namespace.<name> <token>` lines, then what
+    /// NAMESPACE SET/ADD/DEL and a master (with `repl-namespace-enabled`) changed.
+    tokens: BTreeMap<String, String>,
     file: Option<PathBuf>,
 }
 
@@ -103,7 +104,7 @@ impl Default for Config {
                 .collect(),
             multi: BTreeMap::new(),
             explicit: BTreeSet::new(),
-            namespaces: Vec::new(),
+            tokens: BTreeMap::new(),
             file: None,
         }
     }
@@ -228,7 +229,19 @@ fn split_line(line: &str) -> Result<Option<(String, String)>, String> {
     Ok(Some((key, value)))
 }
 
+/// How a namespace line starts (`namespace.<name> <token>`).
+const NAMESPACE_PREFIX: &str = "namespace.";
+
 impl Config {
+    /// The namespaces, token -> name.
+    pub fn tokens(&self) -> &BTreeMap<String, String> {
+        &self.tokens
+    }
+
+    pub fn set_tokens(&mut self, tokens: BTreeMap<String, String>) {
+        self.tokens = tokens;
+    }
+
     /// Loads a file, then applies `--key value` overrides. Errors name the line or the option.
     pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Config, String> {
         let mut cfg = Config::default();
@@ -250,14 +263,36 @@ impl Config {
             cfg.apply(key, value)
                 .map_err(|m| format!("command-line option --{key}: {m}"))?;
         }
+        if !cfg.tokens.is_empty() {
+            // Kvrocks' checks and texts.
+            if cfg.get("requirepass").is_empty() {
+                return Err("requirepass empty wasn't allowed while the namespace exists".into());
+            }
+            if cfg.get_bool("cluster-enabled") {
+                return Err(
+                    "enabled cluster mode wasn't allowed while the namespace exists".into(),
+                );
+            }
+            for (directive, what) in [("requirepass", "requirepass"), ("masterauth", "masterauth")]
+            {
+                if cfg.tokens.contains_key(cfg.get(directive)) {
+                    return Err(format!("{what} is duplicated with namespace tokens"));
+                }
+            }
+        }
         Ok(cfg)
     }
 
     /// Applies one directive from the file or the command line.
     fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
         let lower = key.to_ascii_lowercase();
-        if lower.starts_with("namespace.") {
-            self.namespaces.push((key.to_string(), value.to_string()));
+        if lower.starts_with(NAMESPACE_PREFIX) {
+            // The name keeps its case, as in Kvrocks; a later line with the same token wins.
+            let name = &key[NAMESPACE_PREFIX.len()..];
+            if !value.is_empty() {
+                crate::namespace::check_name(name)?;
+                self.tokens.insert(value.to_string(), name.to_string());
+            }
             return Ok(());
         }
         let Some(d) = directive(&lower) else {
@@ -302,7 +337,7 @@ impl Config {
     /// Directives set explicitly to something other than their default, whose value quarry does
     /// not act on yet. (A kvrocks.conf that spells out a default changes nothing to warn about.)
     pub fn ignored_directives(&self) -> Vec<&'static str> {
-        let mut names: Vec<&str> = self
+        let names: Vec<&str> = self
             .explicit
             .iter()
             .copied()
@@ -314,9 +349,6 @@ impl Config {
                 })
             })
             .collect();
-        if !self.namespaces.is_empty() {
-            names.push("namespace.*");
-        }
         names
     }
 
@@ -361,6 +393,22 @@ impl Config {
         }
         let v = normalize(d, value)
             .map_err(|m| format!("CONFIG SET '{key}' error: failed to set new value: {m}"))?;
+        // Kvrocks' validators: namespaces need a password, and no token may be a password.
+        let refused = match d.name {
+            "requirepass" if v.is_empty() && !self.tokens.is_empty() => {
+                Some("requirepass empty not allowed while the namespace exists")
+            }
+            "requirepass" if self.tokens.contains_key(&v) => {
+                Some("requirepass is duplicated with namespace tokens")
+            }
+            "masterauth" if self.tokens.contains_key(&v) => {
+                Some("masterauth is duplicated with namespace tokens")
+            }
+            _ => None,
+        };
+        if let Some(m) = refused {
+            return Err(format!("CONFIG SET '{key}' error: invalid value: {m}"));
+        }
         self.values.insert(d.name, v);
         self.explicit.insert(d.name);
         Ok(())
@@ -379,6 +427,8 @@ impl Config {
         let mut written = BTreeSet::new();
         for line in old.lines() {
             match split_line(line) {
+                // Namespaces are written below, from the live set.
+                Ok(Some((key, _))) if key.to_ascii_lowercase().starts_with(NAMESPACE_PREFIX) => {}
                 Ok(Some((key, _))) => {
                     let lower = key.to_ascii_lowercase();
                     match directive(&lower) {
@@ -407,6 +457,16 @@ impl Config {
         for name in &self.explicit {
             if !written.contains(name) {
                 let _ = writeln!(out, "{} {}", name, quote(self.get(name)));
+            }
+        }
+        // With `repl-namespace-enabled` the namespaces live in the database (and replicate), as
+        // in Kvrocks; otherwise in the file.
+        if !self.get_bool("repl-namespace-enabled") {
+            let mut lines: Vec<(&String, &String)> =
+                self.tokens.iter().map(|(t, n)| (n, t)).collect();
+            lines.sort();
+            for (name, token) in lines {
+                let _ = writeln!(out, "{NAMESPACE_PREFIX}{name} {}", quote(token));
             }
         }
         quarry_storage::files::write_durable(path, out.as_bytes())
@@ -488,6 +548,12 @@ const TEMPLATE_HEADER: &str = "\
 # quarry accepts every Kvrocks 2.10 directive, so an existing kvrocks.conf starts quarry. The
 # ones marked below as having no effect yet are listed in one warning at start-up. A directive
 # that neither quarry nor Kvrocks knows, or an invalid value, stops start-up with the line number.
+#
+# Namespaces (Kvrocks tenants): one `namespace.<name> <token>` line each, for example
+#   namespace.shop s3cret-token
+# needs requirepass, and is refused in cluster mode. `AUTH <token>` puts a connection in that
+# namespace, with keys of its own; `AUTH <requirepass>` is the admin. NAMESPACE ADD/SET/DEL
+# change them at run time and rewrite these lines (see README, Namespaces).
 #
 # This file is generated from the directive table in crates/server/src/config/directives.rs;
 # the values shown are the defaults.

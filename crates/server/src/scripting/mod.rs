@@ -482,7 +482,9 @@ fn execute_here(
     let caller_resp3 = session.protocol == Protocol::Resp3;
     let nested = quarry_types::txn::active();
     // Isolation for the declared keys; inside MULTI the transaction holds them already.
-    let locks = (!nested).then(|| storage.db.locks().lock_many(&keys));
+    let ns = session.namespace.clone();
+    let db = storage.db(ns.as_ref());
+    let locks = (!nested).then(|| db.locks().lock_many(&keys));
     let txn = (!nested).then(quarry_types::txn::begin);
     let is_function = matches!(target, Target::Function(_));
     let limit = server.hot.lua_time_limit_ms.load(Ordering::Relaxed);
@@ -527,15 +529,15 @@ fn execute_here(
             crate::notify::discard_deferred();
             return Err(CmdError::Loading);
         }
-        if let Err(e) = storage.db.commit(overlay) {
+        if let Err(e) = db.commit(overlay) {
             crate::notify::discard_deferred();
             return Err(e.into());
         }
-        crate::notify::flush_deferred(server);
+        crate::notify::flush_deferred(server, ns.as_ref());
     }
     drop(locks);
     if !effects.written.is_empty() {
-        server.watches.touch_keys(&effects.written);
+        server.watches.touch_keys(ns.as_ref(), &effects.written);
         if !nested && server.waiting.blocked_clients() > 0 {
             for key in &effects.written {
                 server.waiting.wake(key);
@@ -702,6 +704,9 @@ fn call_from_script(
     if spec.has(flag::NOSCRIPT) {
         return Frame::error("ERR This Redis command is not allowed from script");
     }
+    if !session.admin && crate::namespace::admin_only(spec.name) {
+        return Frame::Error(format!("ERR {}", crate::namespace::ADMIN_REQUIRED));
+    }
     let write = spec.has(flag::WRITE);
     if write && read_only {
         return Frame::error("ERR Write commands are not allowed from read-only scripts.");
@@ -736,10 +741,14 @@ fn call_from_script(
         .collect();
     if write {
         run.wrote.store(true, Ordering::Release);
-        server.watches.touch_keys(&keys);
+        let ns = session.namespace.as_ref();
+        server.watches.touch_keys(ns, &keys);
         // A flush names no key: every watched key that exists is marked, as from a client.
-        if matches!(spec.name, "flushdb" | "flushall") {
-            server.watches.touch_live(&storage.db);
+        if spec.name == "flushdb" {
+            server.watches.touch_live(ns, &storage.db(ns));
+            effects.flushed = true;
+        } else if spec.name == "flushall" {
+            server.watches.touch_flushall(server);
             effects.flushed = true;
         }
         effects.written.extend(keys.iter().cloned());
@@ -756,14 +765,15 @@ fn call_from_script(
     // Keys the script did not declare are locked as it reaches them, for the rest of the
     // script (reads too: a read then a write of one key must not interleave with another
     // client's write). The declared ones were locked before it started.
+    let db = storage.db(session.namespace.as_ref());
     if !keys.is_empty() {
-        drop(storage.db.locks().lock_many(&keys));
+        drop(db.locks().lock_many(&keys));
     }
-    let noting = crate::notify::begin(server, &argv);
+    let noting = crate::notify::begin(server, session.namespace.as_ref(), &argv);
     let result = match spec.exec {
         Exec::Data(f) => {
             let mut ctx = Ctx {
-                db: &storage.db,
+                db: &db,
                 cursors: &server.cursors,
                 protocol: session.protocol,
             };
