@@ -7,6 +7,7 @@
 //! [`Exec::Server`] and run in the server crate. No sockets here.
 
 pub mod access;
+pub mod acl_table;
 pub mod args;
 mod bitmap;
 mod context;

@@ -26,32 +26,13 @@ pub fn time(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
 }
 
 fn acl_categories(spec: &CommandSpec) -> Vec<Frame> {
-    let mut cats = Vec::new();
-    let mut push = |c: &str| cats.push(Frame::Simple(format!("@{c}")));
-    if spec.has(flag::WRITE) {
-        push("write");
-    }
-    if spec.has(flag::READONLY) {
-        push("read");
-    }
-    match spec.group {
-        "generic" => push("keyspace"),
-        "server" | "connection" => {}
-        other => push(other),
-    }
-    if spec.group == "connection" {
-        push("connection");
-    }
-    if spec.has(flag::ADMIN) {
-        push("admin");
-        push("dangerous");
-    }
-    if spec.has(flag::FAST) {
-        push("fast");
-    } else {
-        push("slow");
-    }
-    cats
+    let bits = spec.acl_categories();
+    crate::acl_table::CATEGORIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, c)| Frame::Simple(format!("@{c}")))
+        .collect()
 }
 
 /// One entry of COMMAND INFO, in Redis 7's ten-field shape.
@@ -193,19 +174,24 @@ fn list(a: &[Bytes]) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    let mut names: Vec<(String, &CommandSpec)> = Vec::new();
+    // Each name with its ACL categories (a subcommand's are its own).
+    let mut names: Vec<(String, u32)> = Vec::new();
     for spec in COMMANDS.iter() {
-        names.push((spec.name.to_string(), spec));
+        names.push((spec.name.to_string(), spec.acl_categories()));
         for (container, sub, _) in SUBCOMMANDS.iter().filter(|(c, _, _)| *c == spec.name) {
-            names.push((format!("{container}|{sub}"), spec));
+            names.push((
+                format!("{container}|{sub}"),
+                crate::table::subcommand_acl_categories(spec, sub),
+            ));
         }
     }
-    let keep = |name: &str, spec: &CommandSpec| match &filter {
+    let keep = |name: &str, bits: &u32| match &filter {
         Filter::All => true,
         Filter::Module => false,
-        Filter::Category(cat) => acl_categories(spec)
+        Filter::Category(cat) => crate::acl_table::CATEGORIES
             .iter()
-            .any(|c| matches!(c, Frame::Simple(s) if s == cat)),
+            .position(|c| cat.strip_prefix('@') == Some(*c))
+            .is_some_and(|i| bits & (1 << i) != 0),
         Filter::Pattern(p) => quarry_types::glob::glob_match_nocase(p, name.as_bytes()),
     };
     Ok(Frame::Array(

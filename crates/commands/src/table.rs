@@ -102,6 +102,71 @@ impl CommandSpec {
 
 use flag::*;
 
+impl CommandSpec {
+    /// The command's ACL categories, as bits over [`crate::acl_table::CATEGORIES`]: Redis' own
+    /// for the commands Redis has, and for Kvrocks' extras what Redis would derive from the
+    /// flags, with the group's data type.
+    pub fn acl_categories(&self) -> u32 {
+        acl_lookup(self.name).map_or_else(|| derived_acl_categories(self), |(c, _)| c)
+    }
+}
+
+/// The ACL categories of a subcommand (`container|sub`): Redis' own, else its container's.
+pub fn subcommand_acl_categories(spec: &CommandSpec, sub: &str) -> u32 {
+    acl_lookup(&format!("{}|{sub}", spec.name)).map_or_else(|| spec.acl_categories(), |(c, _)| c)
+}
+
+/// Redis' categories and key-spec access (1 read, 2 write) of `get` or `config|get`.
+pub fn acl_lookup(full_name: &str) -> Option<(u32, &'static [u8])> {
+    let t = crate::acl_table::REDIS_COMMANDS;
+    t.binary_search_by(|(n, _, _)| (*n).cmp(full_name))
+        .ok()
+        .map(|i| (t[i].1, t[i].2))
+}
+
+/// The bit of category `name` (lower case).
+pub fn acl_category(name: &str) -> u32 {
+    crate::acl_table::CATEGORIES
+        .iter()
+        .position(|c| *c == name)
+        .map_or(0, |i| 1 << i)
+}
+
+fn derived_acl_categories(spec: &CommandSpec) -> u32 {
+    let cat = acl_category;
+    let mut c = match spec.group {
+        "string" => cat("string"),
+        "list" => cat("list"),
+        "hash" => cat("hash"),
+        "set" => cat("set"),
+        "sorted_set" | "sortedset" | "zset" => cat("sortedset"),
+        "stream" => cat("stream"),
+        "geo" => cat("geo"),
+        "hyperloglog" => cat("hyperloglog"),
+        "bitmap" => cat("bitmap"),
+        "pubsub" => cat("pubsub"),
+        "generic" => cat("keyspace"),
+        "scripting" => cat("scripting"),
+        "transactions" => cat("transaction"),
+        "connection" => cat("connection"),
+        _ => 0,
+    };
+    if spec.has(WRITE) {
+        c |= cat("write");
+    }
+    if spec.has(READONLY) && c & cat("scripting") == 0 {
+        c |= cat("read");
+    }
+    if spec.has(ADMIN) {
+        c |= cat("admin") | cat("dangerous");
+    }
+    c | if spec.has(FAST) {
+        cat("fast")
+    } else {
+        cat("slow")
+    }
+}
+
 /// Where XREAD's or XREADGROUP's STREAMS token is: past GROUP's two names and the options'
 /// values, so that a group or consumer named "streams" is not taken for it.
 pub fn streams_position(name: &str, args: &[Bytes]) -> Option<usize> {
@@ -450,6 +515,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("watch", -2, NOSCRIPT | LOADING | STALE | FAST, 1, -1, 1, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", S),
     cmd!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST, 0, 0, 0, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", S),
     cmd!("quit", -1, NO_AUTH | FAST | STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "1.0.0", "Closes the connection.", S),
+    cmd!("acl", -2, STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "6.0.0", "A container for Access List Control commands.", S),
     cmd!("client", -2, STALE | LOADING | NOSCRIPT, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", S),
     cmd!("info", -1, STALE | LOADING | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", S),
     cmd!("config", -2, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", S),
@@ -505,6 +571,19 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// counted). The dispatcher checks them, so that errors read as in Redis 7:
 /// `unknown subcommand 'x'. Try CLIENT HELP.` and `wrong number of arguments for 'client|kill'`.
 pub static SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("acl", "cat", -2),
+    ("acl", "deluser", -3),
+    ("acl", "dryrun", -4),
+    ("acl", "genpass", -2),
+    ("acl", "getuser", 3),
+    ("acl", "help", 2),
+    ("acl", "list", 2),
+    ("acl", "load", 2),
+    ("acl", "log", -2),
+    ("acl", "save", 2),
+    ("acl", "setuser", -3),
+    ("acl", "users", 2),
+    ("acl", "whoami", 2),
     ("client", "getname", 2),
     ("client", "id", 2),
     ("client", "info", 2),

@@ -51,6 +51,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         "quit" => (Ok(Frame::ok()), Flow::Close),
         "reset" => reset(server, session),
         "namespace" => crate::namespace::command(server, a),
+        "acl" => crate::acl::command::run(server, session, a),
         "client" => client(server, session, a),
         "info" => info_cmd(server, session, a),
         "migrate" => (
@@ -135,6 +136,7 @@ fn reset(server: &Server, session: &mut Session) -> Outcome {
     session.authenticated = open;
     session.admin = open;
     session.namespace = None;
+    crate::namespace::set_user(server, session, "default");
     {
         let mut info = session.handle.info.lock();
         info.name.clear();
@@ -144,37 +146,48 @@ fn reset(server: &Server, session: &mut Session) -> Outcome {
     (Ok(Frame::Simple("RESET".into())), Flow::Reset)
 }
 
-/// Checks AUTH's or HELLO's password: `requirepass` (the admin), or a namespace's token (that
-/// namespace). The user, if named, must be `default`.
+/// Checks AUTH's or HELLO's user and password: an ACL user (the default one when none is
+/// named, whose password is `requirepass`), or a namespace's token. A failure is logged in
+/// the ACL LOG.
 fn check_password(
     server: &Server,
+    session: &Session,
     user: Option<&[u8]>,
     pass: &[u8],
 ) -> Result<crate::namespace::Credential, CmdError> {
-    let wrong =
-        || CmdError::Other("WRONGPASS invalid username-password pair or user is disabled.".into());
-    if let Some(u) = user {
-        if u != b"default" {
-            return Err(wrong());
-        }
-    }
-    if user.is_none() && !server.hot.auth_required.load(Ordering::Relaxed) {
+    if user.is_none() && server.acl.default_user().nopass() {
         return Err(CmdError::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
     }
-    crate::namespace::authenticate(server, pass).ok_or_else(wrong)
+    let name = user.map_or_else(|| "default".to_string(), text);
+    crate::namespace::authenticate(server, &name, pass).ok_or_else(|| {
+        server.acl.log(crate::acl::LogEntry {
+            count: 1,
+            reason: "auth",
+            context: if session.multi.is_some() {
+                "multi"
+            } else {
+                "toplevel"
+            },
+            object: "AUTH".into(),
+            username: name.clone(),
+            at: std::time::Instant::now(),
+            client_info: session.handle.describe(),
+        });
+        CmdError::Other("WRONGPASS invalid username-password pair or user is disabled.".into())
+    })
 }
 
 fn auth(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
     let result = match a.len() {
-        2 => check_password(server, None, &a[1]),
-        3 => check_password(server, Some(&a[1]), &a[2]),
+        2 => check_password(server, session, None, &a[1]),
+        3 => check_password(server, session, Some(&a[1]), &a[2]),
         _ => Err(CmdError::Syntax),
     };
     match result {
         Ok(credential) => {
-            crate::namespace::enter(session, credential);
+            crate::namespace::enter(server, session, credential);
             reply(Frame::ok())
         }
         Err(e) => fail(e),
@@ -208,8 +221,8 @@ fn hello(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
     let mut name = None;
     while i < a.len() {
         if is(&a[i], "AUTH") && i + 2 < a.len() {
-            match check_password(server, Some(&a[i + 1]), &a[i + 2]) {
-                Ok(credential) => crate::namespace::enter(session, credential),
+            match check_password(server, session, Some(&a[i + 1]), &a[i + 2]) {
+                Ok(credential) => crate::namespace::enter(server, session, credential),
                 Err(e) => return fail(e),
             }
             i += 3;
@@ -487,7 +500,13 @@ fn client_kill(server: &Server, session: &Session, opts: &[Bytes]) -> Outcome {
                 }
                 _ => return fail(CmdError::err(format!("Unknown client type '{value}'"))),
             },
-            "addr" | "laddr" | "user" | "maxage" => filters.push((key, value)),
+            "user" => {
+                if server.acl.user(&value).is_none() {
+                    return fail(CmdError::err(format!("No such user '{value}'")));
+                }
+                filters.push((key, value))
+            }
+            "addr" | "laddr" | "maxage" => filters.push((key, value)),
             _ => return fail(CmdError::Syntax),
         }
     }
@@ -522,7 +541,15 @@ fn client_kill(server: &Server, session: &Session, opts: &[Bytes]) -> Outcome {
             "addr" => c.addr.to_string() == *v,
             "laddr" => c.laddr.to_string() == *v,
             "type" => v == "normal",
-            "user" => v == "default",
+            "user" => {
+                let info = c.info.lock();
+                let user = if info.user.is_empty() {
+                    "default"
+                } else {
+                    info.user.as_str()
+                };
+                user == v
+            }
             "maxage" => v
                 .parse::<u64>()
                 .is_ok_and(|age| c.created.elapsed().as_secs() >= age),
@@ -560,6 +587,12 @@ const CONFIG_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
+/// CONFIG REWRITE, with the ACL users as `user` lines.
+fn rewrite_config(server: &Server) -> Result<(), String> {
+    crate::acl::into_config(server);
+    server.config.read().rewrite()
+}
+
 fn config(server: &Server, a: &[Bytes]) -> Outcome {
     let sub = lower(&a[1]);
     match sub.as_str() {
@@ -586,6 +619,13 @@ fn config(server: &Server, a: &[Bytes]) -> Outcome {
                 }
             }
             server.hot.reload(&cfg);
+            let password_changed = cfg.get("requirepass") != before.get("requirepass");
+            drop(before);
+            if password_changed {
+                drop(cfg);
+                server.apply_requirepass();
+                cfg = server.config.write();
+            }
             (server.set_log_level)(cfg.get("log-level"));
             server
                 .slowlog
@@ -593,7 +633,7 @@ fn config(server: &Server, a: &[Bytes]) -> Outcome {
                 .trim(server.hot.slowlog_max_len.load(Ordering::Relaxed));
             reply(Frame::ok())
         }
-        "rewrite" if a.len() == 2 => match server.config.read().rewrite() {
+        "rewrite" if a.len() == 2 => match rewrite_config(server) {
             Ok(()) => {
                 tracing::info!("configuration file rewritten");
                 reply(Frame::ok())

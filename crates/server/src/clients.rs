@@ -20,6 +20,8 @@ pub struct ClientInfo {
     pub resp: u8,
     pub monitor: bool,
     pub multi: bool,
+    /// The ACL user the connection authenticated as.
+    pub user: String,
 }
 
 pub struct ClientHandle {
@@ -109,7 +111,7 @@ impl ClientHandle {
             _ => "NULL".to_string(),
         };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -119,6 +121,7 @@ impl ClientHandle {
             flags,
             if info.multi { 0 } else { -1 },
             cmd,
+            if info.user.is_empty() { "default" } else { info.user.as_str() },
             info.resp.max(2),
             info.lib_name,
             info.lib_ver,

@@ -97,6 +97,8 @@ pub struct Session {
     /// The admin (`requirepass`, or no password set) may run every command; a namespace's
     /// connection may not run [`crate::namespace::admin_only`] ones.
     pub admin: bool,
+    /// The ACL user the connection runs as.
+    pub user: crate::acl::SessionUser,
     pub repl: ReplHandshake,
     /// READONLY: cluster replicas serve this connection's reads of their master's slots.
     pub readonly: bool,
@@ -168,6 +170,7 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
         authenticated: open,
         namespace: None,
         admin: open,
+        user: crate::acl::SessionUser::new(&server.acl, "default"),
         repl: ReplHandshake::default(),
         readonly: false,
         asking: false,
@@ -638,7 +641,7 @@ pub fn execute(
             return Flow::Continue;
         }
     }
-    if !session.admin && crate::namespace::admin_only(spec.name) {
+    if !session.admin && crate::namespace::admin_only(spec.name, &args) {
         crate::multi::flag_failed(session);
         let text = format!("ERR {}", crate::namespace::ADMIN_REQUIRED);
         server.stats.count_error(&text);
@@ -668,6 +671,20 @@ pub fn execute(
             return Flow::Continue;
         }
     };
+    let acl_id = crate::acl::id_of(spec, sub);
+    if let Err(denied) = session.user.check(&server.acl, acl_id, spec, &args) {
+        crate::multi::flag_failed(session);
+        let context = if session.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        crate::acl::log_denial(server, session, denied, acl_id, &args, context);
+        let text = crate::acl::noperm_text(denied, crate::acl::full_name(acl_id));
+        server.stats.count_error(&text);
+        Frame::Error(text).encode(proto, out);
+        return Flow::Continue;
+    }
     if let Some(busy) = server.scripting.busy_error(spec.name, &args) {
         if spec.name == "exec" && session.multi.take().is_some() {
             // The transaction is discarded, as Redis does when EXEC is refused.

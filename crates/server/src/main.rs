@@ -1,6 +1,7 @@
 //! The `quarry` binary: reads the configuration, opens storage, settles the node's role, then
 //! serves clients until SIGTERM, SIGINT or SHUTDOWN.
 
+mod acl;
 mod admin;
 mod backup;
 mod blocking;
@@ -360,6 +361,7 @@ fn run(cli: Cli) -> Result<(), String> {
         migrate_sockets: Default::default(),
         pubsub: Default::default(),
         hubs: Default::default(),
+        acl: Default::default(),
         repl: replication::ReplState::new(
             opts.clone(),
             codec.clone(),
@@ -394,6 +396,7 @@ fn run(cli: Cli) -> Result<(), String> {
     drop(engine);
     replication::enter_role(&server, &choice)?;
     namespace::load_and_rewrite(&server)?;
+    acl::load_at_startup(&server)?;
     replication::start_maintenance(&server);
     notify::start_expiry(&server);
 

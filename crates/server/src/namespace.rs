@@ -50,7 +50,15 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// BGSAVE, FLUSHBACKUP, SLAVEOF, LASTSAVE, RDB, CLUSTER, CLUSTERX), and the ones that would
 /// show or change other tenants' data: the replication stream and its files, MONITOR, DEBUG,
 /// the whole-node maintenance commands and the slot migration internals.
-pub fn admin_only(name: &str) -> bool {
+pub fn admin_only(name: &str, args: &[Bytes]) -> bool {
+    if name == "acl" {
+        // What a tenant may ask of ACL: about itself and the categories.
+        return !args.get(1).is_some_and(|s| {
+            ["whoami", "cat", "genpass", "help"]
+                .iter()
+                .any(|w| s.eq_ignore_ascii_case(w.as_bytes()))
+        });
+    }
     matches!(
         name,
         "namespace"
@@ -82,44 +90,52 @@ pub fn admin_only(name: &str) -> bool {
     )
 }
 
-/// What a password given to AUTH or HELLO is.
+/// What a user and password given to AUTH or HELLO are.
 pub enum Credential {
-    /// `requirepass`: the admin, in the default namespace.
-    Admin,
-    /// A namespace's token.
+    /// An ACL user (`default`'s password is `requirepass`): the admin, in the default
+    /// namespace, with what the user's rules allow.
+    User(String),
+    /// A namespace's token (given alone, or as the `default` user's password).
     Tenant(Bytes),
 }
 
-/// Looks a password up: a namespace's token, or `requirepass`. None if it is neither (and
-/// Some(Admin) when no password is set, for the caller to refuse as it must).
-pub fn authenticate(server: &Server, password: &[u8]) -> Option<Credential> {
-    let config = server.config.read();
-    if let Ok(token) = std::str::from_utf8(password) {
-        if let Some(name) = config.tokens().get(token) {
-            return Some(Credential::Tenant(Bytes::from(name.clone())));
+/// Looks a user and password up: a namespace's token (for `default`), or an ACL user's
+/// password. None if neither matches, or the user is off.
+pub fn authenticate(server: &Server, user: &str, password: &[u8]) -> Option<Credential> {
+    if user == "default" {
+        let config = server.config.read();
+        if let Ok(token) = std::str::from_utf8(password) {
+            if let Some(name) = config.tokens().get(token) {
+                return Some(Credential::Tenant(Bytes::from(name.clone())));
+            }
         }
     }
-    drop(config);
-    match server.hot.requirepass.read().as_deref() {
-        Some(p) if p.as_bytes() == password => Some(Credential::Admin),
-        None => Some(Credential::Admin),
-        Some(_) => None,
-    }
+    let u = server.acl.user(user)?;
+    u.check_password(password)
+        .then(|| Credential::User(user.to_string()))
 }
 
 /// Puts a session where a credential leads.
-pub fn enter(session: &mut Session, credential: Credential) {
+pub fn enter(server: &Server, session: &mut Session, credential: Credential) {
     match credential {
-        Credential::Admin => {
+        Credential::User(name) => {
             session.admin = true;
             session.namespace = None;
+            set_user(server, session, &name);
         }
-        Credential::Tenant(name) => {
+        Credential::Tenant(ns) => {
             session.admin = false;
-            session.namespace = Some(name);
+            session.namespace = Some(ns);
+            set_user(server, session, "default");
         }
     }
     session.authenticated = true;
+}
+
+/// The connection now runs as ACL user `name` (CLIENT LIST shows it).
+pub fn set_user(server: &Server, session: &mut Session, name: &str) {
+    session.user = crate::acl::SessionUser::new(&server.acl, name);
+    session.handle.info.lock().user = name.to_string();
 }
 
 /// NAMESPACE GET|SET|ADD|DEL, with Kvrocks' replies and texts.

@@ -60,8 +60,8 @@ pub struct HotConfig {
     pub slowlog_max_len: AtomicUsize,
     pub max_bulk_len: AtomicUsize,
     pub resp3_enabled: AtomicBool,
-    pub requirepass: RwLock<Option<String>>,
-    /// Set while any client has a password to check, so that the common case skips the lock.
+    /// Set while the default user needs a password (`requirepass`, or ACL rules), so that
+    /// the common case skips the lookup. Kept by [`Server::refresh_auth_required`].
     pub auth_required: AtomicBool,
     /// `slave-serve-stale-data`.
     pub serve_stale_data: AtomicBool,
@@ -86,7 +86,6 @@ impl HotConfig {
             slowlog_max_len: AtomicUsize::new(0),
             max_bulk_len: AtomicUsize::new(0),
             resp3_enabled: AtomicBool::new(true),
-            requirepass: RwLock::new(None),
             auth_required: AtomicBool::new(false),
             serve_stale_data: AtomicBool::new(true),
             lua_time_limit_ms: AtomicU64::new(5000),
@@ -140,9 +139,6 @@ impl HotConfig {
             cfg.get_i64("min-replicas-max-lag").max(0) as u64,
             Ordering::Relaxed,
         );
-        let pass = Some(cfg.get("requirepass").to_string()).filter(|p| !p.is_empty());
-        self.auth_required.store(pass.is_some(), Ordering::Relaxed);
-        *self.requirepass.write() = pass;
     }
 }
 
@@ -219,6 +215,8 @@ pub struct Server {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// The other namespaces' pub/sub.
     pub hubs: crate::namespace::Hubs,
+    /// ACL users and the ACL LOG.
+    pub acl: crate::acl::Acl,
     pub cursors: CursorStore,
     pub config: RwLock<Config>,
     pub hot: HotConfig,
@@ -252,6 +250,21 @@ impl Server {
     /// The current storage, or None while a full sync replaces it.
     pub fn storage(&self) -> Option<Arc<Storage>> {
         self.storage.read().clone()
+    }
+
+    /// Whether connections must authenticate: the default user needs a password or is off.
+    pub fn refresh_auth_required(&self) {
+        let default = self.acl.default_user();
+        let required = !default.nopass() || !default.is_enabled();
+        self.hot.auth_required.store(required, Ordering::Relaxed);
+    }
+
+    /// `requirepass` changed (start-up, CONFIG SET): it is the default user's password.
+    pub fn apply_requirepass(&self) {
+        let pass = self.config.read().get("requirepass").to_string();
+        self.acl
+            .set_default_password(Some(pass.as_str()).filter(|p| !p.is_empty()));
+        self.refresh_auth_required();
     }
 
     /// The pub/sub of namespace `ns` (None: the default namespace).

@@ -57,6 +57,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("max-backup-keep-hours", Kind::Int(0, 2147483647), "0", false, true, "purge backups older than N hours, 0 = never"),
     d("master-use-repl-port", Kind::Bool, "no", false, false, "replica connects to master port+1 (legacy masters)"),
     d("requirepass", Kind::Str, "", false, true, "admin password required by AUTH"),
+    d("user", Kind::Multi, "", true, true, "an ACL user, as Redis: `user <name> <rules...>` (one line per user; not with aclfile)"),
+    d("aclfile", Kind::Str, "", true, true, "file of ACL users (`user <name> <rules...>` lines) for ACL LOAD and ACL SAVE"),
     d("masterauth", Kind::Str, "", false, true, "password a replica uses to authenticate to its master"),
     d("slaveof", Kind::Str, "", true, true, "\"host port\" of the master to replicate from"),
     d("compact-cron", Kind::Cron, "", false, true, "crontab schedule for full compaction (not while compaction-checker-cron is set, as in Kvrocks)"),

@@ -200,6 +200,10 @@ fn split_line(line: &str) -> Result<Option<(String, String)>, String> {
         .unwrap_or(line.len());
     let key = line[..key_end].to_string();
     let rest = line[key_end..].trim_start();
+    // An ACL user's rules are words of their own (`#<hash>` is a password, not a comment).
+    if key.eq_ignore_ascii_case("user") {
+        return Ok(Some((key, rest.trim_end().to_string())));
+    }
     if rest.starts_with('"') || rest.starts_with('\'') {
         let quote = rest.chars().next().unwrap_or('"');
         let mut value = String::new();
@@ -236,6 +240,14 @@ impl Config {
     /// The namespaces, token -> name.
     pub fn tokens(&self) -> &BTreeMap<String, String> {
         &self.tokens
+    }
+
+    /// Replaces a repeated directive's lines (`user`, from the ACL users at CONFIG REWRITE).
+    pub fn set_multi(&mut self, name: &'static str, values: Vec<String>) {
+        if let Some(d) = directive(name) {
+            self.multi.insert(d.name, values);
+            self.explicit.insert(d.name);
+        }
     }
 
     pub fn set_tokens(&mut self, tokens: BTreeMap<String, String>) {

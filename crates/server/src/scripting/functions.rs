@@ -64,7 +64,7 @@ fn valid_name(s: &str) -> bool {
 /// Words as Redis' sdssplitargs reads them: separated by blanks, with "double-quoted" (with
 /// backslash escapes) and 'single-quoted' parts; None when a quote is not closed or is
 /// followed by something other than a blank.
-fn split_args(line: &str) -> Option<Vec<String>> {
+pub(crate) fn split_args(line: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut chars = line.chars().peekable();
     loop {

@@ -12,6 +12,7 @@
 //! Redis.
 
 mod functions;
+pub(crate) use functions::split_args as split_config_args;
 mod libs;
 mod structlib;
 mod vm;
@@ -704,8 +705,19 @@ fn call_from_script(
     if spec.has(flag::NOSCRIPT) {
         return Frame::error("ERR This Redis command is not allowed from script");
     }
-    if !session.admin && crate::namespace::admin_only(spec.name) {
+    if !session.admin && crate::namespace::admin_only(spec.name, &argv) {
         return Frame::Error(format!("ERR {}", crate::namespace::ADMIN_REQUIRED));
+    }
+    let sub = quarry_commands::table::check_subcommand(spec, &argv)
+        .ok()
+        .flatten();
+    let acl_id = crate::acl::id_of(spec, sub);
+    if let Err(denied) = session.user.check(&server.acl, acl_id, spec, &argv) {
+        crate::acl::log_denial(server, session, denied, acl_id, &argv, "lua");
+        return Frame::Error(format!(
+            "ERR The user executing the script {}",
+            crate::acl::script_text(denied)
+        ));
     }
     let write = spec.has(flag::WRITE);
     if write && read_only {

@@ -1,0 +1,363 @@
+//! TLS, with rustls: the `tls-port` listener for clients, and (with `tls-replication`) the
+//! links a replica, a slot migration or MIGRATE opens to another node.
+//!
+//! The directives are Kvrocks' and Redis': `tls-cert-file`, `tls-key-file` (and
+//! `tls-key-file-pass` for an encrypted PKCS#8 key), `tls-ca-cert-file`/`tls-ca-cert-dir`,
+//! `tls-auth-clients` (`no`, `optional`, anything else: required, as in Kvrocks),
+//! `tls-protocols`, `tls-ciphersuites`, `tls-session-caching` and `tls-session-cache-size`.
+//! CONFIG SET of any of them builds new configurations: new connections use them, so
+//! certificates rotate without a restart; a configuration that does not load is refused and
+//! the old one stays.
+//!
+//! The replication code speaks to plain sockets on threads. A TLS link is bridged: the thread
+//! gets one end of a loopback TCP pair, and a task of the server's runtime carries the bytes
+//! between the other end and the TLS stream.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// The current TLS configurations (None: TLS is not configured).
+#[derive(Default)]
+pub struct Tls {
+    server: RwLock<Option<Arc<ServerConfig>>>,
+    client: RwLock<Option<Arc<ClientConfig>>>,
+}
+
+/// The directives whose change rebuilds the configurations.
+pub fn is_tls_directive(name: &str) -> bool {
+    name.starts_with("tls-") && name != "tls-port" && name != "tls-replication"
+}
+
+impl Tls {
+    /// Builds both configurations from `cfg` (when a certificate is configured). Err leaves the
+    /// current ones in place.
+    pub fn reload(&self, cfg: &Config) -> Result<(), String> {
+        if cfg.get("tls-cert-file").is_empty() && cfg.get("tls-key-file").is_empty() {
+            *self.server.write() = None;
+            *self.client.write() = None;
+            return Ok(());
+        }
+        let server = server_config(cfg)?;
+        let client = client_config(cfg)?;
+        *self.server.write() = Some(Arc::new(server));
+        *self.client.write() = Some(Arc::new(client));
+        Ok(())
+    }
+
+    pub fn acceptor(&self) -> Option<TlsAcceptor> {
+        self.server.read().clone().map(TlsAcceptor::from)
+    }
+
+    pub fn connector(&self) -> Option<TlsConnector> {
+        self.client.read().clone().map(TlsConnector::from)
+    }
+}
+
+fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut &data[..]).collect();
+    let certs = certs.map_err(|e| format!("cannot parse the certificates in {path}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {path}"));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let text = String::from_utf8_lossy(&data);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        if pass.is_empty() {
+            return Err(format!(
+                "the key in {path} is encrypted and tls-key-file-pass is empty"
+            ));
+        }
+        use pkcs8::der::Decode;
+        let (_, doc) = pkcs8::SecretDocument::from_pem(&text)
+            .map_err(|e| format!("cannot parse the key in {path}: {e}"))?;
+        let encrypted = pkcs8::EncryptedPrivateKeyInfo::from_der(doc.as_bytes())
+            .map_err(|e| format!("cannot parse the key in {path}: {e}"))?;
+        let plain = encrypted
+            .decrypt(pass.as_bytes())
+            .map_err(|e| format!("cannot decrypt the key in {path} with tls-key-file-pass: {e}"))?;
+        return Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()));
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(format!(
+            "the key in {path} is in OpenSSL's legacy encrypted format; convert it to PKCS#8 (openssl pkcs8 -topk8)"
+        ));
+    }
+    rustls_pemfile::private_key(&mut &data[..])
+        .map_err(|e| format!("cannot parse the key in {path}: {e}"))?
+        .ok_or_else(|| format!("no private key in {path}"))
+}
+
+/// The CA certificates of `tls-ca-cert-file` and `tls-ca-cert-dir`.
+fn roots(cfg: &Config) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    let mut add = |path: &str| -> Result<(), String> {
+        for cert in read_certs(path)? {
+            store
+                .add(cert)
+                .map_err(|e| format!("bad CA certificate in {path}: {e}"))?;
+        }
+        Ok(())
+    };
+    let file = cfg.get("tls-ca-cert-file");
+    if !file.is_empty() {
+        add(file)?;
+    }
+    let dir = cfg.get("tls-ca-cert-dir");
+    if !dir.is_empty() {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {dir}: {e}"))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_file() {
+                // OpenSSL's hashed directories hold other files too: skip what is not PEM.
+                let _ = add(&path.to_string_lossy());
+            }
+        }
+    }
+    Ok(store)
+}
+
+fn provider(cfg: &Config) -> Result<rustls::crypto::CryptoProvider, String> {
+    let mut p = rustls::crypto::ring::default_provider();
+    let wanted = cfg.get("tls-ciphersuites");
+    if !wanted.is_empty() {
+        let names: Vec<String> = wanted
+            .split(':')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let all = p.cipher_suites.clone();
+        p.cipher_suites = all
+            .into_iter()
+            .filter(|s| {
+                let tls13 = s.version() == &rustls::version::TLS13;
+                let name = format!("{:?}", s.suite());
+                // TLS 1.3 suites are named here; TLS 1.2 ones follow tls-ciphers.
+                !tls13 || names.contains(&name)
+            })
+            .collect();
+        if !p.cipher_suites.iter().any(|s| s.version() == &rustls::version::TLS13)
+            && cfg.get("tls-protocols").to_ascii_lowercase().contains("tlsv1.3")
+        {
+            return Err(format!("no TLSv1.3 ciphersuite in tls-ciphersuites '{wanted}'"));
+        }
+    }
+    Ok(p)
+}
+
+fn versions(cfg: &Config) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let text = cfg.get("tls-protocols").to_ascii_lowercase();
+    if text.trim().is_empty() {
+        return Ok(vec![&rustls::version::TLS13, &rustls::version::TLS12]);
+    }
+    let mut out = Vec::new();
+    for word in text.split_whitespace() {
+        match word {
+            "tlsv1.3" => out.push(&rustls::version::TLS13),
+            "tlsv1.2" => out.push(&rustls::version::TLS12),
+            "tlsv1" | "tlsv1.1" => {
+                return Err(format!("{word} is not supported (TLSv1.2 and TLSv1.3 are)"))
+            }
+            other => return Err(format!("invalid tls-protocols value '{other}'")),
+        }
+    }
+    Ok(out)
+}
+
+fn server_config(cfg: &Config) -> Result<ServerConfig, String> {
+    let certs = read_certs(cfg.get("tls-cert-file"))?;
+    let key = read_key(cfg.get("tls-key-file"), cfg.get("tls-key-file-pass"))?;
+    let provider = Arc::new(provider(cfg)?);
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions(cfg)?)
+        .map_err(|e| e.to_string())?;
+    let policy = cfg.get("tls-auth-clients").to_ascii_lowercase();
+    let builder = if policy == "no" {
+        builder.with_no_client_auth()
+    } else {
+        let roots = Arc::new(roots(cfg)?);
+        if roots.is_empty() {
+            return Err(
+                "tls-auth-clients asks for client certificates, but tls-ca-cert-file and tls-ca-cert-dir hold no CA"
+                    .into(),
+            );
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+        let verifier = if policy == "optional" {
+            verifier.allow_unauthenticated()
+        } else {
+            verifier
+        };
+        builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and the key do not go together: {e}"))?;
+    config.session_storage = if cfg.get_bool("tls-session-caching") {
+        let size = cfg.get_i64("tls-session-cache-size");
+        let size = if size <= 0 { 1 << 20 } else { size as usize };
+        rustls::server::ServerSessionMemoryCache::new(size)
+    } else {
+        Arc::new(rustls::server::NoServerSessionStorage {})
+    };
+    Ok(config)
+}
+
+/// For links to other nodes: their certificates are checked against the CAs, and this node
+/// presents its own certificate (nodes verify each other, as Redis' replication does).
+fn client_config(cfg: &Config) -> Result<ClientConfig, String> {
+    let provider = Arc::new(provider(cfg)?);
+    let roots = Arc::new(roots(cfg)?);
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions(cfg)?)
+        .map_err(|e| e.to_string())?;
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+        .build()
+        .map_err(|e| format!("tls-ca-cert-file/tls-ca-cert-dir: {e}"))?;
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)));
+    let certs = read_certs(cfg.get("tls-cert-file"))?;
+    let key = read_key(cfg.get("tls-key-file"), cfg.get("tls-key-file-pass"))?;
+    builder
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| e.to_string())
+}
+
+/// Verifies the peer's chain but not its name: nodes are reached by the address in the
+/// topology or `slaveof`, which certificates seldom name, and Redis and Kvrocks (OpenSSL's
+/// defaults) check the chain only.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A connected pair of loopback sockets: one for a thread, one for the bridge.
+fn loopback_pair() -> io::Result<(StdStream, StdStream)> {
+    let listener = StdListener::bind("127.0.0.1:0")?;
+    let a = StdStream::connect(listener.local_addr()?)?;
+    let (b, _) = listener.accept()?;
+    let _ = a.set_nodelay(true);
+    let _ = b.set_nodelay(true);
+    Ok((a, b))
+}
+
+/// Carries bytes between a TLS stream and the bridge end of a loopback pair until either
+/// side closes.
+fn spawn_bridge<S>(runtime: &tokio::runtime::Handle, mut tls: S, plain: StdStream)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    runtime.spawn(async move {
+        if plain.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(mut plain) = TcpStream::from_std(plain) else {
+            return;
+        };
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+    });
+}
+
+/// A server-side TLS connection handed to a replication thread (a replica's feed, full-sync
+/// files): the thread gets a plain socket, bridged to the TLS stream.
+pub fn bridge_accepted<S>(runtime: &tokio::runtime::Handle, tls: S) -> io::Result<StdStream>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (thread_end, bridge_end) = loopback_pair()?;
+    spawn_bridge(runtime, tls, bridge_end);
+    Ok(thread_end)
+}
+
+/// Opens a TLS link to another node and returns a plain socket bridged to it (for the
+/// replication and migration threads, which speak to plain sockets).
+pub fn connect_bridged(
+    runtime: &tokio::runtime::Handle,
+    connector: TlsConnector,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> io::Result<StdStream> {
+    let tls = runtime.block_on(async {
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::IpAddress(addr.ip().into());
+        tokio::time::timeout(timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+    })?;
+    let (thread_end, bridge_end) = loopback_pair()?;
+    spawn_bridge(runtime, tls, bridge_end);
+    Ok(thread_end)
+}
+
+/// Logs a handshake that failed (a plain-text client on the TLS port, a certificate that does
+/// not verify): that connection closes, the server goes on.
+pub fn log_handshake_failure(addr: SocketAddr, e: &io::Error) {
+    warn!(client = %addr, error = %e, "TLS handshake failed; connection closed");
+}
+
+pub fn log_listening(addr: &str) {
+    info!(address = addr, "listening (TLS)");
+}
