@@ -35,6 +35,15 @@ pub trait Host: Send + Sync + 'static {
     fn on_applied(&self, batch: &[u8]);
     /// Called once a full sync replaced the database (not after a roll-back).
     fn on_full_sync(&self) {}
+    /// Opens a connection to the master: plain TCP, or (with `tls-replication`) a socket
+    /// bridged to a TLS link.
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        std::net::TcpStream::connect_timeout(&addr, timeout)
+    }
 }
 
 /// Settings a link reads from the configuration.

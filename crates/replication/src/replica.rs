@@ -273,7 +273,7 @@ impl Worker {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io_err("the master's address does not resolve"))?;
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        let stream = self.host.connect(addr, CONNECT_TIMEOUT)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_millis(200)))?;
         let reader = BufReader::with_capacity(

@@ -618,6 +618,17 @@ fn config(server: &Server, a: &[Bytes]) -> Outcome {
                     return fail(CmdError::err(e));
                 }
             }
+            // New TLS settings must load, or nothing changes: new connections use them.
+            let tls_changed = a[2..]
+                .chunks(2)
+                .any(|p| crate::tls::is_tls_directive(&lower(&p[0])));
+            if tls_changed {
+                if let Err(e) = server.tls.reload(&cfg) {
+                    *cfg = before;
+                    return fail(CmdError::err(format!("CONFIG SET failed: TLS: {e}")));
+                }
+                tracing::info!("TLS configuration reloaded");
+            }
             server.hot.reload(&cfg);
             let password_changed = cfg.get("requirepass") != before.get("requirepass");
             drop(before);

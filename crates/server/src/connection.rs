@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use quarry_commands::table::{check_subcommand, flag};
 use quarry_commands::{CmdError, Ctx, Exec};
 use quarry_resp::{parse_request_resumable, Frame, ParseLimits, ParseState, Protocol};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -154,8 +154,28 @@ impl Drop for Registration<'_> {
     }
 }
 
-pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>) {
-    let _ = stream.set_nodelay(true);
+/// A client's socket: plain TCP, or TLS from `tls-port`.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The socket for a replication thread (a replica's feed, full-sync files): the TCP socket
+    /// itself, or one bridged to the TLS stream.
+    fn into_thread_socket(self) -> std::io::Result<std::net::TcpStream>;
+}
+
+impl ClientStream for TcpStream {
+    fn into_thread_socket(self) -> std::io::Result<std::net::TcpStream> {
+        let std = self.into_std()?;
+        std.set_nonblocking(false)?;
+        Ok(std)
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_thread_socket(self) -> std::io::Result<std::net::TcpStream> {
+        crate::tls::bridge_accepted(&tokio::runtime::Handle::current(), self)
+    }
+}
+
+pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: Arc<ClientHandle>) {
     let mut registration = Registration {
         server: &server,
         handle: &handle,
@@ -514,13 +534,10 @@ pub async fn serve(server: Arc<Server>, mut stream: TcpStream, handle: Arc<Clien
 }
 
 /// Gives the socket to a replication thread (a replica's feed, or a full sync's files).
-fn hand_over(server: &Server, stream: TcpStream, flow: Flow) {
-    let Ok(std) = stream.into_std() else {
+fn hand_over<S: ClientStream>(server: &Server, stream: S, flow: Flow) {
+    let Ok(std) = stream.into_thread_socket() else {
         return;
     };
-    if std.set_nonblocking(false).is_err() {
-        return;
-    }
     match flow {
         Flow::Feed {
             engine,
@@ -552,19 +569,19 @@ fn hand_over(server: &Server, stream: TcpStream, flow: Flow) {
 /// Sends the buffered replies. Each write they acknowledge is in the WAL file already
 /// ([`quarry_storage::Engine::write`] returns after the WAL write), except for an open pipeline
 /// group's, which is committed here first.
-async fn send_replies(
+async fn send_replies<S: ClientStream>(
     server: &Server,
     session: &mut Session,
-    stream: &mut TcpStream,
+    stream: &mut S,
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     crate::group::commit(server, session, wbuf);
     write_out(server, stream, wbuf).await
 }
 
-async fn write_out(
+async fn write_out<S: ClientStream>(
     server: &Server,
-    stream: &mut TcpStream,
+    stream: &mut S,
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     server
@@ -572,6 +589,8 @@ async fn write_out(
         .net_output_bytes
         .fetch_add(wbuf.len() as u64, Ordering::Relaxed);
     stream.write_all(wbuf).await?;
+    // TLS buffers what it encrypts (a plain socket's flush does nothing).
+    stream.flush().await?;
     wbuf.clear();
     Ok(())
 }

@@ -24,6 +24,7 @@ mod replication;
 mod scripting;
 mod server;
 mod slowlog;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -362,6 +363,8 @@ fn run(cli: Cli) -> Result<(), String> {
         pubsub: Default::default(),
         hubs: Default::default(),
         acl: Default::default(),
+        tls: Default::default(),
+        runtime: runtime.handle().clone(),
         repl: replication::ReplState::new(
             opts.clone(),
             codec.clone(),
@@ -394,13 +397,28 @@ fn run(cli: Cli) -> Result<(), String> {
     });
 
     drop(engine);
+    {
+        let cfg = server.config.read();
+        let wanted = cfg.get_i64("tls-port") > 0 || cfg.get_bool("tls-replication");
+        if let Err(e) = server.tls.reload(&cfg) {
+            if wanted {
+                return Err(format!("TLS: {e}"));
+            }
+            warn!(error = %e, "TLS is not available");
+        } else if wanted && server.tls.acceptor().is_none() {
+            return Err(
+                "TLS: tls-port or tls-replication needs tls-cert-file and tls-key-file".into(),
+            );
+        }
+    }
     replication::enter_role(&server, &choice)?;
     namespace::load_and_rewrite(&server)?;
     acl::load_at_startup(&server)?;
     replication::start_maintenance(&server);
     notify::start_expiry(&server);
 
-    let result = runtime.block_on(serve(server.clone(), binds, port));
+    let tls_port = server.config.read().get_i64("tls-port") as u16;
+    let result = runtime.block_on(serve(server.clone(), binds, port, tls_port));
     let link = server.repl.link.lock().take();
     if let Some(link) = link {
         link.stop();
@@ -452,23 +470,42 @@ fn check_data_mode(dir: &std::path::Path, cluster: bool) -> Result<(), String> {
     }
 }
 
-async fn serve(server: Arc<Server>, binds: Vec<String>, port: u16) -> Result<(), String> {
+async fn serve(
+    server: Arc<Server>,
+    binds: Vec<String>,
+    port: u16,
+    tls_port: u16,
+) -> Result<(), String> {
     let binds = if binds.is_empty() {
         vec!["127.0.0.1".to_string()]
     } else {
         binds
     };
     let mut listeners = Vec::new();
-    for addr in &binds {
-        let listener = TcpListener::bind((addr.as_str(), port))
-            .await
-            .map_err(|e| format!("cannot listen on {addr}:{port}: {e}"))?;
-        info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
-        listeners.push(listener);
+    // The plain port (0: none, as in Kvrocks with only tls-port) and the TLS port.
+    for (p, tls) in [(port, false), (tls_port, true)] {
+        if p == 0 {
+            continue;
+        }
+        for addr in &binds {
+            let listener = TcpListener::bind((addr.as_str(), p))
+                .await
+                .map_err(|e| format!("cannot listen on {addr}:{p}: {e}"))?;
+            let shown = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            if tls {
+                tls::log_listening(&shown);
+            } else {
+                info!(address = %shown, "listening");
+            }
+            listeners.push((listener, tls));
+        }
     }
     let live = Arc::new(());
-    for listener in listeners {
-        tokio::spawn(accept_loop(server.clone(), listener, live.clone()));
+    for (listener, tls) in listeners {
+        tokio::spawn(accept_loop(server.clone(), listener, tls, live.clone()));
     }
     let mut shutdown = server.shutdown.subscribe();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -488,7 +525,7 @@ async fn serve(server: Arc<Server>, binds: Vec<String>, port: u16) -> Result<(),
     Ok(())
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener, live: Arc<()>) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool, live: Arc<()>) {
     let mut shutdown = server.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -518,15 +555,49 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, live: Arc<()>) 
                 .await;
             continue;
         }
+        let _ = stream.set_nodelay(true);
         let laddr = stream.local_addr().unwrap_or(addr);
         let handle = server.clients.register(addr, laddr);
         let token = live.clone();
-        let conn = connection::serve(server.clone(), stream, handle.clone());
-        // The token lives inside the task: it is dropped when the task ends or is aborted.
-        let task = tokio::spawn(async move {
-            let _token = token;
-            conn.await
-        });
+        let task = if tls {
+            // The handshake runs in the connection's task: a slow or failing client holds up
+            // no one. Certificates are those of the moment it connects.
+            let Some(acceptor) = server.tls.acceptor() else {
+                server.clients.unregister(handle.id);
+                continue;
+            };
+            let server = server.clone();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                let _token = token;
+                let handshake =
+                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                match handshake {
+                    Ok(Ok(tls_stream)) => connection::serve(server, tls_stream, h).await,
+                    Ok(Err(e)) => {
+                        tls::log_handshake_failure(addr, &e);
+                        server.clients.unregister(h.id);
+                    }
+                    Err(_) => {
+                        tls::log_handshake_failure(
+                            addr,
+                            &std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "handshake timed out",
+                            ),
+                        );
+                        server.clients.unregister(h.id);
+                    }
+                }
+            })
+        } else {
+            let conn = connection::serve(server.clone(), stream, handle.clone());
+            // The token lives inside the task: it is dropped when the task ends or is aborted.
+            tokio::spawn(async move {
+                let _token = token;
+                conn.await
+            })
+        };
         handle.set_task(task.abort_handle());
         if *server.shutdown.borrow() {
             handle.kill();

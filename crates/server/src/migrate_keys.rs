@@ -46,14 +46,19 @@ impl SocketCache {
     }
 
     /// A cached connection, or a new one (which has no database selected).
-    fn take(&self, addr: &str, timeout: Duration) -> Result<(Cached, bool), PeerError> {
+    fn take(
+        &self,
+        server: &Server,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(Cached, bool), PeerError> {
         if let Some(mut c) = self.map.lock().remove(addr) {
             // Each MIGRATE brings its own timeout.
             if c.peer.set_timeout(timeout).is_ok() {
                 return Ok((c, true));
             }
         }
-        let peer = Peer::connect(addr, timeout, None)?;
+        let peer = Peer::connect(server, addr, timeout, None)?;
         Ok((
             Cached {
                 peer,
@@ -189,7 +194,7 @@ pub fn migrate(server: &Server, ns: Option<&Bytes>, a: &[Bytes]) -> Result<Frame
     // as nothing was acknowledged.
     let mut retried = false;
     loop {
-        let (mut conn, was_cached) = cache.take(&addr, req.timeout).map_err(|_| {
+        let (mut conn, was_cached) = cache.take(server, &addr, req.timeout).map_err(|_| {
             CmdError::Other("IOERR error or timeout connecting to the client".into())
         })?;
         let outcome = send_and_read(server, &req, &mut conn, &payloads);

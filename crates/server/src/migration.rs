@@ -377,7 +377,7 @@ pub fn start(server: &Arc<Server>, job: Arc<Job>) {
                     *job.phase.lock() = "failed";
                     // The destination drops what it received; the source serves the range again.
                     let pw = requirepass(&server);
-                    if let Ok(mut p) = Peer::connect(&job.dst_addr, PEER_TIMEOUT, pw.as_deref()) {
+                    if let Ok(mut p) = Peer::connect(&server, &job.dst_addr, PEER_TIMEOUT, pw.as_deref()) {
                         let range = format_ranges(&[job.range]);
                         let _ = p.call(&[b"CLUSTER", b"IMPORT", range.as_bytes(), b"2"]);
                     }
@@ -396,7 +396,12 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
     let engine = server.engine().ok_or("the database is being replaced")?;
     let range = job.range;
     let range_text = format_ranges(&[range]);
-    let peer = Peer::connect(&job.dst_addr, PEER_TIMEOUT, requirepass(server).as_deref())?;
+    let peer = Peer::connect(
+        server,
+        &job.dst_addr,
+        PEER_TIMEOUT,
+        requirepass(server).as_deref(),
+    )?;
     let mut tx = Sender {
         server,
         job,

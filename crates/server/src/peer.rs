@@ -68,8 +68,9 @@ pub struct Peer {
 
 impl Peer {
     /// Connects within `timeout`, which also bounds every later read and write; AUTHs when a
-    /// password is given.
+    /// password is given. Over TLS with `tls-replication`.
     pub fn connect(
+        server: &crate::server::Server,
         addr: &str,
         timeout: Duration,
         password: Option<&str>,
@@ -80,7 +81,7 @@ impl Peer {
             .map_err(io)?
             .next()
             .ok_or_else(|| PeerError::Io(format!("cannot resolve {addr}")))?;
-        let stream = TcpStream::connect_timeout(&target, timeout).map_err(io)?;
+        let stream = crate::tls::connect_to_node(server, target, timeout).map_err(io)?;
         // A cut network must not hold the caller for long.
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
         stream.set_write_timeout(Some(timeout)).map_err(io)?;

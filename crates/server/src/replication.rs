@@ -225,6 +225,17 @@ impl Host for HostRef {
         }
     }
 
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        match self.0.upgrade() {
+            Some(server) => crate::tls::connect_to_node(&server, addr, timeout),
+            None => Err(std::io::Error::other("the server stopped")),
+        }
+    }
+
     fn take_engine(&self) -> Option<Engine> {
         let server = self.0.upgrade()?;
         // A full sync replaces what this node's own replicas replicate: they start over, and

@@ -217,6 +217,10 @@ pub struct Server {
     pub hubs: crate::namespace::Hubs,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
+    /// TLS configurations (for `tls-port` and `tls-replication`).
+    pub tls: crate::tls::Tls,
+    /// The runtime, for the tasks that bridge replication threads to TLS links.
+    pub runtime: tokio::runtime::Handle,
     pub cursors: CursorStore,
     pub config: RwLock<Config>,
     pub hot: HotConfig,

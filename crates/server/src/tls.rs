@@ -51,9 +51,14 @@ impl Tls {
             return Ok(());
         }
         let server = server_config(cfg)?;
-        let client = client_config(cfg)?;
+        // Links to other nodes need CAs to check them by; without any, there are none.
+        let client = if roots(cfg)?.is_empty() {
+            None
+        } else {
+            Some(Arc::new(client_config(cfg)?))
+        };
         *self.server.write() = Some(Arc::new(server));
-        *self.client.write() = Some(Arc::new(client));
+        *self.client.write() = client;
         Ok(())
     }
 
@@ -135,6 +140,8 @@ fn roots(cfg: &Config) -> Result<RootCertStore, String> {
 }
 
 fn provider(cfg: &Config) -> Result<rustls::crypto::CryptoProvider, String> {
+    // ring's classic suites and groups (the post-quantum hybrid needs aws-lc, a C build).
+    #[allow(deprecated)]
     let mut p = rustls::crypto::ring::default_provider();
     let wanted = cfg.get("tls-ciphersuites");
     if !wanted.is_empty() {
@@ -153,10 +160,18 @@ fn provider(cfg: &Config) -> Result<rustls::crypto::CryptoProvider, String> {
                 !tls13 || names.contains(&name)
             })
             .collect();
-        if !p.cipher_suites.iter().any(|s| s.version() == &rustls::version::TLS13)
-            && cfg.get("tls-protocols").to_ascii_lowercase().contains("tlsv1.3")
+        if !p
+            .cipher_suites
+            .iter()
+            .any(|s| s.version() == &rustls::version::TLS13)
+            && cfg
+                .get("tls-protocols")
+                .to_ascii_lowercase()
+                .contains("tlsv1.3")
         {
-            return Err(format!("no TLSv1.3 ciphersuite in tls-ciphersuites '{wanted}'"));
+            return Err(format!(
+                "no TLSv1.3 ciphersuite in tls-ciphersuites '{wanted}'"
+            ));
         }
     }
     Ok(p)
@@ -331,24 +346,46 @@ where
 
 /// Opens a TLS link to another node and returns a plain socket bridged to it (for the
 /// replication and migration threads, which speak to plain sockets).
+/// Called from a thread (never from the runtime's workers): it waits for the handshake.
 pub fn connect_bridged(
     runtime: &tokio::runtime::Handle,
     connector: TlsConnector,
     addr: SocketAddr,
     timeout: Duration,
 ) -> io::Result<StdStream> {
-    let tls = runtime.block_on(async {
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        let _ = tcp.set_nodelay(true);
-        let name = ServerName::IpAddress(addr.ip().into());
-        tokio::time::timeout(timeout, connector.connect(name, tcp))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
-    })?;
     let (thread_end, bridge_end) = loopback_pair()?;
-    spawn_bridge(runtime, tls, bridge_end);
+    let (done, wait) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let opened = async {
+            let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            let _ = tcp.set_nodelay(true);
+            let name = ServerName::IpAddress(addr.ip().into());
+            tokio::time::timeout(timeout, connector.connect(name, tcp))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+        }
+        .await;
+        match opened {
+            Ok(tls) => {
+                let _ = done.send(Ok(()));
+                if bridge_end.set_nonblocking(true).is_err() {
+                    return;
+                }
+                let Ok(mut plain) = TcpStream::from_std(bridge_end) else {
+                    return;
+                };
+                let mut tls = tls;
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            }
+            Err(e) => {
+                let _ = done.send(Err(e));
+            }
+        }
+    });
+    wait.recv_timeout(timeout * 2 + Duration::from_secs(1))
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS connect timed out"))??;
     Ok(thread_end)
 }
 
@@ -360,4 +397,22 @@ pub fn log_handshake_failure(addr: SocketAddr, e: &io::Error) {
 
 pub fn log_listening(addr: &str) {
     info!(address = addr, "listening (TLS)");
+}
+
+/// A connection from this node to another (a replica to its master, a migration to its
+/// target, MIGRATE): over TLS when `tls-replication` is on, plain otherwise.
+pub fn connect_to_node(
+    server: &crate::server::Server,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> io::Result<StdStream> {
+    if !server.config.read().get_bool("tls-replication") {
+        return StdStream::connect_timeout(&addr, timeout);
+    }
+    let connector = server.tls.connector().ok_or_else(|| {
+        io::Error::other(
+            "tls-replication is on, but TLS is not configured (tls-cert-file, tls-ca-cert-file)",
+        )
+    })?;
+    connect_bridged(&server.runtime, connector, addr, timeout)
 }

@@ -76,6 +76,16 @@ const LIVE: &[&str] = &[
     "migrate-sequence-gap",
     "migrate-batch-size-kb",
     "migrate-batch-rate-limit-mb",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-key-file-pass",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-protocols",
+    "tls-auth-clients",
+    "tls-ciphersuites",
+    "tls-session-caching",
+    "tls-session-cache-size",
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {
