@@ -119,8 +119,13 @@ pub fn authenticate(server: &Server, user: &str, password: &[u8]) -> Option<Cred
 pub fn enter(server: &Server, session: &mut Session, credential: Credential) {
     match credential {
         Credential::User(name) => {
-            session.admin = true;
-            session.namespace = None;
+            // A user confined to a namespace works there, as its token's connections do.
+            let confined = server
+                .acl
+                .user(&name)
+                .and_then(|u| u.namespace().map(|n| Bytes::from(n.to_string())));
+            session.admin = confined.is_none();
+            session.namespace = confined;
             set_user(server, session, &name);
         }
         Credential::Tenant(ns) => {

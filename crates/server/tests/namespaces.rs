@@ -468,3 +468,83 @@ fn the_namespace_record_counts_in_the_digest() {
     assert_eq!((da.2, db.2), (0, 0), "no keys on either");
     assert_ne!(da.0, db.0, "the namespace record is not in the digest");
 }
+
+#[test]
+fn scripts_and_function_libraries_are_the_namespaces_own() {
+    let (s, _dir, _conf) = server("", &[]);
+    let mut t1 = as_(&s, "tok1");
+    let mut t2 = as_(&s, "tok2");
+    let mut admin = as_(&s, "adminpw");
+    // A script loaded in one namespace is unknown in another, and SCRIPT FLUSH there keeps it.
+    let sha: String = q(&mut t1, &["SCRIPT", "LOAD", "return 'one'"]);
+    assert_eq!(q::<String>(&mut t1, &["EVALSHA", &sha, "0"]), "one");
+    assert!(err(&mut t2, &["EVALSHA", &sha, "0"]).starts_with("NOSCRIPT"));
+    assert_eq!(q::<Vec<i64>>(&mut t2, &["SCRIPT", "EXISTS", &sha]), [0]);
+    let _: () = q(&mut t2, &["SCRIPT", "FLUSH"]);
+    assert_eq!(q::<Vec<i64>>(&mut t1, &["SCRIPT", "EXISTS", &sha]), [1]);
+    // Libraries of the same name in two namespaces, each with its own code.
+    let lib = |v: &str| {
+        format!("#!lua name=mylib\nredis.register_function('f', function() return '{v}' end)")
+    };
+    let _: String = q(&mut t1, &["FUNCTION", "LOAD", &lib("one")]);
+    let _: String = q(&mut t2, &["FUNCTION", "LOAD", &lib("two")]);
+    assert_eq!(q::<String>(&mut t1, &["FCALL", "f", "0"]), "one");
+    assert_eq!(q::<String>(&mut t2, &["FCALL", "f", "0"]), "two");
+    assert_eq!(
+        err(&mut admin, &["FCALL", "f", "0"]),
+        "ERR Function not found"
+    );
+    let _: () = q(&mut t2, &["FUNCTION", "FLUSH"]);
+    assert_eq!(err(&mut t2, &["FCALL", "f", "0"]), "ERR Function not found");
+    assert_eq!(q::<String>(&mut t1, &["FCALL", "f", "0"]), "one");
+    let listed: Vec<redis::Value> = q(&mut admin, &["FUNCTION", "LIST"]);
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[test]
+fn an_acl_user_confined_to_a_namespace() {
+    let (s, _dir, _conf) = server("", &[]);
+    let mut admin = as_(&s, "adminpw");
+    let _: () = q(
+        &mut admin,
+        &[
+            "ACL",
+            "SETUSER",
+            "shop",
+            "on",
+            ">shoppw",
+            "~*",
+            "+@all",
+            "-flushdb",
+            "namespace:ns1",
+        ],
+    );
+    let list: Vec<String> = q(&mut admin, &["ACL", "LIST"]);
+    assert!(
+        list.iter().any(|l| l.contains(" namespace:ns1 ")),
+        "{list:?}"
+    );
+    let mut shop = redis::Client::open(format!("redis://shop:shoppw@127.0.0.1:{}/", s.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = q(&mut shop, &["SET", "k", "from-shop"]);
+    assert_eq!(
+        q::<String>(&mut as_(&s, "tok1"), &["GET", "k"]),
+        "from-shop"
+    );
+    assert_eq!(q::<Option<String>>(&mut admin, &["GET", "k"]), None);
+    // The user's own rules, and no admin's commands.
+    assert!(err(&mut shop, &["FLUSHDB"]).starts_with("NOPERM"));
+    assert_eq!(
+        err(&mut shop, &["CONFIG", "GET", "port"]),
+        "ERR admin permission required to perform the command"
+    );
+    // `namespace:` alone takes the confinement away.
+    let _: () = q(&mut admin, &["ACL", "SETUSER", "shop", "namespace:"]);
+    let mut again = redis::Client::open(format!("redis://shop:shoppw@127.0.0.1:{}/", s.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert_eq!(q::<Option<String>>(&mut again, &["GET", "k"]), None);
+}

@@ -207,6 +207,10 @@ fn getuser(u: &User) -> Frame {
         ),
     ];
     fields.extend(selector(&u.selectors[0]));
+    // quarry's own field, only for a user confined to a namespace.
+    if let Some(ns) = u.namespace() {
+        fields.push((Frame::bulk("namespace"), Frame::bulk(ns.to_string())));
+    }
     fields.push((
         Frame::bulk("selectors"),
         Frame::Array(

@@ -621,6 +621,9 @@ pub struct User {
     /// None, or `skip-sanitize-payload` (false) / `sanitize-payload` (true).
     sanitize: Option<bool>,
     passwords: Vec<String>,
+    /// quarry's own rule `namespace:<name>`: the user works in that Kvrocks namespace, and
+    /// without the admin's commands (as the namespace's token would).
+    namespace: Option<String>,
     /// The root selector first.
     selectors: Vec<Selector>,
 }
@@ -633,6 +636,7 @@ impl User {
             nopass: false,
             sanitize: None,
             passwords: Vec::new(),
+            namespace: None,
             selectors: vec![Selector::new()],
         }
     }
@@ -708,6 +712,13 @@ impl User {
                             .ok_or(RuleError::NoSuchPassword)?;
                         self.passwords.remove(at);
                     }
+                    _ if op.len() >= 10 && op[..10].eq_ignore_ascii_case("namespace:") => {
+                        let name = &op[10..];
+                        if has_spaces(name) || name.len() > 255 {
+                            return Err(RuleError::Syntax);
+                        }
+                        self.namespace = (!name.is_empty()).then(|| name.to_string());
+                    }
                     b'(' if op.ends_with(')') => {
                         let mut s = Selector::new();
                         for part in crate::scripting::split_config_args(&op[1..op.len() - 1])
@@ -771,6 +782,11 @@ impl User {
             out.push_str(p);
             out.push(' ');
         }
+        if let Some(ns) = &self.namespace {
+            out.push_str("namespace:");
+            out.push_str(ns);
+            out.push(' ');
+        }
         for (i, s) in self.selectors.iter().enumerate() {
             if i == 0 {
                 out.push_str(&s.describe());
@@ -802,6 +818,11 @@ impl User {
 
     pub fn nopass(&self) -> bool {
         self.nopass
+    }
+
+    /// The namespace the user is confined to (`namespace:<name>`).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
     }
 }
 

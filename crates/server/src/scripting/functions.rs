@@ -327,16 +327,19 @@ fn records_under<'a>(
 }
 
 /// All stored libraries' code, by name.
-fn stored_libraries(storage: &Storage) -> BTreeMap<String, String> {
-    records_under(storage, LIB_CODE_PREFIX).collect()
+fn stored_libraries(storage: &Storage, scope: &str) -> BTreeMap<String, String> {
+    let prefix = format!("{scope}{LIB_CODE_PREFIX}");
+    records_under(storage, &prefix).collect()
 }
 
 /// The library of the function named `name` in another case (only when the exact name is not
 /// stored: a walk over the function records).
-fn library_of_any_case(storage: &Storage, name: &str) -> Option<String> {
-    records_under(storage, FUNC_LIB_PREFIX)
+fn library_of_any_case(storage: &Storage, scope: &str, name: &str) -> Option<String> {
+    let prefix = format!("{scope}{FUNC_LIB_PREFIX}");
+    let found = records_under(storage, &prefix)
         .find(|(function, _)| function.eq_ignore_ascii_case(name))
-        .map(|(_, library)| library)
+        .map(|(_, library)| library);
+    found
 }
 
 /// What `code` registers, parsed once per distinct code.
@@ -359,19 +362,22 @@ fn library_info(server: &Server, code: &str) -> Result<Arc<LibraryInfo>, CmdErro
 }
 
 impl Functions {
+    /// The function `name` of the namespace whose records start with `scope`.
     pub fn resolve(
         &self,
         server: &Server,
         storage: &Storage,
+        scope: &str,
         name: &str,
     ) -> Result<Resolved, CmdError> {
         let not_found = || CmdError::err("Function not found");
         // Function names are case-insensitive, as in Redis; the stored key keeps the case the
         // function was registered with.
-        let library = get(storage, format!("{FUNC_LIB_PREFIX}{name}"))
-            .or_else(|| library_of_any_case(storage, name))
+        let library = get(storage, format!("{scope}{FUNC_LIB_PREFIX}{name}"))
+            .or_else(|| library_of_any_case(storage, scope, name))
             .ok_or_else(not_found)?;
-        let code = get(storage, format!("{LIB_CODE_PREFIX}{library}")).ok_or_else(not_found)?;
+        let code =
+            get(storage, format!("{scope}{LIB_CODE_PREFIX}{library}")).ok_or_else(not_found)?;
         let info = library_info(server, &code)?;
         let f = info
             .functions
@@ -428,11 +434,11 @@ fn write(storage: &Storage, batch: WriteBatch) -> Result<(), CmdError> {
 }
 
 /// Stages the removal of a library and its function names.
-fn stage_delete(storage: &Storage, batch: &mut WriteBatch, info: &LibraryInfo) {
+fn stage_delete(storage: &Storage, scope: &str, batch: &mut WriteBatch, info: &LibraryInfo) {
     let cf = storage.engine.cf(ColumnFamily::Propagate);
-    batch.delete_cf(cf, format!("{LIB_CODE_PREFIX}{}", info.name));
+    batch.delete_cf(cf, format!("{scope}{LIB_CODE_PREFIX}{}", info.name));
     for f in &info.functions {
-        batch.delete_cf(cf, format!("{FUNC_LIB_PREFIX}{}", f.name));
+        batch.delete_cf(cf, format!("{scope}{FUNC_LIB_PREFIX}{}", f.name));
     }
 }
 
@@ -440,13 +446,14 @@ fn stage_delete(storage: &Storage, batch: &mut WriteBatch, info: &LibraryInfo) {
 fn stage_load(
     server: &Server,
     storage: &Storage,
+    scope: &str,
     batch: &mut WriteBatch,
     code: &str,
     replace: bool,
     pending: &mut HashMap<String, String>,
 ) -> Result<String, CmdError> {
     let info = library_info(server, code)?;
-    let old = get(storage, format!("{LIB_CODE_PREFIX}{}", info.name))
+    let old = get(storage, format!("{scope}{LIB_CODE_PREFIX}{}", info.name))
         .or_else(|| pending.get(&info.name).cloned());
     if let Some(old) = &old {
         if !replace {
@@ -456,11 +463,11 @@ fn stage_load(
             )));
         }
         let old_info = library_info(server, old)?;
-        stage_delete(storage, batch, &old_info);
+        stage_delete(storage, scope, batch, &old_info);
     }
     for f in &info.functions {
-        let owner = get(storage, format!("{FUNC_LIB_PREFIX}{}", f.name))
-            .or_else(|| library_of_any_case(storage, &f.name));
+        let owner = get(storage, format!("{scope}{FUNC_LIB_PREFIX}{}", f.name))
+            .or_else(|| library_of_any_case(storage, scope, &f.name));
         if let Some(owner) = owner {
             if owner != info.name {
                 return Err(CmdError::err(format!("Function {} already exists", f.name)));
@@ -468,18 +475,22 @@ fn stage_load(
         }
     }
     let cf = storage.engine.cf(ColumnFamily::Propagate);
-    batch.put_cf(cf, format!("{LIB_CODE_PREFIX}{}", info.name), code);
+    batch.put_cf(cf, format!("{scope}{LIB_CODE_PREFIX}{}", info.name), code);
     for f in &info.functions {
-        batch.put_cf(cf, format!("{FUNC_LIB_PREFIX}{}", f.name), &info.name);
+        batch.put_cf(
+            cf,
+            format!("{scope}{FUNC_LIB_PREFIX}{}", f.name),
+            &info.name,
+        );
     }
     pending.insert(info.name.clone(), code.to_string());
     Ok(info.name.clone())
 }
 
-fn stage_flush(storage: &Storage, batch: &mut WriteBatch) {
+fn stage_flush(storage: &Storage, scope: &str, batch: &mut WriteBatch) {
     let cf = storage.engine.cf(ColumnFamily::Propagate);
     for prefix in [LIB_CODE_PREFIX, FUNC_LIB_PREFIX] {
-        let begin = prefix.as_bytes().to_vec();
+        let begin = format!("{scope}{prefix}").into_bytes();
         let end = quarry_storage::encoding::prefix_successor(&begin).unwrap_or_default();
         batch.delete_range_cf(cf, begin, end);
     }
@@ -532,7 +543,8 @@ fn subcommand_syntax_error(sub: &[u8]) -> CmdError {
 }
 
 /// FUNCTION LOAD | DELETE | LIST | FLUSH | DUMP | RESTORE | KILL | STATS | HELP.
-pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+/// FUNCTION, on the libraries of the namespace whose records start with `scope`.
+pub fn command(server: &Server, scope: &str, a: &[Bytes]) -> Result<Frame, CmdError> {
     let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
     if sub == "kill" {
         return server.scripting.kill(true);
@@ -575,6 +587,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             let name = stage_load(
                 server,
                 &storage,
+                scope,
                 &mut batch,
                 &code,
                 replace,
@@ -588,11 +601,11 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                 return Err(CmdError::WrongArity("function|delete".into()));
             }
             let name = String::from_utf8_lossy(&a[2]).to_string();
-            let code = get(&storage, format!("{LIB_CODE_PREFIX}{name}"))
+            let code = get(&storage, format!("{scope}{LIB_CODE_PREFIX}{name}"))
                 .ok_or_else(|| CmdError::err("Library not found"))?;
             let info = library_info(server, &code)?;
             let mut batch = WriteBatch::default();
-            stage_delete(&storage, &mut batch, &info);
+            stage_delete(&storage, scope, &mut batch, &info);
             write(&storage, batch)?;
             Ok(Frame::ok())
         }
@@ -608,7 +621,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                 ));
             }
             let mut batch = WriteBatch::default();
-            stage_flush(&storage, &mut batch);
+            stage_flush(&storage, scope, &mut batch);
             write(&storage, batch)?;
             Ok(Frame::ok())
         }
@@ -634,7 +647,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                 i += 1;
             }
             let mut out = Vec::new();
-            for (name, code) in stored_libraries(&storage) {
+            for (name, code) in stored_libraries(&storage, scope) {
                 if pattern.as_deref().is_some_and(|p| !glob(p, &name)) {
                     continue;
                 }
@@ -670,7 +683,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             }
             Ok(Frame::Array(out))
         }
-        "dump" => Ok(Frame::bulk(dump(&stored_libraries(&storage)))),
+        "dump" => Ok(Frame::bulk(dump(&stored_libraries(&storage, scope)))),
         "restore" => {
             if a.len() > 4 {
                 return Err(subcommand_syntax_error(&a[1]));
@@ -689,14 +702,22 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             let mut batch = WriteBatch::default();
             let mut pending = HashMap::new();
             if policy == "flush" {
-                stage_flush(&storage, &mut batch);
+                stage_flush(&storage, scope, &mut batch);
                 // The flush is staged, not applied: the checks below must not see the old ones.
                 for code in &codes {
                     let info = library_info(server, code)?;
                     let cf = storage.engine.cf(ColumnFamily::Propagate);
-                    batch.put_cf(cf, format!("{LIB_CODE_PREFIX}{}", info.name), code.as_str());
+                    batch.put_cf(
+                        cf,
+                        format!("{scope}{LIB_CODE_PREFIX}{}", info.name),
+                        code.as_str(),
+                    );
                     for f in &info.functions {
-                        batch.put_cf(cf, format!("{FUNC_LIB_PREFIX}{}", f.name), &info.name);
+                        batch.put_cf(
+                            cf,
+                            format!("{scope}{FUNC_LIB_PREFIX}{}", f.name),
+                            &info.name,
+                        );
                     }
                 }
             } else {
@@ -704,6 +725,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                     stage_load(
                         server,
                         &storage,
+                        scope,
                         &mut batch,
                         code,
                         policy == "replace",
@@ -721,7 +743,7 @@ pub fn command(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             Ok(Frame::ok())
         }
         "stats" => {
-            let libs = stored_libraries(&storage);
+            let libs = stored_libraries(&storage, scope);
             let mut functions = 0;
             for code in libs.values() {
                 functions += library_info(server, code)?.functions.len();

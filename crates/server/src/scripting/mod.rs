@@ -38,6 +38,19 @@ use crate::server::{Server, Storage};
 /// Kvrocks' keys in the propagate column family.
 const SCRIPT_PREFIX: &str = "lua_f_";
 
+/// How a namespace's scripts and libraries are told apart in the propagate column family.
+const SCOPE_MARK: &str = "ns:";
+
+/// The prefix of namespace `ns`'s script and library records: none for the default namespace
+/// (Kvrocks' own keys), `ns:<name>:` before the same keys for another. Scripts and libraries
+/// of one namespace are not seen from another.
+pub(crate) fn scope(ns: Option<&Bytes>) -> String {
+    match ns {
+        None => String::new(),
+        Some(name) => format!("{SCOPE_MARK}{}:", String::from_utf8_lossy(name)),
+    }
+}
+
 /// A record of the propagate column family, where scripts and libraries are kept.
 fn propagate_get(storage: &Storage, key: &str) -> Option<Vec<u8>> {
     let raw = storage
@@ -230,34 +243,37 @@ impl Scripting {
         ])
     }
 
-    fn body(&self, storage: &Storage, sha: &str) -> Option<Arc<[u8]>> {
-        if let Some(b) = self.bodies.read().get(sha) {
+    /// The script `sha` of the namespace whose records start with `scope`.
+    fn body(&self, storage: &Storage, scope: &str, sha: &str) -> Option<Arc<[u8]>> {
+        let key = format!("{scope}{sha}");
+        if let Some(b) = self.bodies.read().get(&key) {
             return Some(b.clone());
         }
         // Loaded on the master (or before a restart): read from RocksDB.
-        let raw = propagate_get(storage, &format!("{SCRIPT_PREFIX}{sha}"))?;
+        let raw = propagate_get(storage, &format!("{scope}{SCRIPT_PREFIX}{sha}"))?;
         let body: Arc<[u8]> = Arc::from(raw);
-        self.bodies.write().insert(sha.to_string(), body.clone());
+        self.bodies.write().insert(key, body.clone());
         Some(body)
     }
 
     /// Remembers a script, and stores it for replicas and restarts (a replica, which cannot
     /// write, keeps it in memory only).
-    fn store(&self, storage: &Storage, body: &[u8]) -> String {
+    fn store(&self, storage: &Storage, scope: &str, body: &[u8]) -> String {
         let sha = sha1_hex(body);
-        if self.bodies.read().contains_key(&sha) {
+        let key = format!("{scope}{sha}");
+        if self.bodies.read().contains_key(&key) {
             return sha;
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(
             storage.engine.cf(ColumnFamily::Propagate),
-            format!("{SCRIPT_PREFIX}{sha}"),
+            format!("{scope}{SCRIPT_PREFIX}{sha}"),
             body,
         );
         if let Err(e) = storage.engine.write(batch, WriteOrigin::Local) {
             tracing::debug!(error = %e, "script kept in memory only");
         }
-        self.bodies.write().insert(sha.clone(), Arc::from(body));
+        self.bodies.write().insert(key, Arc::from(body));
         sha
     }
 }
@@ -284,9 +300,12 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
     let result = match name {
         "eval" | "eval_ro" | "evalsha" | "evalsha_ro" => eval(server, session, name, a),
         "fcall" | "fcall_ro" => fcall(server, session, name == "fcall_ro", a),
-        "script" => script(server, a),
+        "script" => script(server, session, a),
         // FUNCTION LOAD runs a library's code (up to its time limit): off the async workers.
-        "function" => tokio::task::block_in_place(|| functions::command(server, a)),
+        "function" => {
+            let scope = scope(session.namespace.as_ref());
+            tokio::task::block_in_place(|| functions::command(server, &scope, a))
+        }
         _ => Err(CmdError::err("unknown scripting command")),
     };
     (result, Flow::Continue)
@@ -355,17 +374,18 @@ fn eval(
 ) -> Result<Frame, CmdError> {
     let storage = server.storage().ok_or(CmdError::Loading)?;
     let (keys, argv) = parse_keys(a, 2, None)?;
+    let scope = scope(session.namespace.as_ref());
     let (sha, body) = if name.starts_with("evalsha") {
         let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
         let body = (sha.len() == 40)
-            .then(|| server.scripting.body(&storage, &sha))
+            .then(|| server.scripting.body(&storage, &scope, &sha))
             .flatten()
             .ok_or_else(|| {
                 CmdError::Other("NOSCRIPT No matching script. Please use EVAL.".into())
             })?;
         (sha, body)
     } else {
-        let sha = server.scripting.store(&storage, &a[1]);
+        let sha = server.scripting.store(&storage, &scope, &a[1]);
         (sha, Arc::from(&a[1][..]))
     };
     let flags = shebang_flags(&body)?;
@@ -398,11 +418,12 @@ fn eval(
 
 fn fcall(server: &Server, session: &mut Session, ro: bool, a: &[Bytes]) -> Result<Frame, CmdError> {
     let storage = server.storage().ok_or(CmdError::Loading)?;
-    let resolved =
-        server
-            .scripting
-            .functions
-            .resolve(server, &storage, &String::from_utf8_lossy(&a[1]))?;
+    let resolved = server.scripting.functions.resolve(
+        server,
+        &storage,
+        &scope(session.namespace.as_ref()),
+        &String::from_utf8_lossy(&a[1]),
+    )?;
     let (keys, argv) = parse_keys(a, 2, Some("Bad number of keys provided"))?;
     let no_writes = resolved.flags.iter().any(|f| f == "no-writes");
     if !no_writes {
@@ -809,8 +830,9 @@ fn call_from_script(
 }
 
 /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
-fn script(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
+fn script(server: &Server, session: &Session, a: &[Bytes]) -> Result<Frame, CmdError> {
     let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+    let scope = scope(session.namespace.as_ref());
     match sub.as_str() {
         "load" => {
             let storage = server.storage().ok_or(CmdError::Loading)?;
@@ -822,7 +844,7 @@ fn script(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             })
             .map_err(CmdError::Other)?
             .map_err(CmdError::Other)?;
-            Ok(Frame::bulk(server.scripting.store(&storage, &a[2])))
+            Ok(Frame::bulk(server.scripting.store(&storage, &scope, &a[2])))
         }
         "exists" => {
             let storage = server.storage().ok_or(CmdError::Loading)?;
@@ -831,7 +853,9 @@ fn script(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                     .iter()
                     .map(|s| {
                         let sha = String::from_utf8_lossy(s).to_ascii_lowercase();
-                        Frame::Integer(server.scripting.body(&storage, &sha).is_some() as i64)
+                        Frame::Integer(
+                            server.scripting.body(&storage, &scope, &sha).is_some() as i64
+                        )
                     })
                     .collect(),
             ))
@@ -844,10 +868,17 @@ fn script(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
                 return Err(CmdError::Syntax);
             }
             let storage = server.storage().ok_or(CmdError::Loading)?;
-            server.scripting.bodies.write().clear();
+            // This namespace's scripts only (the default one's keys have no scope prefix).
+            server.scripting.bodies.write().retain(|k, _| {
+                if scope.is_empty() {
+                    k.starts_with(SCOPE_MARK)
+                } else {
+                    !k.starts_with(&scope)
+                }
+            });
             server.scripting.generation.fetch_add(1, Ordering::AcqRel);
             let mut batch = WriteBatch::default();
-            let begin = SCRIPT_PREFIX.as_bytes().to_vec();
+            let begin = format!("{scope}{SCRIPT_PREFIX}").into_bytes();
             let end = quarry_storage::encoding::prefix_successor(&begin).unwrap_or_default();
             batch.delete_range_cf(storage.engine.cf(ColumnFamily::Propagate), begin, end);
             if let Err(e) = storage.engine.write(batch, WriteOrigin::Local) {
