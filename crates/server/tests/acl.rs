@@ -510,3 +510,59 @@ fn tenants_and_users_together() {
         "ERR admin permission required to perform the command"
     );
 }
+
+#[test]
+fn scripts_ask_acl_check_cmd_as_in_redis() {
+    let r = Redis::start();
+    let s = TestServer::start();
+    for mut admin in [r.conn(), s.conn()] {
+        let _: () = q(
+            &mut admin,
+            &[
+                "ACL",
+                "SETUSER",
+                "bob",
+                "on",
+                ">123",
+                "+@scripting",
+                "+set",
+                "~x*",
+            ],
+        );
+    }
+    let mut rb = login(r.port, "bob", "123").unwrap();
+    let mut qb = login(s.port, "bob", "123").unwrap();
+    same(
+        &mut rb,
+        &mut qb,
+        &[
+            &[
+                "EVAL",
+                "return redis.acl_check_cmd('set','xx',1)",
+                "1",
+                "xx",
+            ],
+            &[
+                "EVAL",
+                "return redis.acl_check_cmd('hset','xx','f',1)",
+                "1",
+                "xx",
+            ],
+            &["EVAL", "return redis.acl_check_cmd('set','yy',1)", "0"],
+        ],
+    );
+    for c in [&mut rb, &mut qb] {
+        let e = err(
+            c,
+            &[
+                "EVAL",
+                "return redis.acl_check_cmd('invalid-cmd','arg')",
+                "0",
+            ],
+        );
+        assert!(
+            e.starts_with("ERR Invalid command passed to redis.acl_check_cmd()"),
+            "{e}"
+        );
+    }
+}

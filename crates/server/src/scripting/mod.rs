@@ -639,6 +639,35 @@ fn run_in_vm(
                 }
             })?;
         redis.raw_set("__dispatch", dispatch)?;
+        let acl_check = scope.create_function(|lua, (n, packed): (usize, mlua::Table)| {
+            let mut argv = Vec::with_capacity(n);
+            for i in 1..=n {
+                argv.push(vm::arg_bytes(&packed.raw_get::<Value>(i)?));
+            }
+            let invalid = || -> mlua::Result<(bool, Value)> {
+                let t = lua.create_table()?;
+                t.set("err", "ERR Invalid command passed to redis.acl_check_cmd()")?;
+                Ok((false, Value::Table(t)))
+            };
+            let Some(argv) = argv.into_iter().collect::<Option<Vec<Bytes>>>() else {
+                return invalid();
+            };
+            let spec = argv.first().and_then(|name| server.lookup(name));
+            let Some(spec) = spec else {
+                return invalid();
+            };
+            let sub = quarry_commands::table::check_subcommand(spec, &argv)
+                .ok()
+                .flatten();
+            let id = crate::acl::id_of(spec, sub);
+            let allowed = session_cell
+                .borrow_mut()
+                .user
+                .check(&server.acl, id, spec, &argv)
+                .is_ok();
+            Ok((true, Value::Boolean(allowed)))
+        })?;
+        redis.raw_set("__acl_check", acl_check)?;
         let args = if is_script {
             MultiValue::new()
         } else {
@@ -648,6 +677,7 @@ fn run_in_vm(
         let pcall: mlua::Function = lua.globals().raw_get("pcall")?;
         let r = pcall.call::<MultiValue>((function.clone(), args));
         redis.raw_set("__dispatch", Value::Nil)?;
+        redis.raw_set("__acl_check", Value::Nil)?;
         r
     });
     if is_script {

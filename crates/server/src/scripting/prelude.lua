@@ -35,6 +35,12 @@ function real_redis.pcall(...)
   local ok, v = real_redis.__dispatch(false, select("#", ...), {...})
   return v
 end
+-- redis.acl_check_cmd: whether the calling user may run the command (Rust, __acl_check).
+function real_redis.acl_check_cmd(...)
+  local ok, v = real_redis.__acl_check(select("#", ...), {...})
+  if ok then return v end
+  error(v, 0)
+end
 function real_redis.error_reply(msg)
   if type(msg) ~= "string" then error("wrong number or type of arguments", 2) end
   return {err = msg}
