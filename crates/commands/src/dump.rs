@@ -34,6 +34,10 @@ const T_HASH_LISTPACK: u8 = 16;
 const T_ZSET_LISTPACK: u8 = 17;
 const T_LIST_QUICKLIST_2: u8 = 18;
 const T_SET_LISTPACK: u8 = 20;
+/// quarry's own type byte for a Bloom filter, which Redis' RDB has no type for (RedisBloom
+/// writes a module type): the metadata's 20-byte payload, the item count, then each
+/// sub-filter as a string. Only quarry reads it.
+const T_QUARRY_BLOOM: u8 = 200;
 
 /// CRC-64/Jones as Redis computes it (reflected, poly 0xad93d23594c935a9, init 0).
 pub fn crc64(data: &[u8]) -> u64 {
@@ -136,6 +140,16 @@ fn serialize(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
             let v = db.hll_redis_string(key)?.unwrap_or_default();
             put_str(&mut body, &v);
             T_STRING
+        }
+        RedisType::Bloom => {
+            let (info, size, filters) = db.bf_dump(key)?.unwrap_or_default();
+            put_str(&mut body, &info);
+            put_len(&mut body, size);
+            put_len(&mut body, filters.len() as u64);
+            for f in &filters {
+                put_str(&mut body, f);
+            }
+            T_QUARRY_BLOOM
         }
         RedisType::Hash => {
             let items = db.hgetall(key)?;
@@ -461,6 +475,8 @@ enum Value {
     ZSet(Vec<(f64, Vec<u8>)>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     Stream(crate::dump_stream::RdbStream),
+    /// quarry's Bloom filter: the metadata's payload, the item count, the sub-filters.
+    Bloom(Vec<u8>, u64, Vec<Vec<u8>>),
 }
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -498,6 +514,13 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
     let mut r = Reader { b: data, pos: 1 };
     let v = match data[0] {
         T_STRING => Value::String(r.string()?),
+        T_QUARRY_BLOOM => {
+            let info = r.string()?;
+            let size = r.len()?;
+            let n = r.count()?;
+            let filters = (0..n).map(|_| r.string()).collect::<Result<_, _>>()?;
+            Value::Bloom(info, size, filters)
+        }
         T_LIST => {
             let n = r.count()?;
             Value::List((0..n).map(|_| r.string()).collect::<Result<_, _>>()?)
@@ -669,6 +692,11 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 db.hset(key, &items, false)?;
             }
             Value::Stream(s) => crate::dump_stream::store(db, key, s)?,
+            Value::Bloom(info, size, filters) => {
+                if !db.bf_load(key, &info, size, &filters)? {
+                    return Err(bad());
+                }
+            }
         }
         if expire_at != 0 {
             db.expire_at(

@@ -10,6 +10,7 @@ pub mod access;
 pub mod acl_table;
 pub mod args;
 mod bitmap;
+mod bloom;
 mod context;
 mod dump;
 mod dump_stream;

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::{
-    bitmap, dump, geo, hash, hll, keys, list, server, set, sort, sortedint, stream, string, zset,
-    CmdResult, Ctx,
+    bitmap, bloom, dump, geo, hash, hll, keys, list, server, set, sort, sortedint, stream, string,
+    zset, CmdResult, Ctx,
 };
 
 /// How a command runs.
@@ -469,6 +469,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", D(bitmap::bitfield)),
     cmd!("sort", -2, WRITE | DENYOOM, 1, 1, 1, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", D(sort::sort)),
     cmd!("sort_ro", -2, READONLY, 1, 1, 1, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", D(sort::sort)),
+    // Bloom filters (RedisBloom's BF.*, in Kvrocks' layout)
+    cmd!("bf.reserve", -4, WRITE | DENYOOM, 1, 1, 1, "bf", "1.0.0", "Creates a new Bloom filter.", D(bloom::reserve)),
+    cmd!("bf.add", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "bf", "1.0.0", "Adds an item to a Bloom filter.", D(bloom::add)),
+    cmd!("bf.madd", -3, WRITE | DENYOOM | FAST, 1, 1, 1, "bf", "1.0.0", "Adds one or more items to a Bloom filter. A filter will be created if it does not exist.", D(bloom::madd)),
+    cmd!("bf.insert", -4, WRITE | DENYOOM, 1, 1, 1, "bf", "1.0.0", "Adds one or more items to a Bloom filter. A filter will be created if it does not exist.", D(bloom::insert)),
+    cmd!("bf.exists", 3, READONLY | FAST, 1, 1, 1, "bf", "1.0.0", "Checks whether an item exists in a Bloom filter.", D(bloom::exists)),
+    cmd!("bf.mexists", -3, READONLY | FAST, 1, 1, 1, "bf", "1.0.0", "Checks whether one or more items exist in a Bloom filter.", D(bloom::mexists)),
+    cmd!("bf.info", -2, READONLY | FAST, 1, 1, 1, "bf", "1.0.0", "Returns information about a Bloom filter.", D(bloom::info)),
+    cmd!("bf.card", 2, READONLY | FAST, 1, 1, 1, "bf", "2.4.4", "Returns the cardinality of a Bloom filter.", D(bloom::card)),
     cmd!("pfadd", -2, WRITE | DENYOOM | FAST, 1, 1, 1, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", D(hll::pfadd)),
     cmd!("pfcount", -2, READONLY, 1, -1, 1, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", D(hll::pfcount)),
     cmd!("pfmerge", -2, WRITE | DENYOOM, 1, -1, 1, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", D(hll::pfmerge)),

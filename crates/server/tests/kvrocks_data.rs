@@ -99,6 +99,18 @@ fn a_kvrocks_data_directory_is_served() {
         assert_eq!(q::<Option<String>>(&mut c, &["HGET", "h", "f1"]), None);
     }
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "gone"]), 0);
+    // `BF.ADD bf x` in Kvrocks: the same filter answers the same here (XXH64 and the
+    // block-split layout), and its shape reads as Kvrocks wrote it.
+    assert_eq!(q::<String>(&mut c, &["TYPE", "bf"]), "MBbloom--");
+    assert_eq!(q::<i64>(&mut c, &["BF.EXISTS", "bf", "x"]), 1);
+    assert_eq!(
+        q::<Vec<i64>>(&mut c, &["BF.MEXISTS", "bf", "y", "x", "z"]),
+        [0, 1, 0]
+    );
+    assert_eq!(q::<i64>(&mut c, &["BF.CARD", "bf"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["BF.INFO", "bf", "SIZE"]), 128);
+    assert_eq!(q::<i64>(&mut c, &["BF.INFO", "bf", "CAPACITY"]), 100);
+    assert_eq!(q::<i64>(&mut c, &["BF.ADD", "bf", "x"]), 0);
     let keys: Vec<String> = q(&mut c, &["KEYS", "*"]);
     assert!(keys.contains(&"l".to_string()) && keys.contains(&"{tag}x".to_string()));
     assert_eq!(keys.contains(&"h".to_string()), h_is_live());

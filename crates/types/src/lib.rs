@@ -5,6 +5,7 @@
 //! WriteBatch, so that it is atomic for other clients and replicates as one unit.
 
 mod bitmap;
+pub mod bloom;
 mod db;
 mod error;
 mod float_sum;
