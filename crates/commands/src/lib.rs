@@ -18,6 +18,7 @@ mod error;
 mod geo;
 mod hash;
 mod hll;
+mod json;
 mod keys;
 pub mod list;
 mod server;

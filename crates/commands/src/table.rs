@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::{
-    bitmap, bloom, dump, geo, hash, hll, keys, list, server, set, sort, sortedint, stream, string,
-    zset, CmdResult, Ctx,
+    bitmap, bloom, dump, geo, hash, hll, json, keys, list, server, set, sort, sortedint, stream,
+    string, zset, CmdResult, Ctx,
 };
 
 /// How a command runs.
@@ -469,6 +469,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", D(bitmap::bitfield)),
     cmd!("sort", -2, WRITE | DENYOOM, 1, 1, 1, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", D(sort::sort)),
     cmd!("sort_ro", -2, READONLY, 1, 1, 1, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", D(sort::sort)),
+    // JSON documents (RedisJSON's JSON.*, in Kvrocks' layout)
+    cmd!("json.set", -4, WRITE | DENYOOM, 1, 1, 1, "json", "1.0.0", "Sets or updates the JSON value at a path.", D(json::set)),
+    cmd!("json.get", -2, READONLY, 1, 1, 1, "json", "1.0.0", "Gets the value at one or more paths in JSON serialized form.", D(json::get)),
+    cmd!("json.mget", -3, READONLY, 1, -2, 1, "json", "1.0.0", "Returns the values at a path from one or more keys.", D(json::mget)),
+    cmd!("json.mset", -4, WRITE | DENYOOM, 1, -3, 3, "json", "2.6.0", "Sets or updates the JSON value of one or more keys.", D(json::mset)),
+    cmd!("json.del", -2, WRITE, 1, 1, 1, "json", "1.0.0", "Deletes a value.", D(json::del)),
+    cmd!("json.forget", -2, WRITE, 1, 1, 1, "json", "1.0.0", "Deletes a value.", D(json::del)),
+    cmd!("json.type", -2, READONLY, 1, 1, 1, "json", "1.0.0", "Returns the type of the JSON value at a path.", D(json::type_of)),
+    cmd!("json.strlen", -2, READONLY, 1, 1, 1, "json", "1.0.0", "Returns the length of the JSON String at path in key.", D(json::len)),
+    cmd!("json.arrlen", -2, READONLY, 1, 1, 1, "json", "1.0.0", "Returns the length of the array.", D(json::len)),
+    cmd!("json.objlen", -2, READONLY, 1, 1, 1, "json", "1.0.0", "Returns the number of keys of the object.", D(json::len)),
+    cmd!("json.objkeys", -2, READONLY, 1, 1, 1, "json", "1.0.0", "Returns the JSON keys of the object.", D(json::objkeys)),
+    cmd!("json.strappend", -3, WRITE | DENYOOM, 1, 1, 1, "json", "1.0.0", "Appends a string to a JSON string value at path.", D(json::strappend)),
+    cmd!("json.arrappend", -4, WRITE | DENYOOM, 1, 1, 1, "json", "1.0.0", "Appends one or more JSON values into the array at path.", D(json::arrappend)),
+    cmd!("json.arrpop", -2, WRITE, 1, 1, 1, "json", "1.0.0", "Removes and returns the element at the specified index in the array at path.", D(json::arrpop)),
+    cmd!("json.toggle", -2, WRITE, 1, 1, 1, "json", "2.0.0", "Toggles a boolean value.", D(json::toggle)),
+    cmd!("json.clear", -2, WRITE, 1, 1, 1, "json", "2.0.0", "Clears all values from an array or an object and sets numeric values to 0.", D(json::clear)),
+    cmd!("json.numincrby", 4, WRITE, 1, 1, 1, "json", "1.0.0", "Increments the numeric value at path by a value.", D(json::numop)),
+    cmd!("json.nummultby", 4, WRITE, 1, 1, 1, "json", "1.0.0", "Multiplies the numeric value at path by a value.", D(json::numop)),
+    cmd!("json.info", 2, READONLY, 1, 1, 1, "json", "1.0.0", "Kvrocks: the storage format of a JSON document.", D(json::info)),
     // Bloom filters (RedisBloom's BF.*, in Kvrocks' layout)
     cmd!("bf.reserve", -4, WRITE | DENYOOM, 1, 1, 1, "bf", "1.0.0", "Creates a new Bloom filter.", D(bloom::reserve)),
     cmd!("bf.add", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "bf", "1.0.0", "Adds an item to a Bloom filter.", D(bloom::add)),

@@ -111,6 +111,10 @@ fn a_kvrocks_data_directory_is_served() {
     assert_eq!(q::<i64>(&mut c, &["BF.INFO", "bf", "SIZE"]), 128);
     assert_eq!(q::<i64>(&mut c, &["BF.INFO", "bf", "CAPACITY"]), 100);
     assert_eq!(q::<i64>(&mut c, &["BF.ADD", "bf", "x"]), 0);
+    // `JSON.SET j $ '{"a":1}'` in Kvrocks.
+    assert_eq!(q::<String>(&mut c, &["TYPE", "j"]), "ReJSON-RL");
+    assert_eq!(q::<String>(&mut c, &["JSON.GET", "j"]), r#"{"a":1}"#);
+    assert_eq!(q::<String>(&mut c, &["JSON.GET", "j", "$.a"]), "[1]");
     let keys: Vec<String> = q(&mut c, &["KEYS", "*"]);
     assert!(keys.contains(&"l".to_string()) && keys.contains(&"{tag}x".to_string()));
     assert_eq!(keys.contains(&"h".to_string()), h_is_live());

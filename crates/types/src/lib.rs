@@ -12,6 +12,7 @@ mod float_sum;
 pub mod glob;
 mod hash;
 mod hll;
+pub mod json;
 pub use hll::redis_hll_registers;
 mod keys;
 mod list;

@@ -1,0 +1,174 @@
+//! JSON documents (JSON.*) through the real binary. Every reply here was compared side by
+//! side with Kvrocks 2.10.1 running the same commands; the differences are in
+//! docs/conformance.md (error texts, and JSON.SET of a path whose parent is missing).
+
+mod common;
+
+use common::{err, q, TestServer};
+
+fn get(c: &mut redis::Connection, args: &[&str]) -> String {
+    q(c, args)
+}
+
+#[test]
+fn documents_are_set_read_and_changed_by_path() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let doc = r#"{"a":1,"b":[1,2,3],"c":{"d":"x","e":true},"f":1.5}"#;
+    let _: () = q(&mut c, &["JSON.SET", "j", "$", doc]);
+    assert_eq!(get(&mut c, &["JSON.GET", "j"]), doc);
+    assert_eq!(get(&mut c, &["JSON.GET", "j", "$"]), format!("[{doc}]"));
+    assert_eq!(get(&mut c, &["JSON.GET", "j", "$.a"]), "[1]");
+    assert_eq!(get(&mut c, &["JSON.GET", "j", "$..d"]), r#"["x"]"#);
+    assert_eq!(
+        get(&mut c, &["JSON.GET", "j", "$.a", "$.b"]),
+        r#"{"$.a":[1],"$.b":[[1,2,3]]}"#
+    );
+    assert_eq!(get(&mut c, &["JSON.GET", "j", "$.nosuch"]), "[]");
+    // Legacy paths mean the JSONPath they name.
+    assert_eq!(get(&mut c, &["JSON.GET", "j", ".c.d"]), r#"["x"]"#);
+    assert_eq!(get(&mut c, &["JSON.GET", "j", "b[1]"]), "[2]");
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["JSON.GET", "nosuch", "$"]),
+        None
+    );
+    assert_eq!(
+        get(
+            &mut c,
+            &["JSON.GET", "j", "INDENT", "  ", "NEWLINE", "\n", "SPACE", " ", "$.c"]
+        ),
+        "[\n  {\n    \"d\": \"x\",\n    \"e\": true\n  }\n]"
+    );
+    assert_eq!(q::<Vec<String>>(&mut c, &["JSON.TYPE", "j"]), ["object"]);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["JSON.TYPE", "j", "$.f"]),
+        ["number"]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["JSON.TYPE", "j", "$.a"]),
+        ["integer"]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.STRLEN", "j", "$.c.d"]),
+        [Some(1)]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.STRLEN", "j", "$.a"]),
+        [None]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRLEN", "j", "$.b"]),
+        [Some(3)]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.OBJLEN", "j", "$.c"]),
+        [Some(2)]
+    );
+    let keys: Vec<Vec<String>> = q(&mut c, &["JSON.OBJKEYS", "j", "$"]);
+    assert_eq!(keys, [["a", "b", "c", "f"]]);
+    // Changes.
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRAPPEND", "j", "$.b", "4", "\"five\""]),
+        [Some(5)]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRAPPEND", "j", "$.a", "4"]),
+        [None]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.STRAPPEND", "j", "$.c.d", "\"yz\""]),
+        [Some(3)]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.TOGGLE", "j", "$.c.e"]),
+        [Some(0)]
+    );
+    assert_eq!(get(&mut c, &["JSON.NUMINCRBY", "j", "$.a", "2"]), "[3]");
+    assert_eq!(get(&mut c, &["JSON.NUMINCRBY", "j", "$.f", "1"]), "[2.5]");
+    assert_eq!(get(&mut c, &["JSON.NUMINCRBY", "j", "$.c", "1"]), "[null]");
+    assert_eq!(get(&mut c, &["JSON.NUMMULTBY", "j", "$.a", "10"]), "[30]");
+    assert_eq!(
+        get(&mut c, &["JSON.GET", "j"]),
+        r#"{"a":30,"b":[1,2,3,4,"five"],"c":{"d":"xyz","e":false},"f":2.5}"#
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["JSON.ARRPOP", "j", "$.b"]),
+        ["\"five\""]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["JSON.ARRPOP", "j", "$.b", "0"]),
+        ["1"]
+    );
+    let _: () = q(&mut c, &["JSON.SET", "j", "$.g", r#"{"h":null}"#]);
+    assert_eq!(get(&mut c, &["JSON.GET", "j", "$.g"]), r#"[{"h":null}]"#);
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["JSON.SET", "j", "$.g", "1", "NX"]),
+        None
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["JSON.SET", "j", "$.zz", "1", "XX"]),
+        None
+    );
+    assert_eq!(q::<i64>(&mut c, &["JSON.DEL", "j", "$.g"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["JSON.DEL", "j", "$.nosuch"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["JSON.FORGET", "j", "$.b[0]"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["JSON.CLEAR", "j", "$.b"]), 1);
+    assert_eq!(
+        get(&mut c, &["JSON.GET", "j"]),
+        r#"{"a":30,"b":[],"c":{"d":"xyz","e":false},"f":2.5}"#
+    );
+    let _: () = q(
+        &mut c,
+        &[
+            "JSON.MSET",
+            "m1",
+            "$",
+            r#"{"v":1}"#,
+            "m2",
+            "$",
+            r#"{"v":2}"#,
+        ],
+    );
+    assert_eq!(
+        q::<Vec<Option<String>>>(&mut c, &["JSON.MGET", "m1", "m2", "nosuch", "$.v"]),
+        [Some("[1]".to_string()), Some("[2]".to_string()), None]
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["JSON.INFO", "j"]),
+        ["storage_format", "json"]
+    );
+    assert_eq!(q::<i64>(&mut c, &["JSON.DEL", "j"]), 1);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "j"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["JSON.DEL", "nosuch"]), 0);
+}
+
+#[test]
+fn bad_input_gets_errors() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(
+        err(&mut c, &["JSON.SET", "new", "$.a", "1"]),
+        "ERR new objects must be created at the root"
+    );
+    assert!(err(&mut c, &["JSON.SET", "bad", "$", r#"{"a":"#]).starts_with("ERR EOF while parsing"));
+    assert!(err(&mut c, &["JSON.SET", "bad", "$", "notjson"]).starts_with("ERR expected"));
+    assert!(err(&mut c, &["JSON.GET", "x", "$[?("]).starts_with("ERR invalid JSONPath"));
+    let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
+    assert!(err(&mut c, &["JSON.SET", "deep", "$", &deep]).contains("nested"));
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "bad", "deep"]), 0);
+    let _: () = q(&mut c, &["SET", "str", "v"]);
+    assert!(err(&mut c, &["JSON.GET", "str", "$"]).starts_with("WRONGTYPE"));
+    assert!(err(&mut c, &["JSON.SET", "str", "$", "1"]).starts_with("WRONGTYPE"));
+    assert_eq!(
+        err(&mut c, &["JSON.ARRAPPEND", "nosuch", "$", "1"]),
+        "ERR could not perform this operation on a key that doesn't exist"
+    );
+    // A JSON key is a key: TYPE, EXPIRE (kept by changes), RENAME, replication.
+    let _: () = q(&mut c, &["JSON.SET", "k", "$", r#"{"n":1}"#]);
+    assert_eq!(q::<String>(&mut c, &["TYPE", "k"]), "ReJSON-RL");
+    assert_eq!(q::<i64>(&mut c, &["EXPIRE", "k", "1000"]), 1);
+    let _: String = q(&mut c, &["JSON.NUMINCRBY", "k", "$.n", "1"]);
+    assert!(q::<i64>(&mut c, &["TTL", "k"]) > 0, "a change kept the TTL");
+    let _: () = q(&mut c, &["RENAME", "k", "k2"]);
+    assert_eq!(get(&mut c, &["JSON.GET", "k2", "$.n"]), "[2]");
+}
