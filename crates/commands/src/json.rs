@@ -606,3 +606,109 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         Frame::bulk("json"),
     ]))
 }
+
+/// JSON.ARRINSERT key path index value [value ...]: each array's new length (nil for another
+/// type, or an index outside the array).
+pub fn arrinsert(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let index = crate::args::parse_i64(&a[3])?;
+    let values: Vec<Value> = a[4..]
+        .iter()
+        .map(|v| parse_value(v))
+        .collect::<Result<_, _>>()?;
+    let r = modify(ctx, &a[1], &a[2], |v| match v {
+        Value::Array(items) => {
+            let len = items.len() as i64;
+            if index >= len || index < -len {
+                return (None, false);
+            }
+            let at = if index >= 0 { index } else { len + index } as usize;
+            items.splice(at..at, values.iter().cloned());
+            (Some(items.len() as i64), true)
+        }
+        _ => (None, false),
+    })?;
+    match r {
+        Some(r) => Ok(ints(r)),
+        None => Ok(Frame::Null),
+    }
+}
+
+/// JSON.ARRINDEX key path value [start [stop]]: each array's first index of the value in
+/// `[start, stop)` (0 for stop: the end), -1 if absent, nil for another type.
+pub fn arrindex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() > 6 {
+        return Err(CmdError::WrongArity("json.arrindex".into()));
+    }
+    let path = parse_path(&a[2])?;
+    let needle = parse_value(&a[3])?;
+    let start = a
+        .get(4)
+        .map(|s| crate::args::parse_i64(s))
+        .transpose()?
+        .unwrap_or(0);
+    let stop = a
+        .get(5)
+        .map(|s| crate::args::parse_i64(s))
+        .transpose()?
+        .unwrap_or(0);
+    let Some((doc, _)) = read(ctx, &a[1])? else {
+        return Ok(Frame::Null);
+    };
+    Ok(ints(
+        path.query(&doc)
+            .all()
+            .into_iter()
+            .map(|v| {
+                let Value::Array(items) = v else { return None };
+                let len = items.len() as i64;
+                let from = if start < 0 {
+                    (len + start).max(0)
+                } else {
+                    start.min(len - 1)
+                };
+                let mut to = match stop {
+                    0 => len,
+                    s if s < 0 => (len + s).max(0),
+                    s => s,
+                };
+                to = to.min(len);
+                if from < 0 || from >= to {
+                    return Some(-1);
+                }
+                Some(
+                    items[from as usize..to as usize]
+                        .iter()
+                        .position(|x| *x == needle)
+                        .map_or(-1, |p| p as i64 + from),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// JSON.ARRTRIM key path start stop: each array kept to `[start, stop]`; its new length.
+pub fn arrtrim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let start = crate::args::parse_i64(&a[3])?;
+    let stop = crate::args::parse_i64(&a[4])?;
+    let r = modify(ctx, &a[1], &a[2], |v| match v {
+        Value::Array(items) => {
+            let len = items.len() as i64;
+            let begin = if start < 0 {
+                (len + start).max(0)
+            } else {
+                start
+            };
+            let end = if stop < 0 { (len + stop).max(0) } else { stop }.min(len - 1);
+            if begin >= len || begin > end {
+                items.clear();
+                return (Some(0), true);
+            }
+            let kept: Vec<Value> = items.drain(begin as usize..=end as usize).collect();
+            *items = kept;
+            (Some(items.len() as i64), true)
+        }
+        _ => (None, false),
+    })?
+    .ok_or_else(doesnt_exist)?;
+    Ok(ints(r))
+}

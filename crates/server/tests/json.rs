@@ -172,3 +172,63 @@ fn bad_input_gets_errors() {
     let _: () = q(&mut c, &["RENAME", "k", "k2"]);
     assert_eq!(get(&mut c, &["JSON.GET", "k2", "$.n"]), "[2]");
 }
+
+#[test]
+fn array_index_insert_and_trim() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(
+        &mut c,
+        &["JSON.SET", "a", "$", r#"{"x":[1,2,3,4,5],"y":"s","z":[]}"#],
+    );
+    let idx = |c: &mut redis::Connection, args: &[&str]| -> Vec<Option<i64>> {
+        let mut full = vec!["JSON.ARRINDEX", "a"];
+        full.extend_from_slice(args);
+        q(c, &full)
+    };
+    assert_eq!(idx(&mut c, &["$.x", "3"]), [Some(2)]);
+    assert_eq!(idx(&mut c, &["$.x", "9"]), [Some(-1)]);
+    assert_eq!(idx(&mut c, &["$.x", "3", "3"]), [Some(-1)]);
+    assert_eq!(idx(&mut c, &["$.x", "3", "0", "2"]), [Some(-1)]);
+    assert_eq!(idx(&mut c, &["$.x", "5", "-2"]), [Some(4)]);
+    assert_eq!(idx(&mut c, &["$.y", "1"]), [None]);
+    // An empty array holds nothing (Kvrocks 2.10.1 crashes here).
+    assert_eq!(idx(&mut c, &["$.z", "1"]), [Some(-1)]);
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRINSERT", "a", "$.x", "0", "0"]),
+        [Some(6)]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(
+            &mut c,
+            &["JSON.ARRINSERT", "a", "$.x", "-1", "\"m\"", "\"n\""]
+        ),
+        [Some(8)]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRINSERT", "a", "$.x", "100", "1"]),
+        [None]
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["JSON.GET", "a", "$.x"]),
+        r#"[[0,1,2,3,4,"m","n",5]]"#
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRTRIM", "a", "$.x", "1", "3"]),
+        [Some(3)]
+    );
+    assert_eq!(q::<String>(&mut c, &["JSON.GET", "a", "$.x"]), "[[1,2,3]]");
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRTRIM", "a", "$.x", "-2", "-1"]),
+        [Some(2)]
+    );
+    assert_eq!(
+        q::<Vec<Option<i64>>>(&mut c, &["JSON.ARRTRIM", "a", "$.x", "5", "10"]),
+        [Some(0)]
+    );
+    assert_eq!(q::<String>(&mut c, &["JSON.GET", "a", "$.x"]), "[[]]");
+    assert_eq!(
+        err(&mut c, &["JSON.ARRTRIM", "nosuch", "$.x", "0", "1"]),
+        "ERR could not perform this operation on a key that doesn't exist"
+    );
+}
