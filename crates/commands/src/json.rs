@@ -35,6 +35,24 @@ fn parse_path(p: &[u8]) -> Result<JsonPath, CmdError> {
     JsonPath::parse(&full).map_err(|e| CmdError::err(format!("invalid JSONPath '{s}': {e}")))
 }
 
+/// The path argument at `i`, `$` when it is not given.
+fn optional_path(a: &[Bytes], i: usize) -> &[u8] {
+    a.get(i).map_or(&b"$"[..], |p| &p[..])
+}
+
+fn path_arg(a: &[Bytes], i: usize) -> Result<JsonPath, CmdError> {
+    parse_path(optional_path(a, i))
+}
+
+fn is_root(path: &JsonPath) -> bool {
+    *path == JsonPath::parse("$").expect("the root path")
+}
+
+/// What `path` matches in `doc`, as the JSON array JSON.GET and JSON.MGET print.
+fn matched(path: &JsonPath, doc: &Value) -> Value {
+    Value::Array(path.query(doc).all().into_iter().cloned().collect())
+}
+
 fn depth(v: &Value) -> usize {
     match v {
         Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
@@ -157,7 +175,7 @@ pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         if xx {
             return Ok(Frame::Null);
         }
-        if path != JsonPath::parse("$").expect("root") {
+        if !is_root(&path) {
             return Err(CmdError::err("new objects must be created at the root"));
         }
         write(ctx, key, &value, 0)?;
@@ -296,14 +314,11 @@ pub fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     };
     let result = match paths.len() {
         0 => doc,
-        1 => Value::Array(paths[0].query(&doc).all().into_iter().cloned().collect()),
+        1 => matched(&paths[0], &doc),
         _ => {
             let mut map = serde_json::Map::new();
             for (p, raw) in paths.iter().zip(&a[i..]) {
-                map.insert(
-                    text(raw),
-                    Value::Array(p.query(&doc).all().into_iter().cloned().collect()),
-                );
+                map.insert(text(raw), matched(p, &doc));
             }
             Value::Object(map)
         }
@@ -325,9 +340,7 @@ pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             Err(e) => return Err(e),
         };
         out.push(match doc {
-            Some((doc, _)) => Frame::bulk(
-                Value::Array(path.query(&doc).all().into_iter().cloned().collect()).to_string(),
-            ),
+            Some((doc, _)) => Frame::bulk(matched(&path, &doc).to_string()),
             None => Frame::Null,
         });
     }
@@ -353,9 +366,9 @@ pub fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// JSON.DEL / JSON.FORGET key [path]: how many values went (the root: the key).
 pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let path = parse_path(a.get(2).map_or(&b"$"[..], |p| &p[..]))?;
+    let path = path_arg(a, 2)?;
     let key = &a[1];
-    if path == JsonPath::parse("$").expect("root") {
+    if is_root(&path) {
         // The whole document: the key goes (DEL takes the key's lock itself).
         if ctx.db.json_read(key)?.is_none() {
             return Ok(Frame::Integer(0));
@@ -396,7 +409,7 @@ pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// JSON.TYPE key [path]
 pub fn type_of(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let path = parse_path(a.get(2).map_or(&b"$"[..], |p| &p[..]))?;
+    let path = path_arg(a, 2)?;
     let Some((doc, _)) = read(ctx, &a[1])? else {
         return Ok(Frame::Null);
     };
@@ -413,7 +426,7 @@ pub fn type_of(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// type).
 pub fn len(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let name = lower(&a[0]);
-    let path = parse_path(a.get(2).map_or(&b"$"[..], |p| &p[..]))?;
+    let path = path_arg(a, 2)?;
     let Some((doc, _)) = read(ctx, &a[1])? else {
         return if name == "json.strlen" && a.len() > 2 {
             Err(doesnt_exist())
@@ -437,7 +450,7 @@ pub fn len(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// JSON.OBJKEYS key [path]
 pub fn objkeys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let path = parse_path(a.get(2).map_or(&b"$"[..], |p| &p[..]))?;
+    let path = path_arg(a, 2)?;
     let Some((doc, _)) = read(ctx, &a[1])? else {
         return Ok(Frame::Null);
     };
@@ -495,7 +508,7 @@ pub fn arrappend(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// JSON.TOGGLE key [path]: each boolean's new value as 1/0 (nil for another type).
 pub fn toggle(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let path = a.get(2).map_or(&b"$"[..], |p| &p[..]);
+    let path = optional_path(a, 2);
     match modify(ctx, &a[1], path, |v| match v {
         Value::Bool(b) => {
             *b = !*b;
@@ -510,7 +523,7 @@ pub fn toggle(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// JSON.CLEAR key [path]: arrays and objects emptied, numbers set to 0; how many changed.
 pub fn clear(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let path = a.get(2).map_or(&b"$"[..], |p| &p[..]);
+    let path = optional_path(a, 2);
     let r = modify(ctx, &a[1], path, |v| match v {
         Value::Array(x) if !x.is_empty() => {
             x.clear();
@@ -573,7 +586,7 @@ pub fn numop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// JSON.ARRPOP key [path [index]]: each popped value serialized (nil for an empty array or
 /// another type).
 pub fn arrpop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let path = a.get(2).map_or(&b"$"[..], |p| &p[..]);
+    let path = optional_path(a, 2);
     let index = match a.get(3) {
         Some(i) => crate::args::parse_i64(i)?,
         None => -1,
@@ -597,9 +610,7 @@ pub fn arrpop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// JSON.INFO key: the storage format.
 pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if ctx.db.json_read(&a[1])?.is_none() {
-        return Err(CmdError::err(
-            "could not perform this operation on a key that doesn't exist",
-        ));
+        return Err(doesnt_exist());
     }
     Ok(Frame::Array(vec![
         Frame::bulk("storage_format"),

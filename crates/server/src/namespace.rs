@@ -296,13 +296,7 @@ fn save(
     if !repl || server.repl.is_replica.load(Ordering::Acquire) {
         return Ok(());
     }
-    let engine = server.engine().ok_or("the database is being replaced")?;
-    let json = serde_json::to_vec(tokens).map_err(|e| e.to_string())?;
-    let mut batch = WriteBatch::default();
-    batch.put_cf(engine.cf(ColumnFamily::Propagate), DB_KEY, json);
-    engine
-        .write(batch, WriteOrigin::Local)
-        .map_err(|e| e.to_string())
+    save_to_db(server, tokens)
 }
 
 /// The namespaces a master recorded in the database, if any.
@@ -361,6 +355,7 @@ pub fn load_and_rewrite(server: &Server) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes the namespaces' record for the replicas, unless it holds them already.
 fn save_to_db(server: &Server, tokens: &BTreeMap<String, String>) -> Result<(), String> {
     let engine = server.engine().ok_or("the database is being replaced")?;
     if load_from_db(server)? == *tokens {

@@ -318,19 +318,25 @@ fn loopback_pair() -> io::Result<(StdStream, StdStream)> {
 
 /// Carries bytes between a TLS stream and the bridge end of a loopback pair until either
 /// side closes.
-fn spawn_bridge<S>(runtime: &tokio::runtime::Handle, mut tls: S, plain: StdStream)
+fn spawn_bridge<S>(runtime: &tokio::runtime::Handle, tls: S, plain: StdStream)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    runtime.spawn(async move {
-        if plain.set_nonblocking(true).is_err() {
-            return;
-        }
-        let Ok(mut plain) = TcpStream::from_std(plain) else {
-            return;
-        };
-        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-    });
+    runtime.spawn(bridge(tls, plain));
+}
+
+/// Carries bytes both ways until either side closes.
+async fn bridge<S>(mut tls: S, plain: StdStream)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if plain.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(mut plain) = TcpStream::from_std(plain) else {
+        return;
+    };
+    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
 }
 
 /// A server-side TLS connection handed to a replication thread (a replica's feed, full-sync
@@ -370,14 +376,7 @@ pub fn connect_bridged(
         match opened {
             Ok(tls) => {
                 let _ = done.send(Ok(()));
-                if bridge_end.set_nonblocking(true).is_err() {
-                    return;
-                }
-                let Ok(mut plain) = TcpStream::from_std(bridge_end) else {
-                    return;
-                };
-                let mut tls = tls;
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                bridge(tls, bridge_end).await;
             }
             Err(e) => {
                 let _ = done.send(Err(e));

@@ -191,6 +191,20 @@ impl Db {
         self.codec.subkey(key, version, &index.to_be_bytes())
     }
 
+    /// The sub-filters of a filter, oldest first (a missing one reads as empty, which finds
+    /// nothing).
+    fn bf_filters(&self, key: &[u8], meta: &Metadata, info: &BloomInfo) -> Result<Vec<Vec<u8>>> {
+        (0..info.n_filters)
+            .map(|i| {
+                let sub = self.bloom_subkey(key, meta.version, i);
+                Ok(self
+                    .get_cf(ColumnFamily::Default, &sub)?
+                    .map(|v| v.to_vec())
+                    .unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// The filter's shape, or None if the key is missing.
     pub fn bf_info(&self, key: &[u8]) -> Result<Option<BloomInfo>> {
         match self.bloom_meta(key)? {
@@ -264,15 +278,7 @@ impl Db {
         let (mut meta, mut info, mut filters) = match self.bloom_meta(key)? {
             Some(meta) => {
                 let info = BloomInfo::decode(&meta)?;
-                let mut filters = Vec::with_capacity(info.n_filters as usize);
-                for i in 0..info.n_filters {
-                    let sub = self.bloom_subkey(key, meta.version, i);
-                    filters.push(
-                        self.get_cf(ColumnFamily::Default, &sub)?
-                            .map(|v| v.to_vec())
-                            .unwrap_or_default(),
-                    );
-                }
+                let filters = self.bf_filters(key, &meta, &info)?;
                 (meta, info, filters)
             }
             None if !how.create => return Ok(None),
@@ -352,15 +358,7 @@ impl Db {
             return Ok(None);
         };
         let info = BloomInfo::decode(&meta)?;
-        let mut filters = Vec::with_capacity(info.n_filters as usize);
-        for i in 0..info.n_filters {
-            let sub = self.bloom_subkey(key, meta.version, i);
-            filters.push(
-                self.get_cf(ColumnFamily::Default, &sub)?
-                    .map(|v| v.to_vec())
-                    .unwrap_or_default(),
-            );
-        }
+        let filters = self.bf_filters(key, &meta, &info)?;
         Ok(Some((meta.payload, meta.size, filters)))
     }
 
@@ -416,13 +414,7 @@ impl Db {
             return Ok(vec![false; items.len()]);
         };
         let info = BloomInfo::decode(&meta)?;
-        let mut filters = Vec::with_capacity(info.n_filters as usize);
-        for i in 0..info.n_filters {
-            let sub = self.bloom_subkey(key, meta.version, i);
-            if let Some(v) = self.get_cf(ColumnFamily::Default, &sub)? {
-                filters.push(v.to_vec());
-            }
-        }
+        let filters = self.bf_filters(key, &meta, &info)?;
         Ok(items
             .iter()
             .map(|item| {

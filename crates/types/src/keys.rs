@@ -14,6 +14,15 @@ use crate::glob::glob_match;
 use crate::txn::Start;
 use crate::{Result, TypeError};
 
+/// The column families that hold keys' data (not pub/sub or propagate records): what the
+/// flushes and a slot range's deletion clear.
+const DATA_CFS: [ColumnFamily; 4] = [
+    ColumnFamily::Metadata,
+    ColumnFamily::Default,
+    ColumnFamily::ZSetScore,
+    ColumnFamily::Stream,
+];
+
 /// What TTL and PTTL report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TtlState {
@@ -476,12 +485,7 @@ impl Db {
     pub fn delete_slot_range(&self, from: u16, to: u16) -> Result<()> {
         let (begin, end) = self.codec.slot_range_bounds(from, to);
         let mut batch = WriteBatch::default();
-        for cf in [
-            ColumnFamily::Metadata,
-            ColumnFamily::Default,
-            ColumnFamily::ZSetScore,
-            ColumnFamily::Stream,
-        ] {
+        for cf in DATA_CFS {
             batch.delete_range_cf(self.engine.cf(cf), &begin, &end);
         }
         self.write(batch)
@@ -534,12 +538,7 @@ impl Db {
         let ns = self.codec.namespace_prefix();
         let end = prefix_successor(&ns).unwrap_or_else(|| vec![0xff; 256]);
         let mut batch = WriteBatch::default();
-        for cf in [
-            ColumnFamily::Metadata,
-            ColumnFamily::Default,
-            ColumnFamily::ZSetScore,
-            ColumnFamily::Stream,
-        ] {
+        for cf in DATA_CFS {
             batch.delete_range_cf(self.engine.cf(cf), &ns, &end);
         }
         self.write(batch)
@@ -549,12 +548,7 @@ impl Db {
     /// DeleteRange per column family, from its first key to just past its last.
     pub fn flush_all_namespaces(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
-        for cf in [
-            ColumnFamily::Metadata,
-            ColumnFamily::Default,
-            ColumnFamily::ZSetScore,
-            ColumnFamily::Stream,
-        ] {
+        for cf in DATA_CFS {
             let first = self
                 .iter_cf(cf, None, None, Start::First)
                 .next()

@@ -52,7 +52,7 @@ fn acl(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame, Cmd
     match sub.as_str() {
         "setuser" => {
             let name = text(&a[2]);
-            if name.bytes().any(|b| b.is_ascii_whitespace() || b == 0) {
+            if super::has_spaces(&name) {
                 return Err(CmdError::err(
                     "Usernames can't contain spaces or null characters",
                 ));

@@ -200,7 +200,7 @@ impl RuleError {
     }
 }
 
-fn has_spaces(s: &str) -> bool {
+pub(crate) fn has_spaces(s: &str) -> bool {
     s.bytes().any(|b| b.is_ascii_whitespace() || b == 0)
 }
 
@@ -570,19 +570,14 @@ impl Selector {
 
 /// What a key at position `n` of `count` keys needs, from the command's key specs: the spec of
 /// the same position when there is one per key, or all of them together.
+/// A key with neither flag (RO without ACCESS, say EXISTS) matches any pattern.
 fn key_need(access: &[u8], n: usize, count: usize) -> u8 {
-    let need = if access.len() == count {
+    if access.len() == count {
         access[n]
     } else if access.len() == 1 {
         access[0]
     } else {
         access.iter().fold(0, |a, b| a | b)
-    };
-    // A key with neither flag (RO without ACCESS, say EXISTS) needs some permission on it.
-    if need == 0 {
-        0
-    } else {
-        need
     }
 }
 
