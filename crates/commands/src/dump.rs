@@ -38,6 +38,9 @@ const T_SET_LISTPACK: u8 = 20;
 /// writes a module type): the metadata's 20-byte payload, the item count, then each
 /// sub-filter as a string. Only quarry reads it.
 const T_QUARRY_BLOOM: u8 = 200;
+/// quarry's own type byte for a JSON document (RedisJSON writes a module type): the document
+/// as JSON text, one string. Only quarry reads it.
+const T_QUARRY_JSON: u8 = 201;
 
 /// CRC-64/Jones as Redis computes it (reflected, poly 0xad93d23594c935a9, init 0).
 pub fn crc64(data: &[u8]) -> u64 {
@@ -150,6 +153,11 @@ fn serialize(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
                 put_str(&mut body, f);
             }
             T_QUARRY_BLOOM
+        }
+        RedisType::Json => {
+            let text = db.json_read(key)?.map(|d| d.text).unwrap_or_default();
+            put_str(&mut body, &text);
+            T_QUARRY_JSON
         }
         RedisType::Hash => {
             let items = db.hgetall(key)?;
@@ -477,6 +485,8 @@ enum Value {
     Stream(crate::dump_stream::RdbStream),
     /// quarry's Bloom filter: the metadata's payload, the item count, the sub-filters.
     Bloom(Vec<u8>, u64, Vec<Vec<u8>>),
+    /// A JSON document's text.
+    Json(Vec<u8>),
 }
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -520,6 +530,12 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
             let n = r.count()?;
             let filters = (0..n).map(|_| r.string()).collect::<Result<_, _>>()?;
             Value::Bloom(info, size, filters)
+        }
+        T_QUARRY_JSON => {
+            let text = r.string()?;
+            // Only a document that parses is restored.
+            serde_json::from_slice::<serde_json::Value>(&text).map_err(|_| bad())?;
+            Value::Json(text)
         }
         T_LIST => {
             let n = r.count()?;
@@ -697,6 +713,7 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                     return Err(bad());
                 }
             }
+            Value::Json(text) => db.json_write(key, &text, 0)?,
         }
         if expire_at != 0 {
             db.expire_at(

@@ -723,3 +723,200 @@ pub fn arrtrim(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     .ok_or_else(doesnt_exist)?;
     Ok(ints(r))
 }
+
+/// RFC 7396 JSON Merge Patch: members of an object patch are merged in (a null removes
+/// one), anything else replaces the target.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(members) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(t) = target else {
+        return;
+    };
+    for (k, v) in members {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// The member names of a path made of names only (`$.a.b`, `$['a']`, `a.b`), from the root.
+/// None for a path with indexes, wildcards or filters.
+fn member_names(path: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut rest = path.to_string();
+    while !matches!(rest.as_str(), "" | "$" | ".") {
+        let (parent, name) = split_last_member(&rest)?;
+        names.push(name);
+        rest = parent;
+    }
+    names.reverse();
+    Some(names)
+}
+
+/// JSON.MERGE key path value: merges `value` into each match of `path` (RFC 7396 at the
+/// root and at each match; a null value deletes the matches). A path that matches nothing is
+/// created when it is made of member names, as Kvrocks does.
+pub fn merge(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let key = &a[1];
+    let path_text = std::str::from_utf8(&a[2]).map_err(|_| CmdError::err("invalid JSONPath"))?;
+    let path = parse_path(&a[2])?;
+    let patch = parse_value(&a[3])?;
+    let _guard = ctx.db.locks().lock(key);
+    let Some((mut doc, expire)) = read(ctx, key)? else {
+        if !is_root(&path) {
+            return Err(CmdError::err("new objects must be created at the root"));
+        }
+        write(ctx, key, &patch, 0)?;
+        return Ok(Frame::ok());
+    };
+    let found = pointers(&path, &doc);
+    if found.is_empty() {
+        // A new member, with the objects on the way to it.
+        let Some(names) = member_names(path_text) else {
+            return Ok(Frame::Null);
+        };
+        let mut at = &mut doc;
+        for (i, name) in names.iter().enumerate() {
+            let Value::Object(o) = at else {
+                return Ok(Frame::Null);
+            };
+            if i + 1 == names.len() {
+                o.insert(name.clone(), patch.clone());
+                break;
+            }
+            at = o
+                .entry(name.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+    } else if patch.is_null() && !is_root(&path) {
+        // Deepest first, so that removing one match leaves the others' pointers valid.
+        for p in found.iter().rev() {
+            let Some((parent, last)) = p.rsplit_once('/') else {
+                continue;
+            };
+            let last = last.replace("~1", "/").replace("~0", "~");
+            match doc.pointer_mut(parent) {
+                Some(Value::Object(o)) => {
+                    o.remove(&last);
+                }
+                Some(Value::Array(items)) => {
+                    if let Ok(i) = last.parse::<usize>() {
+                        if i < items.len() {
+                            items.remove(i);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    } else {
+        for p in found {
+            if let Some(t) = doc.pointer_mut(&p) {
+                merge_patch(t, &patch);
+            }
+        }
+    }
+    if depth(&doc) > MAX_DEPTH {
+        return Err(CmdError::err(format!(
+            "the JSON document is nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    write(ctx, key, &doc, expire)?;
+    Ok(Frame::ok())
+}
+
+/// A JSON value as RESP, as RedisJSON's JSON.RESP gives it: `[` or `{` first in arrays and
+/// objects, integers as integers, other numbers and strings as bulk strings, booleans as
+/// simple strings, null as nil.
+fn to_resp(v: &Value) -> Frame {
+    match v {
+        Value::Null => Frame::Null,
+        Value::Bool(b) => Frame::Simple(if *b { "true" } else { "false" }.into()),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Frame::Integer(i),
+            None => Frame::bulk(n.to_string()),
+        },
+        Value::String(s) => Frame::bulk(s.clone()),
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len() + 1);
+            out.push(Frame::Simple("[".into()));
+            out.extend(items.iter().map(to_resp));
+            Frame::Array(out)
+        }
+        Value::Object(members) => {
+            let mut out = Vec::with_capacity(members.len() * 2 + 1);
+            out.push(Frame::Simple("{".into()));
+            for (k, item) in members {
+                out.push(Frame::bulk(k.clone()));
+                out.push(to_resp(item));
+            }
+            Frame::Array(out)
+        }
+    }
+}
+
+/// JSON.RESP key [path]: the document (or each match of `path`, as an array) in RESP.
+pub fn resp(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() > 3 {
+        return Err(CmdError::err(
+            "The number of arguments is more than expected",
+        ));
+    }
+    let path = path_arg(a, 2)?;
+    let Some((doc, _)) = read(ctx, &a[1])? else {
+        return Ok(Frame::Null);
+    };
+    let matches = path.query(&doc).all();
+    if a.len() == 2 {
+        return Ok(matches.last().map_or(Frame::Null, |v| to_resp(v)));
+    }
+    Ok(Frame::Array(matches.into_iter().map(to_resp).collect()))
+}
+
+/// JSON.DEBUG MEMORY key [path]: bytes the document takes in storage (Kvrocks counts the
+/// serialized JSON), or each match's serialized size.
+pub fn debug(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if !is(&a[1], "MEMORY") {
+        if is(&a[1], "HELP") {
+            return Ok(Frame::Array(vec![
+                Frame::bulk("MEMORY <key> [path] - reports memory usage"),
+                Frame::bulk("HELP                - this message"),
+            ]));
+        }
+        return Err(CmdError::WrongArity("json.debug".into()));
+    }
+    if a.len() < 3 {
+        return Err(CmdError::WrongArity("json.debug".into()));
+    }
+    if a.len() > 4 {
+        return Err(CmdError::err(
+            "The number of arguments is more than expected",
+        ));
+    }
+    let path = path_arg(a, 3)?;
+    let Some(stored) = ctx.db.json_read(&a[2])? else {
+        return Ok(if a.len() == 3 {
+            Frame::Integer(0)
+        } else {
+            Frame::Array(Vec::new())
+        });
+    };
+    if is_root(&path) {
+        return Ok(Frame::Array(vec![Frame::Integer(stored.text.len() as i64)]));
+    }
+    let doc = parse_value(&stored.text)?;
+    Ok(Frame::Array(
+        path.query(&doc)
+            .all()
+            .into_iter()
+            .map(|v| Frame::Integer(v.to_string().len() as i64))
+            .collect(),
+    ))
+}

@@ -486,6 +486,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("json.arrpop", -2, WRITE, 1, 1, 1, "json", "1.0.0", "Removes and returns the element at the specified index in the array at path.", D(json::arrpop)),
     cmd!("json.arrinsert", -5, WRITE | DENYOOM, 1, 1, 1, "json", "1.0.0", "Inserts the JSON scalar(s) value at the specified index in the array at path.", D(json::arrinsert)),
     cmd!("json.arrindex", -4, READONLY, 1, 1, 1, "json", "1.0.0", "Returns the index of the first occurrence of a JSON scalar value in the array at path.", D(json::arrindex)),
+    cmd!("json.merge", 4, WRITE | DENYOOM, 1, 1, 1, "json", "2.6.0", "Merges a given JSON value into matching paths.", D(json::merge)),
+    cmd!("json.resp", -2, READONLY, 1, 1, 1, "json", "1.0.0", "Returns the JSON value at path in Redis Serialization Protocol (RESP).", D(json::resp)),
+    cmd!("json.debug", -2, READONLY, 2, 2, 1, "json", "1.0.0", "Debugging container command: MEMORY reports the bytes a value takes.", D(json::debug)),
     cmd!("json.arrtrim", 5, WRITE, 1, 1, 1, "json", "1.0.0", "Trims the array at path to contain only the specified inclusive range of indices from start to stop.", D(json::arrtrim)),
     cmd!("json.toggle", -2, WRITE, 1, 1, 1, "json", "2.0.0", "Toggles a boolean value.", D(json::toggle)),
     cmd!("json.clear", -2, WRITE, 1, 1, 1, "json", "2.0.0", "Clears all values from an array or an object and sets numeric values to 0.", D(json::clear)),
@@ -595,6 +598,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("flushmemtable", 1, ADMIN | NOSCRIPT | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: flushes every memtable to SST files (obsolete WAL files may then be purged).", S),
     cmd!("pollupdates", -2, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Kvrocks: the WAL batches after a sequence, for change capture.", S),
     cmd!("digest", -1, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: order-independent digest of the logical contents of slot ranges, with the sequence it reflects.", S),
+    cmd!("verify", -2, ADMIN | STALE | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "quarry: continuous verification of replicas: STATUS, RUN, REPAIR.", S),
     cmd!("namespace", -3, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Kvrocks: lists, adds, changes and deletes namespaces and their tokens.", S),
     cmd!("shutdown", -1, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", S),
 ];

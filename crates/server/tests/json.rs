@@ -232,3 +232,133 @@ fn array_index_insert_and_trim() {
         "ERR could not perform this operation on a key that doesn't exist"
     );
 }
+
+#[test]
+fn merge_resp_and_debug_memory() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(
+        &mut c,
+        &[
+            "JSON.SET",
+            "d",
+            "$",
+            r#"{"a":1,"b":{"c":"x","d":[1,2.5,null,true]},"e":"s"}"#,
+        ],
+    );
+    // RFC 7396 at the root: null removes, objects merge.
+    let _: () = q(
+        &mut c,
+        &["JSON.MERGE", "d", "$", r#"{"a":null,"f":{"g":1}}"#],
+    );
+    assert_eq!(
+        get(&mut c, &["JSON.GET", "d"]),
+        r#"{"b":{"c":"x","d":[1,2.5,null,true]},"e":"s","f":{"g":1}}"#
+    );
+    // At a path: replaced, created with the objects on the way, deleted by null.
+    let _: () = q(&mut c, &["JSON.MERGE", "d", "$.b.c", r#""y""#]);
+    let _: () = q(&mut c, &["JSON.MERGE", "d", "$.new.deep", "5"]);
+    let _: () = q(&mut c, &["JSON.MERGE", "d", "$.b.d", "null"]);
+    assert_eq!(
+        get(&mut c, &["JSON.GET", "d"]),
+        r#"{"b":{"c":"y"},"e":"s","f":{"g":1},"new":{"deep":5}}"#
+    );
+    let _: () = q(&mut c, &["JSON.MERGE", "d", "$..c", r#"{"q":1}"#]);
+    assert_eq!(get(&mut c, &["JSON.GET", "d", "$.b"]), r#"[{"c":{"q":1}}]"#);
+    assert_eq!(
+        err(&mut c, &["JSON.MERGE", "missing", "$.a", "1"]),
+        "ERR new objects must be created at the root"
+    );
+    let _: () = q(&mut c, &["JSON.MERGE", "missing", "$", r#"{"z":1}"#]);
+    assert_eq!(get(&mut c, &["JSON.GET", "missing"]), r#"{"z":1}"#);
+    assert!(err(&mut c, &["JSON.MERGE", "d", "$", "notjson"]).starts_with("ERR "));
+
+    // JSON.RESP: `[` and `{` lead arrays and objects; integers stay integers.
+    let _: () = q(
+        &mut c,
+        &["JSON.SET", "n", "$", r#"[1,"a",2.5,{"k":[true,null]}]"#],
+    );
+    let v: redis::Value = q(&mut c, &["JSON.RESP", "n"]);
+    use redis::Value::{Array, BulkString as B, Int, Nil, SimpleString as S};
+    assert_eq!(
+        v,
+        Array(vec![
+            S("[".into()),
+            Int(1),
+            B(b"a".to_vec()),
+            B(b"2.5".to_vec()),
+            Array(vec![
+                S("{".into()),
+                B(b"k".to_vec()),
+                Array(vec![S("[".into()), S("true".into()), Nil]),
+            ]),
+        ])
+    );
+    let v: redis::Value = q(&mut c, &["JSON.RESP", "n", "$[0]"]);
+    assert_eq!(v, Array(vec![Int(1)]));
+    let v: redis::Value = q(&mut c, &["JSON.RESP", "nosuch"]);
+    assert_eq!(v, Nil);
+
+    // JSON.DEBUG MEMORY: the stored document's bytes, or each match's.
+    let stored = get(&mut c, &["JSON.GET", "d"]).len() as i64;
+    assert_eq!(
+        q::<Vec<i64>>(&mut c, &["JSON.DEBUG", "MEMORY", "d"]),
+        [stored]
+    );
+    assert_eq!(
+        q::<Vec<i64>>(&mut c, &["JSON.DEBUG", "MEMORY", "d", "$.e"]),
+        [3]
+    );
+    assert_eq!(q::<i64>(&mut c, &["JSON.DEBUG", "MEMORY", "nosuch"]), 0);
+    assert!(q::<Vec<i64>>(&mut c, &["JSON.DEBUG", "MEMORY", "nosuch", "$"]).is_empty());
+    assert!(err(&mut c, &["JSON.DEBUG", "FOO"]).contains("wrong number of arguments"));
+}
+
+#[test]
+fn documents_dump_and_restore() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let doc = r#"{"a":[1,2],"b":"x"}"#;
+    let _: () = q(&mut c, &["JSON.SET", "j", "$", doc]);
+    let _: () = q(&mut c, &["PEXPIRE", "j", "100000"]);
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("j").query(&mut c).unwrap();
+    let _: () = redis::cmd("RESTORE")
+        .arg("j2")
+        .arg(0)
+        .arg(&payload)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(get(&mut c, &["JSON.GET", "j2"]), doc);
+    assert_eq!(get(&mut c, &["TYPE", "j2"]), "ReJSON-RL");
+    // A payload whose text is not JSON (with a valid checksum) is refused, and nothing is
+    // written.
+    let mut bad = payload[..payload.len() - 8].to_vec();
+    let at = bad.windows(3).position(|w| w == b"\"a\"").unwrap();
+    bad[at] = b'{';
+    let crc = crc64(&bad);
+    bad.extend_from_slice(&crc.to_le_bytes());
+    let e = redis::cmd("RESTORE")
+        .arg("j3")
+        .arg(0)
+        .arg(&bad)
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("Bad data format"), "{e}");
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "j3"]), 0);
+}
+
+/// CRC-64/Jones as Redis' DUMP payloads carry it.
+fn crc64(data: &[u8]) -> u64 {
+    let mut crc: u64 = 0;
+    for &b in data {
+        crc ^= b as u64;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
