@@ -4,6 +4,9 @@
 1. Catch-up after a replica restart with a gap of GAP writes: batches/s and MB/s.
 2. Full-sync throughput for a dataset of FULLSYNC_MB megabytes: MB/s.
 3. Replication lag (p50/p99) under a redis-benchmark SET load.
+4. What continuous verification costs: redis-benchmark SET throughput on a master with a
+   replica, verification off (verify-cycle-seconds 0), at its defaults, and at an aggressive
+   setting (the whole keyspace every VERIFY_FAST_CYCLE seconds), on VERIFY_KEYS preloaded keys.
 
 Every node runs on a free loopback port with its own directory and is stopped at the end.
 """
@@ -13,6 +16,10 @@ QUARRY = os.environ["QUARRY"]
 GAP = int(os.environ.get("GAP", "1000000"))
 FULLSYNC_MB = int(os.environ.get("FULLSYNC_MB", "2048"))
 LAG_SECONDS = int(os.environ.get("LAG_SECONDS", "20"))
+VERIFY_KEYS = int(os.environ.get("VERIFY_KEYS", "200000"))
+VERIFY_FAST_CYCLE = int(os.environ.get("VERIFY_FAST_CYCLE", "20"))
+VERIFY_REQUESTS = int(os.environ.get("VERIFY_REQUESTS", "300000"))
+VERIFY_ROUNDS = int(os.environ.get("VERIFY_ROUNDS", "3"))
 WORK = tempfile.mkdtemp(prefix="quarry-bench-")
 procs = []
 
@@ -201,10 +208,45 @@ def lag():
           f"p50 {p(0.50):.2f} ms, p99 {p(0.99):.2f} ms, max {lags[-1]:.2f} ms")
 
 
+def rps(port, pipeline):
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", str(VERIFY_REQUESTS),
+                          "-d", "128", "-r", str(VERIFY_KEYS), "-P", str(pipeline), "-c", "50", "-q"],
+                         check=True, capture_output=True, text=True).stdout
+    # "SET: 81234.56 requests per second, p50=0.535 msec" (the last of the \r-separated updates)
+    last = out.replace("\r", "\n").strip().splitlines()[-1]
+    return float(last.split(":")[1].split("requests")[0])
+
+
+def verify_cost():
+    m, _ = start("verify-master", "--verify-cycle-seconds", "0")
+    r, _ = start("verify-replica", "--slaveof", f"127.0.0.1 {m}")
+    bench_load(m, VERIFY_KEYS, 128, keyspace=VERIFY_KEYS)
+    wait_synced(m, r)
+    settings = [("off", "0"), ("default (3600 s)", "3600"), (f"every {VERIFY_FAST_CYCLE} s", str(VERIFY_FAST_CYCLE))]
+    for pipeline in (1, 16):
+        best = {name: 0.0 for name, _ in settings}
+        for _ in range(VERIFY_ROUNDS):
+            for name, cycle in settings:
+                cmd(m, "CONFIG", "SET", "verify-cycle-seconds", cycle)
+                cmd(m, "VERIFY", "RUN")
+                best[name] = max(best[name], rps(m, pipeline))
+        base = best["off"]
+        row = ", ".join(f"{name} {v:,.0f} req/s ({v / base:.3f}x)" for name, v in best.items())
+        print(f"verification cost, SET -P {pipeline} with a replica on {VERIFY_KEYS:,} keys: {row}")
+    # The walk writes markers while it runs: stop it, so that both sides reach one sequence.
+    cmd(m, "CONFIG", "SET", "verify-cycle-seconds", "0")
+    time.sleep(1)
+    wait_synced(m, r)
+    same_digest(m, r)
+    checked = info(r, "verify_slices_checked", "verification")
+    bad = info(r, "verify_mismatches", "verification")
+    print(f"  the replica checked {checked} slices meanwhile, mismatches: {bad}")
+
+
 try:
-    which = sys.argv[1:] or ["catchup", "fullsync", "lag"]
+    which = sys.argv[1:] or ["catchup", "fullsync", "lag", "verify"]
     for w in which:
-        {"catchup": catch_up, "fullsync": full_sync, "lag": lag}[w]()
+        {"catchup": catch_up, "fullsync": full_sync, "lag": lag, "verify": verify_cost}[w]()
         for p in procs:
             if p.poll() is None:
                 p.terminate()

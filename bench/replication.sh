@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Replication benchmarks: catch-up speed after a replica restart with a 1,000,000-write gap,
-# full-sync throughput for a 2 GB dataset, and replication lag under a redis-benchmark load.
+# full-sync throughput for a 2 GB dataset, replication lag under a redis-benchmark load, and
+# what continuous verification costs the benchmark (off, default, aggressive).
 #
-#   bench/replication.sh                      # all three
-#   bench/replication.sh catchup lag          # some of them
+#   bench/replication.sh                      # all four
+#   bench/replication.sh catchup lag verify   # some of them
 #   GAP=200000 FULLSYNC_MB=512 bench/replication.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

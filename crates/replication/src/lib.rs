@@ -33,6 +33,11 @@ pub trait Host: Send + Sync + 'static {
     fn install_engine(&self, engine: Engine);
     /// Called after each applied master batch (side effects: wake blocked clients, ...).
     fn on_applied(&self, batch: &[u8]);
+    /// A failpoint for tests of verification: a changed copy of the master's batch to apply
+    /// instead (None, always, outside such tests).
+    fn alter_before_apply(&self, _batch: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
     /// Called once a full sync replaced the database (not after a roll-back).
     fn on_full_sync(&self) {}
     /// Opens a connection to the master: plain TCP, or (with `tls-replication`) a socket

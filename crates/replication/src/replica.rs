@@ -70,6 +70,9 @@ pub struct LinkStatus {
     pub partial_syncs_ok: AtomicU64,
     pub applied_batches: AtomicU64,
     pub applied_bytes: AtomicU64,
+    /// The next connection fetches a full copy instead of a partial sync (the last resort of
+    /// verification's self-repair).
+    full_sync_wanted: AtomicBool,
 }
 
 impl LinkStatus {
@@ -150,6 +153,13 @@ impl Link {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Drops the current connection and fetches a full copy of the master's data on the next
+    /// one, whatever PSYNC would allow.
+    pub fn force_full_sync(&self) {
+        self.status.full_sync_wanted.store(true, Ordering::Release);
+        self.reconnect();
     }
 
     /// Drops the current connection; the link reconnects (CLIENT KILL TYPE master).
@@ -418,6 +428,13 @@ impl Worker {
                 self.status.catch_up_target.store(seq, Ordering::Release);
             }
         }
+        if self.status.full_sync_wanted.swap(false, Ordering::AcqRel) {
+            drop(engine);
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(Some(
+                self.full_sync("verification: repairs did not mend a diverged range"),
+            ));
+        }
         self.status.set(LinkState::SendPsync);
         let next = (latest + 1).to_string();
         let replid = last.replid.or_else(|| engine.stored_replid());
@@ -465,7 +482,10 @@ impl Worker {
                 .strip_prefix('$')
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(|| io_err(format!("unexpected line from the master: {head:.64}")))?;
-            let payload = read_payload(reader, len)?;
+            let mut payload = read_payload(reader, len)?;
+            if let Some(altered) = self.host.alter_before_apply(&payload) {
+                payload = altered;
+            }
             if payload != b"ping" {
                 match engine.apply_replicated(&payload) {
                     Ok(()) => {}

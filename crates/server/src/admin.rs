@@ -103,6 +103,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         | "_fetch_file" | "wait" | "digest" | "pollupdates" => {
             crate::replication::run(server, session, name, a)
         }
+        "verify" => reply_result(crate::verify::command(server, a)),
         "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
         | "sunsubscribe" | "publish" | "mpublish" | "spublish" | "pubsub" => {
             crate::pubsub::run(server, session, name, a)
@@ -711,6 +712,30 @@ fn debug(server: &Server, proto: Protocol, a: &[Bytes]) -> Outcome {
             Err(e) => fail(e),
         },
         ("protocol", 3) => debug_protocol(proto, &lower(&a[2])),
+        ("verify-alter-next", 2 | 3) | ("verify-delay", 3)
+            if !crate::verify::failpoints_allowed(server) =>
+        {
+            fail(CmdError::err(
+                "DEBUG VERIFY-* failpoints alter replication; set enable-debug-command yes first",
+            ))
+        }
+        ("verify-alter-next", n @ (2 | 3)) => {
+            let count = if n == 3 { parse_i64(&a[2]) } else { Ok(1) };
+            match count {
+                Ok(c) if c >= 0 => {
+                    server.verify.alter_next.store(c as u64, Ordering::Relaxed);
+                    reply(Frame::ok())
+                }
+                _ => fail(CmdError::err("invalid count")),
+            }
+        }
+        ("verify-delay", 3) => match parse_i64(&a[2]) {
+            Ok(ms) if ms >= 0 => {
+                server.verify.delay_ms.store(ms as u64, Ordering::Relaxed);
+                reply(Frame::ok())
+            }
+            _ => fail(CmdError::err("invalid delay (milliseconds)")),
+        },
         ("dbsize-limit", 3) => match lower(&a[2]).as_str() {
             v @ ("0" | "1") => {
                 crate::server::set_size_limit_reached(server, v == "1");
@@ -726,6 +751,10 @@ fn debug(server: &Server, proto: Protocol, a: &[Bytes]) -> Outcome {
             "    Refuse (1) or accept (0) writes as if the database were at max-db-size.",
             "SLEEP <seconds>",
             "    Stop the server for <seconds>. Decimals allowed.",
+            "VERIFY-ALTER-NEXT [<count>]",
+            "    Failpoint (enable-debug-command): alter one value in each of the next <count> (1) master batches this replica applies.",
+            "VERIFY-DELAY <ms>",
+            "    Failpoint (enable-debug-command): delay this replica's verification digests.",
             "DIGEST",
             "    Output a hex signature representing the current DB content.",
             "DIGEST-VALUE <key> [<key> ...]",

@@ -10,13 +10,14 @@ use quarry_storage::ColumnFamily;
 use crate::admin::REDIS_VERSION;
 use crate::server::Server;
 
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "server",
     "clients",
     "memory",
     "persistence",
     "stats",
     "replication",
+    "verification",
     "cpu",
     "commandstats",
     "errorstats",
@@ -54,6 +55,7 @@ pub fn render(
             "persistence" => persistence_section(server, &mut out),
             "stats" => stats_section(server, &mut out),
             "replication" => replication_section(server, &mut out),
+            "verification" => crate::verify::section(server, &mut out),
             "cpu" => cpu_section(&mut out),
             "commandstats" => commandstats_section(server, &mut out),
             "errorstats" => {

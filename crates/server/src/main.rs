@@ -25,6 +25,7 @@ mod scripting;
 mod server;
 mod slowlog;
 mod tls;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -364,6 +365,7 @@ fn run(cli: Cli) -> Result<(), String> {
         hubs: Default::default(),
         acl: Default::default(),
         tls: Default::default(),
+        verify: crate::verify::Verify::new(),
         runtime: runtime.handle().clone(),
         repl: replication::ReplState::new(
             opts.clone(),
@@ -415,6 +417,7 @@ fn run(cli: Cli) -> Result<(), String> {
     namespace::load_and_rewrite(&server)?;
     acl::load_at_startup(&server)?;
     replication::start_maintenance(&server);
+    verify::start(&server);
     notify::start_expiry(&server);
 
     let tls_port = server.config.read().get_i64("tls-port") as u16;

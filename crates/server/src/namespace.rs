@@ -85,6 +85,7 @@ pub fn admin_only(name: &str, args: &[Bytes]) -> bool {
             | "compact"
             | "flushmemtable"
             | "digest"
+            | "verify"
             | "slowlog"
             | "failover"
     )

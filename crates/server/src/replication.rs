@@ -167,6 +167,7 @@ pub fn enter_role(server: &Server, choice: &Choice) -> Result<(), String> {
     if let Some(link) = old {
         link.stop();
     }
+    server.verify.reset();
     let engine = server.engine().ok_or("the database is being replaced")?;
     let rsid = server.config.read().get_bool("use-rsid-psync");
     match choice {
@@ -241,6 +242,8 @@ impl Host for HostRef {
         // A full sync replaces what this node's own replicas replicate: they start over, and
         // nothing of the old history (checkpoint, anchors) is served any more.
         server.repl.master.pause_for_new_history(&server.repl.dir);
+        // Digests under way stop, so that they do not hold the engine.
+        server.verify.reset();
         let Some(storage) = server.storage.write().take() else {
             server.repl.master.resume();
             return None;
@@ -285,8 +288,20 @@ impl Host for HostRef {
         }
     }
 
+    fn alter_before_apply(&self, batch: &[u8]) -> Option<Vec<u8>> {
+        let server = self.0.upgrade()?;
+        if server.verify.alter_next.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let altered = batch::alter_one_value(batch)?;
+        server.verify.alter_next.fetch_sub(1, Ordering::Relaxed);
+        warn!("failpoint: one value of the master's batch was altered before it was applied");
+        Some(altered)
+    }
+
     fn on_full_sync(&self) {
         if let Some(server) = self.0.upgrade() {
+            server.verify.reset();
             if server.config.read().get_bool("purge-backup-on-fullsync") {
                 crate::backup::purge(&server, 0, 0);
             }
@@ -297,6 +312,10 @@ impl Host for HostRef {
         let Some(server) = self.0.upgrade() else {
             return;
         };
+        // A verification marker: the replica's snapshot is taken before the next batch.
+        if memchr::memmem::find(data, crate::verify::MARKER_PREFIX).is_some() {
+            crate::verify::on_marker(&server, data);
+        }
         // The master's namespaces (`repl-namespace-enabled`): taken once applied.
         if memchr::memmem::find(data, crate::namespace::DB_KEY).is_some()
             && batch::decode(data).is_ok_and(|d| {
@@ -922,6 +941,10 @@ pub fn gate_role(server: &Server, write: bool, stale_ok: bool) -> Result<(), Cmd
         return Err(CmdError::ReadOnlyReplica);
     }
     if !stale_ok && !server.hot.serve_stale_data.load(Ordering::Relaxed) {
+        // A range being repaired is stale data until the master's rewrite arrives.
+        if server.verify.repairing() {
+            return Err(CmdError::MasterDown);
+        }
         let seq = server.engine().map(|e| e.latest_sequence()).unwrap_or(0);
         let up = server
             .repl

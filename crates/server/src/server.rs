@@ -219,6 +219,8 @@ pub struct Server {
     pub acl: crate::acl::Acl,
     /// TLS configurations (for `tls-port` and `tls-replication`).
     pub tls: crate::tls::Tls,
+    /// Continuous verification of replicas, and self-repair.
+    pub verify: crate::verify::Verify,
     /// The runtime, for the tasks that bridge replication threads to TLS links.
     pub runtime: tokio::runtime::Handle,
     pub cursors: CursorStore,

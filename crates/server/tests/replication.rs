@@ -258,8 +258,8 @@ fn a_replica_without_wal_history_full_syncs_then_catches_up() {
 #[test]
 fn same_sequence_with_a_different_history_never_partial_syncs() {
     // Replication ids off on both sides: only quarry's batch digest can tell the histories
-    // apart.
-    let off = ["--use-rsid-psync", "no"];
+    // apart. Verification off: its markers would move m1's sequence past m2's.
+    let off = ["--use-rsid-psync", "no", "--verify-cycle-seconds", "0"];
     let m1 = TestServer::start_with(&off);
     let m2 = TestServer::start_with(&off);
     set(&m1, "k", "one");
@@ -680,10 +680,18 @@ fn random_writes_and_restarts_always_converge() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
     eprintln!("QUARRY_SEED={seed}");
+    // QUARRY_ROUNDS=1000 is the long run of docs/replication.md.
+    let rounds: u64 = std::env::var("QUARRY_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut m = master();
+    // Verification runs all along, in small slices: it must never report a mismatch.
+    let mut m =
+        TestServer::start_with(&["--verify-cycle-seconds", "1", "--verify-slice-keys", "8"]);
     let mut r = replica_of(&m, &[]);
-    for round in 0..6 {
+    let mut checked = 0;
+    for round in 0..rounds {
         let down = rng.gen_bool(0.5);
         let hard = rng.gen_bool(0.5);
         if rng.gen_bool(0.3) {
@@ -697,6 +705,7 @@ fn random_writes_and_restarts_always_converge() {
         }
         let mut c = m.conn();
         if down {
+            checked += info_u64(&r, "verify_slices_checked");
             if hard {
                 r.kill9();
             } else {
@@ -732,6 +741,21 @@ fn random_writes_and_restarts_always_converge() {
         eprintln!("round {round} converged (replica down: {down}, kill -9: {hard})");
     }
     assert_eq!(info_u64(&m, "sync_full"), 0, "seed {seed}");
+    // Slices were checked since the last restart, and no check ever failed (the log spans
+    // every restart).
+    wait_until(
+        30,
+        || info_u64(&r, "verify_slices_checked") > 0,
+        || tail(&r.log()),
+    );
+    checked += info_u64(&r, "verify_slices_checked");
+    eprintln!("{rounds} rounds, {checked} slices verified");
+    let log = r.log();
+    assert!(
+        !log.contains("differs from its master"),
+        "seed {seed}: a false mismatch\n{}",
+        tail(&log)
+    );
 }
 
 #[test]

@@ -145,6 +145,30 @@ pub fn decode(data: &[u8]) -> Result<DecodedBatch<'_>, StorageError> {
     })
 }
 
+/// A copy of `data` with the last byte of one value changed: the first Put of a sub-key
+/// (default column family) or of a string's metadata record with a value. Record count and
+/// sequence stay as they were, so nothing in the stream's own checks notices. Only the
+/// divergence failpoint of verification tests uses it (docs/replication.md). None if the
+/// batch has no such value.
+pub fn alter_one_value(data: &[u8]) -> Option<Vec<u8>> {
+    let decoded = decode(data).ok()?;
+    let target = decoded.records.iter().find_map(|r| match r {
+        BatchRecord::Put { cf: 0, value, .. } if !value.is_empty() => Some(*value),
+        BatchRecord::Put { cf: 1, value, .. }
+            if value.len() > crate::encoding::string_value_offset(value)
+                && crate::encoding::peek_type_and_expire(value)
+                    .is_some_and(|(t, _, _)| t == crate::encoding::RedisType::String) =>
+        {
+            Some(*value)
+        }
+        _ => None,
+    })?;
+    let offset = target.as_ptr() as usize - data.as_ptr() as usize + target.len() - 1;
+    let mut out = data.to_vec();
+    out[offset] ^= 0x01;
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +199,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("header counts 2"));
+    }
+
+    #[test]
+    fn one_value_altered_keeps_the_record_count() {
+        // SET str hello (Kvrocks 2.10.1 fixture): the string value's last byte changes.
+        let data = hex_decode(
+            "01000000000000000100000003013105010F0B5F5F6E616D6573706163657374720E81000000000000000068656C6C6F",
+        );
+        let altered = alter_one_value(&data).unwrap();
+        let b = decode(&altered).unwrap();
+        assert_eq!((b.sequence, b.count), (1, 1));
+        let BatchRecord::Put { value, .. } = &b.records[1] else {
+            panic!("not a put")
+        };
+        assert_eq!(&value[9..], b"helln");
+        // A batch of LogData only has nothing to alter.
+        assert_eq!(
+            alter_one_value(&hex_decode("010000000000000000000000030131")),
+            None
+        );
     }
 
     fn hex_decode(s: &str) -> Vec<u8> {

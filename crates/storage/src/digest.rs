@@ -57,14 +57,14 @@ fn hash_key(
     parts: &KeyParts<'_>,
     meta: &Metadata,
     h: &mut Xxh3,
-) -> Result<(), StorageError> {
+) -> Result<u64, StorageError> {
     put_bytes(h, parts.namespace);
     put_bytes(h, parts.user_key);
     h.update(&[meta.kind as u8]);
     h.update(&meta.expire_ms.to_le_bytes());
     if meta.kind.is_single_kv() {
         put_bytes(h, &meta.payload);
-        return Ok(());
+        return Ok(meta.payload.len() as u64);
     }
     h.update(&meta.size.to_le_bytes());
     let mut sub_prefix = parts.prefix.to_vec();
@@ -90,18 +90,20 @@ fn hash_key(
         opts,
         IteratorMode::From(&sub_prefix, Direction::Forward),
     );
+    let mut read_bytes = meta.payload.len() as u64;
     for item in iter {
         let (k, v) = item?;
         let Some(sub) = k.strip_prefix(sub_prefix.as_slice()) else {
             break;
         };
+        read_bytes += (k.len() + v.len()) as u64;
         // A list's positions are relative to its head, so only the order of values counts.
         if meta.kind != RedisType::List {
             put_bytes(h, sub);
         }
         put_bytes(h, &v);
     }
-    Ok(())
+    Ok(read_bytes)
 }
 
 fn in_ranges(ranges: &SlotRanges, slot: u16) -> bool {
@@ -172,46 +174,15 @@ pub fn digest(
         vec![(Vec::new(), None)]
     };
     for (lo, hi) in spans {
-        let mut opts = read();
-        if let Some(hi) = hi {
-            opts.set_iterate_upper_bound(hi);
-        }
-        let iter = engine.db().iterator_cf_opt(
-            engine.cf(ColumnFamily::Metadata),
-            opts,
-            IteratorMode::From(&lo, Direction::Forward),
-        );
-        for item in iter {
-            let (mk, raw) = item?;
-            let Some(parts) = split_metadata_key(&mk, slot_encoded) else {
-                continue;
-            };
-            let slot = if slot_encoded {
-                u16::from_be_bytes([mk[1 + parts.namespace.len()], mk[2 + parts.namespace.len()]])
-            } else {
-                crate::slot::key_slot(parts.user_key)
-            };
-            if !in_ranges(ranges, slot) {
-                continue;
-            }
-            let mut h = Xxh3::new();
-            match Metadata::decode(&raw) {
-                Ok(meta) => {
-                    if meta.is_dead(now) {
-                        continue;
-                    }
-                    hash_key(engine, read, &parts, &meta, &mut h)?;
-                }
-                // A type this version cannot decode still counts, by its raw record.
-                Err(_) => {
-                    put_bytes(&mut h, &mk);
-                    put_bytes(&mut h, &raw);
-                }
-            }
-            // Addition is order-independent, and unlike XOR two equal keys do not cancel out.
-            sum = sum.wrapping_add(h.digest128());
-            keys += 1;
-        }
+        let span = Span {
+            lo: &lo,
+            hi: hi.as_deref(),
+        };
+        let (s, k) = sum_span(engine, &read, span, slot_encoded, ranges, now, &mut |_| {
+            Ok(())
+        })?;
+        sum = sum.wrapping_add(s);
+        keys += k;
     }
     // The whole database's digest covers Kvrocks' namespace record (`repl-namespace-enabled`),
     // so that a replica proves it has its master's namespaces too. It is not a key: `keys`
@@ -234,4 +205,146 @@ pub fn digest(
         sequence,
         keys,
     })
+}
+
+/// A span of the metadata column family: `[lo, hi)`, or from `lo` to the end.
+#[derive(Clone, Copy, Debug)]
+pub struct Span<'a> {
+    pub lo: &'a [u8],
+    pub hi: Option<&'a [u8]>,
+}
+
+/// Adds up the hashes of the live keys in `span` whose slot is in `ranges`, judged live at
+/// `now`. `pace` is told the bytes each key read; an error from it stops the walk.
+fn sum_span(
+    engine: &Engine,
+    read: &dyn Fn() -> ReadOptions,
+    span: Span<'_>,
+    slot_encoded: bool,
+    ranges: &SlotRanges,
+    now: u64,
+    pace: &mut dyn FnMut(u64) -> Result<(), StorageError>,
+) -> Result<(u128, u64), StorageError> {
+    let mut sum: u128 = 0;
+    let mut keys = 0u64;
+    let mut opts = read();
+    if let Some(hi) = span.hi {
+        opts.set_iterate_upper_bound(hi);
+    }
+    let iter = engine.db().iterator_cf_opt(
+        engine.cf(ColumnFamily::Metadata),
+        opts,
+        IteratorMode::From(span.lo, Direction::Forward),
+    );
+    for item in iter {
+        let (mk, raw) = item?;
+        let Some(parts) = split_metadata_key(&mk, slot_encoded) else {
+            continue;
+        };
+        if !ranges.is_empty() {
+            let slot = if slot_encoded {
+                u16::from_be_bytes([mk[1 + parts.namespace.len()], mk[2 + parts.namespace.len()]])
+            } else {
+                crate::slot::key_slot(parts.user_key)
+            };
+            if !in_ranges(ranges, slot) {
+                continue;
+            }
+        }
+        let mut h = Xxh3::new();
+        let mut read_bytes = (mk.len() + raw.len()) as u64;
+        match Metadata::decode(&raw) {
+            Ok(meta) => {
+                if meta.is_dead(now) {
+                    pace(read_bytes)?;
+                    continue;
+                }
+                read_bytes += hash_key(engine, read, &parts, &meta, &mut h)?;
+            }
+            // A type this version cannot decode still counts, by its raw record.
+            Err(_) => {
+                put_bytes(&mut h, &mk);
+                put_bytes(&mut h, &raw);
+            }
+        }
+        // Addition is order-independent, and unlike XOR two equal keys do not cancel out.
+        sum = sum.wrapping_add(h.digest128());
+        keys += 1;
+        pace(read_bytes)?;
+    }
+    Ok((sum, keys))
+}
+
+/// The digest of the live keys in `span` on `snapshot`, judged live at `now_ms` (the master's
+/// clock, so that both sides of a verification judge expiry alike). `pace` is told the bytes
+/// read after each key; an error from it stops the walk.
+pub fn span_digest(
+    engine: &Engine,
+    snapshot: &rocksdb::SnapshotWithThreadMode<'_, rocksdb::DB>,
+    span: Span<'_>,
+    slot_encoded: bool,
+    now_ms: u64,
+    pace: &mut dyn FnMut(u64) -> Result<(), StorageError>,
+) -> Result<(String, u64), StorageError> {
+    let read = || {
+        let mut o = ReadOptions::default();
+        o.set_snapshot(snapshot);
+        o
+    };
+    let (sum, keys) = sum_span(engine, &read, span, slot_encoded, &[], now_ms, pace)?;
+    Ok((format!("{sum:032x}"), keys))
+}
+
+/// Where a verification slice that starts at `lo` ends: after about `max_keys` metadata
+/// records, and at a slot boundary when keys hold their slot (so that cluster mode checks
+/// whole slots). None: the slice runs to the end of the keyspace.
+pub fn slice_end(
+    engine: &Engine,
+    lo: &[u8],
+    max_keys: usize,
+    slot_encoded: bool,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let mut iter = engine
+        .db()
+        .raw_iterator_cf(engine.cf(ColumnFamily::Metadata));
+    iter.seek(lo);
+    for _ in 0..max_keys.max(1) {
+        if !iter.valid() {
+            iter.status()?;
+            return Ok(None);
+        }
+        iter.next();
+    }
+    if !iter.valid() {
+        iter.status()?;
+        return Ok(None);
+    }
+    let next = iter.key().unwrap_or_default().to_vec();
+    if !slot_encoded {
+        return Ok(Some(next));
+    }
+    let Some(ns_end) = next.first().map(|&n| 1 + n as usize) else {
+        return Ok(Some(next));
+    };
+    let Some(slot) = next
+        .get(ns_end..ns_end + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    else {
+        return Ok(Some(next));
+    };
+    let slot_start = |slot: u16| {
+        let mut k = next[..ns_end].to_vec();
+        k.extend_from_slice(&slot.to_be_bytes());
+        k
+    };
+    let start = slot_start(slot);
+    if start.as_slice() > lo {
+        return Ok(Some(start));
+    }
+    // The whole slice so far is one slot: it ends where the next slot starts.
+    if slot + 1 < crate::slot::SLOT_COUNT {
+        Ok(Some(slot_start(slot + 1)))
+    } else {
+        Ok(crate::encoding::prefix_successor(&next[..ns_end]))
+    }
 }

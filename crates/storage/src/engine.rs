@@ -418,6 +418,27 @@ impl Engine {
         self.write_opt(batch)
     }
 
+    /// A local write that no other write overlaps: `build` reads the state the batch replaces
+    /// and makes it, the batch is written, and `then` runs before any other write lands (so a
+    /// snapshot taken there reflects exactly the history up to this batch). Other writes wait
+    /// meanwhile; it is meant for rare, small batches (verification markers and repairs).
+    pub fn write_alone<'a, T>(
+        &'a self,
+        build: impl FnOnce(&'a Engine) -> Result<WriteBatch, StorageError>,
+        then: impl FnOnce(&'a Engine) -> T,
+    ) -> Result<T, StorageError> {
+        let _alone = self
+            .gate
+            .admit_alone(WriteOrigin::Local)
+            .map_err(StorageError::WriteRefused)?;
+        let mut batch = build(self)?;
+        if let Some(log_data) = self.replid.read().as_deref() {
+            batch.put_log_data(log_data);
+        }
+        self.write_opt(batch)?;
+        Ok(then(self))
+    }
+
     fn write_opt(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let has_data = !batch.is_empty();
         if let Err(e) = self.db.write_opt(batch, &self.write_opts) {

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -69,6 +69,15 @@ impl WriteGate {
     /// Admits a write from `origin`: the role cannot change until the guard is dropped.
     pub fn admit(&self, origin: WriteOrigin) -> Result<RwLockReadGuard<'_, Role>, Role> {
         let guard = self.role.read();
+        Self::allows(*guard, origin)?;
+        Ok(guard)
+    }
+
+    /// Admits a write from `origin` that no other write may overlap: it waits for the writes
+    /// already admitted and holds new ones back until the guard is dropped. For the rare
+    /// writes whose position in the history must be exact (verification markers, repairs).
+    pub fn admit_alone(&self, origin: WriteOrigin) -> Result<RwLockWriteGuard<'_, Role>, Role> {
+        let guard = self.role.write();
         Self::allows(*guard, origin)?;
         Ok(guard)
     }

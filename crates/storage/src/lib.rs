@@ -14,6 +14,7 @@ pub mod files;
 mod filter;
 mod gate;
 mod health;
+pub mod repair;
 pub mod slot;
 pub mod wal;
 

@@ -8,7 +8,8 @@
 //! `create` gives every node a random 40-character id, makes the first nodes masters with
 //! equal shares of the 16384 slots, attaches the others as replicas (N per master), and
 //! pushes the topology to every node. `show` prints CLUSTER NODES and each node's role,
-//! sequence and link. `failover` promotes a replica: it swaps it with its master in the
+//! sequence and link, and for quarry nodes the continuous verification of each master-replica
+//! pair (slices checked, mismatches, repairs). `failover` promotes a replica: it swaps it with its master in the
 //! topology and pushes the result with a new version to every node.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -187,9 +188,15 @@ fn show(addr: &str, password: Option<&str>) -> Result<(), String> {
             continue;
         }
         let node_addr = f[1].split('@').next().unwrap_or("");
-        let summary = match Conn::open(node_addr, password)
-            .and_then(|mut n| n.ok(&["INFO", "replication"]).map(|r| r.text()))
-        {
+        let summary = match Conn::open(node_addr, password).and_then(|mut n| {
+            let replication = n.ok(&["INFO", "replication"])?.text();
+            // quarry's verification of each master-replica pair (Kvrocks has none).
+            let verification = n
+                .call(&["INFO", "verification"])
+                .map(|r| r.text())
+                .unwrap_or_default();
+            Ok(format!("{replication}\n{verification}"))
+        }) {
             Ok(info) => {
                 let field = |k: &str| {
                     info.lines()
@@ -205,6 +212,25 @@ fn show(addr: &str, password: Option<&str>) -> Result<(), String> {
                 );
                 if field("role") == "slave" {
                     s.push_str(&format!(" link={}", field("master_link_status")));
+                    if field("verify_slices_checked") != "-" {
+                        s.push_str(&format!(
+                            " verified={} mismatches={} last_mismatch=[{}] last_ok={}s_ago repairs={} full_syncs={}",
+                            field("verify_slices_checked"),
+                            field("verify_mismatches"),
+                            field("verify_last_mismatch_range"),
+                            field("verify_last_ok_seconds_ago"),
+                            field("verify_repairs"),
+                            field("verify_full_syncs"),
+                        ));
+                    }
+                } else if field("verify_slices_issued") != "-" {
+                    s.push_str(&format!(
+                        " verify_slices_issued={} cycle_progress={} cycles={} repairs_served={}",
+                        field("verify_slices_issued"),
+                        field("verify_cycle_progress"),
+                        field("verify_cycles_completed"),
+                        field("verify_repairs_served"),
+                    ));
                 }
                 s
             }

@@ -86,6 +86,10 @@ const LIVE: &[&str] = &[
     "tls-ciphersuites",
     "tls-session-caching",
     "tls-session-cache-size",
+    "verify-cycle-seconds",
+    "verify-max-mb-per-second",
+    "verify-slice-keys",
+    "verify-repair",
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {

@@ -1,0 +1,131 @@
+//! The rewrite of one span of the keyspace that mends a diverged replica (docs/replication.md,
+//! "Self-repair").
+//!
+//! The master builds it from its own state and writes it into its history like any other batch,
+//! so that replicas receive it through the stream and every sequence number stays aligned (a
+//! replica never writes on its own: that is what broke Kvrocks' replicas). On the master it
+//! changes nothing a client can see: the span's metadata records are deleted and each live key
+//! is written again, with a new version and its sub-keys copied under it. On a replica the same
+//! batch replaces whatever the span held, extra keys and extra members included: records of
+//! the old versions are no longer reachable, and compaction drops them.
+
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use crate::digest::Span;
+use crate::encoding::{next_version, Metadata, RedisType};
+use crate::{ColumnFamily, Engine, StorageError};
+
+/// The end of the keyspace, for a span that runs to the end: above every metadata key (a key's
+/// first byte is its namespace's length, and no namespace is 255 bytes of 0xff).
+const KEYSPACE_END: [u8; 260] = [0xff; 260];
+
+/// What a rewrite wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rewritten {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Builds the batch that rewrites `span` from `engine`'s current state (call it where no other
+/// write can land meanwhile: [`Engine::write_alone`]). Keys dead at `now_ms` are left out.
+pub fn rewrite_span(
+    engine: &Engine,
+    span: Span<'_>,
+    slot_encoded: bool,
+    now_ms: u64,
+) -> Result<(WriteBatch, Rewritten), StorageError> {
+    let mut batch = WriteBatch::default();
+    let mut done = Rewritten::default();
+    let meta_cf = engine.cf(ColumnFamily::Metadata);
+    batch.delete_range_cf(meta_cf, span.lo, span.hi.unwrap_or(&KEYSPACE_END));
+    let mut opts = rocksdb::ReadOptions::default();
+    if let Some(hi) = span.hi {
+        opts.set_iterate_upper_bound(hi);
+    }
+    let iter = engine.db().iterator_cf_opt(
+        meta_cf,
+        opts,
+        IteratorMode::From(span.lo, Direction::Forward),
+    );
+    for item in iter {
+        let (mk, raw) = item?;
+        let meta = match Metadata::decode(&raw) {
+            Ok(meta) => meta,
+            Err(_) => {
+                // A type this version cannot read is copied as it is.
+                batch.put_cf(meta_cf, &mk, &raw);
+                done.keys += 1;
+                continue;
+            }
+        };
+        if meta.is_dead(now_ms) {
+            continue;
+        }
+        done.keys += 1;
+        done.bytes += (mk.len() + raw.len()) as u64;
+        if meta.kind.is_single_kv() {
+            batch.put_cf(meta_cf, &mk, &raw);
+            continue;
+        }
+        let Some(head) = sub_key_head(&mk, slot_encoded) else {
+            batch.put_cf(meta_cf, &mk, &raw);
+            continue;
+        };
+        let new_version = next_version();
+        let mut old_prefix = head.clone();
+        old_prefix.extend_from_slice(&meta.version.to_be_bytes());
+        let mut new_prefix = head;
+        new_prefix.extend_from_slice(&new_version.to_be_bytes());
+        for cf in sub_key_cfs(meta.kind) {
+            let handle = engine.cf(*cf);
+            let mut opts = rocksdb::ReadOptions::default();
+            if let Some(upper) = crate::encoding::prefix_successor(&old_prefix) {
+                opts.set_iterate_upper_bound(upper);
+            }
+            let subs = engine.db().iterator_cf_opt(
+                handle,
+                opts,
+                IteratorMode::From(&old_prefix, Direction::Forward),
+            );
+            for sub in subs {
+                let (k, v) = sub?;
+                let Some(rest) = k.strip_prefix(old_prefix.as_slice()) else {
+                    break;
+                };
+                let mut nk = new_prefix.clone();
+                nk.extend_from_slice(rest);
+                batch.put_cf(handle, &nk, &v);
+                done.bytes += (k.len() + v.len()) as u64;
+            }
+        }
+        let rewritten = Metadata {
+            version: new_version,
+            ..meta
+        };
+        batch.put_cf(meta_cf, &mk, rewritten.encode());
+    }
+    Ok((batch, done))
+}
+
+/// `ns_len | ns | [slot] | key_len:u32 | key`: what every sub-key of a key starts with, before
+/// the version.
+fn sub_key_head(mk: &[u8], slot_encoded: bool) -> Option<Vec<u8>> {
+    let ns_len = *mk.first()? as usize;
+    let prefix_len = 1 + ns_len + if slot_encoded { 2 } else { 0 };
+    let prefix = mk.get(..prefix_len)?;
+    let user_key = mk.get(prefix_len..)?;
+    let mut head = Vec::with_capacity(prefix_len + 4 + user_key.len() + 8);
+    head.extend_from_slice(prefix);
+    head.extend_from_slice(&(user_key.len() as u32).to_be_bytes());
+    head.extend_from_slice(user_key);
+    Some(head)
+}
+
+/// The column families that hold a type's sub-keys.
+fn sub_key_cfs(kind: RedisType) -> &'static [ColumnFamily] {
+    match kind {
+        RedisType::Stream => &[ColumnFamily::Stream],
+        RedisType::ZSet => &[ColumnFamily::Default, ColumnFamily::ZSetScore],
+        _ => &[ColumnFamily::Default],
+    }
+}
