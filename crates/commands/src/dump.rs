@@ -41,6 +41,10 @@ const T_QUARRY_BLOOM: u8 = 200;
 /// quarry's own type byte for a JSON document (RedisJSON writes a module type): the document
 /// as JSON text, one string. Only quarry reads it.
 const T_QUARRY_JSON: u8 = 201;
+/// quarry's own type byte for a t-digest (RedisBloom writes a module type): the compression,
+/// the observations, the minimum and maximum and each merged centroid's mean and weight (as
+/// strings of their shortest decimal form). Only quarry reads it.
+const T_QUARRY_TDIGEST: u8 = 202;
 
 /// CRC-64/Jones as Redis computes it (reflected, poly 0xad93d23594c935a9, init 0).
 pub fn crc64(data: &[u8]) -> u64 {
@@ -153,6 +157,20 @@ fn serialize(db: &Db, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
                 put_str(&mut body, f);
             }
             T_QUARRY_BLOOM
+        }
+        RedisType::TDigest => {
+            let (compression, min, max, observations, centroids) =
+                db.td_dump(key)?.unwrap_or((0, 0.0, 0.0, 0, Vec::new()));
+            put_len(&mut body, compression as u64);
+            put_len(&mut body, observations);
+            put_str(&mut body, min.to_string().as_bytes());
+            put_str(&mut body, max.to_string().as_bytes());
+            put_len(&mut body, centroids.len() as u64);
+            for c in &centroids {
+                put_str(&mut body, c.mean.to_string().as_bytes());
+                put_str(&mut body, c.weight.to_string().as_bytes());
+            }
+            T_QUARRY_TDIGEST
         }
         RedisType::Json => {
             let text = db.json_read(key)?.map(|d| d.text).unwrap_or_default();
@@ -487,6 +505,8 @@ enum Value {
     Bloom(Vec<u8>, u64, Vec<Vec<u8>>),
     /// A JSON document's text.
     Json(Vec<u8>),
+    /// A t-digest, and its observations.
+    TDigest(quarry_types::tdigest::Digest, u64),
 }
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -530,6 +550,45 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
             let n = r.count()?;
             let filters = (0..n).map(|_| r.string()).collect::<Result<_, _>>()?;
             Value::Bloom(info, size, filters)
+        }
+        T_QUARRY_TDIGEST => {
+            let compression = r.len()?;
+            let observations = r.len()?;
+            let num = |b: Vec<u8>| -> Result<f64, CmdError> {
+                std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .ok_or_else(bad)
+            };
+            let (min, max) = (num(r.string()?)?, num(r.string()?)?);
+            let n = r.count()?;
+            let mut centroids = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                let mean = num(r.string()?)?;
+                let weight = num(r.string()?)?;
+                centroids.push(quarry_types::tdigest::Centroid { mean, weight });
+            }
+            let sorted = centroids.windows(2).all(|w| w[0].mean <= w[1].mean);
+            let sane = (1..=quarry_types::tdigest::MAX_COMPRESSION as u64).contains(&compression)
+                && sorted
+                && centroids
+                    .iter()
+                    .all(|c| c.mean.is_finite() && c.weight.is_finite() && c.weight >= 1.0);
+            if !sane {
+                return Err(bad());
+            }
+            let total = centroids.iter().map(|c| c.weight).sum();
+            let empty = centroids.is_empty();
+            Value::TDigest(
+                quarry_types::tdigest::Digest {
+                    compression: compression as u32,
+                    centroids,
+                    min: if empty { f64::MAX } else { min },
+                    max: if empty { f64::MIN } else { max },
+                    total,
+                },
+                observations,
+            )
         }
         T_QUARRY_JSON => {
             let text = r.string()?;
@@ -714,6 +773,7 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 }
             }
             Value::Json(text) => db.json_write(key, &text, 0)?,
+            Value::TDigest(digest, observations) => db.td_store(key, &digest, observations)?,
         }
         if expire_at != 0 {
             db.expire_at(

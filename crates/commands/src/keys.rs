@@ -190,6 +190,7 @@ fn type_by_name(name: &[u8]) -> Option<RedisType> {
         Bloom,
         Json,
         HyperLogLog,
+        TDigest,
     ]
     .into_iter()
     .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))

@@ -28,6 +28,7 @@ mod sortedint;
 pub mod stream;
 mod string;
 pub mod table;
+mod tdigest;
 pub mod zset;
 
 pub use context::{Ctx, CursorStore};

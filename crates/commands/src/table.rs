@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::{
     bitmap, bloom, dump, geo, hash, hll, json, keys, list, server, set, sort, sortedint, stream,
-    string, zset, CmdResult, Ctx,
+    string, tdigest, zset, CmdResult, Ctx,
 };
 
 /// How a command runs.
@@ -206,6 +206,7 @@ pub fn has_movable_keys(name: &str) -> bool {
             | "zunionstore"
             | "zinterstore"
             | "zdiffstore"
+            | "tdigest.merge"
             | "eval"
             | "evalsha"
             | "eval_ro"
@@ -229,8 +230,8 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
     // (position of numkeys, keys before it)
     let numkeys_at = match spec.name {
         "lmpop" | "zmpop" | "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" => 1,
-        "blmpop" | "bzmpop" | "zunionstore" | "zinterstore" | "zdiffstore" | "eval" | "evalsha"
-        | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => 2,
+        "blmpop" | "bzmpop" | "zunionstore" | "zinterstore" | "zdiffstore" | "tdigest.merge"
+        | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => 2,
         // SORT key ... [STORE destination]: the destination is a key too.
         "sort" => {
             let mut out = spec.key_positions(args.len());
@@ -270,7 +271,10 @@ pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
         _ => return spec.key_positions(args.len()),
     };
     let mut out = Vec::new();
-    if matches!(spec.name, "zunionstore" | "zinterstore" | "zdiffstore") {
+    if matches!(
+        spec.name,
+        "zunionstore" | "zinterstore" | "zdiffstore" | "tdigest.merge"
+    ) {
         out.push(1);
     }
     let n = args
@@ -495,6 +499,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("json.numincrby", 4, WRITE, 1, 1, 1, "json", "1.0.0", "Increments the numeric value at path by a value.", D(json::numop)),
     cmd!("json.nummultby", 4, WRITE, 1, 1, 1, "json", "1.0.0", "Multiplies the numeric value at path by a value.", D(json::numop)),
     cmd!("json.info", 2, READONLY, 1, 1, 1, "json", "1.0.0", "Kvrocks: the storage format of a JSON document.", D(json::info)),
+    // t-digests (RedisBloom's TDIGEST.*, in Kvrocks' layout)
+    cmd!("tdigest.create", -2, WRITE | DENYOOM, 1, 1, 1, "tdigest", "2.4.0", "Allocates memory and initializes a new t-digest sketch.", D(tdigest::create)),
+    cmd!("tdigest.add", -3, WRITE | DENYOOM, 1, 1, 1, "tdigest", "2.4.0", "Adds one or more observations to a t-digest sketch.", D(tdigest::add)),
+    cmd!("tdigest.merge", -4, WRITE | DENYOOM, 0, 0, 0, "tdigest", "2.4.0", "Merges multiple t-digest sketches into a single sketch.", D(tdigest::merge)),
+    cmd!("tdigest.reset", 2, WRITE, 1, 1, 1, "tdigest", "2.4.0", "Resets a t-digest sketch: empty the sketch and re-initializes it.", D(tdigest::reset)),
+    cmd!("tdigest.min", 2, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns the minimum observation value from a t-digest sketch.", D(tdigest::min_max)),
+    cmd!("tdigest.max", 2, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns the maximum observation value from a t-digest sketch.", D(tdigest::min_max)),
+    cmd!("tdigest.quantile", -3, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns, for each input fraction, an estimation of the value (floating point) that is smaller than the given fraction of observations.", D(tdigest::quantile)),
+    cmd!("tdigest.cdf", -3, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns, for each input value, an estimation of the fraction (floating-point) of (observations smaller than the given value + half the observations equal to the given value).", D(tdigest::cdf)),
+    cmd!("tdigest.rank", -3, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns, for each input value (floating-point), the estimated rank of the value (the number of observations in the sketch that are smaller than the value + half the number of observations that are equal to the value).", D(tdigest::rank)),
+    cmd!("tdigest.revrank", -3, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns, for each input value (floating-point), the estimated reverse rank of the value.", D(tdigest::rank)),
+    cmd!("tdigest.byrank", -3, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns, for each input rank, an estimation of the value (floating-point) with that rank.", D(tdigest::by_rank)),
+    cmd!("tdigest.byrevrank", -3, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns, for each input reverse rank, an estimation of the value (floating-point) with that reverse rank.", D(tdigest::by_rank)),
+    cmd!("tdigest.trimmed_mean", 4, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns an estimation of the mean value from the sketch, excluding observation values outside the low and high cutoff quantiles.", D(tdigest::trimmed_mean)),
+    cmd!("tdigest.info", 2, READONLY, 1, 1, 1, "tdigest", "2.4.0", "Returns information and statistics about a t-digest sketch.", D(tdigest::info)),
     // Bloom filters (RedisBloom's BF.*, in Kvrocks' layout)
     cmd!("bf.reserve", -4, WRITE | DENYOOM, 1, 1, 1, "bf", "1.0.0", "Creates a new Bloom filter.", D(bloom::reserve)),
     cmd!("bf.add", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "bf", "1.0.0", "Adds an item to a Bloom filter.", D(bloom::add)),

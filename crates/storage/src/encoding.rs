@@ -30,6 +30,7 @@ pub enum RedisType {
     Bloom = 9,
     Json = 10,
     HyperLogLog = 11,
+    TDigest = 12,
 }
 
 impl RedisType {
@@ -48,6 +49,7 @@ impl RedisType {
             9 => Bloom,
             10 => Json,
             11 => HyperLogLog,
+            12 => TDigest,
             _ => return Option::None,
         })
     }
@@ -68,6 +70,7 @@ impl RedisType {
             Bloom => "MBbloom--",
             Json => "ReJSON-RL",
             HyperLogLog => "hyperloglog",
+            TDigest => "TDIS-TYPE",
         }
     }
 
@@ -84,6 +87,7 @@ impl RedisType {
                 | RedisType::Json
                 | RedisType::Stream
                 | RedisType::Bloom
+                | RedisType::TDigest
                 | RedisType::HyperLogLog
         )
     }

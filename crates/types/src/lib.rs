@@ -21,6 +21,7 @@ mod set;
 pub mod sortedint;
 pub mod stream;
 mod string;
+pub mod tdigest;
 pub mod txn;
 mod zset;
 
