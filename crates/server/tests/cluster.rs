@@ -511,6 +511,31 @@ fn three_masters_with_replicas_under_redirected_random_writes() {
         let v = client.query(&["GET".into(), "via-redis-cli".into()]);
         assert_eq!(v, redis::Value::BulkString(b"1".to_vec()));
     }
+    // `show` gives each pair's continuous verification: a master's walk, and each replica's
+    // checks with no mismatch.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quarry-cluster"))
+        .args(["show", &addrs[0]])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    let summaries: Vec<&str> = shown.lines().filter(|l| l.contains("role=")).collect();
+    assert_eq!(summaries.len(), 6, "{shown}");
+    assert_eq!(
+        summaries
+            .iter()
+            .filter(|l| l.contains("verify_slices_issued="))
+            .count(),
+        3,
+        "{shown}"
+    );
+    assert_eq!(
+        summaries
+            .iter()
+            .filter(|l| l.contains("mismatches=0"))
+            .count(),
+        3,
+        "{shown}"
+    );
 }
 
 #[test]
