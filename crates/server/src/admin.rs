@@ -104,6 +104,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
             crate::replication::run(server, session, name, a)
         }
         "verify" => reply_result(crate::verify::command(server, a)),
+        "latency" => reply_result(crate::latency::command(server, a)),
         "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
         | "sunsubscribe" | "publish" | "mpublish" | "spublish" | "pubsub" => {
             crate::pubsub::run(server, session, name, a)
@@ -657,6 +658,7 @@ fn config(server: &Server, a: &[Bytes]) -> Outcome {
                 s.calls.store(0, Ordering::Relaxed);
                 s.usec.store(0, Ordering::Relaxed);
                 s.failed.store(0, Ordering::Relaxed);
+                s.latency.reset();
             }
             server.stats.commands_processed.store(0, Ordering::Relaxed);
             server.stats.error_replies.store(0, Ordering::Relaxed);

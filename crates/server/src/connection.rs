@@ -169,6 +169,15 @@ impl ClientStream for TcpStream {
     }
 }
 
+impl ClientStream for tokio::net::UnixStream {
+    fn into_thread_socket(self) -> std::io::Result<std::net::TcpStream> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "replication runs over TCP, not the unix socket",
+        ))
+    }
+}
+
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     fn into_thread_socket(self) -> std::io::Result<std::net::TcpStream> {
         crate::tls::bridge_accepted(&tokio::runtime::Handle::current(), self)
@@ -725,9 +734,13 @@ pub fn execute(
         let started = Instant::now();
         let flow = crate::multi::run(server, session, spec.name, &args, out);
         let stat = &server.command_stats[Server::command_index(spec)];
+        let micros = started.elapsed().as_micros() as u64;
         stat.calls.fetch_add(1, Ordering::Relaxed);
-        stat.usec
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stat.usec.fetch_add(micros, Ordering::Relaxed);
+        if server.hot.latency_tracking.load(Ordering::Relaxed) {
+            stat.latency.record(micros);
+        }
+        crate::latency::monitor_command(server, false, micros);
         return flow;
     }
     if session.multi.is_some() && !crate::multi::runs_immediately(spec.name) {
@@ -873,6 +886,10 @@ pub fn dispatch(
     let stat = &server.command_stats[index];
     stat.calls.fetch_add(1, Ordering::Relaxed);
     stat.usec.fetch_add(micros, Ordering::Relaxed);
+    if server.hot.latency_tracking.load(Ordering::Relaxed) {
+        stat.latency.record(micros);
+    }
+    crate::latency::monitor_command(server, spec.has(flag::FAST), micros);
     server
         .stats
         .commands_processed

@@ -10,7 +10,7 @@ use quarry_storage::ColumnFamily;
 use crate::admin::REDIS_VERSION;
 use crate::server::Server;
 
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "server",
     "clients",
     "memory",
@@ -20,6 +20,7 @@ const SECTIONS: [&str; 13] = [
     "verification",
     "cpu",
     "commandstats",
+    "latencystats",
     "errorstats",
     "cluster",
     "keyspace",
@@ -41,7 +42,11 @@ pub fn render(
     let wanted: Vec<&str> = SECTIONS
         .iter()
         .copied()
-        .filter(|s| everything || (default && *s != "commandstats") || asked.iter().any(|a| a == s))
+        .filter(|s| {
+            everything
+                || (default && !matches!(*s, "commandstats" | "latencystats"))
+                || asked.iter().any(|a| a == s)
+        })
         .collect();
     let mut out = String::new();
     for (i, section) in wanted.iter().enumerate() {
@@ -58,6 +63,7 @@ pub fn render(
             "verification" => crate::verify::section(server, &mut out),
             "cpu" => cpu_section(&mut out),
             "commandstats" => commandstats_section(server, &mut out),
+            "latencystats" => crate::latency::section(server, &mut out),
             "errorstats" => {
                 out.push_str("# Errorstats\r\n");
                 for (code, n) in server.stats.errors_by_code.lock().iter() {

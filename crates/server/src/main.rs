@@ -12,6 +12,8 @@ mod connection;
 mod cron;
 mod group;
 mod info;
+mod latency;
+mod metrics;
 mod migrate_keys;
 mod migration;
 mod multi;
@@ -366,6 +368,7 @@ fn run(cli: Cli) -> Result<(), String> {
         acl: Default::default(),
         tls: Default::default(),
         verify: crate::verify::Verify::new(),
+        latency_monitor: Default::default(),
         runtime: runtime.handle().clone(),
         repl: replication::ReplState::new(
             opts.clone(),
@@ -510,6 +513,14 @@ async fn serve(
     for (listener, tls) in listeners {
         tokio::spawn(accept_loop(server.clone(), listener, tls, live.clone()));
     }
+    let unix_path = server.config.read().get("unixsocket").to_string();
+    if !unix_path.is_empty() {
+        let perm =
+            u32::from_str_radix(server.config.read().get("unixsocketperm"), 8).unwrap_or(0o777);
+        let listener = bind_unix(&unix_path, perm)?;
+        tokio::spawn(accept_unix(server.clone(), listener, live.clone()));
+    }
+    metrics::start(&server, &binds[0]).await?;
     let mut shutdown = server.shutdown.subscribe();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
@@ -525,7 +536,78 @@ async fn serve(
     while Arc::strong_count(&live) > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    if !unix_path.is_empty() {
+        let _ = std::fs::remove_file(&unix_path);
+    }
     Ok(())
+}
+
+/// Listens on the Unix socket `path` (`unixsocket`), with permission bits `perm`
+/// (`unixsocketperm`). A socket file left by a previous run is replaced; any other file there
+/// is an error.
+fn bind_unix(path: &str, perm: u32) -> Result<tokio::net::UnixListener, String> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(format!("unixsocket {path} exists and is not a socket"));
+        }
+        std::fs::remove_file(path).map_err(|e| format!("cannot replace {path}: {e}"))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on unix socket {path}: {e}"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
+        .map_err(|e| format!("cannot set unixsocketperm on {path}: {e}"))?;
+    info!(
+        path,
+        perm = format!("{perm:o}"),
+        "listening on a unix socket"
+    );
+    Ok(listener)
+}
+
+async fn accept_unix(server: Arc<Server>, listener: tokio::net::UnixListener, live: Arc<()>) {
+    let mut shutdown = server.shutdown.subscribe();
+    let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|v| *v) => return,
+        };
+        let mut stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!("accept on the unix socket failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        server
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        if server.clients.len() >= server.hot.maxclients.load(Ordering::Relaxed) {
+            server
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            use tokio::io::AsyncWriteExt;
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            continue;
+        }
+        let handle = server.clients.register(unspecified, unspecified);
+        let token = live.clone();
+        let conn = connection::serve(server.clone(), stream, handle.clone());
+        let task = tokio::spawn(async move {
+            let _token = token;
+            conn.await
+        });
+        handle.set_task(task.abort_handle());
+        if *server.shutdown.borrow() {
+            handle.kill();
+        }
+    }
 }
 
 async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool, live: Arc<()>) {

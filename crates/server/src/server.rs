@@ -23,6 +23,8 @@ pub struct CommandStat {
     pub calls: AtomicU64,
     pub usec: AtomicU64,
     pub failed: AtomicU64,
+    /// Latency histogram (`latency-tracking`).
+    pub latency: crate::latency::Histogram,
 }
 
 #[derive(Default)]
@@ -75,6 +77,9 @@ pub struct HotConfig {
     /// The engine's `max-db-size` flag, mirrored here for the command path
     /// ([`size_limit_refusal`]); set with it by the maintenance thread and DEBUG DBSIZE-LIMIT.
     pub db_size_limit_reached: AtomicBool,
+    /// `latency-tracking` and `latency-monitor-threshold` (ms, 0 = off).
+    pub latency_tracking: AtomicBool,
+    pub latency_monitor_threshold_ms: AtomicU64,
 }
 
 impl HotConfig {
@@ -93,6 +98,8 @@ impl HotConfig {
             min_replicas_to_write: AtomicU64::new(0),
             db_size_limit_reached: AtomicBool::new(false),
             min_replicas_max_lag: AtomicU64::new(10),
+            latency_tracking: AtomicBool::new(true),
+            latency_monitor_threshold_ms: AtomicU64::new(0),
         };
         hot.reload(cfg);
         hot
@@ -129,6 +136,12 @@ impl HotConfig {
         );
         self.notify_flags.store(
             crate::notify::parse_flags(cfg.get("notify-keyspace-events")).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        self.latency_tracking
+            .store(cfg.get_bool("latency-tracking"), Ordering::Relaxed);
+        self.latency_monitor_threshold_ms.store(
+            cfg.get_i64("latency-monitor-threshold").max(0) as u64,
             Ordering::Relaxed,
         );
         self.min_replicas_to_write.store(
@@ -221,6 +234,8 @@ pub struct Server {
     pub tls: crate::tls::Tls,
     /// Continuous verification of replicas, and self-repair.
     pub verify: crate::verify::Verify,
+    /// LATENCY's monitor of spikes.
+    pub latency_monitor: crate::latency::Monitor,
     /// The runtime, for the tasks that bridge replication threads to TLS links.
     pub runtime: tokio::runtime::Handle,
     pub cursors: CursorStore,

@@ -811,6 +811,38 @@ fn repair(server: &Server, slice: Slice) -> Result<Frame, CmdError> {
     Ok(Frame::ok())
 }
 
+/// Verification's counters at one moment (the Prometheus endpoint).
+pub struct Snapshot {
+    pub issued: u64,
+    pub checked: u64,
+    pub skipped: u64,
+    pub mismatches: u64,
+    pub repairs: u64,
+    pub repairs_failed: u64,
+    pub full_syncs: u64,
+    pub repairing: u64,
+    pub progress_permille: u64,
+    pub last_ok_secs: Option<u64>,
+}
+
+impl Verify {
+    pub fn snapshot(&self) -> Snapshot {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            issued: n(&self.slices_issued),
+            checked: n(&self.slices_checked),
+            skipped: n(&self.slices_skipped),
+            mismatches: n(&self.mismatches),
+            repairs: n(&self.repairs),
+            repairs_failed: n(&self.repairs_failed),
+            full_syncs: n(&self.full_syncs),
+            repairing: self.repairing_count.load(Ordering::Relaxed) as u64,
+            progress_permille: n(&self.progress_permille),
+            last_ok_secs: self.last_ok.lock().map(|t| t.elapsed().as_secs()),
+        }
+    }
+}
+
 /// INFO's `# Verification` section (also VERIFY STATUS).
 pub fn section(server: &Server, out: &mut String) {
     let v = &server.verify;

@@ -31,6 +31,8 @@ pub enum Kind {
     NotifyFlags,
     /// Kvrocks' cron expression (`bgsave-cron`, ...): empty, or groups of five fields.
     Cron,
+    /// Percentiles from 0 to 100, space-separated (`latency-tracking-info-percentiles`).
+    Percentiles,
 }
 
 pub struct Directive {
@@ -90,6 +92,9 @@ const LIVE: &[&str] = &[
     "verify-max-mb-per-second",
     "verify-slice-keys",
     "verify-repair",
+    "latency-tracking",
+    "latency-tracking-info-percentiles",
+    "latency-monitor-threshold",
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {
@@ -175,6 +180,13 @@ fn normalize(d: &Directive, raw: &str) -> Result<String, String> {
         Kind::Str | Kind::Multi | Kind::Compat => Ok(raw.to_string()),
         Kind::Cron => crate::cron::Schedule::parse(raw)
             .map(|_| raw.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Kind::Percentiles => {
+            if crate::latency::valid_percentiles(raw) {
+                Ok(raw.split_whitespace().collect::<Vec<_>>().join(" "))
+            } else {
+                Err("latency-tracking-info-percentiles takes numbers between 0 and 100".into())
+            }
+        }
     }
 }
 
