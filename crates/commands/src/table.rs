@@ -530,6 +530,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // keyspace
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),
     cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", D(keys::del)),
+    cmd!("movex", 3, WRITE, 1, 1, 1, "generic", "1.0.0", "Kvrocks: moves a key to the namespace of a token.", S),
     cmd!("move", 3, WRITE | FAST, 1, 1, 1, "generic", "1.0.0", "Kvrocks: there is one database, so nothing moves; answers whether the key exists.", D(keys::move_key)),
     cmd!("exists", -2, READONLY | FAST, 1, -1, 1, "generic", "1.0.0", "Determines whether one or more keys exist.", D(keys::exists)),
     cmd!("touch", -2, READONLY | FAST, 1, -1, 1, "generic", "3.2.1", "Alters the last access time of a key(s). Returns the number of existing keys specified.", D(keys::touch)),

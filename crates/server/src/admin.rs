@@ -51,6 +51,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         "quit" => (Ok(Frame::ok()), Flow::Close),
         "reset" => reset(server, session),
         "namespace" => crate::namespace::command(server, a),
+        "movex" => reply_result(crate::namespace::movex(server, session, a)),
         "acl" => crate::acl::command::run(server, session, a),
         "client" => client(server, session, a),
         "info" => info_cmd(server, session, a),

@@ -145,6 +145,37 @@ pub fn set_user(server: &Server, session: &mut Session, name: &str) {
 }
 
 /// NAMESPACE GET|SET|ADD|DEL, with Kvrocks' replies and texts.
+/// Kvrocks' `MOVEX key token`: moves `key` from this connection's namespace to the token's
+/// (`requirepass` names the default namespace). 1 if moved; 0 if the key is missing, or
+/// exists there already (or the two are the same namespace).
+pub fn movex(server: &Server, session: &Session, a: &[Bytes]) -> Result<Frame, CmdError> {
+    let target = {
+        let config = server.config.read();
+        let admin = config.get("requirepass");
+        if admin.is_empty() {
+            return Err(CmdError::err(
+                "Forbidden to move key when requirepass is empty",
+            ));
+        }
+        match std::str::from_utf8(&a[2]) {
+            Ok(t) if t == admin => None,
+            Ok(t) => match config.tokens().get(t) {
+                Some(name) => Some(Bytes::from(name.clone())),
+                None => return Err(CmdError::err("Invalid password")),
+            },
+            Err(_) => return Err(CmdError::err("Invalid password")),
+        }
+    };
+    if target == session.namespace {
+        return Ok(Frame::Integer(0));
+    }
+    let storage = server.storage().ok_or(CmdError::Loading)?;
+    let src = storage.db(session.namespace.as_ref());
+    let dst = storage.db(target.as_ref());
+    let moved = src.move_to(&a[1], &dst)?;
+    Ok(Frame::Integer(moved as i64))
+}
+
 pub fn command(server: &Server, a: &[Bytes]) -> Outcome {
     (run(server, &lower(&a[1]), a), Flow::Continue)
 }

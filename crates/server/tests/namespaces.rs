@@ -548,3 +548,40 @@ fn an_acl_user_confined_to_a_namespace() {
         .unwrap();
     assert_eq!(q::<Option<String>>(&mut again, &["GET", "k"]), None);
 }
+
+#[test]
+fn movex_moves_a_key_to_the_tokens_namespace() {
+    // Replies compared side by side with Kvrocks 2.10.1 on the same script.
+    let (s, _dir, _conf) = server("", &[]);
+    let mut admin = as_(&s, "adminpw");
+    let mut t1 = as_(&s, "tok1");
+    let _: () = q(&mut admin, &["SET", "a", "1"]);
+    let _: () = q(&mut admin, &["HSET", "h", "f", "v"]);
+    assert_eq!(q::<i64>(&mut admin, &["MOVEX", "a", "tok1"]), 1);
+    assert_eq!(q::<i64>(&mut admin, &["MOVEX", "a", "tok1"]), 0, "moved already");
+    assert_eq!(q::<i64>(&mut admin, &["MOVEX", "h", "tok1"]), 1);
+    assert_eq!(q::<i64>(&mut admin, &["MOVEX", "missing", "tok1"]), 0);
+    assert_eq!(
+        err(&mut admin, &["MOVEX", "a", "bad"]),
+        "ERR Invalid password"
+    );
+    assert_eq!(q::<i64>(&mut admin, &["EXISTS", "a", "h"]), 0);
+    assert_eq!(q::<String>(&mut t1, &["GET", "a"]), "1");
+    assert_eq!(q::<Vec<String>>(&mut t1, &["HGETALL", "h"]), ["f", "v"]);
+    // Back to the default namespace with the admin password; not over an existing key.
+    let _: () = q(&mut t1, &["SET", "b", "2"]);
+    assert_eq!(q::<i64>(&mut t1, &["MOVEX", "b", "adminpw"]), 1);
+    assert_eq!(q::<String>(&mut admin, &["GET", "b"]), "2");
+    let _: () = q(&mut admin, &["SET", "c", "1"]);
+    let _: () = q(&mut t1, &["SET", "c", "2"]);
+    assert_eq!(q::<i64>(&mut t1, &["MOVEX", "c", "adminpw"]), 0);
+    assert_eq!(q::<String>(&mut t1, &["GET", "c"]), "2");
+    assert_eq!(q::<String>(&mut admin, &["GET", "c"]), "1");
+    // Without requirepass there are no namespaces to move to.
+    let plain = TestServer::start();
+    let _: () = q(&mut plain.conn(), &["SET", "k", "v"]);
+    assert_eq!(
+        err(&mut plain.conn(), &["MOVEX", "k", "x"]),
+        "ERR Forbidden to move key when requirepass is empty"
+    );
+}

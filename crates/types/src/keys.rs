@@ -340,6 +340,50 @@ impl Db {
         Ok(true)
     }
 
+    /// Kvrocks' MOVEX: moves `key` into `target`, another namespace of the same engine, unless
+    /// it is missing here or exists there. One batch: the key's records are copied under the
+    /// target's prefix (sub-keys under a new version) and its metadata here is deleted.
+    pub fn move_to(&self, key: &[u8], target: &Db) -> Result<bool> {
+        let _guard = self.locks.lock(key);
+        let _target_guard = target.locks.lock(key);
+        let Some(meta) = self.live_metadata(key)? else {
+            return Ok(false);
+        };
+        if target.peek_live(key)?.is_some() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        let mut copy = meta.clone();
+        if !meta.kind.is_single_kv() {
+            copy.version = encoding::next_version();
+            let src_prefix = self.codec.subkey_prefix(key, meta.version);
+            let dst_prefix = target.codec.subkey_prefix(key, copy.version);
+            for cf in SUBKEY_CFS {
+                let handle = self.engine.cf(cf);
+                let iter = self.iter_cf(
+                    cf,
+                    None,
+                    prefix_successor(&src_prefix),
+                    Start::From(&src_prefix, Direction::Forward),
+                );
+                for item in iter {
+                    let (k, v) = item?;
+                    let mut nk = dst_prefix.clone();
+                    nk.extend_from_slice(&k[src_prefix.len()..]);
+                    batch.put_cf(handle, nk, v);
+                }
+            }
+        }
+        batch.put_cf(
+            self.metadata_cf(),
+            target.codec.metadata_key(key),
+            copy.encode(),
+        );
+        batch.delete_cf(self.metadata_cf(), self.codec.metadata_key(key));
+        self.write(batch)?;
+        Ok(true)
+    }
+
     /// Visits live keys in key order, starting after `after`, calling `visit` with each user key
     /// and its type until it returns false or `max_visits` records have been looked at.
     /// Returns the last key looked at, if the walk stopped before the end.
