@@ -396,3 +396,1956 @@ pub static REDIS_COMMANDS: &[(&str, u32, &[u8])] = &[
     ("zunion", 0x8012, &[1]),
     ("zunionstore", 0x8014, &[2, 1]),
 ];
+
+/// Key specs of the commands that have keys, sorted by name: where each spec's keys
+/// begin (an argument index, or the argument after a keyword searched for from
+/// `startfrom`, negative from the end) and its flags, in Redis' order and spelling.
+pub static KEY_SPECS: &[(&str, &[KeySpec])] = &[
+    (
+        "append",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "bitcount",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "bitfield",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update", "variable_flags"],
+        }],
+    ),
+    (
+        "bitfield_ro",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "bitop",
+        &[
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 3,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "bitpos",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "blmove",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "insert"],
+            },
+        ],
+    ),
+    (
+        "blmpop",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "blpop",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "brpop",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "brpoplpush",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "insert"],
+            },
+        ],
+    ),
+    (
+        "bzmpop",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "bzpopmax",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "bzpopmin",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "copy",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+        ],
+    ),
+    (
+        "decr",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "decrby",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "del",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RM", "delete"],
+        }],
+    ),
+    (
+        "dump",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "eval",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "eval_ro",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "evalsha",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "evalsha_ro",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "exists",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "expire",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "expireat",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "expiretime",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "fcall",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "fcall_ro",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "geoadd",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "geodist",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "geohash",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "geopos",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "georadius",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "STORE",
+                startfrom: 6,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "STOREDIST",
+                startfrom: 6,
+                flags: &["OW", "update"],
+            },
+        ],
+    ),
+    (
+        "georadius_ro",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "georadiusbymember",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "STORE",
+                startfrom: 5,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "STOREDIST",
+                startfrom: 5,
+                flags: &["OW", "update"],
+            },
+        ],
+    ),
+    (
+        "georadiusbymember_ro",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "geosearch",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "geosearchstore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "get",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "getbit",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "getdel",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "getex",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "getrange",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "getset",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "hdel",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "hexists",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "hget",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "hgetall",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "hincrby",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "hincrbyfloat",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "hkeys",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "hlen",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "hmget",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "hmset",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "hrandfield",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "hscan",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "hset",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "hsetnx",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "hstrlen",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "hvals",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "incr",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "incrby",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "incrbyfloat",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "lcs",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "lindex",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "linsert",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "llen",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "lmove",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "insert"],
+            },
+        ],
+    ),
+    (
+        "lmpop",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "lpop",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "lpos",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "lpush",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "lpushx",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "lrange",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "lrem",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "lset",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "ltrim",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "memory|usage",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "mget",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "migrate",
+        &[
+            KeySpec {
+                index: 3,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "KEYS",
+                startfrom: -2,
+                flags: &["RW", "access", "delete", "incomplete"],
+            },
+        ],
+    ),
+    (
+        "move",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "mset",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["OW", "update"],
+        }],
+    ),
+    (
+        "msetnx",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["OW", "insert"],
+        }],
+    ),
+    (
+        "object|encoding",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "object|freq",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "object|idletime",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "object|refcount",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "persist",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "pexpire",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "pexpireat",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "pexpiretime",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "pfadd",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "pfcount",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access"],
+        }],
+    ),
+    (
+        "pfdebug",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access"],
+        }],
+    ),
+    (
+        "pfmerge",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "insert"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "psetex",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["OW", "update"],
+        }],
+    ),
+    (
+        "pttl",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "rename",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+        ],
+    ),
+    (
+        "renamenx",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "insert"],
+            },
+        ],
+    ),
+    (
+        "restore",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["OW", "update"],
+        }],
+    ),
+    (
+        "restore-asking",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["OW", "update"],
+        }],
+    ),
+    (
+        "rpop",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "rpoplpush",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "insert"],
+            },
+        ],
+    ),
+    (
+        "rpush",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "rpushx",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "sadd",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "scard",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "sdiff",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "sdiffstore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "set",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update", "variable_flags"],
+        }],
+    ),
+    (
+        "setbit",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "setex",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["OW", "update"],
+        }],
+    ),
+    (
+        "setnx",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["OW", "insert"],
+        }],
+    ),
+    (
+        "setrange",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "sinter",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "sintercard",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "sinterstore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "sismember",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "smembers",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "smismember",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "smove",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "access", "delete"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RW", "insert"],
+            },
+        ],
+    ),
+    (
+        "sort",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+        ],
+    ),
+    (
+        "sort_ro",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+            KeySpec {
+                index: 0,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "spop",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "spublish",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["not_key"],
+        }],
+    ),
+    (
+        "srandmember",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "srem",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "sscan",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "ssubscribe",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["not_key"],
+        }],
+    ),
+    (
+        "strlen",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "substr",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "sunion",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "sunionstore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "sunsubscribe",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["not_key"],
+        }],
+    ),
+    (
+        "touch",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "ttl",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "type",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "unlink",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RM", "delete"],
+        }],
+    ),
+    (
+        "watch",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "xack",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "xadd",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "xautoclaim",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "xclaim",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "xdel",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "xgroup|create",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "xgroup|createconsumer",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "insert"],
+        }],
+    ),
+    (
+        "xgroup|delconsumer",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "xgroup|destroy",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "xgroup|setid",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "xinfo|consumers",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xinfo|groups",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xinfo|stream",
+        &[KeySpec {
+            index: 2,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xlen",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "xpending",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xrange",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xread",
+        &[KeySpec {
+            index: 0,
+            keyword: "STREAMS",
+            startfrom: 1,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xreadgroup",
+        &[KeySpec {
+            index: 0,
+            keyword: "STREAMS",
+            startfrom: 4,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xrevrange",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "xsetid",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "xtrim",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "zadd",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "update"],
+        }],
+    ),
+    (
+        "zcard",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO"],
+        }],
+    ),
+    (
+        "zcount",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zdiff",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zdiffstore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "zincrby",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "update"],
+        }],
+    ),
+    (
+        "zinter",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zintercard",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zinterstore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "zlexcount",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zmpop",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "zmscore",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zpopmax",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "zpopmin",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "access", "delete"],
+        }],
+    ),
+    (
+        "zrandmember",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrange",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrangebylex",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrangebyscore",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrangestore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+    (
+        "zrank",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrem",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "zremrangebylex",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "zremrangebyrank",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "zremrangebyscore",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RW", "delete"],
+        }],
+    ),
+    (
+        "zrevrange",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrevrangebylex",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrevrangebyscore",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zrevrank",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zscan",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zscore",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zunion",
+        &[KeySpec {
+            index: 1,
+            keyword: "",
+            startfrom: 0,
+            flags: &["RO", "access"],
+        }],
+    ),
+    (
+        "zunionstore",
+        &[
+            KeySpec {
+                index: 1,
+                keyword: "",
+                startfrom: 0,
+                flags: &["OW", "update"],
+            },
+            KeySpec {
+                index: 2,
+                keyword: "",
+                startfrom: 0,
+                flags: &["RO", "access"],
+            },
+        ],
+    ),
+];
+
+/// One key spec.
+pub struct KeySpec {
+    pub index: u32,
+    pub keyword: &'static str,
+    pub startfrom: i32,
+    pub flags: &'static [&'static str],
+}

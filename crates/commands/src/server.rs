@@ -117,7 +117,8 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 .map(|s| (Frame::bulk(s.name), docs_entry(s)))
                 .collect(),
         ))
-    } else if is(sub, "GETKEYS") && a.len() >= 3 {
+    } else if (is(sub, "GETKEYS") && a.len() >= 3) || (is(sub, "GETKEYSANDFLAGS") && a.len() >= 4) {
+        let with_flags = is(sub, "GETKEYSANDFLAGS");
         let spec = lookup(&a[2]).ok_or_else(|| CmdError::err("Invalid command specified"))?;
         let argv = &a[2..];
         if !spec.arity_ok(argv.len()) {
@@ -134,6 +135,19 @@ pub fn command(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         // A command that may have keys (EVAL ... 0) answers an empty list when it has none.
         if pos.is_empty() && !has_movable_keys(spec.name) {
             return Err(CmdError::err("The command has no key arguments"));
+        }
+        if with_flags {
+            return Ok(Frame::Array(
+                pos.into_iter()
+                    .map(|p| {
+                        let flags = key_flags(spec, argv, p)
+                            .into_iter()
+                            .map(|f| Frame::Simple(f.into()))
+                            .collect();
+                        Frame::Array(vec![Frame::Bulk(argv[p].clone()), Frame::Set(flags)])
+                    })
+                    .collect(),
+            ));
         }
         Ok(Frame::Array(
             pos.into_iter()
@@ -201,4 +215,73 @@ fn list(a: &[Bytes]) -> CmdResult {
             .map(|(n, _)| Frame::bulk(n))
             .collect(),
     ))
+}
+
+/// The key-spec flags of the key at `pos` of `argv` (COMMAND GETKEYSANDFLAGS): those of the
+/// spec whose keys begin last at or before it (an index, or the argument after a keyword),
+/// else of the last spec (SORT's and GEORADIUS' STORE). Commands Redis does not have take
+/// theirs from the command's flags.
+fn key_flags(spec: &CommandSpec, argv: &[Bytes], pos: usize) -> Vec<&'static str> {
+    let full = if spec.name == "memory" {
+        "memory|usage"
+    } else {
+        spec.name
+    };
+    let Some(specs) = crate::acl_table::KEY_SPECS
+        .binary_search_by(|(n, _)| (*n).cmp(full))
+        .ok()
+        .map(|i| crate::acl_table::KEY_SPECS[i].1)
+    else {
+        return if spec.has(crate::table::flag::WRITE) {
+            vec!["RW", "access", "update"]
+        } else {
+            vec!["RO", "access"]
+        };
+    };
+    let begin = |ks: &crate::acl_table::KeySpec| -> Option<usize> {
+        if ks.index > 0 {
+            return Some(ks.index as usize);
+        }
+        if ks.keyword.is_empty() {
+            return None;
+        }
+        let matches = |i: &usize| argv[*i].eq_ignore_ascii_case(ks.keyword.as_bytes());
+        let found = if ks.startfrom >= 0 {
+            (ks.startfrom as usize..argv.len()).find(matches)
+        } else {
+            let from = argv.len() as i64 + ks.startfrom as i64;
+            (0..=from.max(0) as usize).rev().find(matches)
+        };
+        found.map(|k| k + 1)
+    };
+    let chosen = specs
+        .iter()
+        .filter_map(|ks| begin(ks).filter(|&b| b <= pos).map(|b| (b, ks)))
+        .max_by_key(|(b, _)| *b)
+        .map(|(_, ks)| ks);
+    // Specs Redis cannot place (SORT's and GEORADIUS' STORE key) hold the keys that no index
+    // spec starts at.
+    let unplaced = specs.iter().any(|s| s.index == 0 && s.keyword.is_empty());
+    let ks = match chosen {
+        Some(ks) if !(unplaced && ks.keyword.is_empty() && ks.index as usize != pos) => ks,
+        _ => specs.last().expect("a spec"),
+    };
+    if ks.flags.contains(&"variable_flags") {
+        // Redis works these out from the arguments, as its getkeys procedures do.
+        let has = |word: &str| {
+            argv[2..]
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(word.as_bytes()))
+        };
+        return match spec.name {
+            "set" if !has("get") => vec!["OW", "update"],
+            "bitfield" if !has("set") && !has("incrby") => vec!["RO", "access"],
+            _ => vec!["RW", "access", "update"],
+        };
+    }
+    ks.flags
+        .iter()
+        .copied()
+        .filter(|f| *f != "incomplete")
+        .collect()
 }

@@ -661,6 +661,7 @@ pub static SUBCOMMANDS: &[(&str, &str, i32)] = &[
     ("command", "count", 2),
     ("command", "docs", -2),
     ("command", "getkeys", -3),
+    ("command", "getkeysandflags", -4),
     ("command", "info", -2),
     ("command", "list", -2),
     ("command", "help", 2),

@@ -566,3 +566,65 @@ fn scripts_ask_acl_check_cmd_as_in_redis() {
         );
     }
 }
+
+#[test]
+fn command_getkeysandflags_matches_redis() {
+    let r = Redis::start();
+    let s = TestServer::start();
+    let (mut rc, mut qc) = (r.conn(), s.conn());
+    let g = "GETKEYSANDFLAGS";
+    same(
+        &mut rc,
+        &mut qc,
+        &[
+            &["COMMAND", g, "SET", "a", "b"],
+            &["COMMAND", g, "SET", "a", "b", "GET"],
+            &["COMMAND", g, "GET", "a"],
+            &["COMMAND", g, "MSET", "a", "1", "b", "2"],
+            &["COMMAND", g, "DEL", "a", "b", "c"],
+            &["COMMAND", g, "LMOVE", "a", "b", "LEFT", "RIGHT"],
+            &["COMMAND", g, "BLMOVE", "a", "b", "LEFT", "LEFT", "0"],
+            &["COMMAND", g, "SMOVE", "a", "b", "m"],
+            &["COMMAND", g, "RENAME", "a", "b"],
+            &["COMMAND", g, "BITOP", "AND", "d", "a", "b"],
+            &["COMMAND", g, "BITFIELD", "k", "GET", "u8", "0"],
+            &["COMMAND", g, "BITFIELD", "k", "SET", "u8", "0", "1"],
+            &["COMMAND", g, "ZUNIONSTORE", "d", "2", "a", "b"],
+            &["COMMAND", g, "LMPOP", "2", "a", "b", "LEFT"],
+            &["COMMAND", g, "EVAL", "return 1", "1", "k"],
+            &["COMMAND", g, "EVAL", "return 1", "0"],
+            &["COMMAND", g, "SORT", "k", "STORE", "d"],
+            &[
+                "COMMAND",
+                g,
+                "GEORADIUS",
+                "k",
+                "1",
+                "2",
+                "3",
+                "m",
+                "STORE",
+                "d",
+            ],
+            &["COMMAND", g, "XREAD", "STREAMS", "a", "b", "0", "0"],
+            &[
+                "COMMAND",
+                g,
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "STREAMS",
+                "s",
+                "0",
+            ],
+            &[
+                "COMMAND", g, "MIGRATE", "h", "1", "", "0", "5", "KEYS", "a", "b",
+            ],
+            &["COMMAND", g, "MEMORY", "USAGE", "k"],
+            &["COMMAND", g, "PING", "x"],
+            &["COMMAND", g, "GET"],
+            &["COMMAND", g, "NOSUCH", "a"],
+        ],
+    );
+}

@@ -558,7 +558,11 @@ fn movex_moves_a_key_to_the_tokens_namespace() {
     let _: () = q(&mut admin, &["SET", "a", "1"]);
     let _: () = q(&mut admin, &["HSET", "h", "f", "v"]);
     assert_eq!(q::<i64>(&mut admin, &["MOVEX", "a", "tok1"]), 1);
-    assert_eq!(q::<i64>(&mut admin, &["MOVEX", "a", "tok1"]), 0, "moved already");
+    assert_eq!(
+        q::<i64>(&mut admin, &["MOVEX", "a", "tok1"]),
+        0,
+        "moved already"
+    );
     assert_eq!(q::<i64>(&mut admin, &["MOVEX", "h", "tok1"]), 1);
     assert_eq!(q::<i64>(&mut admin, &["MOVEX", "missing", "tok1"]), 0);
     assert_eq!(
