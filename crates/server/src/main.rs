@@ -13,6 +13,7 @@ mod cron;
 mod group;
 mod info;
 mod latency;
+mod logfile;
 mod metrics;
 mod migrate_keys;
 mod migration;
@@ -129,15 +130,16 @@ fn init_logging(cfg: &Config) -> Result<LogReload, String> {
     let writer = if log_dir.is_empty() || log_dir == "stdout" {
         BoxMakeWriter::new(std::io::stdout)
     } else {
-        std::fs::create_dir_all(log_dir)
-            .map_err(|e| format!("cannot create log-dir {log_dir}: {e}"))?;
-        let path = PathBuf::from(log_dir).join("quarry.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        BoxMakeWriter::new(std::sync::Mutex::new(file))
+        let dir = PathBuf::from(log_dir);
+        let log = logfile::LogFile::open(&dir, cfg.get_i64("log-max-size-mb").max(1) as u64)
+            .map_err(|e| {
+                format!(
+                    "cannot open {}: {e}",
+                    dir.join(logfile::FILE_NAME).display()
+                )
+            })?;
+        logfile::purge(&dir, cfg.get_i64("log-retention-days"));
+        BoxMakeWriter::new(move || log.writer())
     };
     tracing_subscriber::registry()
         .with(filter)
@@ -244,6 +246,18 @@ fn run(cli: Cli) -> Result<(), String> {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let cfg = Config::load(cli.config.as_deref(), &cli.overrides)?;
+    if cfg.get_bool("daemonize") {
+        // Into the background, as Kvrocks does: the configuration was checked in the
+        // foreground (its errors reach the terminal); from here on only the log file (log-dir)
+        // says what happens.
+        // SAFETY: daemon(3) forks; no other thread exists yet, so the child owns all state.
+        if unsafe { libc::daemon(1, 0) } != 0 {
+            return Err(format!(
+                "cannot daemonize: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
     let set_log_level = init_logging(&cfg)?;
     if cli.config.is_none() {
         info!("no config file given (-c): using the defaults and command-line options");

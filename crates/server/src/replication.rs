@@ -994,6 +994,19 @@ pub fn start_maintenance(server: &Arc<Server>) {
                         .store(reached, Ordering::Relaxed);
                 }
                 jobs.tick(&server);
+                if tick % 3600 == 0 {
+                    let cfg = server.config.read();
+                    let dir = cfg.get("log-dir");
+                    if !dir.is_empty() && dir != "stdout" {
+                        let removed = crate::logfile::purge(
+                            std::path::Path::new(dir),
+                            cfg.get_i64("log-retention-days"),
+                        );
+                        if removed > 0 {
+                            info!(removed, "old log files removed (log-retention-days)");
+                        }
+                    }
+                }
                 if tick % 5 != 0 {
                     continue;
                 }

@@ -271,3 +271,101 @@ fn rename_command_and_pidfile_take_effect() {
     assert!(s.stop().success());
     assert!(!pidfile.exists(), "removed at shutdown");
 }
+
+#[test]
+fn daemonize_runs_in_the_background_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pidfile = dir.path().join("quarry.pid");
+    let status = std::process::Command::new(common::binary())
+        .args(["--daemonize", "yes", "--port", &port.to_string()])
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(dir.path().join("log"))
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .status()
+        .unwrap();
+    // The foreground process returns at once; the daemon serves.
+    assert!(status.success());
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    common::wait_until(
+        20,
+        || client.get_connection().is_ok() && pidfile.exists(),
+        || "the daemon did not come up".into(),
+    );
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(pid, std::process::id());
+    let mut c = client.get_connection().unwrap();
+    let _: () = common::q(&mut c, &["SET", "k", "v"]);
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    common::wait_until(
+        20,
+        || !pidfile.exists(),
+        || "the daemon did not remove its pidfile".into(),
+    );
+    let log = std::fs::read_to_string(dir.path().join("log/quarry.log")).unwrap();
+    assert!(log.contains("quarry stopped"), "{log}");
+}
+
+#[test]
+fn the_log_file_is_rotated_and_old_ones_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("log");
+    std::fs::create_dir_all(&logs).unwrap();
+    // A log past the limit, and a rotated one from three days ago.
+    std::fs::write(logs.join("quarry.log"), vec![b'x'; 2 * 1024 * 1024]).unwrap();
+    let old = logs.join("quarry.log.20200101-000000");
+    std::fs::write(&old, b"old\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(binary())
+        .args(["--port", &port.to_string(), "--log-max-size-mb", "1"])
+        .args(["--log-retention-days", "1"])
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(&logs)
+        .spawn()
+        .unwrap();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    common::wait_until(
+        20,
+        || client.get_connection().is_ok(),
+        || "quarry did not start".into(),
+    );
+    assert!(!old.exists(), "a log older than log-retention-days stays");
+    let rotated: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("quarry.log."))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    assert_eq!(
+        std::fs::metadata(logs.join(&rotated[0])).unwrap().len(),
+        2 * 1024 * 1024
+    );
+    let current = std::fs::read_to_string(logs.join("quarry.log")).unwrap();
+    assert!(current.contains("listening"), "{current}");
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut client.get_connection().unwrap());
+    let _ = child.wait();
+}

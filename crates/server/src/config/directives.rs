@@ -28,7 +28,7 @@ const fn d(
 }
 
 pub static DIRECTIVES: &[Directive] = &[
-    d("daemonize", Kind::Bool, "no", true, false, "run the server as a background daemon"),
+    d("daemonize", Kind::Bool, "no", true, true, "run the server as a background daemon (its output goes to /dev/null: set log-dir)"),
     d("bind", Kind::Str, "127.0.0.1", true, true, "addresses to listen on, separated by spaces"),
     d("port", Kind::Int(1, 65535), "6666", true, true, "TCP listen port"),
     d("tls-port", Kind::Int(0, 65535), "0", true, true, "TLS listen port (next to the plain port; 0 disables)"),
@@ -111,7 +111,8 @@ pub static DIRECTIVES: &[Directive] = &[
     d("unixsocket", Kind::Str, "", true, true, "unix socket path to listen on (next to the TCP port)"),
     d("unixsocketperm", Kind::Octal, "777", true, true, "permission bits of the unix socket"),
     d("metrics-port", Kind::Int(0, 65535), "0", true, true, "port of the Prometheus endpoint (GET /metrics, on the first bind address); 0 disables"),
-    d("log-retention-days", Kind::Int(-1, 2147483647), "-1", false, false, "days to keep INFO logs, -1 disables cleaner"),
+    d("log-retention-days", Kind::Int(-1, 2147483647), "-1", false, true, "days to keep rotated log files (quarry.log.*), -1 keeps them"),
+    d("log-max-size-mb", Kind::Int(1, 2147483647), "100", true, true, "quarry.log is rotated to quarry.log.<UTC time> when it passes this size"),
     d("persist-cluster-nodes-enabled", Kind::Bool, "yes", false, true, "save cluster topology to dir/nodes.conf"),
     d("redis-cursor-compatible", Kind::Bool, "yes", false, false, "SCAN cursors are integers like Redis"),
     d("resp3-enabled", Kind::Bool, "yes", false, true, "allow clients to switch to RESP3 with HELLO 3"),

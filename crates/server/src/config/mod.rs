@@ -93,6 +93,7 @@ const LIVE: &[&str] = &[
     "verify-slice-keys",
     "verify-repair",
     "latency-tracking",
+    "log-retention-days",
     "latency-tracking-info-percentiles",
     "latency-monitor-threshold",
 ];
