@@ -278,9 +278,9 @@ impl<'a> Reader<'a> {
             Len::Encoded(3) => {
                 let clen = self.len()? as usize;
                 let len = self.len()?;
-                // LZF expands at most ~40x; a larger claimed length is a bad payload, not an
-                // allocation to make.
-                if len > clen as u64 * 64 + 64 {
+                // An LZF back-reference of 3 bytes yields up to 264 (88x): a larger claimed
+                // length is a bad payload, not an allocation to make.
+                if len > clen as u64 * 88 + 64 {
                     return Err(bad());
                 }
                 lzf_decompress(self.take(clen)?, len as usize)
@@ -494,7 +494,7 @@ fn intset(b: &[u8]) -> Result<Vec<Vec<u8>>, CmdError> {
 }
 
 /// A decoded value, ready to be written.
-enum Value {
+pub(crate) enum Value {
     String(Vec<u8>),
     List(Vec<Vec<u8>>),
     Set(Vec<Vec<u8>>),
@@ -542,7 +542,16 @@ fn scored(flat: Vec<Vec<u8>>) -> Result<Vec<(f64, Vec<u8>)>, CmdError> {
 
 fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
     let mut r = Reader { b: data, pos: 1 };
-    let v = match data[0] {
+    let v = read_value(&mut r, data[0])?;
+    if r.pos != data.len() {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
+/// One value of RDB type `kind` (a DUMP payload's, or a record of an RDB file).
+pub(crate) fn read_value(r: &mut Reader<'_>, kind: u8) -> Result<Value, CmdError> {
+    let v = match kind {
         T_STRING => Value::String(r.string()?),
         T_QUARRY_BLOOM => {
             let info = r.string()?;
@@ -609,7 +618,7 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
                 let m = r.string()?;
-                let s = if data[0] == T_ZSET_2 {
+                let s = if kind == T_ZSET_2 {
                     r.binary_double()?
                 } else {
                     r.text_double()?
@@ -631,9 +640,7 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
         }
         crate::dump_stream::T_STREAM_1
         | crate::dump_stream::T_STREAM_2
-        | crate::dump_stream::T_STREAM_3 => {
-            Value::Stream(crate::dump_stream::read(&mut r, data[0])?)
-        }
+        | crate::dump_stream::T_STREAM_3 => Value::Stream(crate::dump_stream::read(r, kind)?),
         T_SET_INTSET => Value::Set(intset(&r.string()?)?),
         T_SET_LISTPACK => Value::Set(listpack(&r.string()?)?),
         T_LIST_ZIPLIST => Value::List(ziplist(&r.string()?)?),
@@ -645,7 +652,7 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
             let nodes = r.count()?;
             let mut items = Vec::new();
             for _ in 0..nodes {
-                if data[0] == T_LIST_QUICKLIST {
+                if kind == T_LIST_QUICKLIST {
                     items.extend(ziplist(&r.string()?)?);
                 } else {
                     match r.len()? {
@@ -663,9 +670,6 @@ fn deserialize(data: &[u8]) -> Result<Value, CmdError> {
             )))
         }
     };
-    if r.pos != data.len() {
-        return Err(bad());
-    }
     Ok(v)
 }
 
@@ -682,6 +686,57 @@ fn verify(payload: &[u8]) -> Result<&[u8], CmdError> {
         return Err(wrong());
     }
     Ok(body)
+}
+
+/// Writes a decoded value under `key` (which the caller emptied), with its absolute expiry
+/// (0: none): RESTORE and RDB LOAD.
+pub(crate) fn store_value(
+    db: &Db,
+    key: &[u8],
+    value: Value,
+    expire_at: u64,
+) -> Result<(), CmdError> {
+    match value {
+        // A string that is a Redis HyperLogLog becomes one of quarry's, so that PFADD,
+        // PFCOUNT and PFMERGE work on what MIGRATE or RESTORE brought from Redis.
+        Value::String(v) => match quarry_types::redis_hll_registers(&v) {
+            Some(registers) => db.hll_store(key, &registers)?,
+            None => {
+                db.set(key, &v, SetCondition::Always, Expiry::Clear, false)?;
+            }
+        },
+        Value::List(items) => {
+            if !items.is_empty() {
+                db.push(key, End::Right, &items, false)?;
+            }
+        }
+        Value::Set(items) => {
+            db.sadd(key, &items)?;
+        }
+        Value::ZSet(items) => {
+            let items: Vec<(f64, &[u8])> = items.iter().map(|(s, m)| (*s, &m[..])).collect();
+            db.zadd(key, &items, ZAddFlags::default())?;
+        }
+        Value::Hash(items) => {
+            db.hset(key, &items, false)?;
+        }
+        Value::Stream(s) => crate::dump_stream::store(db, key, s)?,
+        Value::Bloom(info, size, filters) => {
+            if !db.bf_load(key, &info, size, &filters)? {
+                return Err(bad());
+            }
+        }
+        Value::Json(text) => db.json_write(key, &text, 0)?,
+        Value::TDigest(digest, observations) => db.td_store(key, &digest, observations)?,
+    }
+    if expire_at != 0 {
+        db.expire_at(
+            key,
+            expire_at as i64,
+            quarry_types::ExpireCondition::default(),
+        )?;
+    }
+    Ok(())
 }
 
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
@@ -742,47 +797,7 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             // Already expired: nothing is created, as in Redis.
             return Ok(());
         }
-        match value {
-            // A string that is a Redis HyperLogLog becomes one of quarry's, so that PFADD,
-            // PFCOUNT and PFMERGE work on what MIGRATE or RESTORE brought from Redis.
-            Value::String(v) => match quarry_types::redis_hll_registers(&v) {
-                Some(registers) => db.hll_store(key, &registers)?,
-                None => {
-                    db.set(key, &v, SetCondition::Always, Expiry::Clear, false)?;
-                }
-            },
-            Value::List(items) => {
-                if !items.is_empty() {
-                    db.push(key, End::Right, &items, false)?;
-                }
-            }
-            Value::Set(items) => {
-                db.sadd(key, &items)?;
-            }
-            Value::ZSet(items) => {
-                let items: Vec<(f64, &[u8])> = items.iter().map(|(s, m)| (*s, &m[..])).collect();
-                db.zadd(key, &items, ZAddFlags::default())?;
-            }
-            Value::Hash(items) => {
-                db.hset(key, &items, false)?;
-            }
-            Value::Stream(s) => crate::dump_stream::store(db, key, s)?,
-            Value::Bloom(info, size, filters) => {
-                if !db.bf_load(key, &info, size, &filters)? {
-                    return Err(bad());
-                }
-            }
-            Value::Json(text) => db.json_write(key, &text, 0)?,
-            Value::TDigest(digest, observations) => db.td_store(key, &digest, observations)?,
-        }
-        if expire_at != 0 {
-            db.expire_at(
-                key,
-                expire_at as i64,
-                quarry_types::ExpireCondition::default(),
-            )?;
-        }
-        Ok(())
+        store_value(db, key, value, expire_at)
     })();
     if let Some(txn) = txn {
         let overlay = txn.finish();

@@ -21,6 +21,7 @@ mod hll;
 mod json;
 mod keys;
 pub mod list;
+mod rdb;
 mod server;
 mod set;
 mod sort;

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::{
-    bitmap, bloom, dump, geo, hash, hll, json, keys, list, server, set, sort, sortedint, stream,
-    string, tdigest, zset, CmdResult, Ctx,
+    bitmap, bloom, dump, geo, hash, hll, json, keys, list, rdb, server, set, sort, sortedint,
+    stream, string, tdigest, zset, CmdResult, Ctx,
 };
 
 /// How a command runs.
@@ -530,6 +530,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // keyspace
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", D(keys::del)),
     cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", D(keys::del)),
+    cmd!("rdb", -3, WRITE | ADMIN | NOSCRIPT | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Kvrocks: RDB LOAD path [NX] [DB index] imports a Redis RDB file.", D(rdb::rdb)),
     cmd!("movex", 3, WRITE, 1, 1, 1, "generic", "1.0.0", "Kvrocks: moves a key to the namespace of a token.", S),
     cmd!("move", 3, WRITE | FAST, 1, 1, 1, "generic", "1.0.0", "Kvrocks: there is one database, so nothing moves; answers whether the key exists.", D(keys::move_key)),
     cmd!("exists", -2, READONLY | FAST, 1, -1, 1, "generic", "1.0.0", "Determines whether one or more keys exist.", D(keys::exists)),
