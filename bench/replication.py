@@ -115,11 +115,18 @@ def wait_synced(m, r, timeout=3600):
     raise RuntimeError("replica did not catch up")
 
 
-def same_digest(m, r):
-    dm, dr = cmd(m, "DIGEST"), cmd(r, "DIGEST")
-    if dm != dr:
-        raise RuntimeError(f"digests differ: {dm} vs {dr}")
-    return dm
+def same_digest(m, r, timeout=60):
+    # Compared at one sequence: the master's verification markers may move it meanwhile.
+    t0 = time.time()
+    while True:
+        dm, dr = cmd(m, "DIGEST"), cmd(r, "DIGEST")
+        if dm[1] == dr[1]:
+            if dm != dr:
+                raise RuntimeError(f"digests differ: {dm} vs {dr}")
+            return dm
+        if time.time() - t0 > timeout:
+            raise RuntimeError(f"never at one sequence: {dm} vs {dr}")
+        time.sleep(0.05)
 
 
 def bench_load(port, n, size, pipeline=16, clients=50, keyspace=1000000):

@@ -103,6 +103,8 @@ pub struct Link {
     started: Instant,
     stop: Arc<AtomicBool>,
     socket: Arc<Mutex<Option<TcpStream>>>,
+    /// The connections a full sync fetches files over, besides `socket`.
+    fetchers: Arc<Mutex<Vec<TcpStream>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -112,6 +114,7 @@ impl Link {
         status.set(LinkState::Connecting);
         let stop = Arc::new(AtomicBool::new(false));
         let socket = Arc::new(Mutex::new(None));
+        let fetchers = Arc::new(Mutex::new(Vec::new()));
         let started = Instant::now();
         let mut worker = Worker {
             host: host_impl,
@@ -120,6 +123,7 @@ impl Link {
             status: status.clone(),
             stop: stop.clone(),
             socket: socket.clone(),
+            fetchers: fetchers.clone(),
             started,
             quarry_peer: false,
         };
@@ -134,6 +138,7 @@ impl Link {
             started,
             stop,
             socket,
+            fetchers,
             thread,
         }
     }
@@ -147,9 +152,7 @@ impl Link {
     /// Stops the thread and waits for it (it never holds the engine for long).
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(s) = self.socket.lock().as_ref() {
-            let _ = s.shutdown(Shutdown::Both);
-        }
+        self.reconnect();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -165,6 +168,9 @@ impl Link {
     /// Drops the current connection; the link reconnects (CLIENT KILL TYPE master).
     pub fn reconnect(&self) {
         if let Some(s) = self.socket.lock().as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        for s in self.fetchers.lock().iter() {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
@@ -186,6 +192,7 @@ struct Worker {
     status: Arc<LinkStatus>,
     stop: Arc<AtomicBool>,
     socket: Arc<Mutex<Option<TcpStream>>>,
+    fetchers: Arc<Mutex<Vec<TcpStream>>>,
     started: Instant,
     quarry_peer: bool,
 }
@@ -234,6 +241,46 @@ const IDLE_LIMIT: Duration = Duration::from_secs(6);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// A master may be silent longer while it creates a checkpoint or throttles a file transfer.
 const FULL_SYNC_IDLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Connections a full sync fetches checkpoint files over (Kvrocks uses up to 4).
+const FETCH_CONNECTIONS: usize = 4;
+
+/// A full sync's fetch, shared by its fetchers: for the progress log line.
+struct Progress {
+    bytes: AtomicU64,
+    files_done: AtomicU64,
+    files_total: u64,
+    started: Instant,
+    last_log: Mutex<Instant>,
+}
+
+impl Progress {
+    /// At most once a second: files and bytes so far, the rate and the time left.
+    fn log(&self, master: &str) {
+        let mut last = self.last_log.lock();
+        if last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        *last = Instant::now();
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let done = self.files_done.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = bytes as f64 / secs;
+        // File sizes are not known in advance: the files left are guessed at the average
+        // size of those done.
+        let avg = bytes as f64 / (done as f64 + 1.0);
+        let left_bytes = avg * (self.files_total - done) as f64;
+        info!(
+            master,
+            files_done = done,
+            files_total = self.files_total,
+            mb = format!("{:.1}", bytes as f64 / 1e6),
+            mb_per_s = format!("{:.1}", rate / 1e6),
+            eta_s = format!("{:.0}", if rate > 0.0 { left_bytes / rate } else { 0.0 }),
+            "full sync progress"
+        );
+    }
+}
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -599,6 +646,47 @@ impl Worker {
 
     /// Downloads the master's checkpoint into `<dir>/sync_checkpoint`, keeping SST files a
     /// previous attempt already fetched from the same master.
+    /// Fetches `names` into `dir` over a connection of its own (one of a full sync's parallel
+    /// fetchers).
+    fn fetch_files(&self, names: &[&str], dir: &Path, progress: &Progress) -> io::Result<()> {
+        let (mut stream, mut reader) = self.open_with(FULL_SYNC_IDLE_LIMIT)?;
+        if let Ok(clone) = stream.try_clone() {
+            self.fetchers.lock().push(clone);
+        }
+        if self.stopped() {
+            return Err(io_err("link stopped"));
+        }
+        wire::send(&mut stream, &[b"_fetch_file", names.join(",").as_bytes()])?;
+        let mut buf = vec![0u8; 256 * 1024];
+        for name in names {
+            let size: u64 = read_line(&mut reader, 64)?
+                .parse()
+                .map_err(|_| io_err("bad file size from the master"))?;
+            let tmp = dir.join(format!("{name}.tmp"));
+            let mut out = std::fs::File::create(&tmp)?;
+            let mut left = size;
+            while left > 0 {
+                let want = buf.len().min(left as usize);
+                let n = reader.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io_err("the master closed the connection mid-file"));
+                }
+                out.write_all(&buf[..n])?;
+                left -= n as u64;
+                progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                self.touch();
+                progress.log(&self.addr());
+                if self.stopped() {
+                    return Err(io_err("link stopped"));
+                }
+            }
+            out.sync_all()?;
+            std::fs::rename(&tmp, dir.join(name))?;
+            progress.files_done.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     fn fetch_checkpoint(&mut self) -> io::Result<(usize, u64)> {
         let settings = self.host.settings();
         self.status.set(LinkState::FetchMeta);
@@ -626,59 +714,45 @@ impl Worker {
         self.status.set(LinkState::FetchSst);
         let mut bytes = 0u64;
         if !wanted.is_empty() {
-            let (mut stream, mut reader) = self.open_with(FULL_SYNC_IDLE_LIMIT)?;
-            *self.socket.lock() = stream.try_clone().ok();
-            let names = wanted
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            wire::send(&mut stream, &[b"_fetch_file", names.as_bytes()])?;
-            let started = Instant::now();
-            let mut last_log = Instant::now();
-            for (i, name) in wanted.iter().enumerate() {
-                let size: u64 = read_line(&mut reader, 64)?
-                    .parse()
-                    .map_err(|_| io_err("bad file size from the master"))?;
-                let tmp = dir.join(format!("{name}.tmp"));
-                let mut out = std::fs::File::create(&tmp)?;
-                let mut left = size;
-                let mut buf = vec![0u8; 256 * 1024];
-                while left > 0 {
-                    let want = buf.len().min(left as usize);
-                    let n = reader.read(&mut buf[..want])?;
-                    if n == 0 {
-                        return Err(io_err("the master closed the connection mid-file"));
-                    }
-                    out.write_all(&buf[..n])?;
-                    left -= n as u64;
-                    bytes += n as u64;
-                    self.touch();
-                    if last_log.elapsed() >= Duration::from_secs(1) {
-                        let secs = started.elapsed().as_secs_f64().max(0.001);
-                        let rate = bytes as f64 / secs;
-                        // File sizes are not known in advance: the files left are guessed at
-                        // the average size so far.
-                        let avg = bytes as f64 / (i as f64 + 1.0);
-                        let left_bytes = left as f64 + avg * (wanted.len() - i - 1) as f64;
-                        info!(
-                            master = %self.addr(),
-                            files_done = i,
-                            files_total = wanted.len(),
-                            mb = format!("{:.1}", bytes as f64 / 1e6),
-                            mb_per_s = format!("{:.1}", rate / 1e6),
-                            eta_s = format!("{:.0}", if rate > 0.0 { left_bytes / rate } else { 0.0 }),
-                            "full sync progress"
-                        );
-                        last_log = Instant::now();
-                    }
-                    if self.stopped() {
-                        return Err(io_err("link stopped"));
-                    }
-                }
-                out.sync_all()?;
-                std::fs::rename(&tmp, dir.join(name))?;
+            // Up to FETCH_CONNECTIONS connections, each with every n-th file, as Kvrocks
+            // fetches in parallel.
+            let n = FETCH_CONNECTIONS.min(wanted.len());
+            let groups: Vec<Vec<&str>> = (0..n)
+                .map(|g| {
+                    wanted
+                        .iter()
+                        .skip(g)
+                        .step_by(n)
+                        .map(|s| s.as_str())
+                        .collect()
+                })
+                .collect();
+            let progress = Progress {
+                bytes: AtomicU64::new(0),
+                files_done: AtomicU64::new(0),
+                files_total: wanted.len() as u64,
+                started: Instant::now(),
+                last_log: Mutex::new(Instant::now()),
+            };
+            let this = &*self;
+            let results: Vec<io::Result<()>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = groups
+                    .iter()
+                    .map(|g| scope.spawn(|| this.fetch_files(g, &dir, &progress)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(io_err("a file fetcher panicked")))
+                    })
+                    .collect()
+            });
+            self.fetchers.lock().clear();
+            for r in results {
+                r?;
             }
+            bytes = progress.bytes.load(Ordering::Relaxed);
         }
         Ok((files.len(), bytes))
     }

@@ -238,6 +238,15 @@ fn a_replica_without_wal_history_full_syncs_then_catches_up() {
         "the gap was gone from the WAL"
     );
     assert!(r.log().contains("full sync finished"));
+    // The files came over several connections at once (up to 4, as Kvrocks fetches them).
+    let log = r.log();
+    let to_fetch: usize = log
+        .lines()
+        .find_map(|l| l.split("to_fetch=").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("the fetch is logged");
+    let senders = m.log().matches("full sync: files sent").count();
+    assert_eq!(senders, to_fetch.min(4), "{}", tail(&m.log()));
     // Catch-up after the checkpoint, then a restart: a partial sync again.
     for i in 0..50 {
         set(&m, &format!("later{i}"), "v");
