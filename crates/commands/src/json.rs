@@ -21,6 +21,14 @@ use crate::{CmdError, CmdResult, Ctx};
 /// here.
 const MAX_DEPTH: usize = 128;
 
+/// `json-max-nesting-depth`, at most [`MAX_DEPTH`] (set from the configuration).
+pub static MAX_NESTING: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(MAX_DEPTH);
+
+fn max_nesting() -> usize {
+    MAX_NESTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn parse_path(p: &[u8]) -> Result<JsonPath, CmdError> {
     let s = std::str::from_utf8(p).map_err(|_| CmdError::err("invalid JSONPath"))?;
     let full = if s.starts_with('$') {
@@ -71,9 +79,10 @@ fn parse_value(b: &[u8]) -> Result<Value, CmdError> {
             CmdError::err(e.to_string())
         }
     })?;
-    if depth(&v) > MAX_DEPTH {
+    if depth(&v) > max_nesting() {
         return Err(CmdError::err(format!(
-            "the JSON document is nested deeper than {MAX_DEPTH} levels"
+            "the JSON document is nested deeper than {} levels",
+            max_nesting()
         )));
     }
     Ok(v)
@@ -81,7 +90,12 @@ fn parse_value(b: &[u8]) -> Result<Value, CmdError> {
 
 fn read(ctx: &Ctx<'_>, key: &[u8]) -> Result<Option<(Value, u64)>, CmdError> {
     match ctx.db.json_read(key)? {
-        Some(doc) => Ok(Some((parse_value(&doc.text)?, doc.expire_ms))),
+        // A stored document reads whatever `json-max-nesting-depth` says now: the limit is
+        // for what is written.
+        Some(doc) => Ok(Some((
+            serde_json::from_slice(&doc.text).map_err(|e| CmdError::err(e.to_string()))?,
+            doc.expire_ms,
+        ))),
         None => Ok(None),
     }
 }
@@ -823,9 +837,10 @@ pub fn merge(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             }
         }
     }
-    if depth(&doc) > MAX_DEPTH {
+    if depth(&doc) > max_nesting() {
         return Err(CmdError::err(format!(
-            "the JSON document is nested deeper than {MAX_DEPTH} levels"
+            "the JSON document is nested deeper than {} levels",
+            max_nesting()
         )));
     }
     write(ctx, key, &doc, expire)?;
@@ -911,7 +926,8 @@ pub fn debug(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if is_root(&path) {
         return Ok(Frame::Array(vec![Frame::Integer(stored.text.len() as i64)]));
     }
-    let doc = parse_value(&stored.text)?;
+    let doc: Value =
+        serde_json::from_slice(&stored.text).map_err(|e| CmdError::err(e.to_string()))?;
     Ok(Frame::Array(
         path.query(&doc)
             .all()

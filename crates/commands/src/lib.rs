@@ -18,7 +18,7 @@ mod error;
 mod geo;
 mod hash;
 mod hll;
-mod json;
+pub mod json;
 mod keys;
 pub mod list;
 mod rdb;

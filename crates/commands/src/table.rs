@@ -619,6 +619,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("flushmemtable", 1, ADMIN | NOSCRIPT | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: flushes every memtable to SST files (obsolete WAL files may then be purged).", S),
     cmd!("pollupdates", -2, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "Kvrocks: the WAL batches after a sequence, for change capture.", S),
     cmd!("digest", -1, READONLY | STALE | WALKS_KEYSPACE, 0, 0, 0, "server", "1.0.0", "quarry: order-independent digest of the logical contents of slot ranges, with the sequence it reflects.", S),
+    cmd!("perflog", -2, ADMIN | LOADING | STALE, 0, 0, 0, "server", "1.0.0", "Kvrocks: the perf log of sampled slow commands (GET [count], LEN, RESET).", S),
     cmd!("latency", -2, ADMIN | NOSCRIPT | LOADING | STALE, 0, 0, 0, "server", "2.8.13", "A container for latency diagnostics commands.", S),
     cmd!("verify", -2, ADMIN | STALE | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "quarry: continuous verification of replicas: STATUS, RUN, REPAIR.", S),
     cmd!("namespace", -3, ADMIN | STALE | LOADING | NOSCRIPT, 0, 0, 0, "server", "1.0.0", "Kvrocks: lists, adds, changes and deletes namespaces and their tokens.", S),

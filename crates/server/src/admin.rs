@@ -106,6 +106,7 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         }
         "verify" => reply_result(crate::verify::command(server, a)),
         "latency" => reply_result(crate::latency::command(server, a)),
+        "perflog" => reply_result(crate::perflog::command(server, a)),
         "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe"
         | "sunsubscribe" | "publish" | "mpublish" | "spublish" | "pubsub" => {
             crate::pubsub::run(server, session, name, a)

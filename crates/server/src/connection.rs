@@ -854,6 +854,7 @@ pub fn dispatch(
     }
     // Keyspace notifications: the keys as they were (only while some class is enabled).
     let noting = crate::notify::begin(server, session.namespace.as_ref(), &args);
+    let profiling = crate::perflog::start(server, spec.name);
     let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
@@ -880,6 +881,9 @@ pub fn dispatch(
         run()
     };
     let micros = started.elapsed().as_micros() as u64;
+    if profiling {
+        crate::perflog::finish(server, spec.name, micros);
+    }
     if let (Some(n), Ok(frame)) = (noting, &result) {
         n.finish(server, &args, frame);
     }

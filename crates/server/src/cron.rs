@@ -147,19 +147,32 @@ impl Schedule {
 pub struct Jobs {
     bgsave: Option<i64>,
     compact: Option<i64>,
+    checker: Option<i64>,
 }
 
 impl Jobs {
     pub fn tick(&mut self, server: &crate::server::Server) {
         let now = LocalTime::now();
-        let (bgsave, compact, checker) = {
+        let (bgsave, compact, mut checker, range) = {
             let cfg = server.config.read();
             (
                 cfg.get("bgsave-cron").to_string(),
                 cfg.get("compact-cron").to_string(),
                 cfg.get("compaction-checker-cron").to_string(),
+                cfg.get("compaction-checker-range").to_string(),
             )
         };
+        // Kvrocks' older form: an hour range `a-b` means every minute of those hours.
+        if checker.trim().is_empty() {
+            if let Some((a, b)) = range.trim().split_once('-') {
+                if a.parse::<u8>().is_ok_and(|a| a < 24) && b.parse::<u8>().is_ok_and(|b| b < 24) {
+                    checker = format!("* {a}-{b} * * *");
+                }
+            }
+        }
+        if fires(&checker, &now, &mut self.checker) {
+            check_compaction_in_background(server);
+        }
         if fires(&bgsave, &now, &mut self.bgsave) {
             match crate::backup::bgsave(server) {
                 Ok(()) => tracing::info!("scheduled backup (bgsave-cron) started"),
@@ -184,6 +197,34 @@ fn fires(schedule: &str, now: &LocalTime, last: &mut Option<i64>) -> bool {
     }
     *last = Some(now.minute_stamp());
     true
+}
+
+/// Kvrocks' compaction checker, on its own thread: clients are never held up.
+fn check_compaction_in_background(server: &crate::server::Server) {
+    let Some(engine) = server.engine() else {
+        return;
+    };
+    if engine.is_compacting() {
+        return;
+    }
+    let (age, ratio) = {
+        let cfg = server.config.read();
+        (
+            cfg.get_i64("force-compact-file-age").max(0) as u64,
+            cfg.get_i64("force-compact-file-min-deleted-percentage") as f64 / 100.0,
+        )
+    };
+    let _ = std::thread::Builder::new()
+        .name("compaction-check".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let files = engine.check_compaction(std::time::Duration::from_secs(age), ratio);
+            tracing::info!(
+                files = files.len(),
+                seconds = started.elapsed().as_secs(),
+                "compaction checker done"
+            );
+        });
 }
 
 fn compact_in_background(server: &crate::server::Server) {

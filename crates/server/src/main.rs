@@ -22,6 +22,7 @@ mod namespace;
 mod notify;
 mod pause;
 mod peer;
+mod perflog;
 mod pubsub;
 mod replication;
 mod scripting;
@@ -219,6 +220,11 @@ fn engine_options(cfg: &Config) -> Result<EngineOptions, String> {
     o.compaction_readahead_size = int("rocksdb.compaction_readahead_size") as usize;
     o.no_slowdown = cfg.get_bool("rocksdb.write_options.no_slowdown");
     o.low_pri = cfg.get_bool("rocksdb.write_options.low_pri");
+    o.delayed_write_rate = int("rocksdb.delayed_write_rate").max(0) as u64;
+    o.async_io = cfg.get_bool("rocksdb.read_options.async_io");
+    o.avoid_unnecessary_blocking_io = cfg.get_bool("rocksdb.avoid_unnecessary_blocking_io");
+    o.memtable_insert_hint_per_batch =
+        cfg.get_bool("rocksdb.write_options.memtable_insert_hint_per_batch");
     Ok(o)
 }
 
@@ -383,6 +389,7 @@ fn run(cli: Cli) -> Result<(), String> {
         tls: Default::default(),
         verify: crate::verify::Verify::new(),
         latency_monitor: Default::default(),
+        perf_log: Default::default(),
         runtime: runtime.handle().clone(),
         repl: replication::ReplState::new(
             opts.clone(),
@@ -535,6 +542,8 @@ async fn serve(
         tokio::spawn(accept_unix(server.clone(), listener, live.clone()));
     }
     metrics::start(&server, &binds[0]).await?;
+    let supervised = server.config.read().get("supervised").to_string();
+    notify_systemd(&supervised);
     let mut shutdown = server.shutdown.subscribe();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
@@ -554,6 +563,35 @@ async fn serve(
         let _ = std::fs::remove_file(&unix_path);
     }
     Ok(())
+}
+
+/// `supervised systemd` (or `auto` under systemd): tells systemd the server is ready, through
+/// the datagram socket it names in NOTIFY_SOCKET (an abstract one if it starts with `@`).
+fn notify_systemd(supervised: &str) {
+    let Ok(path) = std::env::var("NOTIFY_SOCKET") else {
+        if supervised == "systemd" {
+            warn!("supervised systemd, but NOTIFY_SOCKET is not set: systemd is not told");
+        }
+        return;
+    };
+    if !matches!(supervised, "systemd" | "auto") {
+        return;
+    }
+    let sent = (|| -> std::io::Result<()> {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        if let Some(name) = path.strip_prefix('@') {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            sock.send_to_addr(b"READY=1\n", &addr)?;
+        } else {
+            sock.send_to(b"READY=1\n", &path)?;
+        }
+        Ok(())
+    })();
+    match sent {
+        Ok(()) => info!("told systemd the server is ready"),
+        Err(e) => warn!(error = %e, "cannot tell systemd the server is ready"),
+    }
 }
 
 /// Listens on the Unix socket `path` (`unixsocket`), with permission bits `perm`

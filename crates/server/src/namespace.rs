@@ -86,6 +86,7 @@ pub fn admin_only(name: &str, args: &[Bytes]) -> bool {
             | "flushmemtable"
             | "digest"
             | "verify"
+            | "perflog"
             | "rdb"
             | "slowlog"
             | "failover"

@@ -80,6 +80,8 @@ pub struct HotConfig {
     /// `latency-tracking` and `latency-monitor-threshold` (ms, 0 = off).
     pub latency_tracking: AtomicBool,
     pub latency_monitor_threshold_ms: AtomicU64,
+    /// `profiling-sample-ratio` (0: the perf log is off).
+    pub profiling_ratio: AtomicU64,
 }
 
 impl HotConfig {
@@ -100,6 +102,7 @@ impl HotConfig {
             min_replicas_max_lag: AtomicU64::new(10),
             latency_tracking: AtomicBool::new(true),
             latency_monitor_threshold_ms: AtomicU64::new(0),
+            profiling_ratio: AtomicU64::new(0),
         };
         hot.reload(cfg);
         hot
@@ -140,6 +143,15 @@ impl HotConfig {
         );
         self.latency_tracking
             .store(cfg.get_bool("latency-tracking"), Ordering::Relaxed);
+        let nesting = cfg.get_i64("json-max-nesting-depth").max(0) as usize;
+        quarry_commands::json::MAX_NESTING.store(
+            if nesting == 0 { 128 } else { nesting.min(128) },
+            Ordering::Relaxed,
+        );
+        self.profiling_ratio.store(
+            cfg.get_i64("profiling-sample-ratio").clamp(0, 100) as u64,
+            Ordering::Relaxed,
+        );
         self.latency_monitor_threshold_ms.store(
             cfg.get_i64("latency-monitor-threshold").max(0) as u64,
             Ordering::Relaxed,
@@ -236,6 +248,8 @@ pub struct Server {
     pub verify: crate::verify::Verify,
     /// LATENCY's monitor of spikes.
     pub latency_monitor: crate::latency::Monitor,
+    /// PERFLOG's entries.
+    pub perf_log: crate::perflog::PerfLog,
     /// The runtime, for the tasks that bridge replication threads to TLS links.
     pub runtime: tokio::runtime::Handle,
     pub cursors: CursorStore,

@@ -362,3 +362,20 @@ fn crc64(data: &[u8]) -> u64 {
     }
     crc
 }
+
+#[test]
+fn json_max_nesting_depth_is_configurable() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["JSON.SET", "d", "$", r#"{"a":{"b":{"c":1}}}"#]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "json-max-nesting-depth", "2"]);
+    assert_eq!(
+        err(&mut c, &["JSON.SET", "e", "$", r#"{"a":{"b":{"c":1}}}"#]),
+        "ERR the JSON document is nested deeper than 2 levels"
+    );
+    let _: () = q(&mut c, &["JSON.SET", "f", "$", r#"{"a":{"b":1}}"#]);
+    // What was stored before reads on.
+    assert_eq!(get(&mut c, &["JSON.GET", "d", "$.a.b.c"]), "[1]");
+    // A merge that would pass the limit is refused too.
+    assert!(err(&mut c, &["JSON.MERGE", "f", "$.a.b", r#"{"x":1}"#]).contains("nested deeper"));
+}

@@ -411,6 +411,10 @@ fn kvrocks_rocksdb_directives_reach_rocksdb() {
         "8",
         "--max-io-mb",
         "500",
+        "--rocksdb.delayed_write_rate",
+        "1048576",
+        "--rocksdb.avoid_unnecessary_blocking_io",
+        "no",
     ]);
     let mut c = s.conn();
     let big = "b".repeat(20_000);
@@ -441,6 +445,8 @@ fn kvrocks_rocksdb_directives_reach_rocksdb() {
         "blob_garbage_collection_age_cutoff=0.400000",
         "max_background_flushes=3",
         "max_background_compactions=5",
+        "delayed_write_rate=1048576",
+        "avoid_unnecessary_blocking_io=false",
     ] {
         assert!(text.contains(want), "{want} not in {options}");
     }
@@ -455,6 +461,8 @@ fn kvrocks_rocksdb_directives_reach_rocksdb() {
         "max-io-mb",
         "row_cache_size",
         "max_background_flushes",
+        "delayed_write_rate",
+        "avoid_unnecessary_blocking_io",
     ] {
         assert!(!warning.contains(name), "{name}: {warning}");
     }
@@ -489,5 +497,36 @@ fn xlen_counts_after_or_before_an_id_as_kvrocks_does() {
     assert_eq!(
         err(&mut c, &["XLEN", "s", "abc"]),
         "ERR Invalid stream ID specified as stream command argument"
+    );
+}
+
+#[test]
+fn the_compaction_checker_runs_on_its_schedule_instead_of_compact_cron() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "a", "1"]);
+    // compaction-checker-cron set: compact-cron gives way to it, as in Kvrocks.
+    let _: () = q(&mut c, &["CONFIG", "SET", "compact-cron", "* * * * *"]);
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "compaction-checker-cron", "* * * * *"],
+    );
+    wait_until(
+        10,
+        || s.log().contains("compaction checker done"),
+        || format!("compaction-checker-cron did not fire:\n{}", s.log()),
+    );
+    assert!(!s
+        .log()
+        .contains("scheduled compaction (compact-cron) started"));
+    // Kvrocks' older form, an hour range, means every minute of those hours.
+    let _: () = q(&mut c, &["CONFIG", "SET", "compaction-checker-cron", ""]);
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "compaction-checker-range", "0-23"],
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CONFIG", "GET", "compaction-checker-range"])[1],
+        "0-23"
     );
 }

@@ -249,3 +249,54 @@ fn clients_connect_over_the_unix_socket() {
     // The same data over TCP.
     assert_eq!(q::<String>(&mut s.conn(), &["GET", "u"]), "ok");
 }
+
+#[test]
+fn the_perf_log_keeps_sampled_commands_with_rocksdbs_counters() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["SET", "before", "v"]);
+    assert_eq!(q::<i64>(&mut c, &["PERFLOG", "LEN"]), 0, "off by default");
+    for (k, v) in [
+        ("profiling-sample-ratio", "100"),
+        ("profiling-sample-commands", "get,set"),
+        ("profiling-sample-record-threshold-ms", "0"),
+    ] {
+        let _: () = q(&mut c, &["CONFIG", "SET", k, v]);
+    }
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let _: String = q(&mut c, &["GET", "k"]);
+    let _: String = q(&mut c, &["PING"]);
+    assert_eq!(
+        q::<i64>(&mut c, &["PERFLOG", "LEN"]),
+        2,
+        "PING is not named"
+    );
+    let entries: Vec<(i64, i64, String, i64, String, String)> = q(&mut c, &["PERFLOG", "GET"]);
+    assert_eq!(entries[0].2, "get", "newest first");
+    assert_eq!(entries[1].2, "set");
+    assert!(
+        entries[0].4.contains("get_from_memtable_count"),
+        "{}",
+        entries[0].4
+    );
+    let one: Vec<redis::Value> = q(&mut c, &["PERFLOG", "GET", "1"]);
+    assert_eq!(one.len(), 1);
+    let _: () = q(&mut c, &["PERFLOG", "RESET"]);
+    assert_eq!(q::<i64>(&mut c, &["PERFLOG", "LEN"]), 0);
+    // A threshold keeps fast commands out.
+    let _: () = q(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "profiling-sample-record-threshold-ms",
+            "10000",
+        ],
+    );
+    let _: String = q(&mut c, &["GET", "k"]);
+    assert_eq!(q::<i64>(&mut c, &["PERFLOG", "LEN"]), 0);
+    assert_eq!(
+        err(&mut c, &["PERFLOG", "NOPE"]),
+        "ERR PERFLOG subcommand must be one of RESET, LEN, GET"
+    );
+}

@@ -369,3 +369,38 @@ fn the_log_file_is_rotated_and_old_ones_are_removed() {
     let _ = redis::cmd("SHUTDOWN").query::<()>(&mut client.get_connection().unwrap());
     let _ = child.wait();
 }
+
+#[test]
+fn supervised_systemd_is_told_when_the_server_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(binary())
+        .args(["--port", &port.to_string(), "--supervised", "systemd"])
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(dir.path().join("log"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY from quarry");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    // Ready means serving.
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let pong: String = q(&mut c, &["PING"]);
+    assert_eq!(pong, "PONG");
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    let _ = child.wait();
+}

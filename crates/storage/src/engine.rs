@@ -99,6 +99,14 @@ pub struct EngineOptions {
     pub compaction_readahead_size: usize,
     pub no_slowdown: bool,
     pub low_pri: bool,
+    /// `rocksdb.delayed_write_rate` in bytes/s (0: RocksDB's own choice).
+    pub delayed_write_rate: u64,
+    /// `rocksdb.read_options.async_io`: iterators prefetch asynchronously.
+    pub async_io: bool,
+    /// `rocksdb.avoid_unnecessary_blocking_io`: obsolete files are deleted in the background.
+    pub avoid_unnecessary_blocking_io: bool,
+    /// `rocksdb.write_options.memtable_insert_hint_per_batch`.
+    pub memtable_insert_hint_per_batch: bool,
     /// RocksDB's legacy thread counts (-1 for both: `max_background_jobs` decides), as
     /// Kvrocks passes them.
     pub max_background_flushes: i32,
@@ -160,6 +168,10 @@ impl EngineOptions {
             compaction_readahead_size: 2 * 1024 * 1024,
             no_slowdown: false,
             low_pri: false,
+            delayed_write_rate: 0,
+            async_io: true,
+            avoid_unnecessary_blocking_io: true,
+            memtable_insert_hint_per_batch: false,
         }
     }
 
@@ -191,6 +203,7 @@ pub struct Engine {
     /// A full compaction runs.
     compacting: AtomicBool,
     write_opts: WriteOptions,
+    async_io: bool,
     path: PathBuf,
     /// The LogData `r <replid>` appended to every local batch, built once per id, or None.
     replid: parking_lot::RwLock<Option<Vec<u8>>>,
@@ -235,6 +248,18 @@ impl Engine {
         if opts.row_cache_mb > 0 {
             db_opts.set_row_cache(&Cache::new_lru_cache(opts.row_cache_mb * 1024 * 1024));
         }
+        if opts.delayed_write_rate > 0 {
+            use rocksdb::AsRawPtr;
+            // SAFETY: the options object is alive and owned here; the setter only stores the
+            // value (the wrapper has no method for it).
+            unsafe {
+                librocksdb_sys::rocksdb_options_set_delayed_write_rate(
+                    db_opts.as_raw_ptr(),
+                    opts.delayed_write_rate,
+                );
+            }
+        }
+        db_opts.set_avoid_unnecessary_blocking_io(opts.avoid_unnecessary_blocking_io);
         db_opts.set_wal_ttl_seconds(opts.wal_ttl_seconds);
         db_opts.set_wal_size_limit_mb(opts.wal_size_limit_mb);
         db_opts.set_max_total_wal_size(opts.max_total_wal_size_mb * 1024 * 1024);
@@ -351,6 +376,7 @@ impl Engine {
             WriteDurability::NoWal => write_opts.disable_wal(true),
         }
         write_opts.set_no_slowdown(opts.no_slowdown);
+        write_opts.set_memtable_insert_hint_per_batch(opts.memtable_insert_hint_per_batch);
         write_opts.set_low_pri(opts.low_pri);
         info!(path = %path.display(), sequence = db.latest_sequence_number(), "storage opened");
         let db = Arc::new(db);
@@ -364,6 +390,7 @@ impl Engine {
             size_limit_computed: AtomicBool::new(false),
             compacting: AtomicBool::new(false),
             write_opts,
+            async_io: opts.async_io,
             path,
             replid: Default::default(),
         })
@@ -557,6 +584,11 @@ impl Engine {
             .flatten()
     }
 
+    /// Whether iterators prefetch asynchronously (`rocksdb.read_options.async_io`).
+    pub fn async_io(&self) -> bool {
+        self.async_io
+    }
+
     /// A consistent read view and the sequence it reflects.
     pub fn snapshot_at_sequence(&self) -> (rocksdb::SnapshotWithThreadMode<'_, DB>, u64) {
         loop {
@@ -606,6 +638,75 @@ impl Engine {
         }
         self.compacting.store(false, Ordering::Release);
         true
+    }
+
+    /// Kvrocks' compaction checker: compacts the `pubsub` and `propagate` column families
+    /// whole, then, in the metadata and sub-key column families, the SST files whose share of
+    /// deletions reaches `min_ratio` and that are older than `min_age` (at most one file in
+    /// 360 per family, at least one), or else the file with the largest share of deletions
+    /// (over 10%) among those older than an hour. Returns the files compacted. Nothing runs
+    /// while a full compaction does.
+    pub fn check_compaction(&self, min_age: std::time::Duration, min_ratio: f64) -> Vec<String> {
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        for cf in [ColumnFamily::PubSub, ColumnFamily::Propagate] {
+            self.db
+                .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+        }
+        let mut done = Vec::new();
+        let files = self.db.live_files().unwrap_or_default();
+        let now = std::time::SystemTime::now();
+        for cf in [ColumnFamily::Metadata, ColumnFamily::Default] {
+            let mine: Vec<_> = files
+                .iter()
+                .filter(|f| f.column_family_name == cf.name())
+                .collect();
+            if mine.len() <= 1 {
+                continue;
+            }
+            let mut budget = (mine.len() / 360).max(1);
+            let mut best: Option<(f64, &rocksdb::LiveFile)> = None;
+            for f in mine {
+                let (Some(start), Some(end)) = (&f.start_key, &f.end_key) else {
+                    continue;
+                };
+                let total = f.num_entries + f.num_deletions;
+                if total == 0 {
+                    continue;
+                }
+                let ratio = f.num_deletions as f64 / total as f64;
+                let path = self.path.join(f.name.trim_start_matches('/'));
+                let Some(age) = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                else {
+                    continue;
+                };
+                if age > min_age && ratio >= min_ratio && budget > 0 {
+                    self.db
+                        .compact_range_cf(self.cf(cf), Some(start), Some(end));
+                    done.push(f.name.clone());
+                    budget -= 1;
+                    continue;
+                }
+                if age > std::time::Duration::from_secs(3600) && best.is_none_or(|(r, _)| ratio > r)
+                {
+                    best = Some((ratio, f));
+                }
+            }
+            if let Some((ratio, f)) = best.filter(|(r, _)| *r > 0.1) {
+                if budget > 0 {
+                    let (start, end) = (f.start_key.as_deref(), f.end_key.as_deref());
+                    self.db.compact_range_cf(self.cf(cf), start, end);
+                    tracing::info!(file = %f.name, delete_ratio = format!("{ratio:.2}"), "compaction checker: compacted the file with the most deletions");
+                    done.push(f.name.clone());
+                }
+            }
+        }
+        self.compacting.store(false, Ordering::Release);
+        done
     }
 
     /// Whether a full compaction (COMPACT, `compact-cron`) runs now: Kvrocks' `is_compacting`.

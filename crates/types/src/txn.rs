@@ -311,6 +311,7 @@ impl Db {
         start: Start<'_>,
     ) -> KvIter<'_> {
         let mut opts = ReadOptions::default();
+        opts.set_async_io(self.engine.async_io());
         if let Some(l) = &lower {
             opts.set_iterate_lower_bound(l.clone());
         }
