@@ -276,9 +276,19 @@ pub fn memory(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             "USAGE <key> [SAMPLES <count>]",
             "    Return the bytes the key and its value take in storage. For collections up to",
             "    <count> elements are read and the rest estimated (default 5, 0 = all).",
+            "STATS",
+            "    Return the process' memory and what RocksDB holds in memory.",
+            "DOCTOR",
+            "    Return memory problems reports.",
             "HELP",
             "    Print this help.",
         ]));
+    }
+    if is(&a[1], "STATS") && a.len() == 2 {
+        return Ok(memory_stats(ctx));
+    }
+    if is(&a[1], "DOCTOR") && a.len() == 2 {
+        return Ok(Frame::Verbatim(memory_doctor(ctx)));
     }
     let samples = match a.len() {
         3 => 5,
@@ -295,6 +305,129 @@ pub fn memory(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         Some(n) => Frame::Integer(n as i64),
         None => Frame::Null,
     })
+}
+
+/// The process' resident and peak resident memory (Linux /proc), in bytes.
+fn process_memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// What RocksDB holds in memory: memtables, table readers (indexes and filters outside the
+/// cache), the block cache, and the memtables waiting to be flushed.
+fn rocksdb_memory(ctx: &Ctx<'_>) -> [(&'static str, u64); 4] {
+    let engine = ctx.db.engine();
+    let sum = |name: &str| -> u64 {
+        quarry_storage::ColumnFamily::ALL
+            .iter()
+            .map(|&cf| engine.property(cf, name).unwrap_or(0))
+            .sum()
+    };
+    [
+        ("rocksdb.memtables", sum("rocksdb.cur-size-all-mem-tables")),
+        (
+            "rocksdb.table-readers",
+            sum("rocksdb.estimate-table-readers-mem"),
+        ),
+        (
+            "rocksdb.block-cache",
+            engine
+                .property(
+                    quarry_storage::ColumnFamily::Default,
+                    "rocksdb.block-cache-usage",
+                )
+                .unwrap_or(0),
+        ),
+        (
+            "rocksdb.immutable-memtables",
+            sum("rocksdb.num-immutable-mem-table"),
+        ),
+    ]
+}
+
+/// MEMORY STATS: Redis' shape (a map), with what means something for a disk store: the
+/// process' memory, RocksDB's parts of it, and the keys.
+fn memory_stats(ctx: &Ctx<'_>) -> Frame {
+    let (rss, peak) = process_memory();
+    let engine = ctx.db.engine();
+    let keys = engine
+        .property(
+            quarry_storage::ColumnFamily::Metadata,
+            "rocksdb.estimate-num-keys",
+        )
+        .unwrap_or(0);
+    let rocks = rocksdb_memory(ctx);
+    let in_rocksdb: u64 = rocks[..3].iter().map(|(_, v)| v).sum();
+    let mut fields: Vec<(String, Frame)> = vec![
+        ("peak.allocated".into(), Frame::Integer(peak as i64)),
+        ("total.allocated".into(), Frame::Integer(rss as i64)),
+    ];
+    for (k, v) in rocks {
+        fields.push((k.into(), Frame::Integer(v as i64)));
+    }
+    fields.push((
+        "overhead.total".into(),
+        Frame::Integer(rss.saturating_sub(in_rocksdb) as i64),
+    ));
+    fields.push(("keys.count".into(), Frame::Integer(keys as i64)));
+    fields.push((
+        "dataset.bytes".into(),
+        Frame::Integer(engine.sst_bytes() as i64),
+    ));
+    fields.push((
+        "peak.percentage".into(),
+        Frame::Double(if peak > 0 {
+            rss as f64 * 100.0 / peak as f64
+        } else {
+            0.0
+        }),
+    ));
+    Frame::Map(
+        fields
+            .into_iter()
+            .map(|(k, v)| (Frame::bulk(k), v))
+            .collect(),
+    )
+}
+
+/// MEMORY DOCTOR: what looks wrong in memory, in words.
+fn memory_doctor(ctx: &Ctx<'_>) -> String {
+    let (rss, _) = process_memory();
+    let rocks = rocksdb_memory(ctx);
+    let mut problems = Vec::new();
+    if rocks[3].1 >= 4 {
+        problems.push(format!(
+            "{} memtables wait to be flushed: flushes fall behind the writes (see INFO rocksdb and the disk).",
+            rocks[3].1
+        ));
+    }
+    let in_rocksdb: u64 = rocks[..3].iter().map(|(_, v)| v).sum();
+    if rss > 0 && rocks[1].1 > rss / 2 {
+        problems.push(format!(
+            "Table readers (indexes and filters outside the block cache) take {} of {} bytes: consider rocksdb.cache_index_and_filter_blocks yes.",
+            rocks[1].1, rss
+        ));
+    }
+    if rss > in_rocksdb.saturating_mul(4) && rss > 1 << 30 {
+        problems.push(format!(
+            "The process holds {rss} bytes, far more than RocksDB's {in_rocksdb}: many clients, large replies or large scripts may be holding memory."
+        ));
+    }
+    if problems.is_empty() {
+        return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".into();
+    }
+    let mut out = String::from("Sam, I detected a few issues in this instance memory implant:\n\n");
+    for p in problems {
+        out.push_str(&format!(" * {p}\n"));
+    }
+    out
 }
 
 /// DISK USAGE key (Kvrocks): the bytes the key's records take in storage, every element

@@ -693,6 +693,8 @@ pub static SUBCOMMANDS: &[(&str, &str, i32)] = &[
     ("latency", "histogram", -2),
     ("latency", "help", 2),
     ("memory", "usage", -3),
+    ("memory", "stats", 2),
+    ("memory", "doctor", 2),
     ("memory", "help", 2),
     ("function", "load", -3),
     ("function", "delete", 3),

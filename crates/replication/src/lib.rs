@@ -33,6 +33,9 @@ pub trait Host: Send + Sync + 'static {
     fn install_engine(&self, engine: Engine);
     /// Called after each applied master batch (side effects: wake blocked clients, ...).
     fn on_applied(&self, batch: &[u8]);
+    /// Called for each note a quarry master puts in the stream (verification's markers), at
+    /// its place: every batch before it is applied, none after it yet.
+    fn on_note(&self, _note: &[u8]) {}
     /// A failpoint for tests of verification: a changed copy of the master's batch to apply
     /// instead (None, always, outside such tests).
     fn alter_before_apply(&self, _batch: &[u8]) -> Option<Vec<u8>> {

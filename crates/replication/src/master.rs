@@ -1,6 +1,7 @@
 //! The master side: who may partial-sync (PSYNC), the feeders that stream WAL batches, the
 //! replicas' acknowledgements (REPLCONF ACK, WAIT), and the checkpoint files of a full sync.
 
+use std::collections::VecDeque;
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub struct ReplicaInfo {
     /// When the replica last acknowledged (ms since the Unix epoch); it acks every heartbeat.
     pub last_ack_ms: AtomicU64,
     pub closed: AtomicBool,
+    /// A quarry replica (it proved its history with `REPLCONF last-batch`): it takes notes.
+    pub quarry: bool,
     stream: Mutex<Option<TcpStream>>,
 }
 
@@ -92,7 +95,26 @@ pub struct Master {
     anchors: Mutex<Vec<(u64, String)>>,
     /// Set while a full sync replaces this node's database: no new feeders.
     paused: AtomicBool,
+    /// Notes for quarry replicas, in the order they are to be sent.
+    notes: Mutex<VecDeque<Note>>,
+    next_note: AtomicU64,
 }
+
+/// A message in the stream for quarry replicas only (Kvrocks replicas would take it for a
+/// batch): sent once every batch up to `after` is, so that it marks an exact place in the
+/// history without taking a sequence number. Verification's markers travel this way.
+#[derive(Debug)]
+struct Note {
+    index: u64,
+    after: u64,
+    payload: Arc<Vec<u8>>,
+}
+
+/// What every note's payload starts with; a replica never applies it as a batch.
+pub const NOTE_PREFIX: &[u8] = b"quarry-note ";
+
+/// Notes kept for feeders that are behind.
+const MAX_NOTES: usize = 4096;
 
 /// The file a checkpoint carries for quarry replicas: `<sequence> <digest or token>`, what
 /// proves that a history ends at the checkpoint.
@@ -110,6 +132,42 @@ fn wal_digest_at(engine: &Engine, seq: u64) -> Option<String> {
 }
 
 impl Master {
+    /// Queues a note (its payload starts with [`NOTE_PREFIX`]) for quarry replicas, to be
+    /// sent right after the batch that ends at `after` (0: at the next chance, in order).
+    pub fn push_note(&self, after: u64, payload: Vec<u8>) {
+        let mut notes = self.notes.lock();
+        let index = self.next_note.fetch_add(1, Ordering::AcqRel);
+        notes.push_back(Note {
+            index,
+            after,
+            payload: Arc::new(payload),
+        });
+        while notes.len() > MAX_NOTES {
+            notes.pop_front();
+        }
+    }
+
+    /// The notes from `from` on that may go once the batch ending at `sent` has: their
+    /// payloads and the index to continue from.
+    fn notes_due(&self, from: u64, sent: u64) -> (Vec<Arc<Vec<u8>>>, u64) {
+        let notes = self.notes.lock();
+        let mut next = from;
+        let mut out = Vec::new();
+        for n in notes.iter().filter(|n| n.index >= from) {
+            if n.after > sent {
+                break;
+            }
+            out.push(n.payload.clone());
+            next = n.index + 1;
+        }
+        (out, next)
+    }
+
+    /// Whether a quarry replica streams from this node now.
+    pub fn has_quarry_replicas(&self) -> bool {
+        self.replicas.lock().iter().any(|r| r.quarry)
+    }
+
     /// What proves a history that ends at `seq` (`REPLCONF batch-digest`): the digest of the
     /// batch ending there, or the anchor of a checkpoint served at that sequence.
     pub fn digest_at(&self, engine: &Engine, seq: u64) -> Option<String> {
@@ -256,6 +314,7 @@ impl Master {
         next: u64,
         ip: String,
         port: u16,
+        quarry: bool,
     ) {
         let peer = stream
             .peer_addr()
@@ -277,6 +336,7 @@ impl Master {
             // that just came online.
             last_ack_ms: AtomicU64::new(now_ms()),
             closed: AtomicBool::new(false),
+            quarry,
             stream: Mutex::new(stream.try_clone().ok()),
         });
         replicas.push(replica.clone());
@@ -286,7 +346,7 @@ impl Master {
             .name("repl-feeder".into())
             .spawn(move || {
                 info!(replica = %replica.peer, next, "replica added, incremental sync started");
-                let reason = feed(&engine, stream, next, &replica);
+                let reason = feed(&engine, stream, next, &replica, &master);
                 info!(replica = %replica.peer, sent = replica.sent.load(Ordering::Relaxed), reason, "replica feeder stopped");
                 replica.close();
                 master.replicas.lock().retain(|r| r.id != replica.id);
@@ -479,7 +539,23 @@ fn feed(
     mut stream: TcpStream,
     next: u64,
     replica: &Arc<ReplicaInfo>,
+    master: &Master,
 ) -> &'static str {
+    // Notes queued before this feed began are not for it.
+    let mut note_index = master.next_note.load(Ordering::Acquire);
+    // Appends to `buf` the notes due once the batch ending at `sent` has gone.
+    let mut add_notes = |buf: &mut Vec<u8>, sent: u64| {
+        if !replica.quarry {
+            return;
+        }
+        let (due, next_index) = master.notes_due(note_index, sent);
+        note_index = next_index;
+        for p in due {
+            buf.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+            buf.extend_from_slice(&p);
+            buf.extend_from_slice(b"\r\n");
+        }
+    };
     let _ = stream.set_nodelay(true);
     // Acknowledgements come back on the same socket.
     if let Ok(read_half) = stream.try_clone() {
@@ -526,6 +602,8 @@ fn feed(
         }
         match reader.read() {
             Ok(Some(batch)) => {
+                // Notes placed before this batch go first.
+                add_notes(&mut buf, batch.seq.saturating_sub(1));
                 buf.extend_from_slice(format!("${}\r\n", batch.data.len()).as_bytes());
                 buf.extend_from_slice(&batch.data);
                 buf.extend_from_slice(b"\r\n");
@@ -543,6 +621,7 @@ fn feed(
                 replica.sent.store(batch.last_seq(), Ordering::Release);
             }
             Ok(None) => {
+                add_notes(&mut buf, reader.next_seq().saturating_sub(1));
                 if !buf.is_empty() {
                     if stream.write_all(&buf).is_err() {
                         return "sending to the replica failed";

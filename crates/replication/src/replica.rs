@@ -530,6 +530,11 @@ impl Worker {
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(|| io_err(format!("unexpected line from the master: {head:.64}")))?;
             let mut payload = read_payload(reader, len)?;
+            if payload.starts_with(crate::master::NOTE_PREFIX) {
+                // A note from a quarry master: it marks this place in the stream.
+                self.host.on_note(&payload);
+                continue;
+            }
             if let Some(altered) = self.host.alter_before_apply(&payload) {
                 payload = altered;
             }

@@ -43,6 +43,8 @@ pub enum Flow {
         next: u64,
         ip: String,
         port: u16,
+        /// A quarry replica: it takes the stream's notes.
+        quarry: bool,
     },
     /// `_fetch_file`: the connection streams checkpoint files, then closes.
     SendFiles(Vec<String>),
@@ -553,10 +555,14 @@ fn hand_over<S: ClientStream>(server: &Server, stream: S, flow: Flow) {
             next,
             ip,
             port,
+            quarry,
         } => {
             let current = server.engine();
             if current.is_some_and(|c| Arc::ptr_eq(&c, &engine)) {
-                server.repl.master.start_feeder(engine, std, next, ip, port);
+                server
+                    .repl
+                    .master
+                    .start_feeder(engine, std, next, ip, port, quarry);
             } else {
                 // The database was replaced since PSYNC looked at it.
                 let _ = std::io::Write::write_all(

@@ -594,6 +594,26 @@ fn notify_systemd(supervised: &str) {
     }
 }
 
+/// Counts a new connection, and refuses it with Redis' error past `maxclients`.
+async fn admit<S: tokio::io::AsyncWrite + Unpin>(server: &Server, stream: &mut S) -> bool {
+    server
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    if server.clients.len() < server.hot.maxclients.load(Ordering::Relaxed) {
+        return true;
+    }
+    server
+        .stats
+        .rejected_connections
+        .fetch_add(1, Ordering::Relaxed);
+    use tokio::io::AsyncWriteExt;
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+    false
+}
+
 /// Listens on the Unix socket `path` (`unixsocket`), with permission bits `perm`
 /// (`unixsocketperm`). A socket file left by a previous run is replaced; any other file there
 /// is an error.
@@ -633,19 +653,7 @@ async fn accept_unix(server: Arc<Server>, listener: tokio::net::UnixListener, li
                 continue;
             }
         };
-        server
-            .stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
-        if server.clients.len() >= server.hot.maxclients.load(Ordering::Relaxed) {
-            server
-                .stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            use tokio::io::AsyncWriteExt;
-            let _ = stream
-                .write_all(b"-ERR max number of clients reached\r\n")
-                .await;
+        if !admit(&server, &mut stream).await {
             continue;
         }
         let handle = server.clients.register(unspecified, unspecified);
@@ -677,19 +685,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool, live
                 continue;
             }
         };
-        server
-            .stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
-        if server.clients.len() >= server.hot.maxclients.load(Ordering::Relaxed) {
-            server
-                .stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            use tokio::io::AsyncWriteExt;
-            let _ = stream
-                .write_all(b"-ERR max number of clients reached\r\n")
-                .await;
+        if !admit(&server, &mut stream).await {
             continue;
         }
         let _ = stream.set_nodelay(true);

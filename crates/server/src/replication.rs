@@ -288,6 +288,12 @@ impl Host for HostRef {
         }
     }
 
+    fn on_note(&self, note: &[u8]) {
+        if let Some(server) = self.0.upgrade() {
+            crate::verify::on_note(&server, note);
+        }
+    }
+
     fn alter_before_apply(&self, batch: &[u8]) -> Option<Vec<u8>> {
         let server = self.0.upgrade()?;
         if server.verify.alter_next.load(Ordering::Relaxed) == 0 {
@@ -312,10 +318,6 @@ impl Host for HostRef {
         let Some(server) = self.0.upgrade() else {
             return;
         };
-        // A verification marker: the replica's snapshot is taken before the next batch.
-        if memchr::memmem::find(data, crate::verify::MARKER_PREFIX).is_some() {
-            crate::verify::on_marker(&server, data);
-        }
         // The master's namespaces (`repl-namespace-enabled`): taken once applied.
         if memchr::memmem::find(data, crate::namespace::DB_KEY).is_some()
             && batch::decode(data).is_ok_and(|d| {
@@ -577,6 +579,8 @@ fn psync(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
                     next,
                     ip,
                     port: session.repl.listening_port,
+                    // Only a quarry replica sends `REPLCONF last-batch`.
+                    quarry: req.last_batch.is_some(),
                 },
             )
         }

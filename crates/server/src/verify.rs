@@ -1,15 +1,17 @@
 //! Continuous verification of replicas, and self-repair (docs/replication.md, "Verification").
 //!
-//! A master walks its keyspace in slices. For each slice it writes a `begin` marker alone
-//! (no other write overlaps it) and takes a snapshot right after it, at sequence S; it hashes
-//! the slice on that snapshot, off the command threads and paced by
-//! `verify-max-mb-per-second`, and writes a `result` marker with the digest. Both markers are
-//! ordinary WAL batches (one tombstone in the propagate column family, which takes the sequence
-//! number that makes RocksDB ship the batch, and a LogData record that Kvrocks replicas
-//! ignore), so they reach every replica, and every replica's replicas, in stream order.
+//! A master walks its keyspace in slices. For each slice it takes a snapshot at sequence S
+//! with writes held back for a moment, and queues a `begin` marker as a note of the
+//! replication stream: each feeder sends it to its quarry replica right after the batch that
+//! ends at S. It hashes the slice on that snapshot, off the command threads and paced by
+//! `verify-max-mb-per-second`, and queues a `result` note with the digest. Notes are not
+//! written to the WAL: they take no sequence number, so a master's history is the same with or
+//! without verification (an old master rejoins a promoted replica as before), and Kvrocks
+//! replicas never see them.
 //!
-//! A quarry replica that applies a `begin` marker snapshots right then, before it applies the
-//! next batch: its snapshot is at the same S and holds the same history. It hashes the same
+//! A quarry replica that receives a `begin` marker has applied exactly the batches up to S and
+//! no later one: it snapshots right then, so its snapshot holds the same history. It passes
+//! the marker on to its own quarry replicas at the same place, so a chain is checked end to end. It hashes the same
 //! slice, judging expiry at the master's clock carried in the marker, and compares with the
 //! `result`. A mismatch is logged and counted; with `verify-repair yes` the replica asks its
 //! master (`VERIFY REPAIR`, relayed up a chain) to rewrite the slice into the stream, and the
@@ -27,18 +29,15 @@ use parking_lot::Mutex;
 use quarry_commands::args::lower;
 use quarry_commands::CmdError;
 use quarry_resp::Frame;
-use quarry_storage::batch::{self, BatchRecord};
 use quarry_storage::digest::{slice_end, span_digest, Span};
 use quarry_storage::encoding::now_ms;
-use quarry_storage::{ColumnFamily, Engine, StorageError, WriteBatch, WriteOrigin};
+use quarry_storage::{ColumnFamily, Engine, StorageError};
 use tracing::{debug, error, info, warn};
 
 use crate::server::Server;
 
-/// What every marker's LogData starts with.
-pub const MARKER_PREFIX: &[u8] = b"quarry-verify ";
-/// The propagate-column-family key whose tombstone gives a marker batch its sequence number.
-const MARKER_KEY: &[u8] = b"__quarry_verify__";
+/// What every marker starts with: a note of the replication stream (quarry replicas only).
+pub const MARKER_PREFIX: &[u8] = b"quarry-note verify ";
 /// Rewrites of one slice before a replica gives up on repairs and fetches a full copy.
 pub const MAX_REPAIRS: u32 = 3;
 /// Slices a replica hashes at once; a `begin` beyond them is skipped (and counted).
@@ -140,13 +139,14 @@ fn unhex(s: &[u8]) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A marker as the stream carries it (the LogData text after [`MARKER_PREFIX`]).
+/// A marker as the stream carries it (the note's text after [`MARKER_PREFIX`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Marker {
-    /// `begin <id> <master ms> <progress ‰> <lo hex> <hi hex or ->`: the state right after
-    /// this batch is what the slice's digest is of.
+    /// `begin <id> <sequence> <master ms> <progress ‰> <lo hex> <hi hex or ->`: sent right
+    /// after the batch that ends at `sequence`; the state there is what the digest is of.
     Begin {
         id: u64,
+        seq: u64,
         time_ms: u64,
         progress: u64,
         slice: Slice,
@@ -166,12 +166,13 @@ impl Marker {
         let text = match self {
             Marker::Begin {
                 id,
+                seq,
                 time_ms,
                 progress,
                 slice,
             } => {
                 let (lo, hi) = slice.hex_bounds();
-                format!("begin {id} {time_ms} {progress} {lo} {hi}")
+                format!("begin {id} {seq} {time_ms} {progress} {lo} {hi}")
             }
             Marker::Result {
                 id,
@@ -188,8 +189,9 @@ impl Marker {
         let text = std::str::from_utf8(data.strip_prefix(MARKER_PREFIX)?).ok()?;
         let f: Vec<&str> = text.split(' ').collect();
         match f.as_slice() {
-            ["begin", id, time_ms, progress, lo, hi] => Some(Marker::Begin {
+            ["begin", id, seq, time_ms, progress, lo, hi] => Some(Marker::Begin {
                 id: id.parse().ok()?,
+                seq: seq.parse().ok()?,
                 time_ms: time_ms.parse().ok()?,
                 progress: progress.parse().ok()?,
                 slice: Slice::parse_hex(lo.as_bytes(), hi.as_bytes())?,
@@ -202,15 +204,6 @@ impl Marker {
             }),
             _ => None,
         }
-    }
-
-    /// The marker batch: a tombstone that takes one sequence number (RocksDB's WAL iterator
-    /// does not return a batch that takes none until a later write), and the marker itself.
-    fn batch(&self, engine: &Engine) -> WriteBatch {
-        let mut b = WriteBatch::default();
-        b.delete_cf(engine.cf(ColumnFamily::Propagate), MARKER_KEY);
-        b.put_log_data(self.encode());
-        b
     }
 }
 
@@ -396,7 +389,7 @@ fn master_tick(server: &Server) {
         }
         return;
     }
-    if settings.cycle.is_zero() || server.repl.master.replicas().is_empty() {
+    if settings.cycle.is_zero() || !server.repl.master.has_quarry_replicas() {
         return;
     }
     let now = Instant::now();
@@ -473,14 +466,23 @@ fn issue(
     let v = &server.verify;
     let id = v.next_id.fetch_add(1, Ordering::Relaxed);
     let time_ms = now_ms();
-    let begin = Marker::Begin {
-        id,
-        time_ms,
-        progress: v.progress_permille.load(Ordering::Relaxed),
-        slice: slice.clone(),
-    };
+    let progress = v.progress_permille.load(Ordering::Relaxed);
+    // With writes held back for a moment, the snapshot's sequence S is where the marker goes:
+    // a feeder sends it after the batch ending at S and before any later one, as no later one
+    // exists until the marker is queued.
     let (snapshot, seq) = engine
-        .write_alone(|e| Ok(begin.batch(e)), |e| e.snapshot_at_sequence())
+        .alone(|e| {
+            let (snapshot, seq) = e.snapshot_at_sequence();
+            let begin = Marker::Begin {
+                id,
+                seq,
+                time_ms,
+                progress,
+                slice: slice.clone(),
+            };
+            server.repl.master.push_note(seq, begin.encode());
+            (snapshot, seq)
+        })
         .map_err(|e| e.to_string())?;
     let mut pacer = Pacer::new(v, settings.bytes_per_sec);
     let (digest, keys) = span_digest(
@@ -499,37 +501,38 @@ fn issue(
         digest,
         keys,
     };
-    engine
-        .write(result.batch(engine), WriteOrigin::Local)
-        .map_err(|e| e.to_string())?;
+    server.repl.master.push_note(0, result.encode());
     v.slices_issued.fetch_add(1, Ordering::Relaxed);
     Ok(keys)
 }
 
-/// The replica's side: called for each applied master batch that holds a marker, before the
-/// next batch is applied.
-pub fn on_marker(server: &Arc<Server>, data: &[u8]) {
-    let Ok(decoded) = batch::decode(data) else {
+/// The replica's side: a note of the stream, at its place (every batch before it applied,
+/// none after it). Markers are passed on to this node's own quarry replicas at the same place.
+pub fn on_note(server: &Arc<Server>, data: &[u8]) {
+    let Some(marker) = Marker::parse(data) else {
         return;
     };
-    let Some(marker) = decoded.records.iter().find_map(|r| match r {
-        BatchRecord::LogData(d) => Marker::parse(d),
-        _ => None,
-    }) else {
-        return;
-    };
-    let seq = decoded.sequence + decoded.count as u64 - 1;
     match marker {
         Marker::Begin {
             id,
+            seq,
             time_ms,
             progress,
             slice,
         } => {
+            // This node applies nothing else meanwhile: its replicas get the marker after the
+            // same batch.
+            server.repl.master.push_note(seq, data.to_vec());
             server
                 .verify
                 .progress_permille
                 .store(progress, Ordering::Relaxed);
+            let at = server.engine().map(|e| e.latest_sequence());
+            if at != Some(seq) {
+                warn!(expected = seq, found = ?at, "verification: the marker is not where the stream is; slice skipped");
+                server.verify.slices_skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             begin(server, id, time_ms, seq, slice);
         }
         Marker::Result {
@@ -538,6 +541,7 @@ pub fn on_marker(server: &Arc<Server>, data: &[u8]) {
             digest,
             keys,
         } => {
+            server.repl.master.push_note(0, data.to_vec());
             let done = {
                 let mut pending = server.verify.pending.lock();
                 match pending.get_mut(&id) {
@@ -952,6 +956,7 @@ mod tests {
     fn markers_read_back() {
         let m = Marker::Begin {
             id: 7,
+            seq: 42,
             time_ms: 1_700_000_000_000,
             progress: 250,
             slice: Slice {
@@ -962,7 +967,8 @@ mod tests {
         let text = m.encode();
         assert_eq!(
             text,
-            b"quarry-verify begin 7 1700000000000 250 0b5f5f6e616d65737061636561 -".to_vec()
+            b"quarry-note verify begin 7 42 1700000000000 250 0b5f5f6e616d65737061636561 -"
+                .to_vec()
         );
         assert_eq!(Marker::parse(&text), Some(m));
         let r = Marker::Result {
@@ -974,7 +980,7 @@ mod tests {
         assert_eq!(Marker::parse(&r.encode()), Some(r));
         // Kvrocks' own LogData (type markers, replication ids) is not a marker.
         assert_eq!(Marker::parse(b"r 0123456789ABCDEF"), None);
-        assert_eq!(Marker::parse(b"quarry-verify begin 1 2"), None);
+        assert_eq!(Marker::parse(b"quarry-note verify begin 1 2"), None);
     }
 
     #[test]

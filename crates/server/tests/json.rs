@@ -335,7 +335,7 @@ fn documents_dump_and_restore() {
     let mut bad = payload[..payload.len() - 8].to_vec();
     let at = bad.windows(3).position(|w| w == b"\"a\"").unwrap();
     bad[at] = b'{';
-    let crc = crc64(&bad);
+    let crc = quarry_commands::crc64(&bad);
     bad.extend_from_slice(&crc.to_le_bytes());
     let e = redis::cmd("RESTORE")
         .arg("j3")
@@ -345,37 +345,4 @@ fn documents_dump_and_restore() {
         .unwrap_err();
     assert!(e.to_string().contains("Bad data format"), "{e}");
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "j3"]), 0);
-}
-
-/// CRC-64/Jones as Redis' DUMP payloads carry it.
-fn crc64(data: &[u8]) -> u64 {
-    let mut crc: u64 = 0;
-    for &b in data {
-        crc ^= b as u64;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
-#[test]
-fn json_max_nesting_depth_is_configurable() {
-    let s = TestServer::start();
-    let mut c = s.conn();
-    let _: () = q(&mut c, &["JSON.SET", "d", "$", r#"{"a":{"b":{"c":1}}}"#]);
-    let _: () = q(&mut c, &["CONFIG", "SET", "json-max-nesting-depth", "2"]);
-    assert_eq!(
-        err(&mut c, &["JSON.SET", "e", "$", r#"{"a":{"b":{"c":1}}}"#]),
-        "ERR the JSON document is nested deeper than 2 levels"
-    );
-    let _: () = q(&mut c, &["JSON.SET", "f", "$", r#"{"a":{"b":1}}"#]);
-    // What was stored before reads on.
-    assert_eq!(get(&mut c, &["JSON.GET", "d", "$.a.b.c"]), "[1]");
-    // A merge that would pass the limit is refused too.
-    assert!(err(&mut c, &["JSON.MERGE", "f", "$.a.b", r#"{"x":1}"#]).contains("nested deeper"));
 }

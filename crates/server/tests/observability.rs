@@ -7,15 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 
-use common::{err, q, wait_until, TestServer};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{err, free_port, q, wait_until, TestServer};
 
 fn info(s: &TestServer, section: &str) -> String {
     q(&mut s.conn(), &["INFO", section])
@@ -299,4 +291,35 @@ fn the_perf_log_keeps_sampled_commands_with_rocksdbs_counters() {
         err(&mut c, &["PERFLOG", "NOPE"]),
         "ERR PERFLOG subcommand must be one of RESET, LEN, GET"
     );
+}
+
+#[test]
+fn memory_stats_and_doctor() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    for i in 0..100 {
+        let _: () = q(&mut c, &["SET", &format!("k{i}"), "v"]);
+    }
+    let stats: Vec<redis::Value> = q(&mut c, &["MEMORY", "STATS"]);
+    let field = |name: &str| -> i64 {
+        let at = stats
+            .iter()
+            .position(|v| *v == redis::Value::BulkString(name.as_bytes().to_vec()))
+            .unwrap_or_else(|| panic!("{name} in {stats:?}"));
+        match &stats[at + 1] {
+            redis::Value::Int(n) => *n,
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert!(field("total.allocated") > 1 << 20, "the process' RSS");
+    assert!(field("peak.allocated") >= field("total.allocated"));
+    assert!(
+        field("rocksdb.memtables") > 0,
+        "the writes are in a memtable"
+    );
+    field("rocksdb.block-cache");
+    field("keys.count");
+    let doctor: String = q(&mut c, &["MEMORY", "DOCTOR"]);
+    assert!(doctor.contains("Sam"), "{doctor}");
+    assert!(err(&mut c, &["MEMORY", "NOPE"]).contains("unknown subcommand"));
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{q, wait_until, TestServer};
+use common::{free_port, q, wait_until, TestServer};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 /// A CA and the files of certificates it signed, in a temporary directory.
@@ -81,14 +81,6 @@ fn tls_server(pki: &Pki, extra: &[&str]) -> (TestServer, u16) {
     args.extend_from_slice(extra);
     let s = TestServer::start_with(&args);
     (s, tls_port)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// redis-cli --tls with the CA and, if given, a client certificate; stdout and stderr.

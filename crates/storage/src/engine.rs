@@ -466,6 +466,17 @@ impl Engine {
         Ok(then(self))
     }
 
+    /// Runs `f` while no write can land (on a master): what it reads is the state at the
+    /// current sequence, and nothing follows it until `f` returns. For markers that must sit
+    /// at an exact place in the history (verification).
+    pub fn alone<'a, T>(&'a self, f: impl FnOnce(&'a Engine) -> T) -> Result<T, StorageError> {
+        let _alone = self
+            .gate
+            .admit_alone(WriteOrigin::Local)
+            .map_err(StorageError::WriteRefused)?;
+        Ok(f(self))
+    }
+
     fn write_opt(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let has_data = !batch.is_empty();
         if let Err(e) = self.db.write_opt(batch, &self.write_opts) {

@@ -215,20 +215,22 @@ impl Db {
         Ok(true)
     }
 
-    /// Adds to `batch` a copy of `meta` (the value of `src`) under the name `dst`. Collections
-    /// get a new version, and their sub-keys are copied under it.
+    /// Adds to `batch` a copy of `meta` (the value of `src`) under the name `dst` in `target`
+    /// (this namespace or another of the same engine). Collections get a new version, and
+    /// their sub-keys are copied under it.
     fn copy_into(
         &self,
         batch: &mut WriteBatch,
         src: &[u8],
         meta: &Metadata,
+        target: &Db,
         dst: &[u8],
     ) -> Result<()> {
         let mut copy = meta.clone();
         if !meta.kind.is_single_kv() {
             copy.version = encoding::next_version();
             let src_prefix = self.codec.subkey_prefix(src, meta.version);
-            let dst_prefix = self.codec.subkey_prefix(dst, copy.version);
+            let dst_prefix = target.codec.subkey_prefix(dst, copy.version);
             for cf in SUBKEY_CFS {
                 let handle = self.engine.cf(cf);
                 let iter = self.iter_cf(
@@ -247,7 +249,7 @@ impl Db {
         }
         batch.put_cf(
             self.metadata_cf(),
-            self.codec.metadata_key(dst),
+            target.codec.metadata_key(dst),
             copy.encode(),
         );
         Ok(())
@@ -319,7 +321,7 @@ impl Db {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();
-        self.copy_into(&mut batch, src, &meta, dst)?;
+        self.copy_into(&mut batch, src, &meta, self, dst)?;
         batch.delete_cf(self.metadata_cf(), self.codec.metadata_key(src));
         self.write(batch)?;
         Ok(true)
@@ -335,7 +337,7 @@ impl Db {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();
-        self.copy_into(&mut batch, src, &meta, dst)?;
+        self.copy_into(&mut batch, src, &meta, self, dst)?;
         self.write(batch)?;
         Ok(true)
     }
@@ -353,32 +355,7 @@ impl Db {
             return Ok(false);
         }
         let mut batch = WriteBatch::default();
-        let mut copy = meta.clone();
-        if !meta.kind.is_single_kv() {
-            copy.version = encoding::next_version();
-            let src_prefix = self.codec.subkey_prefix(key, meta.version);
-            let dst_prefix = target.codec.subkey_prefix(key, copy.version);
-            for cf in SUBKEY_CFS {
-                let handle = self.engine.cf(cf);
-                let iter = self.iter_cf(
-                    cf,
-                    None,
-                    prefix_successor(&src_prefix),
-                    Start::From(&src_prefix, Direction::Forward),
-                );
-                for item in iter {
-                    let (k, v) = item?;
-                    let mut nk = dst_prefix.clone();
-                    nk.extend_from_slice(&k[src_prefix.len()..]);
-                    batch.put_cf(handle, nk, v);
-                }
-            }
-        }
-        batch.put_cf(
-            self.metadata_cf(),
-            target.codec.metadata_key(key),
-            copy.encode(),
-        );
+        self.copy_into(&mut batch, key, &meta, target, key)?;
         batch.delete_cf(self.metadata_cf(), self.codec.metadata_key(key));
         self.write(batch)?;
         Ok(true)

@@ -19,7 +19,8 @@ pub struct TestServer {
     env: Vec<(String, String)>,
 }
 
-fn free_port() -> u16 {
+/// A loopback port free at the moment of asking.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
