@@ -143,6 +143,10 @@ impl HotConfig {
         );
         self.latency_tracking
             .store(cfg.get_bool("latency-tracking"), Ordering::Relaxed);
+        quarry_types::bitmap::MAX_BITMAP_TO_STRING.store(
+            cfg.get_i64("max-bitmap-to-string-mb").max(0) as u64 * 1024 * 1024,
+            Ordering::Relaxed,
+        );
         let nesting = cfg.get_i64("json-max-nesting-depth").max(0) as usize;
         quarry_commands::json::MAX_NESTING.store(
             if nesting == 0 { 128 } else { nesting.min(128) },

@@ -145,3 +145,22 @@ fn unchanged_bits_are_not_written() {
     assert_eq!(q::<i64>(&mut c, &["STRLEN", "bm"]), 12);
     assert_eq!(q::<String>(&mut c, &["GET", "str"]), "!");
 }
+
+#[test]
+fn get_of_a_bitmap_past_max_bitmap_to_string_mb_is_refused_as_in_kvrocks() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let _: i64 = q(&mut c, &["SETBIT", "b", "7", "1"]);
+    assert_eq!(q::<Vec<u8>>(&mut c, &["GET", "b"]), vec![1u8]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "max-bitmap-to-string-mb", "0"]);
+    assert_eq!(
+        err(&mut c, &["GET", "b"]),
+        "ERR Operation aborted: The size of the bitmap string exceeds the configuration item max-bitmap-to-string-mb"
+    );
+    // Bit commands and strings are not concerned.
+    assert_eq!(q::<i64>(&mut c, &["GETBIT", "b", "7"]), 1);
+    let _: () = q(&mut c, &["SET", "s", "plain"]);
+    assert_eq!(q::<String>(&mut c, &["GET", "s"]), "plain");
+    let _: () = q(&mut c, &["CONFIG", "SET", "max-bitmap-to-string-mb", "16"]);
+    assert_eq!(q::<Vec<u8>>(&mut c, &["GET", "b"]), vec![1u8]);
+}

@@ -129,7 +129,7 @@ fn a_kvrocks_config_file_starts_quarry_and_unused_directives_are_listed_once() {
     let s = TestServer::start_with(&[
         "-c",
         fixture.to_str().unwrap(),
-        "--max-bitmap-to-string-mb",
+        "--migrate-pipeline-size",
         "8",
     ]);
     let mut c = s.conn();
@@ -145,7 +145,7 @@ fn a_kvrocks_config_file_starts_quarry_and_unused_directives_are_listed_once() {
     // Every directive Kvrocks 2.10's sample file sets takes effect now (the compaction
     // checker was the last); only the one added is listed.
     let listed = warnings[0].rsplit(": ").next().unwrap_or("");
-    assert_eq!(listed, "max-bitmap-to-string-mb", "{}", warnings[0]);
+    assert_eq!(listed, "migrate-pipeline-size", "{}", warnings[0]);
 }
 
 fn raw_metadata_records(dir: &Path) -> usize {

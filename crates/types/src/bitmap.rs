@@ -19,6 +19,10 @@ const SEGMENT_BYTES: u64 = 1024;
 const SEGMENT_BITS: u64 = SEGMENT_BYTES * 8;
 /// Kvrocks' WAL marker for bitmap writes: `kRedisBitmap`, then `kRedisCmdSetBit` and the offset.
 const LOG_DATA_BITMAP: &str = "6";
+
+/// `max-bitmap-to-string-mb` in bytes: the largest bitmap GET turns into a string.
+pub static MAX_BITMAP_TO_STRING: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(16 * 1024 * 1024);
 const CMD_SETBIT: &str = "9";
 /// Redis' limit: 512 MB of bits.
 pub const MAX_BIT_OFFSET: u64 = (512 * 1024 * 1024 * 8) - 1;
@@ -40,6 +44,18 @@ fn expand(fragment: &mut Vec<u8>, min_bytes: usize) {
 
 impl Db {
     /// The logical bytes (Redis bit order) of a string or bitmap key, None if it is missing.
+    /// GET's value of a bitmap (or string): a bitmap larger than `max-bitmap-to-string-mb` is
+    /// refused, as in Kvrocks.
+    pub fn bitmap_as_string(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(meta) = self.live_metadata(key)? {
+            let limit = MAX_BITMAP_TO_STRING.load(std::sync::atomic::Ordering::Relaxed);
+            if meta.kind == RedisType::Bitmap && meta.size > limit {
+                return Err(TypeError::BitmapTooBig);
+            }
+        }
+        self.bit_value(key)
+    }
+
     pub fn bit_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(meta) = self.live_metadata(key)? else {
             return Ok(None);

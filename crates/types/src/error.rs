@@ -21,6 +21,9 @@ pub enum TypeError {
     NoSuchKey,
     #[error("index out of range")]
     IndexOutOfRange,
+    /// GET of a bitmap larger than `max-bitmap-to-string-mb`.
+    #[error("Operation aborted: The size of the bitmap string exceeds the configuration item max-bitmap-to-string-mb")]
+    BitmapTooBig,
     /// A transaction or script could not lock a key it had not declared, because another one
     /// held it: nothing of it was committed.
     #[error("LOCKED a key the transaction did not declare was held by another transaction; nothing was committed (declare the keys a script uses in KEYS)")]

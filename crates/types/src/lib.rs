@@ -4,7 +4,7 @@
 //! the key locks of its keys for the whole read-modify-write, and every operation writes one
 //! WriteBatch, so that it is atomic for other clients and replicates as one unit.
 
-mod bitmap;
+pub mod bitmap;
 pub mod bloom;
 mod db;
 mod error;

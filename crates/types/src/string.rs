@@ -66,7 +66,7 @@ impl Db {
     /// GET: a string's value, or a Kvrocks bitmap as the string it stands for.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.get_string(key) {
-            Err(TypeError::WrongType) => self.bit_value(key),
+            Err(TypeError::WrongType) => self.bitmap_as_string(key),
             other => Ok(other?.map(|(v, _)| v)),
         }
     }

@@ -82,7 +82,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("log-level", Kind::Enum(&["info", "warning", "error", "fatal"]), "info", false, true, "minimum log severity"),
     d("pidfile", Kind::Str, "", true, true, "PID file path (follows dir when left at default)"),
     d("max-io-mb", Kind::Int(0, 2147483647), "0", true, true, "flush+compaction write rate limit in MB/s, 0 = unlimited (set at start-up)"),
-    d("max-bitmap-to-string-mb", Kind::Int(0, 2147483647), "16", false, false, "max bitmap size in MB convertible to a string"),
+    d("max-bitmap-to-string-mb", Kind::Int(0, 2147483647), "16", false, true, "largest bitmap in MB that GET (and DUMP) turns into a string"),
     d("max-db-size", Kind::Int(0, 2147483647), "0", false, true, "max SST space in GB before writes that add data are refused, 0 = unlimited"),
     d("max-replication-mb", Kind::Int(0, 2147483647), "0", false, true, "replication bandwidth limit in MB/s, 0 = unlimited"),
     d("supervised", Kind::Enum(&["no", "auto", "upstart", "systemd"]), "no", true, true, "systemd: tells systemd (NOTIFY_SOCKET) when the server is ready; auto does so when NOTIFY_SOCKET is set"),

@@ -98,6 +98,7 @@ const LIVE: &[&str] = &[
     "verify-repair",
     "latency-tracking",
     "json-max-nesting-depth",
+    "max-bitmap-to-string-mb",
     "profiling-sample-ratio",
     "profiling-sample-record-max-len",
     "profiling-sample-record-threshold-ms",
