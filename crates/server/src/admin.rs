@@ -466,7 +466,7 @@ fn client_kill(server: &Server, session: &Session, opts: &[Bytes]) -> Outcome {
     // Old form: CLIENT KILL ip:port
     if opts.len() == 1 {
         let addr = text(&opts[0]);
-        return match clients.iter().find(|c| c.addr.to_string() == addr) {
+        return match clients.iter().find(|c| c.addr_text() == addr) {
             Some(c) => {
                 c.kill();
                 let own = c.id == session.handle.id;
@@ -542,7 +542,7 @@ fn client_kill(server: &Server, session: &Session, opts: &[Bytes]) -> Outcome {
         }
         let matches = filters.iter().all(|(k, v)| match k.as_str() {
             "id" => c.id.to_string() == *v,
-            "addr" => c.addr.to_string() == *v,
+            "addr" => c.addr_text() == *v,
             "laddr" => c.laddr.to_string() == *v,
             "type" => v == "normal",
             "user" => {

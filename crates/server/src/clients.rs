@@ -28,6 +28,8 @@ pub struct ClientHandle {
     pub id: u64,
     pub addr: SocketAddr,
     pub laddr: SocketAddr,
+    /// The socket's path for a client of the Unix socket (its addresses are unspecified).
+    pub unix: Option<String>,
     pub created: Instant,
     pub info: Mutex<ClientInfo>,
     /// Index in the command table of the last command, `usize::MAX` before the first one.
@@ -48,6 +50,21 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// The client's address as Redis shows it: `ip:port`, or `path:0` on the Unix socket.
+    pub fn addr_text(&self) -> String {
+        match &self.unix {
+            Some(path) => format!("{path}:0"),
+            None => self.addr.to_string(),
+        }
+    }
+
+    fn laddr_text(&self) -> String {
+        match &self.unix {
+            Some(path) => format!("{path}:0"),
+            None => self.laddr.to_string(),
+        }
+    }
+
     /// Closes the connection. Its task is aborted at its next await point, so a command that is
     /// running completes first (commands never await in the middle).
     pub fn kill(&self) {
@@ -99,6 +116,9 @@ impl ClientHandle {
         if self.blocked.load(Ordering::Acquire) {
             flags.push('b');
         }
+        if self.unix.is_some() {
+            flags.push('U');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
@@ -113,8 +133,8 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
-            self.addr,
-            self.laddr,
+            self.addr_text(),
+            self.laddr_text(),
             info.name,
             age,
             idle,
@@ -137,6 +157,21 @@ pub struct ClientRegistry {
 
 impl ClientRegistry {
     pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientHandle> {
+        self.register_at(addr, laddr, None)
+    }
+
+    /// A client of the Unix socket at `path`.
+    pub fn register_unix(&self, path: &str) -> Arc<ClientHandle> {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.register_at(unspecified, unspecified, Some(path.to_string()))
+    }
+
+    fn register_at(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        unix: Option<String>,
+    ) -> Arc<ClientHandle> {
         let id = {
             let mut n = self.next_id.lock();
             *n += 1;
@@ -147,6 +182,7 @@ impl ClientRegistry {
             id,
             addr,
             laddr,
+            unix,
             created: now,
             info: Mutex::new(ClientInfo {
                 resp: 2,

@@ -801,7 +801,7 @@ pub fn dispatch(
     if server.monitors.load(Ordering::Relaxed) > 0
         && !matches!(spec.name, "auth" | "hello" | "monitor")
     {
-        feed_monitor(server, &session.handle.addr.to_string(), &args);
+        feed_monitor(server, &session.handle.addr_text(), &args);
     }
     // In cluster mode a replica redirects writes to the slot's master (MOVED) before it would
     // refuse them as a replica. A write holds the migration fence while it is routed and runs:
@@ -908,13 +908,10 @@ pub fn dispatch(
     if threshold >= 0 && micros as i64 >= threshold && !spec.has(flag::SKIP_SLOWLOG) {
         let info = session.handle.info.lock().name.clone();
         let max_len = server.hot.slowlog_max_len.load(Ordering::Relaxed);
-        server.slowlog.lock().push(
-            &args,
-            micros,
-            session.handle.addr.to_string(),
-            info,
-            max_len,
-        );
+        server
+            .slowlog
+            .lock()
+            .push(&args, micros, session.handle.addr_text(), info, max_len);
     }
     // Off the hot path: key positions are only worked out while some client is blocked.
     // Inside EXEC or a group, the commit does this.

@@ -539,7 +539,12 @@ async fn serve(
         let perm =
             u32::from_str_radix(server.config.read().get("unixsocketperm"), 8).unwrap_or(0o777);
         let listener = bind_unix(&unix_path, perm)?;
-        tokio::spawn(accept_unix(server.clone(), listener, live.clone()));
+        tokio::spawn(accept_unix(
+            server.clone(),
+            listener,
+            unix_path.clone(),
+            live.clone(),
+        ));
     }
     metrics::start(&server, &binds[0]).await?;
     let supervised = server.config.read().get("supervised").to_string();
@@ -637,9 +642,13 @@ fn bind_unix(path: &str, perm: u32) -> Result<tokio::net::UnixListener, String> 
     Ok(listener)
 }
 
-async fn accept_unix(server: Arc<Server>, listener: tokio::net::UnixListener, live: Arc<()>) {
+async fn accept_unix(
+    server: Arc<Server>,
+    listener: tokio::net::UnixListener,
+    path: String,
+    live: Arc<()>,
+) {
     let mut shutdown = server.shutdown.subscribe();
-    let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -656,7 +665,7 @@ async fn accept_unix(server: Arc<Server>, listener: tokio::net::UnixListener, li
         if !admit(&server, &mut stream).await {
             continue;
         }
-        let handle = server.clients.register(unspecified, unspecified);
+        let handle = server.clients.register_unix(&path);
         let token = live.clone();
         let conn = connection::serve(server.clone(), stream, handle.clone());
         let task = tokio::spawn(async move {

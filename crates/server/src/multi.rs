@@ -225,7 +225,7 @@ pub fn run(
             // MONITOR shows a transaction as Redis does: MULTI, its commands, then EXEC, all
             // once EXEC runs.
             let source = (server.monitors.load(Ordering::Relaxed) > 0 && session.multi.is_some())
-                .then(|| session.handle.addr.to_string());
+                .then(|| session.handle.addr_text());
             if let Some(source) = &source {
                 crate::connection::feed_monitor(server, source, &[Bytes::from_static(b"multi")]);
             }

@@ -240,6 +240,16 @@ fn clients_connect_over_the_unix_socket() {
     assert_eq!(got, b"+OK\r\n$2\r\nok\r\n");
     // The same data over TCP.
     assert_eq!(q::<String>(&mut s.conn(), &["GET", "u"]), "ok");
+    // CLIENT LIST shows the socket's path and the U flag, as Redis does.
+    let list: String = q(&mut s.conn(), &["CLIENT", "LIST"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains(" flags=U"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        line.contains(&format!("addr={}:0", path.display())),
+        "{line}"
+    );
 }
 
 #[test]
