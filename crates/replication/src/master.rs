@@ -98,6 +98,8 @@ pub struct Master {
     /// Notes for quarry replicas, in the order they are to be sent.
     notes: Mutex<VecDeque<Note>>,
     next_note: AtomicU64,
+    /// Notes dropped from a full queue before every feeder took them.
+    pub notes_dropped: AtomicU64,
 }
 
 /// A message in the stream for quarry replicas only (Kvrocks replicas would take it for a
@@ -144,6 +146,7 @@ impl Master {
         });
         while notes.len() > MAX_NOTES {
             notes.pop_front();
+            self.notes_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 

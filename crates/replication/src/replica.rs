@@ -451,6 +451,12 @@ impl Worker {
         // A quarry master proves history continuity; a Kvrocks master answers `unknown option`.
         wire::send(stream, &[b"REPLCONF", b"capa", b"batch-digest"])?;
         self.quarry_peer = read_line(reader, 1024)? == "+OK";
+        if self.quarry_peer {
+            // Verification's markers come as notes in the stream; an older quarry master
+            // answers `unknown option` and sends none.
+            wire::send(stream, &[b"REPLCONF", b"capa", b"notes"])?;
+            read_line(reader, 1024)?;
+        }
 
         let Some(engine) = self.host.engine() else {
             return Ok(Some(Next::Retry(Duration::from_secs(1))));

@@ -62,6 +62,8 @@ pub struct ReplHandshake {
     pub listening_port: u16,
     pub announce_ip: Option<String>,
     pub last_batch: Option<quarry_replication::master::LastBatch>,
+    /// The replica takes notes in the stream (`REPLCONF capa notes`).
+    pub notes: bool,
 }
 
 /// CLIENT REPLY: whether this connection's commands get replies. Pub/Sub messages and the
@@ -319,10 +321,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                 // against a migration's cut-over, and routed again (the slot
                                 // may have moved while the client waited).
                                 let attempt = {
-                                    let _fence = server
-                                        .cluster
-                                        .enabled
-                                        .then(|| server.migration.fence.read());
+                                    let _fence = server.migration.fence.read();
                                     match crate::cluster::check_blocking(&server, &session, &op) {
                                         Some(e) => Some(Ok(Frame::Error(e))),
                                         None if !op.may_have_data(&server) => None,
@@ -804,10 +803,11 @@ pub fn dispatch(
         feed_monitor(server, &session.handle.addr_text(), &args);
     }
     // In cluster mode a replica redirects writes to the slot's master (MOVED) before it would
-    // refuse them as a replica. A write holds the migration fence while it is routed and runs:
-    // a slot migration's write-forbidden phase starts only when no write is in flight.
-    let _fence = (server.cluster.enabled && spec.has(flag::WRITE) && !in_exec)
-        .then(|| server.migration.fence.read());
+    // refuse them as a replica. A write (or a script, which may write) holds the write fence
+    // while it is routed and runs: a slot migration's write-forbidden phase, and a
+    // verification repair's rewrite, start only when no read-modify-write is in flight.
+    let may_write = spec.has(flag::WRITE) || matches!(spec.name, "eval" | "evalsha" | "fcall");
+    let _fence = (may_write && !in_exec).then(|| server.migration.fence.read());
     if server.cluster.enabled && !in_exec {
         let asking = std::mem::take(&mut session.asking);
         let routed = crate::cluster::check_route(server, session, spec, &args);

@@ -300,7 +300,7 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
             return abort(session, out, &e.to_string());
         }
     }
-    let _fence = (server.cluster.enabled && any_write).then(|| server.migration.fence.read());
+    let _fence = any_write.then(|| server.migration.fence.read());
     if server.cluster.enabled {
         for (spec, args) in &state.queued {
             if let Some(e) = crate::cluster::check_route(server, session, spec, args) {

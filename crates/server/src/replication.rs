@@ -579,8 +579,9 @@ fn psync(server: &Server, session: &mut Session, a: &[Bytes]) -> Outcome {
                     next,
                     ip,
                     port: session.repl.listening_port,
-                    // Only a quarry replica sends `REPLCONF last-batch`.
-                    quarry: req.last_batch.is_some(),
+                    // Only a replica that said it reads notes gets them: older quarry
+                    // replicas and Kvrocks' would take them for batches.
+                    quarry: session.repl.notes,
                 },
             )
         }
@@ -623,6 +624,11 @@ fn replconf(server: &Server, session: &mut Session, a: &[Bytes]) -> Result<Frame
         }
         // quarry: the replica proves continuity with the digest of its last batch.
         "capa" if a.len() == 3 && is(&a[2], "batch-digest") => Ok(Frame::ok()),
+        // quarry: the replica reads notes in the stream (verification's markers).
+        "capa" if a.len() == 3 && is(&a[2], "notes") => {
+            session.repl.notes = true;
+            Ok(Frame::ok())
+        }
         "last-batch" if a.len() == 4 => {
             let seq = parse_u64(&a[2]).ok_or(CmdError::NotInteger)?;
             let digest = (!is(&a[3], "none")).then(|| String::from_utf8_lossy(&a[3]).to_string());

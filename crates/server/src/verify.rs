@@ -44,6 +44,8 @@ pub const MAX_REPAIRS: u32 = 3;
 const MAX_COMPUTING: usize = 4;
 /// How long a replica keeps a slice whose other half never came.
 const PENDING_TTL: Duration = Duration::from_secs(600);
+/// How long a range counts as being repaired without its re-check arriving.
+const REPAIR_TTL: Duration = Duration::from_secs(60);
 
 /// A slice of the keyspace: `[lo, hi)` of the metadata column family (`hi` None: to the end).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -274,8 +276,8 @@ pub struct Verify {
     full_syncs: AtomicU64,
     last_mismatch: Mutex<String>,
     last_ok: Mutex<Option<Instant>>,
-    /// Slices being repaired, with the rewrites asked for so far.
-    repairing: Mutex<HashMap<Slice, u32>>,
+    /// Slices being repaired, with the rewrites asked for so far and when the last was.
+    repairing: Mutex<HashMap<Slice, (u32, Instant)>>,
     /// How many slices are being repaired (the read path's cheap check).
     repairing_count: AtomicUsize,
     /// Bumped when the database is replaced: digests under way stop.
@@ -312,8 +314,16 @@ impl Verify {
         self.repairing_count.store(0, Ordering::Relaxed);
     }
 
-    fn set_repairing(&self, map: &HashMap<Slice, u32>) {
+    fn set_repairing(&self, map: &HashMap<Slice, (u32, Instant)>) {
         self.repairing_count.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// Forgets repairs whose re-check never came (skipped, or lost with a reconnection), so
+    /// that reads are not refused for ever; the next mismatch asks again.
+    fn prune_repairing(&self) {
+        let mut repairing = self.repairing.lock();
+        repairing.retain(|_, (_, since)| since.elapsed() < REPAIR_TTL);
+        self.set_repairing(&repairing);
     }
 }
 
@@ -346,9 +356,16 @@ impl<'a> Pacer<'a> {
         self.bytes += n;
         if self.bytes_per_sec > 0 {
             let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_sec as f64);
-            let spent = self.started.elapsed();
-            if due > spent + Duration::from_millis(2) {
-                std::thread::sleep(due - spent);
+            // In steps of at most 100 ms, so that a full sync waiting for the engine is not
+            // held up by a long wait after a large key.
+            while due > self.started.elapsed() + Duration::from_millis(2) {
+                if self.verify.epoch.load(Ordering::Acquire) != self.epoch {
+                    return Err(StorageError::Corrupt(
+                        "verification stopped: the database is being replaced".into(),
+                    ));
+                }
+                let left = due - self.started.elapsed();
+                std::thread::sleep(left.min(Duration::from_millis(100)));
             }
         }
         Ok(())
@@ -470,6 +487,7 @@ fn issue(
     // With writes held back for a moment, the snapshot's sequence S is where the marker goes:
     // a feeder sends it after the batch ending at S and before any later one, as no later one
     // exists until the marker is queued.
+    let _filters = quarry_storage::HoldFilters::new();
     let (snapshot, seq) = engine
         .alone(|e| {
             let (snapshot, seq) = e.snapshot_at_sequence();
@@ -512,6 +530,7 @@ pub fn on_note(server: &Arc<Server>, data: &[u8]) {
     let Some(marker) = Marker::parse(data) else {
         return;
     };
+    server.verify.prune_repairing();
     match marker {
         Marker::Begin {
             id,
@@ -616,6 +635,7 @@ fn replica_digest(
         v.pending.lock().remove(&id);
         return;
     };
+    let _filters = quarry_storage::HoldFilters::new();
     let (snapshot, at) = engine.snapshot_at_sequence();
     let _ = taken.send(true);
     if at != seq {
@@ -684,7 +704,7 @@ fn conclude(server: &Arc<Server>, id: u64) {
     if ours.0 == theirs.0 {
         *v.last_ok.lock() = Some(Instant::now());
         let mut repairing = v.repairing.lock();
-        if let Some(rewrites) = repairing.remove(&p.slice) {
+        if let Some((rewrites, _)) = repairing.remove(&p.slice) {
             v.set_repairing(&repairing);
             v.repairs.fetch_add(1, Ordering::Relaxed);
             info!(range = %range, sequence = p.seq, rewrites, digest = %ours.0, "verification: the repaired range now matches the master");
@@ -707,9 +727,12 @@ fn conclude(server: &Arc<Server>, id: u64) {
     }
     let rewrites = {
         let mut repairing = v.repairing.lock();
-        let n = repairing.entry(p.slice.clone()).or_insert(0);
-        *n += 1;
-        let rewrites = *n;
+        let entry = repairing
+            .entry(p.slice.clone())
+            .or_insert((0, Instant::now()));
+        entry.0 += 1;
+        entry.1 = Instant::now();
+        let rewrites = entry.0;
         if rewrites > MAX_REPAIRS {
             repairing.clear();
         }
@@ -769,9 +792,14 @@ fn repair(server: &Server, slice: Slice) -> Result<Frame, CmdError> {
             .map(Frame::Simple)
             .map_err(|e| CmdError::err(format!("relaying the repair to the master: {e}")));
     }
+    let engine = server.engine().ok_or(CmdError::Loading)?;
+    // No command's read-modify-write may straddle the rewrite (it would write under the
+    // version the rewrite replaced): the write fence, which every write command and script
+    // holds while it runs, is taken exclusively first.
+    let _no_writes_in_flight = server.migration.fence.write();
     // A slot migration that sees a range deletion in the WAL fails (it cannot split it by
     // slot): the repair waits for the migration instead. The replica asks again after its
-    // next mismatch.
+    // next mismatch. (Checked under the fence: no migration starts its cut-over meanwhile.)
     let migrating = server
         .migration
         .job
@@ -783,7 +811,6 @@ fn repair(server: &Server, slice: Slice) -> Result<Frame, CmdError> {
             "a slot migration is under way; the range is rewritten after it",
         ));
     }
-    let engine = server.engine().ok_or(CmdError::Loading)?;
     let slot_encoded = server.repl.codec.slot_encoded();
     let started = Instant::now();
     let mut written = Default::default();
@@ -900,6 +927,10 @@ pub fn section(server: &Server, out: &mut String) {
         &v.repairs_failed.load(Ordering::Relaxed),
     );
     l("verify_full_syncs", &v.full_syncs.load(Ordering::Relaxed));
+    l(
+        "verify_notes_dropped",
+        &server.repl.master.notes_dropped.load(Ordering::Relaxed),
+    );
 }
 
 /// `VERIFY STATUS | RUN | REPAIR <lo> <hi>`.

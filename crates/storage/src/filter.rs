@@ -40,9 +40,44 @@ pub(crate) fn install(cf: ColumnFamily, opts: &mut Options, context: &Arc<Subkey
     }
 }
 
+/// Snapshots a verification digest is reading now. Compaction filters do not respect
+/// snapshots, so while one is open they drop nothing: a record a digest still has to read on
+/// one node must not vanish on that node alone (a false mismatch).
+pub static SNAPSHOTS_IN_USE: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+fn snapshots_in_use() -> bool {
+    SNAPSHOTS_IN_USE.load(std::sync::atomic::Ordering::Acquire) > 0
+}
+
+/// Holds the filters back while it lives (a verification digest).
+pub struct HoldFilters;
+
+impl HoldFilters {
+    pub fn new() -> HoldFilters {
+        SNAPSHOTS_IN_USE.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        HoldFilters
+    }
+}
+
+impl Default for HoldFilters {
+    fn default() -> Self {
+        HoldFilters::new()
+    }
+}
+
+impl Drop for HoldFilters {
+    fn drop(&mut self) {
+        SNAPSHOTS_IN_USE.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Drops metadata records that read as missing: expired, or a collection with no elements.
 /// A record that does not decode is kept: compaction must never destroy what it cannot read.
 fn metadata_filter(_level: u32, _key: &[u8], value: &[u8]) -> Decision {
+    if snapshots_in_use() {
+        return Decision::Keep;
+    }
     match Metadata::decode(value) {
         Ok(m) if m.is_dead(now_ms()) => Decision::Remove,
         _ => Decision::Keep,
@@ -155,6 +190,9 @@ impl SubkeyFilter {
 
 impl CompactionFilter for SubkeyFilter {
     fn filter(&mut self, _level: u32, key: &[u8], _value: &[u8]) -> Decision {
+        if snapshots_in_use() {
+            return Decision::Keep;
+        }
         let Some((metadata_key, version)) = split_subkey(key, self.context.slot_encoded) else {
             return Decision::Keep;
         };

@@ -12,6 +12,7 @@ mod error;
 pub mod failpoint;
 pub mod files;
 mod filter;
+pub use filter::HoldFilters;
 mod gate;
 mod health;
 pub mod repair;

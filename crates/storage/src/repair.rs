@@ -19,6 +19,10 @@ use crate::{ColumnFamily, Engine, StorageError};
 /// first byte is its namespace's length, and no namespace is 255 bytes of 0xff).
 const KEYSPACE_END: [u8; 260] = [0xff; 260];
 
+/// The largest rewrite: a bigger range (whole slots of a large cluster-mode slice, or a huge
+/// collection) is refused, and the replica falls back to a full sync after its repairs fail.
+pub const MAX_REWRITE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// What a rewrite wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rewritten {
@@ -60,6 +64,12 @@ pub fn rewrite_span(
         };
         if meta.is_dead(now_ms) {
             continue;
+        }
+        if done.bytes > MAX_REWRITE_BYTES {
+            return Err(StorageError::Corrupt(format!(
+                "the range holds more than {} MB: too large to rewrite in one batch",
+                MAX_REWRITE_BYTES / (1024 * 1024)
+            )));
         }
         done.keys += 1;
         done.bytes += (mk.len() + raw.len()) as u64;
