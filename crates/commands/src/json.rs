@@ -79,23 +79,30 @@ fn parse_value(b: &[u8]) -> Result<Value, CmdError> {
             CmdError::err(e.to_string())
         }
     })?;
-    if depth(&v) > max_nesting() {
+    check_depth(&v)?;
+    Ok(v)
+}
+
+/// A document written must nest no deeper than `json-max-nesting-depth`.
+fn check_depth(v: &Value) -> Result<(), CmdError> {
+    if depth(v) > max_nesting() {
         return Err(CmdError::err(format!(
             "the JSON document is nested deeper than {} levels",
             max_nesting()
         )));
     }
-    Ok(v)
+    Ok(())
+}
+
+/// A stored document: read whatever `json-max-nesting-depth` says now (the limit is for what
+/// is written).
+fn parse_stored(text: &[u8]) -> Result<Value, CmdError> {
+    serde_json::from_slice(text).map_err(|e| CmdError::err(e.to_string()))
 }
 
 fn read(ctx: &Ctx<'_>, key: &[u8]) -> Result<Option<(Value, u64)>, CmdError> {
     match ctx.db.json_read(key)? {
-        // A stored document reads whatever `json-max-nesting-depth` says now: the limit is
-        // for what is written.
-        Some(doc) => Ok(Some((
-            serde_json::from_slice(&doc.text).map_err(|e| CmdError::err(e.to_string()))?,
-            doc.expire_ms,
-        ))),
+        Some(doc) => Ok(Some((parse_stored(&doc.text)?, doc.expire_ms))),
         None => Ok(None),
     }
 }
@@ -837,12 +844,7 @@ pub fn merge(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             }
         }
     }
-    if depth(&doc) > max_nesting() {
-        return Err(CmdError::err(format!(
-            "the JSON document is nested deeper than {} levels",
-            max_nesting()
-        )));
-    }
+    check_depth(&doc)?;
     write(ctx, key, &doc, expire)?;
     Ok(Frame::ok())
 }
@@ -926,8 +928,7 @@ pub fn debug(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if is_root(&path) {
         return Ok(Frame::Array(vec![Frame::Integer(stored.text.len() as i64)]));
     }
-    let doc: Value =
-        serde_json::from_slice(&stored.text).map_err(|e| CmdError::err(e.to_string()))?;
+    let doc = parse_stored(&stored.text)?;
     Ok(Frame::Array(
         path.query(&doc)
             .all()

@@ -43,25 +43,27 @@ fn expand(fragment: &mut Vec<u8>, min_bytes: usize) {
 }
 
 impl Db {
-    /// The logical bytes (Redis bit order) of a string or bitmap key, None if it is missing.
     /// GET's value of a bitmap (or string): a bitmap larger than `max-bitmap-to-string-mb` is
     /// refused, as in Kvrocks.
     pub fn bitmap_as_string(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(meta) = self.live_metadata(key)? {
-            let limit = MAX_BITMAP_TO_STRING.load(std::sync::atomic::Ordering::Relaxed);
-            if meta.kind == RedisType::Bitmap && meta.size > limit {
-                return Err(TypeError::BitmapTooBig);
-            }
-        }
-        self.bit_value(key)
+        let limit = MAX_BITMAP_TO_STRING.load(std::sync::atomic::Ordering::Relaxed);
+        self.bit_value_within(key, Some(limit))
     }
 
+    /// The logical bytes (Redis bit order) of a string or bitmap key, None if it is missing.
     pub fn bit_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.bit_value_within(key, None)
+    }
+
+    fn bit_value_within(&self, key: &[u8], limit: Option<u64>) -> Result<Option<Vec<u8>>> {
         let Some(meta) = self.live_metadata(key)? else {
             return Ok(None);
         };
         match meta.kind {
             RedisType::String => Ok(Some(meta.payload)),
+            RedisType::Bitmap if limit.is_some_and(|l| meta.size > l) => {
+                Err(TypeError::BitmapTooBig)
+            }
             RedisType::Bitmap => Ok(Some(self.bitmap_bytes(key, &meta)?)),
             _ => Err(TypeError::WrongType),
         }

@@ -178,6 +178,23 @@ impl Digest {
         }
     }
 
+    /// The merged centroids as stored, with the counters of `info` (the buffer not yet in).
+    fn stored(info: &TDigestInfo, centroids: Vec<Centroid>) -> Digest {
+        let total: f64 = centroids.iter().map(|c| c.weight).sum();
+        let (min, max) = if total == 0.0 {
+            (f64::MAX, f64::MIN)
+        } else {
+            (info.min, info.max)
+        };
+        Digest {
+            compression: info.compression,
+            centroids,
+            min,
+            max,
+            total,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.total == 0.0
     }
@@ -451,17 +468,7 @@ impl Db {
             return Ok(None);
         };
         let (centroids, buffer, _) = self.td_parts(key)?;
-        let mut d = Digest {
-            compression: info.compression,
-            total: centroids.iter().map(|c| c.weight).sum(),
-            centroids,
-            min: info.min,
-            max: info.max,
-        };
-        if d.total == 0.0 {
-            d.min = f64::MAX;
-            d.max = f64::MIN;
-        }
+        let mut d = Digest::stored(&info, centroids);
         d.add(&buffer);
         Ok(Some((info, d)))
     }
@@ -552,13 +559,7 @@ impl Db {
         } else {
             let (centroids, mut buffer, subs) = self.td_parts(key)?;
             buffer.extend_from_slice(values);
-            let mut d = Digest {
-                compression: info.compression,
-                total: centroids.iter().map(|c| c.weight).sum(),
-                centroids,
-                min: info.min,
-                max: info.max,
-            };
+            let mut d = Digest::stored(&info, centroids);
             d.add(&buffer);
             self.td_stage(&mut batch, key, &meta, &subs, &d.centroids);
             info.merged_nodes = d.centroids.len() as u64;
