@@ -15,6 +15,7 @@ mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use quarry_storage::Engine;
 
@@ -64,4 +65,9 @@ pub struct LinkSettings {
     pub announce_port: u16,
     pub announce_ip: String,
     pub use_rsid_psync: bool,
+    /// slave-empty-db-before-fullsync: close and delete the database before fetching the
+    /// master's files (clients get LOADING for the whole fetch), to need half the disk.
+    pub empty_db_before_fullsync: bool,
+    /// fullsync-recv-file-delay: seconds to wait after each fetched file (tests only).
+    pub recv_file_delay: Duration,
 }

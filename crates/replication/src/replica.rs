@@ -126,6 +126,7 @@ impl Link {
             fetchers: fetchers.clone(),
             started,
             quarry_peer: false,
+            emptied: false,
         };
         let thread = std::thread::Builder::new()
             .name("repl-link".into())
@@ -195,6 +196,9 @@ struct Worker {
     fetchers: Arc<Mutex<Vec<TcpStream>>>,
     started: Instant,
     quarry_peer: bool,
+    /// This full sync closed and deleted the database before fetching
+    /// (slave-empty-db-before-fullsync): there is no engine until the fetched one opens.
+    emptied: bool,
 }
 
 /// A read that waits in short slices, so that a stop request and a silent master are noticed.
@@ -252,6 +256,8 @@ struct Progress {
     files_total: u64,
     started: Instant,
     last_log: Mutex<Instant>,
+    /// fullsync-recv-file-delay.
+    delay: Duration,
 }
 
 impl Progress {
@@ -317,6 +323,15 @@ impl Worker {
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps `d` in short steps, ending early when the link stops.
+    fn sleep_unless_stopped(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.stopped() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+            self.touch();
+        }
     }
 
     fn touch(&self) {
@@ -646,6 +661,7 @@ impl Worker {
                 }
             }
             Err(e) => {
+                self.reopen_emptied();
                 if self.stopped() {
                     return Next::Stopped;
                 }
@@ -653,6 +669,38 @@ impl Worker {
                 Next::Retry(Duration::from_secs(1))
             }
         }
+    }
+
+    /// After a fetch that failed with the database emptied: opens the (now empty) database
+    /// again, as Kvrocks does, so the node serves while it retries.
+    fn reopen_emptied(&mut self) {
+        if !std::mem::take(&mut self.emptied) {
+            return;
+        }
+        match self.host.open_engine() {
+            Ok(engine) => {
+                engine.gate().set_role(Role::Replica);
+                self.host.install_engine(engine);
+            }
+            Err(e) => error!(error = %e, "cannot open the emptied database again"),
+        }
+    }
+
+    /// slave-empty-db-before-fullsync: closes the database and deletes it before the fetch.
+    fn empty_database(&mut self, dir: &Path) -> io::Result<()> {
+        let Some(old) = self.host.take_engine() else {
+            return Err(io_err("the database is still in use"));
+        };
+        drop(old);
+        self.emptied = true;
+        info!(master = %self.addr(), "full sync: deleting the database before fetching (slave-empty-db-before-fullsync)");
+        match std::fs::remove_dir_all(dir.join("db")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        quarry_storage::files::sync_dir(dir);
+        Ok(())
     }
 
     /// Downloads the master's checkpoint into `<dir>/sync_checkpoint`, keeping SST files a
@@ -694,6 +742,9 @@ impl Worker {
             out.sync_all()?;
             std::fs::rename(&tmp, dir.join(name))?;
             progress.files_done.fetch_add(1, Ordering::Relaxed);
+            if !progress.delay.is_zero() {
+                self.sleep_unless_stopped(progress.delay);
+            }
         }
         Ok(())
     }
@@ -717,6 +768,9 @@ impl Worker {
         }
         let dir = settings.dir.join("sync_checkpoint");
         prepare_sync_dir(&dir, &self.addr(), &files)?;
+        if settings.empty_db_before_fullsync {
+            self.empty_database(&settings.dir)?;
+        }
         let wanted: Vec<&String> = files
             .iter()
             .filter(|f| !(f.ends_with(".sst") && dir.join(f).is_file()))
@@ -742,6 +796,7 @@ impl Worker {
                 bytes: AtomicU64::new(0),
                 files_done: AtomicU64::new(0),
                 files_total: wanted.len() as u64,
+                delay: settings.recv_file_delay,
                 started: Instant::now(),
                 last_log: Mutex::new(Instant::now()),
             };
@@ -773,10 +828,12 @@ impl Worker {
     fn restore(&mut self) -> Result<u64, String> {
         let settings = self.host.settings();
         let dir = settings.dir.clone();
-        let Some(old) = self.host.take_engine() else {
-            return Err("the database is still in use".into());
-        };
-        drop(old);
+        if !std::mem::take(&mut self.emptied) {
+            let Some(old) = self.host.take_engine() else {
+                return Err("the database is still in use".into());
+            };
+            drop(old);
+        }
         let db = dir.join("db");
         let backup = dir.join("db.tmp");
         let fetched = dir.join("sync_checkpoint");
@@ -785,7 +842,11 @@ impl Worker {
         // Until the fetched database has opened, a crash rolls the swap back at the next start
         // (`recover_interrupted_swap`).
         let moved = quarry_storage::files::write_durable(&dir.join(SWAP_MARKER), b"swapping\n")
-            .and_then(|_| std::fs::rename(&db, &backup))
+            .and_then(|_| match std::fs::rename(&db, &backup) {
+                // Emptied before the fetch: nothing to keep.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            })
             .and_then(|_| {
                 failpoint::crash_at("fullsync:after-backup-rename");
                 std::fs::rename(&fetched, &db)

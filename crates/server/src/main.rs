@@ -548,7 +548,7 @@ async fn serve(
     }
     metrics::start(&server, &binds[0]).await?;
     let supervised = server.config.read().get("supervised").to_string();
-    notify_systemd(&supervised);
+    notify_supervisor(&supervised);
     let mut shutdown = server.shutdown.subscribe();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
@@ -570,8 +570,31 @@ async fn serve(
     Ok(())
 }
 
-/// `supervised systemd` (or `auto` under systemd): tells systemd the server is ready, through
-/// the datagram socket it names in NOTIFY_SOCKET (an abstract one if it starts with `@`).
+/// Tells the supervisor the server is ready, as Kvrocks does: `upstart` stops the process
+/// with SIGSTOP (upstart's `expect stop`) when UPSTART_JOB is set; `systemd` sends READY=1 to
+/// the datagram socket named in NOTIFY_SOCKET (abstract if it starts with `@`); `auto` picks
+/// upstart when UPSTART_JOB is set, else systemd when NOTIFY_SOCKET is.
+fn notify_supervisor(supervised: &str) {
+    let upstart = std::env::var_os("UPSTART_JOB").is_some();
+    let mode = match supervised {
+        "auto" if upstart => "upstart",
+        "auto" => "systemd",
+        other => other,
+    };
+    match mode {
+        "upstart" if upstart => {
+            info!("supervised by upstart: stopping to signal readiness");
+            // SAFETY: raise() has no preconditions; upstart resumes the process with SIGCONT.
+            unsafe { libc::raise(libc::SIGSTOP) };
+            std::env::remove_var("UPSTART_JOB");
+        }
+        "upstart" => warn!("supervised upstart, but UPSTART_JOB is not set: upstart is not told"),
+        "systemd" => notify_systemd(supervised),
+        _ => {}
+    }
+}
+
+/// READY=1 to systemd's NOTIFY_SOCKET.
 fn notify_systemd(supervised: &str) {
     let Ok(path) = std::env::var("NOTIFY_SOCKET") else {
         if supervised == "systemd" {
@@ -579,9 +602,6 @@ fn notify_systemd(supervised: &str) {
         }
         return;
     };
-    if !matches!(supervised, "systemd" | "auto") {
-        return;
-    }
     let sent = (|| -> std::io::Result<()> {
         let sock = std::os::unix::net::UnixDatagram::unbound()?;
         if let Some(name) = path.strip_prefix('@') {

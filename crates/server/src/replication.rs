@@ -223,6 +223,10 @@ impl Host for HostRef {
             announce_port,
             announce_ip: cfg.get("replica-announce-ip").to_string(),
             use_rsid_psync: cfg.get_bool("use-rsid-psync"),
+            empty_db_before_fullsync: cfg.get_bool("slave-empty-db-before-fullsync"),
+            recv_file_delay: Duration::from_secs(
+                cfg.get_i64("fullsync-recv-file-delay").max(0) as u64
+            ),
         }
     }
 

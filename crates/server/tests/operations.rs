@@ -391,3 +391,47 @@ fn supervised_systemd_is_told_when_the_server_is_ready() {
     let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
     let _ = child.wait();
 }
+
+/// The state letter of a process, from /proc/<pid>/stat ('T' = stopped).
+fn process_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.chars().next().unwrap()
+}
+
+#[test]
+fn supervised_upstart_stops_itself_when_ready_and_serves_once_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut child = Command::new(binary())
+        .args(["--port", &port.to_string(), "--supervised", "auto"])
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(dir.path().join("log"))
+        .env("UPSTART_JOB", "quarry")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while process_state(child.id()) != 'T' {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "quarry never stopped itself for upstart"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Stopped after binding: upstart now continues it, and it serves.
+    let resumed = Command::new("kill")
+        .args(["-CONT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(resumed.success());
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let pong: String = q(&mut c, &["PING"]);
+    assert_eq!(pong, "PONG");
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    let _ = child.wait();
+}

@@ -1078,3 +1078,49 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
     q::<String>(&mut c, &["SET", "k", "v4"]);
     assert_eq!(info_field(&m, "min_slaves_good_slaves"), "");
 }
+
+#[test]
+fn slave_empty_db_before_fullsync_deletes_first_and_reports_loading() {
+    let old = master();
+    set(&old, "only-on-the-old-master", "1");
+    let m = master();
+    seed(&m);
+    let _: () = q(&mut m.conn(), &["FLUSHMEMTABLE"]);
+    let r = replica_of(
+        &old,
+        &[
+            "--slave-empty-db-before-fullsync",
+            "yes",
+            "--fullsync-recv-file-delay",
+            "1",
+        ],
+    );
+    assert_converged(&old, &r);
+    // A master with another history: a full sync, which empties the database first.
+    let port = m.port.to_string();
+    let _: () = q(&mut r.conn(), &["SLAVEOF", "127.0.0.1", &port]);
+    let mut saw_loading = false;
+    wait_until(
+        60,
+        || {
+            if info_field(&r, "loading") == "1" {
+                saw_loading = true;
+                let e = redis::cmd("GET")
+                    .arg("a")
+                    .query::<Option<String>>(&mut r.conn());
+                assert!(
+                    e.as_ref()
+                        .is_err_and(|e| common::error_text(e).starts_with("LOADING")),
+                    "{e:?}"
+                );
+            }
+            saw_loading
+        },
+        || format!("no LOADING during the full sync\n{}", tail(&r.log())),
+    );
+    assert_converged(&m, &r);
+    assert_eq!(info_field(&r, "loading"), "0");
+    assert_eq!(get(&r, "only-on-the-old-master"), None);
+    assert_eq!(get(&r, "a"), Some("100".into()));
+    assert!(r.log().contains("deleting the database before fetching"));
+}

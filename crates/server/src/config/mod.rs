@@ -106,6 +106,8 @@ const LIVE: &[&str] = &[
     "log-retention-days",
     "latency-tracking-info-percentiles",
     "latency-monitor-threshold",
+    "slave-empty-db-before-fullsync",
+    "fullsync-recv-file-delay",
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {
