@@ -336,15 +336,7 @@ fn rocksdb_memory(ctx: &Ctx<'_>) -> [(&'static str, u64); 4] {
             "rocksdb.table-readers",
             sum("rocksdb.estimate-table-readers-mem"),
         ),
-        (
-            "rocksdb.block-cache",
-            engine
-                .property(
-                    quarry_storage::ColumnFamily::Default,
-                    "rocksdb.block-cache-usage",
-                )
-                .unwrap_or(0),
-        ),
+        ("rocksdb.block-cache", engine.block_cache_usage()),
         (
             "rocksdb.immutable-memtables",
             sum("rocksdb.num-immutable-mem-table"),
@@ -443,6 +435,52 @@ pub fn disk(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     })
 }
 
+/// STATS (Kvrocks): RocksDB's statistics as one line of JSON with its names sorted, tickers as
+/// counts and histograms as `[p50, p95, p99, max, count, sum]`.
+pub fn stats(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    let Some(mut all) = ctx.db.engine().statistics() else {
+        return Err(CmdError::err("RocksDB statistics are off"));
+    };
+    all.sort_unstable_by_key(|(name, _)| *name);
+    Ok(Frame::Bulk(Bytes::from(statistics_json(&all))))
+}
+
+fn statistics_json(all: &[(&str, quarry_storage::Statistic)]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(all.len() * 48);
+    out.push('{');
+    for (i, (name, stat)) in all.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = match stat {
+            quarry_storage::Statistic::Ticker(n) => write!(out, "\"{name}\":{n}"),
+            quarry_storage::Statistic::Histogram(h) => write!(
+                out,
+                "\"{name}\":[{},{},{},{},{},{}]",
+                json_double(h.p50),
+                json_double(h.p95),
+                json_double(h.p99),
+                json_double(h.max),
+                h.count,
+                h.sum
+            ),
+        };
+    }
+    out.push('}');
+    out
+}
+
+/// A double as a JSON number: the shortest form that reads back, with `.0` on whole numbers
+/// (as Kvrocks' jsoncons writes them); not-a-number and infinities, which JSON lacks, as 0.0.
+fn json_double(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:?}")
+    } else {
+        "0.0".into()
+    }
+}
+
 /// The Redis encoding name that best describes how a value is kept. quarry keeps every
 /// collection as RocksDB sub-keys, which is closest to Redis's general-purpose encodings.
 fn encoding_name(ctx: &mut Ctx<'_>, key: &[u8], kind: RedisType) -> Result<&'static str, CmdError> {
@@ -501,5 +539,29 @@ pub fn object(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         Err(CmdError::err(
             "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statistics_are_one_json_object_in_the_order_given() {
+        use quarry_storage::{HistogramFigures, Statistic};
+        let figures = HistogramFigures {
+            p50: 8.33,
+            p95: 21.65,
+            p99: 56.0,
+            max: 56.0,
+            count: 21,
+            sum: 218,
+        };
+        let json = super::statistics_json(&[
+            ("rocksdb.bytes.written", Statistic::Ticker(1497)),
+            ("rocksdb.db.get.micros", Statistic::Histogram(figures)),
+        ]);
+        assert_eq!(
+            json,
+            r#"{"rocksdb.bytes.written":1497,"rocksdb.db.get.micros":[8.33,21.65,56.0,56.0,21,218]}"#
+        );
     }
 }

@@ -550,6 +550,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("copy", -3, WRITE | DENYOOM, 1, 2, 1, "generic", "6.2.0", "Copies the value of a key to a new key.", D(keys::copy)),
     cmd!("object", -2, READONLY, 0, 0, 0, "generic", "2.2.3", "A container for object introspection commands.", D(keys::object)),
     cmd!("disk", 3, READONLY, 2, 2, 1, "server", "1.0.0", "Kvrocks: DISK USAGE key, the bytes of the key's records in storage.", D(keys::disk)),
+    cmd!("stats", 1, READONLY | STALE, 0, 0, 0, "server", "1.0.0", "Kvrocks: RocksDB's statistics (tickers and histograms) as JSON.", D(keys::stats)),
     cmd!("memory", -2, READONLY, 0, 0, 0, "server", "4.0.0", "A container for memory diagnostics commands.", D(keys::memory)),
     cmd!("keys", 2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", D(keys::keys)),
     cmd!("scan", -2, READONLY | WALKS_KEYSPACE, 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", D(keys::scan)),

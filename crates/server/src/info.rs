@@ -181,7 +181,7 @@ fn memory_section(server: &Server, out: &mut String) {
     line(
         out,
         "used_memory_block_cache",
-        prop(ColumnFamily::Metadata, "rocksdb.block-cache-usage").unwrap_or(0),
+        engine.as_ref().map_or(0, |e| e.block_cache_usage()),
     );
 }
 
@@ -367,7 +367,53 @@ fn rocksdb_section(server: &Server, out: &mut String) {
             n = cf.name()
         );
     }
+    {
+        use quarry_storage::RocksTicker as t;
+        for (name, ticker) in [
+            ("block_cache_data_hit", t::BlockCacheDataHit),
+            ("block_cache_data_miss", t::BlockCacheDataMiss),
+            ("block_cache_filter_hit", t::BlockCacheFilterHit),
+            ("block_cache_filter_miss", t::BlockCacheFilterMiss),
+            ("block_cache_hit", t::BlockCacheHit),
+            ("block_cache_index_hit", t::BlockCacheIndexHit),
+            ("block_cache_index_miss", t::BlockCacheIndexMiss),
+            ("block_cache_miss", t::BlockCacheMiss),
+        ] {
+            line(out, name, engine.ticker(ticker));
+        }
+    }
+    let sum = |name: &str| -> u64 {
+        ColumnFamily::ALL
+            .iter()
+            .map(|&cf| engine.property(cf, name).unwrap_or(0))
+            .sum()
+    };
+    line(out, "all_mem_tables", sum("rocksdb.size-all-mem-tables"));
+    line(
+        out,
+        "cur_mem_tables",
+        sum("rocksdb.cur-size-all-mem-tables"),
+    );
+    line(
+        out,
+        "num_immutable_tables",
+        sum("rocksdb.num-immutable-mem-table"),
+    );
+    line(
+        out,
+        "memtable_flush_pending",
+        sum("rocksdb.mem-table-flush-pending"),
+    );
+    line(out, "compaction_pending", sum("rocksdb.compaction-pending"));
+    line(out, "num_live_versions", sum("rocksdb.num-live-versions"));
     let p = |name: &str| engine.property(ColumnFamily::Default, name).unwrap_or(0);
+    line(out, "snapshots", p("rocksdb.num-snapshots"));
+    line(
+        out,
+        "num_super_version",
+        p("rocksdb.current-super-version-number"),
+    );
+    line(out, "num_background_errors", p("rocksdb.background-errors"));
     line(
         out,
         "num_running_compactions",
@@ -388,5 +434,5 @@ fn rocksdb_section(server: &Server, out: &mut String) {
         "is_compacting",
         if engine.is_compacting() { "yes" } else { "no" },
     );
-    line(out, "block_cache_usage", p("rocksdb.block-cache-usage"));
+    line(out, "block_cache_usage", engine.block_cache_usage());
 }

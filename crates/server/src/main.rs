@@ -180,11 +180,21 @@ fn engine_options(cfg: &Config) -> Result<EngineOptions, String> {
     let level = int("rocksdb.compression_level");
     o.compression_level = (level != 32767).then_some(level as i32);
     let block_cache = int("rocksdb.block_cache_size");
-    o.block_cache_mb = if block_cache > 0 {
-        block_cache as usize
+    let (metadata_cache, subkey_cache) = (
+        int("rocksdb.metadata_block_cache_size") as usize,
+        int("rocksdb.subkey_block_cache_size") as usize,
+    );
+    if cfg.get_bool("rocksdb.share_metadata_and_subkey_block_cache") {
+        o.block_cache_mb = if block_cache > 0 {
+            block_cache as usize
+        } else {
+            metadata_cache + subkey_cache
+        };
     } else {
-        (int("rocksdb.metadata_block_cache_size") + int("rocksdb.subkey_block_cache_size")) as usize
-    };
+        // One cache per kind of key, of the sizes given (block_cache_size is the shared one's).
+        o.block_cache_mb = subkey_cache;
+        o.metadata_cache_mb = Some(metadata_cache);
+    }
     o.hyper_clock_cache = cfg.get("rocksdb.block_cache_type") == "hcc";
     o.block_size = int("rocksdb.block_size") as usize;
     o.cache_index_and_filter_blocks = cfg.get_bool("rocksdb.cache_index_and_filter_blocks");

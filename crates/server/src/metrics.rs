@@ -518,7 +518,7 @@ fn storage(server: &Server, o: &mut Out) {
             "rocksdb_block_cache_usage_bytes",
             "gauge",
             "Bytes in the block cache.",
-            db("rocksdb.block-cache-usage"),
+            engine.block_cache_usage() as f64,
         ),
         (
             "rocksdb_compacting",

@@ -333,3 +333,46 @@ fn memory_stats_and_doctor() {
     assert!(doctor.contains("Sam"), "{doctor}");
     assert!(err(&mut c, &["MEMORY", "NOPE"]).contains("unknown subcommand"));
 }
+
+fn info_number(text: &str, field: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn stats_is_rocksdb_statistics_as_json_and_info_shows_the_block_cache() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    for i in 0..50 {
+        let _: () = q(&mut c, &["SET", &format!("k{i}"), "v"]);
+    }
+    let _: () = q(&mut c, &["FLUSHMEMTABLE"]);
+    for i in 0..50 {
+        let _: Option<String> = q(&mut c, &["GET", &format!("k{i}")]);
+    }
+    let text: String = q(&mut c, &["STATS"]);
+    assert!(!text.contains('\n'), "one line, as Kvrocks");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let map = json.as_object().unwrap();
+    let names: Vec<&String> = map.keys().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "names are sorted");
+    assert!(map["rocksdb.number.keys.written"].as_u64().unwrap() >= 50);
+    let get = map["rocksdb.db.get.micros"].as_array().unwrap();
+    assert_eq!(get.len(), 6, "[p50, p95, p99, max, count, sum]");
+    assert!(get[4].as_u64().unwrap() >= 50, "{get:?}");
+    assert!(get[0].is_f64() && get[5].is_u64());
+    // The reads after the flush went through the block cache.
+    let rocksdb = info(&s, "rocksdb");
+    let hits = info_number(&rocksdb, "block_cache_hit");
+    let misses = info_number(&rocksdb, "block_cache_miss");
+    assert!(hits + misses > 0, "{rocksdb}");
+    // The same counters (INFO reads them later; background reads may only add).
+    assert!(misses >= map["rocksdb.block.cache.miss"].as_u64().unwrap());
+    assert!(err(&mut c, &["STATS", "x"]).contains("wrong number of arguments"));
+}

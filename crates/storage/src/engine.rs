@@ -62,12 +62,33 @@ pub enum WriteDurability {
     NoWal,
 }
 
+/// One of RocksDB's statistics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Statistic {
+    Ticker(u64),
+    Histogram(HistogramFigures),
+}
+
+/// A RocksDB histogram as Kvrocks' STATS reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistogramFigures {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub count: u64,
+    pub sum: u64,
+}
+
 /// The `rocksdb.*` settings quarry applies.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     pub dir: PathBuf,
     pub durability: WriteDurability,
     pub block_cache_mb: usize,
+    /// `rocksdb.share_metadata_and_subkey_block_cache no`: the metadata column family gets a
+    /// block cache of this many MB of its own, and the others share `block_cache_mb`.
+    pub metadata_cache_mb: Option<usize>,
     /// HyperClockCache (lock-free) instead of LRU: Kvrocks' `rocksdb.block_cache_type hcc`.
     pub hyper_clock_cache: bool,
     pub write_buffer_mb: usize,
@@ -96,6 +117,9 @@ pub struct EngineOptions {
     pub max_bytes_for_level_multiplier: f64,
     pub level_compaction_dynamic_level_bytes: bool,
     pub stats_dump_period_sec: u32,
+    /// RocksDB's statistics (tickers and histograms, for STATS and INFO), as Kvrocks always
+    /// keeps them.
+    pub statistics: bool,
     pub compaction_readahead_size: usize,
     pub no_slowdown: bool,
     pub low_pri: bool,
@@ -130,6 +154,7 @@ impl EngineOptions {
             dir: dir.into(),
             durability: WriteDurability::Wal,
             block_cache_mb: 4096,
+            metadata_cache_mb: None,
             hyper_clock_cache: false,
             write_buffer_mb: 64,
             max_write_buffer_number: 4,
@@ -165,6 +190,7 @@ impl EngineOptions {
             max_bytes_for_level_multiplier: 10.0,
             level_compaction_dynamic_level_bytes: true,
             stats_dump_period_sec: 0,
+            statistics: true,
             compaction_readahead_size: 2 * 1024 * 1024,
             no_slowdown: false,
             low_pri: false,
@@ -204,6 +230,10 @@ pub struct Engine {
     compacting: AtomicBool,
     write_opts: WriteOptions,
     async_io: bool,
+    /// The options the DB was opened with, holding its statistics object (when enabled).
+    statistics: Option<Options>,
+    /// The metadata column family has a block cache of its own.
+    separate_metadata_cache: bool,
     path: PathBuf,
     /// The LogData `r <replid>` appended to every local batch, built once per id, or None.
     replid: parking_lot::RwLock<Option<Vec<u8>>>,
@@ -276,21 +306,32 @@ impl Engine {
         // treats it as fatal: no write until the database is reopened.
         db_opts.set_max_subcompactions(opts.max_subcompactions);
         db_opts.set_stats_dump_period_sec(opts.stats_dump_period_sec);
+        if opts.statistics {
+            db_opts.enable_statistics();
+            // RocksDB's default level, as Kvrocks: everything but the detailed timers.
+            db_opts.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptDetailedTimers);
+        }
         db_opts.set_compaction_readahead_size(opts.compaction_readahead_size);
-        let cache_bytes = opts.block_cache_mb * 1024 * 1024;
-        let cache = if opts.hyper_clock_cache {
-            // 0 lets RocksDB size its table automatically.
-            Cache::new_hyper_clock_cache(cache_bytes, 0)
-        } else {
-            Cache::new_lru_cache(cache_bytes)
+        let new_cache = |mb: usize| {
+            if opts.hyper_clock_cache {
+                // 0 lets RocksDB size its table automatically.
+                Cache::new_hyper_clock_cache(mb * 1024 * 1024, 0)
+            } else {
+                Cache::new_lru_cache(mb * 1024 * 1024)
+            }
         };
+        let cache = new_cache(opts.block_cache_mb);
+        let metadata_cache = opts.metadata_cache_mb.map(new_cache);
 
         let filter_context = Arc::new(filter::SubkeyContext::new(opts.slot_encoded));
         let mut descriptors = Vec::new();
         for cf in ColumnFamily::ALL {
             let mut cf_opts = Options::default();
             let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
+            match (&metadata_cache, cf) {
+                (Some(own), ColumnFamily::Metadata) => table.set_block_cache(own),
+                _ => table.set_block_cache(&cache),
+            }
             table.set_bloom_filter(opts.bloom_bits_per_key, false);
             table.set_cache_index_and_filter_blocks(opts.cache_index_and_filter_blocks);
             table.set_block_size(opts.block_size);
@@ -391,6 +432,8 @@ impl Engine {
             compacting: AtomicBool::new(false),
             write_opts,
             async_io: opts.async_io,
+            separate_metadata_cache: opts.metadata_cache_mb.is_some(),
+            statistics: opts.statistics.then_some(db_opts),
             path,
             replid: Default::default(),
         })
@@ -725,6 +768,45 @@ impl Engine {
         self.compacting.load(Ordering::Acquire)
     }
 
+    /// Every RocksDB ticker and histogram by its name, or None when statistics are off.
+    pub fn statistics(&self) -> Option<Vec<(&'static str, Statistic)>> {
+        use rocksdb::statistics::{Histogram, Ticker};
+        let opts = self.statistics.as_ref()?;
+        let mut out: Vec<(&'static str, Statistic)> = Ticker::iter()
+            .map(|t| (t.name(), Statistic::Ticker(opts.get_ticker_count(*t))))
+            .collect();
+        out.extend(Histogram::iter().map(|h| {
+            let d = opts.get_histogram_data(*h);
+            let figures = HistogramFigures {
+                p50: d.median(),
+                p95: d.p95(),
+                p99: d.p99(),
+                max: d.max(),
+                count: d.count(),
+                sum: d.sum(),
+            };
+            (h.name(), Statistic::Histogram(figures))
+        }));
+        Some(out)
+    }
+
+    /// One of RocksDB's counters (0 when statistics are off).
+    pub fn ticker(&self, ticker: rocksdb::statistics::Ticker) -> u64 {
+        self.statistics
+            .as_ref()
+            .map_or(0, |o| o.get_ticker_count(ticker))
+    }
+
+    /// Bytes held in the block cache (both caches when metadata has its own).
+    pub fn block_cache_usage(&self) -> u64 {
+        let usage = |cf| self.property(cf, "rocksdb.block-cache-usage").unwrap_or(0);
+        if self.separate_metadata_cache {
+            usage(ColumnFamily::Metadata) + usage(ColumnFamily::Default)
+        } else {
+            usage(ColumnFamily::Default)
+        }
+    }
+
     pub fn property(&self, cf: ColumnFamily, name: &str) -> Option<u64> {
         self.db
             .property_int_value_cf(self.cf(cf), name)
@@ -736,6 +818,27 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_gets_a_block_cache_of_its_own_when_not_shared() {
+        let capacity = |e: &Engine, cf| e.property(cf, "rocksdb.block-cache-capacity").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = EngineOptions::new(dir.path());
+        opts.block_cache_mb = 3;
+        let shared = Engine::open(&opts).unwrap();
+        for cf in ColumnFamily::ALL {
+            assert_eq!(capacity(&shared, cf), 3 << 20, "{cf:?}");
+        }
+        drop(shared);
+        opts.metadata_cache_mb = Some(1);
+        let separate = Engine::open(&opts).unwrap();
+        assert_eq!(capacity(&separate, ColumnFamily::Metadata), 1 << 20);
+        for cf in ColumnFamily::ALL {
+            if cf != ColumnFamily::Metadata {
+                assert_eq!(capacity(&separate, cf), 3 << 20, "{cf:?}");
+            }
+        }
+    }
 
     #[test]
     fn max_db_size_is_checked_against_the_sst_files_and_holds_a_forced_flag() {

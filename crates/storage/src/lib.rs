@@ -19,11 +19,16 @@ pub mod repair;
 pub mod slot;
 pub mod wal;
 
-pub use engine::{changes_since_start, ColumnFamily, Engine, EngineOptions, WriteDurability};
+pub use engine::{
+    changes_since_start, ColumnFamily, Engine, EngineOptions, HistogramFigures, Statistic,
+    WriteDurability,
+};
 pub use error::StorageError;
 pub use gate::{Role, WriteGate, WriteOrigin};
 pub use health::WriteHealth;
 pub use rocksdb;
+/// RocksDB's counters, for [`Engine::ticker`].
+pub use rocksdb::statistics::Ticker as RocksTicker;
 pub use rocksdb::WriteBatch;
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

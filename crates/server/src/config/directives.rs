@@ -143,7 +143,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("rocksdb.block_cache_type", Kind::Enum(&["lru", "hcc"]), "lru", true, true, "block cache implementation (LRU or HyperClock)"),
     d("rocksdb.subkey_block_cache_size", Kind::Int(0, 2147483647), "2048", true, true, "subkey block cache size in MB"),
     d("rocksdb.metadata_block_cache_size", Kind::Int(0, 2147483647), "2048", true, true, "metadata block cache size in MB"),
-    d("rocksdb.share_metadata_and_subkey_block_cache", Kind::Bool, "yes", true, false, "use one cache for metadata and subkeys"),
+    d("rocksdb.share_metadata_and_subkey_block_cache", Kind::Bool, "yes", true, true, "one block cache for metadata and sub-keys (no: metadata gets its own cache of metadata_block_cache_size, the rest one of subkey_block_cache_size; Kvrocks 2.10 always shares)"),
     d("rocksdb.row_cache_size", Kind::Int(0, 2147483647), "0", true, true, "row cache size in MB, 0 disables"),
     d("rocksdb.compaction_readahead_size", Kind::Int(0, 67108864), "2097152", false, true, "compaction read-ahead in bytes"),
     d("rocksdb.level0_slowdown_writes_trigger", Kind::Int(1, 1024), "20", false, true, "L0 file count that slows writes"),
