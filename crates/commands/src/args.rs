@@ -36,7 +36,8 @@ pub fn text(arg: &[u8]) -> String {
 /// The arguments of SCAN, HSCAN and SSCAN: the cursor, MATCH (`*` means no pattern), COUNT
 /// and, where allowed, TYPE.
 pub struct ScanArgs<'a> {
-    pub cursor: u64,
+    /// As the client sent it: [`crate::CursorStore::resume`] reads it.
+    pub cursor: &'a [u8],
     pub pattern: Option<&'a [u8]>,
     pub count: usize,
     pub type_name: Option<&'a [u8]>,
@@ -44,14 +45,10 @@ pub struct ScanArgs<'a> {
 
 /// Parses `cursor [MATCH p] [COUNT n] [TYPE t]` with Redis's error texts.
 pub fn parse_scan<'a>(
-    cursor: &[u8],
+    cursor: &'a [u8],
     options: &'a [bytes::Bytes],
     allow_type: bool,
 ) -> Result<ScanArgs<'a>, CmdError> {
-    let cursor = std::str::from_utf8(cursor)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
     let mut out = ScanArgs {
         cursor,
         pattern: None,

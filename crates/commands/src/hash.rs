@@ -133,7 +133,7 @@ pub(crate) fn subkey_scan(
 ) -> CmdResult {
     let args = crate::args::parse_scan(&a[2], &a[3..], false)?;
     let (cursor, pattern, count) = (args.cursor, args.pattern, args.count);
-    let after = ctx.cursors.resume(cursor)?;
+    let after = ctx.cursors.resume_from(cursor)?;
     let mut items = Vec::new();
     let mut visited = 0;
     let mut last: Option<Vec<u8>> = None;
@@ -155,13 +155,10 @@ pub(crate) fn subkey_scan(
             true
         })?;
     let next = match (more, last) {
-        (true, Some(f)) => ctx.cursors.issue(f),
-        _ => 0,
+        (true, Some(f)) => ctx.cursors.cursor_after(f, false),
+        _ => Bytes::from_static(crate::context::END_CURSOR),
     };
-    Ok(Frame::Array(vec![
-        Frame::bulk(next.to_string()),
-        Frame::Array(items),
-    ]))
+    Ok(Frame::Array(vec![Frame::Bulk(next), Frame::Array(items)]))
 }
 
 /// HRANDFIELD key [count [WITHVALUES]]

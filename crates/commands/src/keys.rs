@@ -201,7 +201,7 @@ pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let args = crate::args::parse_scan(&a[1], &a[2..], true)?;
     let (cursor, pattern, count) = (args.cursor, args.pattern, args.count);
     let kind = args.type_name.map(type_by_name);
-    let after = ctx.cursors.resume(cursor)?;
+    let after = ctx.cursors.resume_from(cursor)?;
     // An unknown TYPE name matches nothing, but the walk still advances.
     let (filter, none_match) = match kind {
         Some(Some(t)) => (Some(t), false),
@@ -213,13 +213,10 @@ pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         page.keys.clear();
     }
     let next = match page.next {
-        Some(k) => ctx.cursors.issue(k),
-        None => 0,
+        Some(k) => ctx.cursors.cursor_after(k, true),
+        None => Bytes::from_static(crate::context::END_CURSOR),
     };
-    Ok(Frame::Array(vec![
-        Frame::bulk(next.to_string()),
-        key_list(page.keys),
-    ]))
+    Ok(Frame::Array(vec![Frame::Bulk(next), key_list(page.keys)]))
 }
 
 pub fn randomkey(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
@@ -439,7 +436,9 @@ pub fn disk(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// counts and histograms as `[p50, p95, p99, max, count, sum]`.
 pub fn stats(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     let Some(mut all) = ctx.db.engine().statistics() else {
-        return Err(CmdError::err("RocksDB statistics are off"));
+        return Err(CmdError::err(
+            "RocksDB statistics are off (rocksdb.statistics no)",
+        ));
     };
     all.sort_unstable_by_key(|(name, _)| *name);
     Ok(Frame::Bulk(Bytes::from(statistics_json(&all))))

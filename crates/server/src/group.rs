@@ -68,6 +68,8 @@ pub fn eligible(server: &Server, session: &Session, spec: &CommandSpec, more: bo
         && !server.cluster.enabled
         && session.multi.is_none()
         && session.reply == ReplyMode::On
+        // With a batch size limit each command is its own batch, as in Kvrocks.
+        && quarry_storage::WRITE_BATCH_MAX_BYTES.load(std::sync::atomic::Ordering::Relaxed) == 0
 }
 
 /// Runs a command that [`eligible`] accepted inside this connection's group, opening one if

@@ -227,6 +227,15 @@ fn engine_options(cfg: &Config) -> Result<EngineOptions, String> {
     o.level_compaction_dynamic_level_bytes =
         cfg.get_bool("rocksdb.level_compaction_dynamic_level_bytes");
     o.stats_dump_period_sec = int("rocksdb.stats_dump_period_sec") as u32;
+    {
+        use quarry_storage::rocksdb::statistics::StatsLevel;
+        o.statistics = match cfg.get("rocksdb.statistics") {
+            "no" => None,
+            "counters" => Some(StatsLevel::ExceptHistogramOrTimers),
+            "histograms" => Some(StatsLevel::ExceptTimers),
+            _ => Some(StatsLevel::ExceptDetailedTimers),
+        };
+    }
     o.compaction_readahead_size = int("rocksdb.compaction_readahead_size") as usize;
     o.no_slowdown = cfg.get_bool("rocksdb.write_options.no_slowdown");
     o.low_pri = cfg.get_bool("rocksdb.write_options.low_pri");
@@ -409,7 +418,11 @@ fn run(cli: Cli) -> Result<(), String> {
             max_repl_mb,
             cfg.get("slaveof").to_string(),
         ),
-        cursors: CursorStore::default(),
+        cursors: {
+            let cursors = CursorStore::default();
+            cursors.set_compatible(cfg.get_bool("redis-cursor-compatible"));
+            cursors
+        },
         hot: HotConfig::from_config(&cfg),
         config: RwLock::new(cfg),
         clients: Default::default(),

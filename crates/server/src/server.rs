@@ -133,6 +133,11 @@ impl HotConfig {
             .max(0);
         self.lua_time_limit_ms
             .store(limit as u64, Ordering::Relaxed);
+        quarry_storage::WRITE_BATCH_MAX_BYTES.store(
+            cfg.get_i64("rocksdb.write_options.write_batch_max_bytes")
+                .max(0) as usize,
+            Ordering::Relaxed,
+        );
         quarry_commands::stream::NODE_MAX_ENTRIES.store(
             cfg.get_i64("stream-node-max-entries").max(0) as u64,
             Ordering::Relaxed,

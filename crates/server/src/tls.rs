@@ -4,7 +4,9 @@
 //! The directives are Kvrocks' and Redis': `tls-cert-file`, `tls-key-file` (and
 //! `tls-key-file-pass` for an encrypted PKCS#8 key), `tls-ca-cert-file`/`tls-ca-cert-dir`,
 //! `tls-auth-clients` (`no`, `optional`, anything else: required, as in Kvrocks),
-//! `tls-protocols`, `tls-ciphersuites`, `tls-session-caching` and `tls-session-cache-size`.
+//! `tls-protocols`, `tls-ciphersuites`, `tls-ciphers` (TLS 1.2, OpenSSL's names),
+//! `tls-prefer-server-ciphers`, `tls-session-caching`, `tls-session-cache-size` and
+//! `tls-session-cache-timeout`.
 //! CONFIG SET of any of them builds new configurations: new connections use them, so
 //! certificates rotate without a restart; a configuration that does not load is refused and
 //! the old one stays.
@@ -143,38 +145,121 @@ fn provider(cfg: &Config) -> Result<rustls::crypto::CryptoProvider, String> {
     // ring's classic suites and groups (the post-quantum hybrid needs aws-lc, a C build).
     #[allow(deprecated)]
     let mut p = rustls::crypto::ring::default_provider();
-    let wanted = cfg.get("tls-ciphersuites");
-    if !wanted.is_empty() {
-        let names: Vec<String> = wanted
-            .split(':')
-            .map(|s| s.trim().to_ascii_uppercase())
-            .filter(|s| !s.is_empty())
-            .collect();
-        let all = p.cipher_suites.clone();
-        p.cipher_suites = all
-            .into_iter()
-            .filter(|s| {
-                let tls13 = s.version() == &rustls::version::TLS13;
-                let name = format!("{:?}", s.suite());
-                // TLS 1.3 suites are named here; TLS 1.2 ones follow tls-ciphers.
-                !tls13 || names.contains(&name)
-            })
-            .collect();
-        if !p
-            .cipher_suites
-            .iter()
-            .any(|s| s.version() == &rustls::version::TLS13)
-            && cfg
-                .get("tls-protocols")
-                .to_ascii_lowercase()
-                .contains("tlsv1.3")
-        {
-            return Err(format!(
-                "no TLSv1.3 ciphersuite in tls-ciphersuites '{wanted}'"
-            ));
+    let all = std::mem::take(&mut p.cipher_suites);
+    let (tls13, tls12): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|s| s.version() == &rustls::version::TLS13);
+    let tls13 = match cfg.get("tls-ciphersuites") {
+        "" => tls13,
+        wanted => {
+            let names: Vec<String> = wanted
+                .split(':')
+                .map(|s| s.trim().to_ascii_uppercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+            // In the order named: the server's preference with tls-prefer-server-ciphers.
+            names
+                .iter()
+                .filter_map(|n| tls13.iter().find(|s| suite_name(s) == *n).copied())
+                .collect()
+        }
+    };
+    let tls12 = match cfg.get("tls-ciphers") {
+        "" => tls12,
+        list => select_tls12(list, &tls12),
+    };
+    let protocols = cfg.get("tls-protocols").to_ascii_lowercase();
+    let allowed = |v: &str| protocols.trim().is_empty() || protocols.contains(v);
+    if tls13.is_empty() && allowed("tlsv1.3") {
+        return Err(format!(
+            "no TLSv1.3 ciphersuite in tls-ciphersuites '{}'",
+            cfg.get("tls-ciphersuites")
+        ));
+    }
+    if tls12.is_empty() && allowed("tlsv1.2") {
+        return Err(format!(
+            "no TLSv1.2 cipher in tls-ciphers '{}' (this build has ECDHE with AES-GCM or CHACHA20-POLY1305)",
+            cfg.get("tls-ciphers")
+        ));
+    }
+    p.cipher_suites = tls13.into_iter().chain(tls12).collect();
+    Ok(p)
+}
+
+/// A suite's IANA name, e.g. TLS13_AES_256_GCM_SHA384 or TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256.
+fn suite_name(s: &rustls::SupportedCipherSuite) -> String {
+    format!("{:?}", s.suite())
+}
+
+/// OpenSSL's name of a TLS 1.2 suite (ECDHE-RSA-AES128-GCM-SHA256), from its IANA name.
+fn openssl_name(iana: &str) -> Option<String> {
+    let rest = iana.strip_prefix("TLS_ECDHE_")?;
+    let (auth, cipher) = rest.split_once("_WITH_")?;
+    let cipher = match cipher {
+        "AES_128_GCM_SHA256" => "AES128-GCM-SHA256",
+        "AES_256_GCM_SHA384" => "AES256-GCM-SHA384",
+        "CHACHA20_POLY1305_SHA256" => "CHACHA20-POLY1305",
+        _ => return None,
+    };
+    Some(format!("ECDHE-{auth}-{cipher}"))
+}
+
+/// The TLS 1.2 suites a `tls-ciphers` list selects, in its order, as OpenSSL reads the common
+/// forms: names (OpenSSL's or IANA's) separated by `:`, `,` or spaces; `ALL`, `DEFAULT`, `HIGH`
+/// and `ECDHE`-style words for every suite whose OpenSSL name has them; `!` or `-` in front
+/// removes. Names this build does not have match nothing, as OpenSSL skips unknown names.
+fn select_tls12(
+    list: &str,
+    available: &[rustls::SupportedCipherSuite],
+) -> Vec<rustls::SupportedCipherSuite> {
+    let named: Vec<(String, String, rustls::SupportedCipherSuite)> = available
+        .iter()
+        .filter_map(|s| {
+            let iana = suite_name(s);
+            Some((openssl_name(&iana)?, iana, *s))
+        })
+        .collect();
+    let mut chosen: Vec<rustls::SupportedCipherSuite> = Vec::new();
+    let mut removed: Vec<rustls::SupportedCipherSuite> = Vec::new();
+    for word in list
+        .split([':', ',', ' '])
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        let (remove, word) = match word.strip_prefix(['!', '-']) {
+            Some(w) => (true, w),
+            None => (false, word.strip_prefix('+').unwrap_or(word)),
+        };
+        let upper = word.to_ascii_uppercase();
+        let matches = named.iter().filter(|(ossl, iana, _)| {
+            *ossl == upper
+                || *iana == upper
+                || matches!(upper.as_str(), "ALL" | "DEFAULT" | "HIGH")
+                || ossl.split('-').any(|part| alias_matches(&upper, part))
+        });
+        for (_, _, suite) in matches {
+            if remove {
+                removed.push(*suite);
+            } else if !chosen.iter().any(|c| c.suite() == suite.suite()) {
+                chosen.push(*suite);
+            }
         }
     }
-    Ok(p)
+    chosen.retain(|c| !removed.iter().any(|r| r.suite() == c.suite()));
+    chosen
+}
+
+/// Whether an OpenSSL alias (ECDHE, AESGCM, CHACHA20, aRSA, ...) covers one part of a name.
+fn alias_matches(alias: &str, part: &str) -> bool {
+    match alias {
+        "ECDHE" | "EECDH" | "KECDHE" => part == "ECDHE",
+        "ARSA" | "RSA" => part == "RSA",
+        "AECDSA" | "ECDSA" => part == "ECDSA",
+        // Every AES suite here is GCM.
+        "AES" | "AESGCM" => part == "AES128" || part == "AES256",
+        "AES128" | "AES256" | "CHACHA20" | "SHA256" | "SHA384" => part == alias,
+        _ => false,
+    }
 }
 
 fn versions(cfg: &Config) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
@@ -228,11 +313,82 @@ fn server_config(cfg: &Config) -> Result<ServerConfig, String> {
     config.session_storage = if cfg.get_bool("tls-session-caching") {
         let size = cfg.get_i64("tls-session-cache-size");
         let size = if size <= 0 { 1 << 20 } else { size as usize };
-        rustls::server::ServerSessionMemoryCache::new(size)
+        let lifetime = Duration::from_secs(cfg.get_i64("tls-session-cache-timeout").max(0) as u64);
+        Arc::new(SessionCache::new(size, lifetime))
     } else {
         Arc::new(rustls::server::NoServerSessionStorage {})
     };
+    // The server's order of suites (tls-ciphersuites, then tls-ciphers) decides, not the
+    // client's (OpenSSL's SSL_OP_CIPHER_SERVER_PREFERENCE).
+    config.ignore_client_order = cfg.get_bool("tls-prefer-server-ciphers");
     Ok(config)
+}
+
+/// Resumable TLS sessions: at most `size`, each for `lifetime` after it was stored
+/// (tls-session-cache-size and tls-session-cache-timeout, as OpenSSL's session cache).
+#[derive(Debug)]
+struct SessionCache {
+    size: usize,
+    lifetime: Duration,
+    inner: parking_lot::Mutex<SessionMap>,
+}
+
+#[derive(Debug, Default)]
+struct SessionMap {
+    by_id: std::collections::HashMap<Vec<u8>, (std::time::Instant, Vec<u8>)>,
+    /// Ids in the order stored (an id stored again, or taken, may still be listed: it is
+    /// skipped when its time does not match).
+    order: std::collections::VecDeque<(std::time::Instant, Vec<u8>)>,
+}
+
+impl SessionCache {
+    fn new(size: usize, lifetime: Duration) -> SessionCache {
+        SessionCache {
+            size,
+            lifetime,
+            inner: Default::default(),
+        }
+    }
+
+    fn fresh(&self, stored: std::time::Instant) -> bool {
+        stored.elapsed() < self.lifetime
+    }
+}
+
+impl rustls::server::StoresServerSessions for SessionCache {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let now = std::time::Instant::now();
+        let mut m = self.inner.lock();
+        // Drop what expired or does not fit, oldest first.
+        while let Some((at, id)) = m.order.front().cloned() {
+            let live = m.by_id.get(&id).is_some_and(|(t, _)| *t == at);
+            if live && self.fresh(at) && m.by_id.len() < self.size {
+                break;
+            }
+            m.order.pop_front();
+            if live {
+                m.by_id.remove(&id);
+            }
+        }
+        m.order.push_back((now, key.clone()));
+        m.by_id.insert(key, (now, value));
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let m = self.inner.lock();
+        let (at, value) = m.by_id.get(key)?;
+        self.fresh(*at).then(|| value.clone())
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let (at, value) = self.inner.lock().by_id.remove(key)?;
+        self.fresh(at).then_some(value)
+    }
+
+    fn can_cache(&self) -> bool {
+        !self.lifetime.is_zero()
+    }
 }
 
 /// For links to other nodes: their certificates are checked against the CAs, and this node

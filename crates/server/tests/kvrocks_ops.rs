@@ -530,3 +530,90 @@ fn the_compaction_checker_runs_on_its_schedule_instead_of_compact_cron() {
         "0-23"
     );
 }
+
+#[test]
+fn scan_cursors_are_the_keys_themselves_without_redis_cursor_compatible() {
+    let s = TestServer::start_with(&["--redis-cursor-compatible", "no"]);
+    let mut c = s.conn();
+    let _: () = q(
+        &mut c,
+        &[
+            "MSET", "k1", "1", "k2", "2", "k3", "3", "k4", "4", "k5", "5",
+        ],
+    );
+    let page = |c: &mut redis::Connection, cmd: &[&str]| -> (String, Vec<String>) { q(c, cmd) };
+    assert_eq!(
+        page(&mut c, &["SCAN", "0", "COUNT", "2"]),
+        ("_k2".into(), vec!["k1".into(), "k2".into()])
+    );
+    assert_eq!(
+        page(&mut c, &["SCAN", "_k2", "COUNT", "2"]),
+        ("_k4".into(), vec!["k3".into(), "k4".into()])
+    );
+    let (end, last) = page(&mut c, &["SCAN", "_k4", "COUNT", "2"]);
+    assert_eq!((end.as_str(), last), ("0", vec!["k5".to_string()]));
+    // The underscore is optional; any name is a place to go on after.
+    assert_eq!(page(&mut c, &["SCAN", "k3", "COUNT", "10"]).1, ["k4", "k5"]);
+    let _: i64 = q(&mut c, &["HSET", "h", "f1", "a", "f2", "b", "f3", "c"]);
+    assert_eq!(
+        page(&mut c, &["HSCAN", "h", "0", "COUNT", "2"]),
+        (
+            "f2".into(),
+            vec!["f1".into(), "a".into(), "f2".into(), "b".into()]
+        )
+    );
+    assert_eq!(
+        page(&mut c, &["HSCAN", "h", "f2", "COUNT", "2"]),
+        ("0".into(), vec!["f3".into(), "c".into()])
+    );
+    // Back to numbers, at once.
+    let _: () = q(&mut c, &["CONFIG", "SET", "redis-cursor-compatible", "yes"]);
+    let (cursor, keys) = page(&mut c, &["SCAN", "0", "COUNT", "2"]);
+    assert!(cursor.parse::<u64>().unwrap() > 0, "{cursor}");
+    assert_eq!(keys, ["h", "k1"]);
+    assert_eq!(
+        page(&mut c, &["SCAN", &cursor, "COUNT", "2"]).1,
+        ["k2", "k3"]
+    );
+    assert_eq!(err(&mut c, &["SCAN", "_k2"]), "ERR invalid cursor");
+}
+
+#[test]
+fn write_batch_max_bytes_refuses_a_whole_command_over_the_limit() {
+    let s = TestServer::start_with(&["--rocksdb.write_options.write_batch_max_bytes", "100"]);
+    let mut c = s.conn();
+    let big = "x".repeat(200);
+    let limit = "ERR Operation aborted: Memory limit reached";
+    assert_eq!(err(&mut c, &["MSET", "k1", &big, "k2", "v"]), limit);
+    assert_eq!(
+        q::<i64>(&mut c, &["EXISTS", "k1", "k2"]),
+        0,
+        "nothing of it"
+    );
+    assert_eq!(err(&mut c, &["HSET", "h", "f", &big]), limit);
+    let _: () = q(&mut c, &["MSET", "a", "1", "b", "2"]);
+    // Pipelined small writes each stay under the limit (no group commit then).
+    let mut pipe = redis::pipe();
+    for i in 0..20 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i);
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 22);
+    // A transaction is one batch: over the limit, EXEC fails and none of it is written.
+    let _: () = q(&mut c, &["MULTI"]);
+    let _: String = q(&mut c, &["SET", "t1", &big]);
+    let _: String = q(&mut c, &["SET", "t2", "v"]);
+    assert_eq!(err(&mut c, &["EXEC"]), limit);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "t1", "t2"]), 0);
+    let _: () = q(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "rocksdb.write_options.write_batch_max_bytes",
+            "0",
+        ],
+    );
+    let _: () = q(&mut c, &["MSET", "k1", &big, "k2", "v"]);
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "k1", "k2"]), 2);
+}

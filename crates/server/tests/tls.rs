@@ -477,3 +477,116 @@ fn migrate_sends_keys_over_tls() {
     assert_eq!(q::<String>(&mut b.conn(), &["GET", "k"]), "v");
     assert_eq!(q::<i64>(&mut ac, &["EXISTS", "k"]), 0);
 }
+
+/// A TLS 1.2 handshake (and PING) by a rustls client offering `suites` in that order: the suite
+/// agreed on.
+fn tls12_handshake(
+    port: u16,
+    pki: &Pki,
+    suites: &[rustls::CipherSuite],
+) -> Result<rustls::CipherSuite, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).unwrap();
+    #[allow(deprecated)]
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = suites
+        .iter()
+        .map(|want| {
+            *provider
+                .cipher_suites
+                .iter()
+                .find(|s| s.suite() == *want)
+                .unwrap()
+        })
+        .collect();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let n = tls.read(&mut buf).map_err(|e| e.to_string())?;
+    assert_eq!(&buf[..n], b"+PONG\r\n");
+    Ok(tls.conn.negotiated_cipher_suite().unwrap().suite())
+}
+
+#[test]
+fn tls12_ciphers_their_order_and_session_lifetime() {
+    use rustls::CipherSuite::{
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 as AES128,
+        TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 as AES256,
+        TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 as CHACHA,
+    };
+    let pki = Pki::new();
+    // OpenSSL's names; rcgen's keys are ECDSA.
+    let (s, port) = tls_server(
+        &pki,
+        &[
+            "--tls-ciphers",
+            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305",
+            "--tls-session-cache-timeout",
+            "1",
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    // The client's order decides by default; a suite not listed is never agreed on.
+    assert_eq!(
+        tls12_handshake(port, &pki, &[AES128, CHACHA, AES256]).unwrap(),
+        CHACHA
+    );
+    assert!(tls12_handshake(port, &pki, &[AES128]).is_err());
+    let mut c = s.conn();
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "tls-prefer-server-ciphers", "yes"],
+    );
+    assert_eq!(
+        tls12_handshake(port, &pki, &[AES128, CHACHA, AES256]).unwrap(),
+        AES256
+    );
+    // Aliases and removal, as OpenSSL reads them.
+    let _: () = q(&mut c, &["CONFIG", "SET", "tls-ciphers", "ECDHE:!AES256"]);
+    assert_eq!(
+        tls12_handshake(port, &pki, &[AES256, CHACHA, AES128]).unwrap(),
+        AES128,
+        "the server prefers its own order: AES128 comes first among ring's"
+    );
+    assert!(tls12_handshake(port, &pki, &[AES256]).is_err());
+    // Nothing left is refused, and the previous configuration stays.
+    let e = common::err(&mut c, &["CONFIG", "SET", "tls-ciphers", "!ALL"]);
+    assert!(e.contains("no TLSv1.2 cipher"), "{e}");
+    // A session resumes within tls-session-cache-timeout, and not after it (OpenSSL's client).
+    let session = pki.path("session.pem");
+    assert!(!s_client(port, &["-sess_out", &session]));
+    assert!(s_client(port, &["-sess_in", &session]));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(!s_client(port, &["-sess_in", &session]));
+}
+
+/// `openssl s_client` over TLS 1.2 (no certificate check: only resumption matters here);
+/// whether the session was resumed.
+fn s_client(port: u16, args: &[&str]) -> bool {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_2",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl (scripts/setup-deps --test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TLSv1.2, Cipher is"), "{text}");
+    text.contains("Reused, TLSv1.2")
+}

@@ -62,6 +62,21 @@ pub enum WriteDurability {
     NoWal,
 }
 
+/// `rocksdb.write_options.write_batch_max_bytes`: the largest batch a client write may make,
+/// 0 for no limit. Kept process-wide so that CONFIG SET reaches every engine at once.
+pub static WRITE_BATCH_MAX_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Refuses a client batch over `write_batch_max_bytes` (replicated batches are never refused:
+/// a replica takes whatever its master wrote).
+fn check_batch_size(batch: &WriteBatch) -> Result<(), StorageError> {
+    let max = WRITE_BATCH_MAX_BYTES.load(Ordering::Relaxed);
+    if max > 0 && batch.size_in_bytes() > max {
+        return Err(StorageError::BatchTooLarge);
+    }
+    Ok(())
+}
+
 /// One of RocksDB's statistics.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Statistic {
@@ -117,9 +132,8 @@ pub struct EngineOptions {
     pub max_bytes_for_level_multiplier: f64,
     pub level_compaction_dynamic_level_bytes: bool,
     pub stats_dump_period_sec: u32,
-    /// RocksDB's statistics (tickers and histograms, for STATS and INFO), as Kvrocks always
-    /// keeps them.
-    pub statistics: bool,
+    /// RocksDB's statistics (for STATS and INFO): None for none, else the level kept.
+    pub statistics: Option<rocksdb::statistics::StatsLevel>,
     pub compaction_readahead_size: usize,
     pub no_slowdown: bool,
     pub low_pri: bool,
@@ -190,7 +204,7 @@ impl EngineOptions {
             max_bytes_for_level_multiplier: 10.0,
             level_compaction_dynamic_level_bytes: true,
             stats_dump_period_sec: 0,
-            statistics: true,
+            statistics: Some(rocksdb::statistics::StatsLevel::ExceptDetailedTimers),
             compaction_readahead_size: 2 * 1024 * 1024,
             no_slowdown: false,
             low_pri: false,
@@ -306,10 +320,9 @@ impl Engine {
         // treats it as fatal: no write until the database is reopened.
         db_opts.set_max_subcompactions(opts.max_subcompactions);
         db_opts.set_stats_dump_period_sec(opts.stats_dump_period_sec);
-        if opts.statistics {
+        if let Some(level) = opts.statistics {
             db_opts.enable_statistics();
-            // RocksDB's default level, as Kvrocks: everything but the detailed timers.
-            db_opts.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptDetailedTimers);
+            db_opts.set_statistics_level(level);
         }
         db_opts.set_compaction_readahead_size(opts.compaction_readahead_size);
         let new_cache = |mb: usize| {
@@ -433,7 +446,7 @@ impl Engine {
             write_opts,
             async_io: opts.async_io,
             separate_metadata_cache: opts.metadata_cache_mb.is_some(),
-            statistics: opts.statistics.then_some(db_opts),
+            statistics: opts.statistics.map(|_| db_opts),
             path,
             replid: Default::default(),
         })
@@ -475,6 +488,9 @@ impl Engine {
     /// The only write path. The gate decides whether `origin` may write in the current role. A
     /// local batch carries the node's replication id at its end, as Kvrocks' batches do.
     pub fn write(&self, mut batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
+        if origin == WriteOrigin::Local {
+            check_batch_size(&batch)?;
+        }
         // Held until the write is done: a role change cannot slip in between.
         let _admitted = self
             .gate

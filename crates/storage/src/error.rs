@@ -20,6 +20,10 @@ pub enum StorageError {
     /// (as Kvrocks' replicas refuse them) until it is below the limit again.
     #[error("write refused: the database reached max-db-size")]
     SizeLimit,
+    /// A client write larger than `rocksdb.write_options.write_batch_max_bytes`: nothing of
+    /// it is written (RocksDB's MemoryLimit status, in Kvrocks' words).
+    #[error("Operation aborted: Memory limit reached")]
+    BatchTooLarge,
     /// The write gate refused a write: only the role's own writer may write.
     #[error("write refused: this node is {0}")]
     WriteRefused(Role),

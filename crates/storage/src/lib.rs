@@ -21,7 +21,7 @@ pub mod wal;
 
 pub use engine::{
     changes_since_start, ColumnFamily, Engine, EngineOptions, HistogramFigures, Statistic,
-    WriteDurability,
+    WriteDurability, WRITE_BATCH_MAX_BYTES,
 };
 pub use error::StorageError;
 pub use gate::{Role, WriteGate, WriteOrigin};

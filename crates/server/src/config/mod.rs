@@ -92,6 +92,9 @@ const LIVE: &[&str] = &[
     "tls-ciphersuites",
     "tls-session-caching",
     "tls-session-cache-size",
+    "tls-session-cache-timeout",
+    "tls-ciphers",
+    "tls-prefer-server-ciphers",
     "verify-cycle-seconds",
     "verify-max-mb-per-second",
     "verify-slice-keys",
@@ -108,6 +111,8 @@ const LIVE: &[&str] = &[
     "latency-monitor-threshold",
     "slave-empty-db-before-fullsync",
     "fullsync-recv-file-delay",
+    "redis-cursor-compatible",
+    "rocksdb.write_options.write_batch_max_bytes",
 ];
 
 pub fn directive(name: &str) -> Option<&'static Directive> {
