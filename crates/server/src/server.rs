@@ -138,6 +138,8 @@ impl HotConfig {
                 .max(0) as usize,
             Ordering::Relaxed,
         );
+        quarry_types::json::STORE_AS_CBOR
+            .store(cfg.get("json-storage-format") == "cbor", Ordering::Relaxed);
         quarry_commands::stream::NODE_MAX_ENTRIES.store(
             cfg.get_i64("stream-node-max-entries").max(0) as u64,
             Ordering::Relaxed,

@@ -346,3 +346,50 @@ fn documents_dump_and_restore() {
     assert!(e.to_string().contains("Bad data format"), "{e}");
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "j3"]), 0);
 }
+
+/// The value of the only JSON metadata record in a stopped server's data directory.
+fn stored_json_record(dir: &std::path::Path) -> Vec<u8> {
+    use quarry_storage::{ColumnFamily, Engine, EngineOptions};
+    let engine = Engine::open(&EngineOptions::new(dir)).unwrap();
+    let records: Vec<Vec<u8>> = engine
+        .db()
+        .iterator_cf(
+            engine.cf(ColumnFamily::Metadata),
+            quarry_storage::rocksdb::IteratorMode::Start,
+        )
+        .map(|r| r.unwrap().1.to_vec())
+        .filter(|v| v.first().is_some_and(|f| f & 0x0f == 10))
+        .collect();
+    assert_eq!(records.len(), 1);
+    records.into_iter().next().unwrap()
+}
+
+#[test]
+fn json_storage_format_cbor_writes_cbor_and_reads_both_formats() {
+    let mut s = TestServer::start_with(&["--json-storage-format", "cbor"]);
+    let mut c = s.conn();
+    let doc = r#"{"a":1,"b":[true,null,"x",1.5,0.1,-7],"c":{"d":"é"}}"#;
+    let _: () = q(&mut c, &["JSON.SET", "j", "$", doc]);
+    assert_eq!(get(&mut c, &["JSON.GET", "j"]), doc);
+    assert_eq!(
+        q::<Vec<i64>>(&mut c, &["JSON.ARRAPPEND", "j", "$.b", "2"]),
+        [7]
+    );
+    assert!(s.stop().success());
+    // Kvrocks' layout: flags, expiry, format byte 1, then jsoncons' CBOR of the document.
+    let record = stored_json_record(s.data_dir());
+    let changed = r#"{"a":1,"b":[true,null,"x",1.5,0.1,-7,2],"c":{"d":"é"}}"#;
+    let value: serde_json::Value = serde_json::from_str(changed).unwrap();
+    assert_eq!(record[9], 1, "format byte");
+    assert_eq!(record[10..], quarry_types::cbor::encode(&value)[..]);
+    // Back to text: the CBOR document still reads, and the next write stores text.
+    s.set_args(&["--json-storage-format", "json"]);
+    s.restart();
+    let mut c = s.conn();
+    assert_eq!(get(&mut c, &["JSON.GET", "j"]), changed);
+    let _: () = q(&mut c, &["JSON.SET", "j", "$.a", "2"]);
+    assert!(s.stop().success());
+    let record = stored_json_record(s.data_dir());
+    assert_eq!(record[9], 0, "format byte");
+    assert!(record[10..].starts_with(br#"{"a":2,"#));
+}

@@ -6,6 +6,7 @@
 
 pub mod bitmap;
 pub mod bloom;
+pub mod cbor;
 mod db;
 mod error;
 mod float_sum;

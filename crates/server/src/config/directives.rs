@@ -119,7 +119,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("repl-namespace-enabled", Kind::Bool, "no", true, true, "keep namespaces in the database, so that they replicate to replicas (and leave this file)"),
     d("proto-max-bulk-len", Kind::Size(1048576), "536870912", false, true, "max bulk string length in bytes"),
     d("json-max-nesting-depth", Kind::Int(0, 2147483647), "1024", false, true, "max JSON nesting depth (quarry parses at most 128 levels, serde_json's limit: larger values mean 128)"),
-    d("json-storage-format", Kind::Enum(&["json", "cbor"]), "json", false, false, "encoding used for stored JSON values"),
+    d("json-storage-format", Kind::Enum(&["json", "cbor"]), "json", false, true, "how JSON documents are written: json (text) or cbor, as Kvrocks; both are read whatever the setting"),
     d("txn-context-enabled", Kind::Bool, "no", true, false, "experimental snapshot-consistent engine context"),
     d("rocksdb.compression", Kind::Enum(&["no", "snappy", "zlib", "lz4", "zstd"]), "snappy", false, true, "compression for levels >= 2"),
     d("rocksdb.compression_level", Kind::Int(-2147483648, 2147483647), "32767", true, true, "compression level, 32767 = library default"),

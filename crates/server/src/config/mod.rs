@@ -112,6 +112,7 @@ const LIVE: &[&str] = &[
     "slave-empty-db-before-fullsync",
     "fullsync-recv-file-delay",
     "redis-cursor-compatible",
+    "json-storage-format",
     "rocksdb.write_options.write_batch_max_bytes",
 ];
 
