@@ -876,6 +876,11 @@ pub fn dispatch(
                     cursors: &server.cursors,
                     protocol: proto,
                 };
+                let _context = server
+                    .hot
+                    .txn_context
+                    .load(Ordering::Relaxed)
+                    .then(quarry_types::txn::command_context);
                 (f(&mut ctx, &args), Flow::Continue)
             }
             Exec::Server => admin::run(server, session, spec.name, &args),

@@ -77,6 +77,26 @@ fn check_batch_size(batch: &WriteBatch) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// A snapshot holding its database, for reads that must all see one state.
+pub struct OwnedSnapshot {
+    snap: rocksdb::SnapshotWithThreadMode<'static, DB>,
+    _db: Arc<DB>,
+}
+
+impl OwnedSnapshot {
+    /// Read options that read at this snapshot.
+    pub fn read_options(&self) -> rocksdb::ReadOptions {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_snapshot(&self.snap);
+        opts
+    }
+
+    /// Sets this snapshot on `opts`.
+    pub fn apply(&self, opts: &mut rocksdb::ReadOptions) {
+        opts.set_snapshot(&self.snap);
+    }
+}
+
 /// One of RocksDB's statistics.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Statistic {
@@ -483,6 +503,34 @@ impl Engine {
         key: &[u8],
     ) -> Result<Option<DBPinnableSlice<'_>>, StorageError> {
         Ok(self.db.get_pinned_cf(self.cf(cf), key)?)
+    }
+
+    /// A point read at a snapshot (a command's context, `txn-context-enabled`).
+    pub fn get_at(
+        &self,
+        cf: ColumnFamily,
+        key: &[u8],
+        snapshot: &OwnedSnapshot,
+    ) -> Result<Option<DBPinnableSlice<'_>>, StorageError> {
+        Ok(self
+            .db
+            .get_pinned_cf_opt(self.cf(cf), key, &snapshot.read_options())?)
+    }
+
+    /// A snapshot of the database as it is now, that may outlive a borrow of the engine.
+    pub fn owned_snapshot(&self) -> OwnedSnapshot {
+        let db = self.db.clone();
+        let snap = db.snapshot();
+        // SAFETY: the snapshot borrows the DB inside `db`'s allocation, which the Arc keeps
+        // alive and in place for as long as the OwnedSnapshot lives; the snapshot is declared
+        // first, so it is released before that Arc is dropped.
+        let snap = unsafe {
+            std::mem::transmute::<
+                rocksdb::SnapshotWithThreadMode<'_, DB>,
+                rocksdb::SnapshotWithThreadMode<'static, DB>,
+            >(snap)
+        };
+        OwnedSnapshot { snap, _db: db }
     }
 
     /// The only write path. The gate decides whether `origin` may write in the current role. A

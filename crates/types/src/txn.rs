@@ -14,7 +14,7 @@ use std::ops::Bound;
 
 use quarry_storage::batch::{decode, BatchRecord};
 use quarry_storage::rocksdb::{DBPinnableSlice, Direction, IteratorMode, ReadOptions, DB};
-use quarry_storage::{ColumnFamily, StorageError, WriteBatch};
+use quarry_storage::{ColumnFamily, OwnedSnapshot, StorageError, WriteBatch};
 
 use crate::db::Db;
 use crate::Result;
@@ -42,6 +42,60 @@ pub struct Overlay {
 
 thread_local! {
     static CURRENT: RefCell<Option<Overlay>> = const { RefCell::new(None) };
+    /// The running command's read context (`txn-context-enabled`), when it has one.
+    static CONTEXT: RefCell<Option<ReadContext>> = const { RefCell::new(None) };
+}
+
+/// `txn-context-enabled`, as Kvrocks: every read of one command sees one snapshot, taken at
+/// its first read. quarry drops it when the command writes outside a transaction, so that its
+/// later reads see its own write (Kvrocks indexes the command's batch for that); snapshots
+/// that iterators may still read from stay alive until the command ends.
+#[derive(Default)]
+struct ReadContext {
+    current: Option<OwnedSnapshot>,
+    retired: Vec<OwnedSnapshot>,
+}
+
+/// Gives the command about to run on this thread a read context; it ends with the guard.
+pub fn command_context() -> ContextGuard {
+    CONTEXT.with(|c| *c.borrow_mut() = Some(ReadContext::default()));
+    ContextGuard(())
+}
+
+/// Ends the thread's command context when dropped.
+pub struct ContextGuard(());
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        CONTEXT.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// Read options at the command's snapshot (taken now if it has none yet), or plain ones
+/// outside a command context.
+fn context_read_options(engine: &quarry_storage::Engine) -> ReadOptions {
+    CONTEXT.with(|c| match c.borrow_mut().as_mut() {
+        None => ReadOptions::default(),
+        Some(ctx) => ctx
+            .current
+            .get_or_insert_with(|| engine.owned_snapshot())
+            .read_options(),
+    })
+}
+
+/// The command wrote: its next read takes a new snapshot.
+fn context_wrote() {
+    CONTEXT.with(|c| {
+        if let Some(ctx) = c.borrow_mut().as_mut() {
+            if let Some(old) = ctx.current.take() {
+                ctx.retired.push(old);
+            }
+        }
+    });
+}
+
+fn in_context() -> bool {
+    CONTEXT.with(|c| c.borrow().is_some())
 }
 
 /// Starts a transaction on this thread; it ends when the guard is finished or dropped.
@@ -282,6 +336,15 @@ impl Db {
         if let Some(seen) = with_overlay(|o| o.and_then(|o| o.lookup(cf, key))) {
             return Ok(seen.map(Value::Owned));
         }
+        if in_context() {
+            let opts = context_read_options(&self.engine);
+            let found = self
+                .engine
+                .db()
+                .get_pinned_cf_opt(self.engine.cf(cf), key, &opts)
+                .map_err(StorageError::from)?;
+            return Ok(found.map(Value::Pinned));
+        }
         Ok(self.engine.get(cf, key)?.map(Value::Pinned))
     }
 
@@ -295,7 +358,12 @@ impl Db {
         }
         let handle = self.engine.cf(cf);
         let mut out = Vec::with_capacity(keys.len());
-        for r in self.engine.db().batched_multi_get_cf(handle, keys, false) {
+        let opts = context_read_options(&self.engine);
+        for r in self
+            .engine
+            .db()
+            .batched_multi_get_cf_opt(handle, keys, false, &opts)
+        {
             out.push(r.map_err(StorageError::from)?.map(|v| v.to_vec()));
         }
         Ok(out)
@@ -310,7 +378,7 @@ impl Db {
         upper: Option<Vec<u8>>,
         start: Start<'_>,
     ) -> KvIter<'_> {
-        let mut opts = ReadOptions::default();
+        let mut opts = context_read_options(&self.engine);
         opts.set_async_io(self.engine.async_io());
         if let Some(l) = &lower {
             opts.set_iterate_lower_bound(l.clone());
@@ -369,9 +437,12 @@ impl Db {
         let recorded = with_overlay(|o| o.map(|o| o.record(&batch)));
         match recorded {
             Some(r) => Ok(r?),
-            None => Ok(self
-                .engine
-                .write(batch, quarry_storage::WriteOrigin::Local)?),
+            None => {
+                self.engine
+                    .write(batch, quarry_storage::WriteOrigin::Local)?;
+                context_wrote();
+                Ok(())
+            }
         }
     }
 

@@ -120,7 +120,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("proto-max-bulk-len", Kind::Size(1048576), "536870912", false, true, "max bulk string length in bytes"),
     d("json-max-nesting-depth", Kind::Int(0, 2147483647), "1024", false, true, "max JSON nesting depth (quarry parses at most 128 levels, serde_json's limit: larger values mean 128)"),
     d("json-storage-format", Kind::Enum(&["json", "cbor"]), "json", false, true, "how JSON documents are written: json (text) or cbor, as Kvrocks; both are read whatever the setting"),
-    d("txn-context-enabled", Kind::Bool, "no", true, false, "experimental snapshot-consistent engine context"),
+    d("txn-context-enabled", Kind::Bool, "no", true, true, "every read of one command sees one snapshot, as Kvrocks' (experimental) transaction context; a command's reads after its own write see that write"),
     d("rocksdb.compression", Kind::Enum(&["no", "snappy", "zlib", "lz4", "zstd"]), "snappy", false, true, "compression for levels >= 2"),
     d("rocksdb.compression_level", Kind::Int(-2147483648, 2147483647), "32767", true, true, "compression level, 32767 = library default"),
     d("rocksdb.block_size", Kind::Int(0, 2147483647), "16384", true, true, "SST block size in bytes"),
