@@ -52,6 +52,61 @@ pub fn filter_wal_batch(data: &[u8], range: (u16, u16)) -> Result<Option<Vec<u8>
     Ok((!out.is_empty()).then(|| out.finish()))
 }
 
+/// The user keys of `range` a WAL batch writes or deletes, added to `out` (for a migration that
+/// sends commands: it sends each such key's state again). Errors as [`filter_wal_batch`].
+pub fn touched_keys(
+    data: &[u8],
+    range: (u16, u16),
+    out: &mut std::collections::BTreeSet<Vec<u8>>,
+) -> Result<(), String> {
+    let decoded = batch::decode(data).map_err(|e| e.to_string())?;
+    for rec in decoded.records {
+        let (cf, key) = match rec {
+            BatchRecord::Put { cf, key, .. }
+            | BatchRecord::Delete { cf, key }
+            | BatchRecord::SingleDelete { cf, key } => (cf, key),
+            BatchRecord::Merge { cf, key, .. } => {
+                if DATA_CFS.contains(&cf)
+                    && slot_of_internal_key(key).is_some_and(|s| in_range(range, s))
+                {
+                    return Err("a merge record cannot be migrated".into());
+                }
+                continue;
+            }
+            BatchRecord::DeleteRange { cf, begin, end } => {
+                if DATA_CFS.contains(&cf) && overlaps(begin, end, range) {
+                    return Err(
+                        "the source deleted a key range (FLUSHDB/FLUSHALL) during the migration"
+                            .into(),
+                    );
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if !DATA_CFS.contains(&cf) || !slot_of_internal_key(key).is_some_and(|s| in_range(range, s))
+        {
+            continue;
+        }
+        if let Some(user_key) = user_key_of(cf, key) {
+            out.insert(user_key.to_vec());
+        }
+    }
+    Ok(())
+}
+
+/// The user key inside an internal key of the cluster layout: after `ns_len | ns | slot` a
+/// metadata key (column family 1) holds it whole; a sub-key holds its length (u32 BE) first.
+fn user_key_of(cf: u32, key: &[u8]) -> Option<&[u8]> {
+    let head = 1 + *key.first()? as usize + 2;
+    let rest = key.get(head..)?;
+    if cf == 1 {
+        return Some(rest);
+    }
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    rest.get(4..4 + len)
+}
+
 /// Whether the deleted key range `[begin, end)` reaches into the slots of `range`.
 fn overlaps(begin: &[u8], end: &[u8], range: (u16, u16)) -> bool {
     let Some(&ns_len) = begin.first() else {
@@ -73,6 +128,22 @@ mod tests {
         k.extend_from_slice(&slot.to_be_bytes());
         k.extend_from_slice(rest);
         k
+    }
+
+    #[test]
+    fn touched_keys_are_the_user_keys_of_the_range() {
+        let codec = KeyCodec::new(b"", true);
+        let slot = |k: &[u8]| quarry_storage::slot::key_slot(k);
+        let (a, b) = (&b"apple"[..], &b"banana"[..]);
+        let range = (slot(a), slot(a));
+        assert_ne!(slot(a), slot(b));
+        let mut batch = BatchBuilder::new();
+        batch.put(1, &codec.metadata_key(a), b"m");
+        batch.put(0, &codec.subkey(a, 7, b"field"), b"v");
+        batch.delete(1, &codec.metadata_key(b));
+        let mut out = std::collections::BTreeSet::new();
+        touched_keys(&batch.finish(), range, &mut out).unwrap();
+        assert_eq!(out.into_iter().collect::<Vec<_>>(), [a.to_vec()]);
     }
 
     #[test]

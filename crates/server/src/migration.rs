@@ -1,7 +1,12 @@
 //! Slot migration (kvrocks-compat.md §3.6), source and destination.
 //!
 //! The source (`CLUSTERX MIGRATE`) streams a snapshot of the range as raw batches
-//! (`APPLYBATCH`), then WAL catch-up rounds, then forbids writes to the range (TRYAGAIN), sends
+//! (`APPLYBATCH`, `migrate-type raw-key-value`, quarry's default) or as commands (`migrate-type
+//! redis-command`, Kvrocks' default: RESTORE ... REPLACE ABSTTL per key, DEL for a key gone,
+//! `migrate-pipeline-size` commands per round trip and at most `migrate-speed` a second; the
+//! types RESTORE cannot give back as they are, bitmaps, HyperLogLogs, sorted integers and
+//! t-digests, go as their raw records), then WAL catch-up rounds (in command form: the state of every key the
+//! round's batches touched, sent again), then forbids writes to the range (TRYAGAIN), sends
 //! the final delta, and compares the range's DIGEST on both sides before it hands the range over
 //! (`CLUSTER IMPORT <range> 1`). From then on it answers MOVED for the range, until a new
 //! topology moves the range away and it deletes the range's data. Any failure or a cancel sends
@@ -13,13 +18,14 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use quarry_cluster::migrate::{filter_wal_batch, in_range};
+use quarry_cluster::migrate::{filter_wal_batch, in_range, touched_keys};
 use quarry_cluster::topology::format_ranges;
 use quarry_storage::batch::BatchBuilder;
 use quarry_storage::encoding::{now_ms, prefix_successor, Metadata, RedisType};
 use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
 use quarry_storage::wal::WalReader;
 use quarry_storage::{ColumnFamily, Engine};
+use quarry_types::{Db, TtlState};
 use tracing::{error, info, warn};
 
 use crate::peer::{Peer, PeerError};
@@ -248,6 +254,20 @@ fn throttle(server: &Server) -> Throttle {
     }
 }
 
+/// How keys go over: `migrate-type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    RawKeyValue,
+    RedisCommand,
+}
+
+fn method(server: &Server) -> Method {
+    match server.config.read().get("migrate-type") {
+        "redis-command" => Method::RedisCommand,
+        _ => Method::RawKeyValue,
+    }
+}
+
 struct Sender<'a> {
     server: &'a Server,
     job: &'a Job,
@@ -256,6 +276,9 @@ struct Sender<'a> {
     sent: u64,
     /// The throttles as of the last batch sent (CONFIG SET applies from the next batch).
     limits: Throttle,
+    /// redis-command: commands waiting for the next pipeline, and when the last one went.
+    pending: Vec<Vec<Vec<u8>>>,
+    last_pipeline: Option<Instant>,
 }
 
 impl Sender<'_> {
@@ -270,6 +293,8 @@ impl Sender<'_> {
     }
 
     fn send(&mut self, raw: &[u8]) -> Result<(), String> {
+        // Commands queued before this batch go first: a key's state arrives in order.
+        self.flush_commands()?;
         self.check_cancel()?;
         self.peer.call(&[b"APPLYBATCH", raw])?;
         self.sent += raw.len() as u64;
@@ -283,6 +308,61 @@ impl Sender<'_> {
             if let Some(wait) = due.checked_sub(self.started.elapsed()) {
                 std::thread::sleep(wait);
             }
+        }
+        Ok(())
+    }
+}
+
+impl Sender<'_> {
+    /// Queues a command (redis-command); the pipeline goes once it holds
+    /// `migrate-pipeline-size` commands.
+    fn command(&mut self, args: Vec<Vec<u8>>) -> Result<(), String> {
+        self.pending.push(args);
+        let size = self
+            .server
+            .config
+            .read()
+            .get_i64("migrate-pipeline-size")
+            .max(1) as usize;
+        if self.pending.len() >= size {
+            self.flush_commands()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the queued commands in one round trip, after waiting as Kvrocks does so that no
+    /// more than `migrate-speed` commands go each second; any error reply fails the migration.
+    fn flush_commands(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.check_cancel()?;
+        let speed = self.server.config.read().get_i64("migrate-speed").max(0) as u64;
+        let n = self.pending.len() as u64;
+        if let (true, Some(last)) = (speed > 0, self.last_pipeline) {
+            let gap = Duration::from_micros((1_000_000 * n / speed).max(1));
+            if let Some(wait) = gap.checked_sub(last.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let commands: Vec<Vec<&[u8]>> = pending
+            .iter()
+            .map(|c| c.iter().map(Vec::as_slice).collect())
+            .collect();
+        self.peer.send(&commands)?;
+        self.last_pipeline = Some(Instant::now());
+        for c in &pending {
+            self.peer.read().map_err(|e| {
+                format!(
+                    "the destination refused {} {}: {e}",
+                    String::from_utf8_lossy(&c[0]),
+                    String::from_utf8_lossy(c.get(1).map_or(&[][..], |k| k))
+                )
+            })?;
+            let bytes: usize = c.iter().map(Vec::len).sum();
+            self.sent += bytes as u64;
+            self.job.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -409,22 +489,27 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
         started: Instant::now(),
         sent: 0,
         limits: throttle(server),
+        pending: Vec::new(),
+        last_pipeline: None,
     };
+    let how = method(server);
+    let storage = server.storage().ok_or("the database is being replaced")?;
+    let db = storage.db(None);
     tx.peer
         .call(&[b"CLUSTER", b"IMPORT", range_text.as_bytes(), b"0"])
         .map_err(|e| format!("the destination refused the import: {e}"))?;
 
     // 1. The snapshot.
     *job.phase.lock() = "snapshot";
-    let seq = send_snapshot(&engine, &mut tx, range)?;
-    info!(range = %range_text, keys = job.keys.load(Ordering::Relaxed), sequence = seq, "slot migration: snapshot sent");
+    let seq = send_snapshot(&engine, &db, how, &mut tx, range)?;
+    info!(range = %range_text, keys = job.keys.load(Ordering::Relaxed), sequence = seq, method = ?how, "slot migration: snapshot sent");
 
     // 2. WAL catch-up rounds.
     *job.phase.lock() = "wal";
     let mut reader = WalReader::new(engine.db(), seq + 1);
     for _ in 0..10 {
         let target = engine.latest_sequence();
-        send_wal_until(&mut reader, &mut tx, range, target)?;
+        send_wal_until(&mut reader, &mut tx, &db, how, range, target)?;
         job.wal_rounds.fetch_add(1, Ordering::Relaxed);
         if engine
             .latest_sequence()
@@ -443,7 +528,8 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
     }
     let result = (|| {
         let cut = engine.latest_sequence();
-        send_wal_until(&mut reader, &mut tx, range, cut)?;
+        send_wal_until(&mut reader, &mut tx, &db, how, range, cut)?;
+        tx.flush_commands()?;
         job.wal_rounds.fetch_add(1, Ordering::Relaxed);
 
         // 4. Verify before the handover.
@@ -542,8 +628,16 @@ fn migrate(server: &Server, job: &Job) -> Result<(), String> {
     result
 }
 
-/// Sends every live key of `range` from a snapshot; returns the snapshot's sequence.
-fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Result<u64, String> {
+/// Sends every live key of `range` from a snapshot; returns the snapshot's sequence. In
+/// command form the snapshot only lists the keys: each key's state is read when it is sent
+/// (the WAL rounds that follow send again whatever changed since the snapshot).
+fn send_snapshot(
+    engine: &Engine,
+    db: &Db,
+    how: Method,
+    tx: &mut Sender<'_>,
+    range: (u16, u16),
+) -> Result<u64, String> {
     let (snap, seq) = engine.snapshot_at_sequence();
     let read = || {
         let mut o = ReadOptions::default();
@@ -575,6 +669,11 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
             )
         })?;
         if meta.is_dead(now) {
+            continue;
+        }
+        if how == Method::RedisCommand {
+            send_key_state(engine, db, tx, user_key)?;
+            tx.job.keys.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         batch.put(1, &mk, &raw);
@@ -628,19 +727,26 @@ fn send_snapshot(engine: &Engine, tx: &mut Sender<'_>, range: (u16, u16)) -> Res
     Ok(seq)
 }
 
-/// Sends the range's part of every WAL batch up to sequence `target`.
+/// Sends the range's part of every WAL batch up to sequence `target`: as raw batches, or in
+/// command form the current state of each key those batches touched.
 fn send_wal_until(
     reader: &mut WalReader<'_>,
     tx: &mut Sender<'_>,
+    db: &Db,
+    how: Method,
     range: (u16, u16),
     target: u64,
 ) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut touched = std::collections::BTreeSet::new();
     while reader.next_seq() <= target {
         match reader
             .read()
             .map_err(|e| format!("reading the WAL failed: {e}"))?
         {
+            Some(b) if how == Method::RedisCommand => {
+                touched_keys(&b.data, range, &mut touched)?;
+            }
             Some(b) => {
                 if let Some(raw) = filter_wal_batch(&b.data, range)? {
                     tx.send(&raw)?;
@@ -654,5 +760,86 @@ fn send_wal_until(
             }
         }
     }
+    let engine = db.engine();
+    for key in touched {
+        send_key_state(engine, db, tx, &key)?;
+    }
     Ok(())
+}
+
+/// redis-command: sends the key's state as it is now (see [`key_state`]).
+fn send_key_state(engine: &Engine, db: &Db, tx: &mut Sender<'_>, key: &[u8]) -> Result<(), String> {
+    match key_state(engine, db, &tx.server.repl.codec, key)? {
+        KeyState::Command(args) => tx.command(args),
+        KeyState::Raw(batch) => tx.send(&batch),
+    }
+}
+
+/// What brings a destination's copy of a key to the source's state.
+enum KeyState {
+    Command(Vec<Vec<u8>>),
+    Raw(Vec<u8>),
+}
+
+/// The key's state as commands: RESTORE ... REPLACE ABSTTL, or DEL when it is gone. Bitmaps,
+/// HyperLogLogs and sorted integers, which a RESTORE would turn into strings or refuse, and
+/// t-digests, which it would give back merged (the same distribution, not the same records),
+/// are their raw records, in a batch of their own. Read under the key's lock (released before
+/// anything is sent), so that no write lands between its records.
+fn key_state(
+    engine: &Engine,
+    db: &Db,
+    codec: &quarry_storage::encoding::KeyCodec,
+    key: &[u8],
+) -> Result<KeyState, String> {
+    let _locked = db.locks().lock_many(&[key]);
+    let gone = || KeyState::Command(vec![b"DEL".to_vec(), key.to_vec()]);
+    let expire = match db.ttl(key).map_err(|e| e.to_string())? {
+        TtlState::Missing => return Ok(gone()),
+        TtlState::NoExpiry => 0,
+        TtlState::ExpiresAt(at) => at,
+    };
+    let kind = db.key_type(key).map_err(|e| e.to_string())?;
+    let as_command = match kind {
+        Some(
+            RedisType::Bitmap | RedisType::HyperLogLog | RedisType::SortedInt | RedisType::TDigest,
+        )
+        | None => None,
+        Some(_) => quarry_commands::dump_payload(db, key).ok().flatten(),
+    };
+    if let Some(payload) = as_command {
+        return Ok(KeyState::Command(vec![
+            b"RESTORE".to_vec(),
+            key.to_vec(),
+            expire.to_string().into_bytes(),
+            payload,
+            b"REPLACE".to_vec(),
+            b"ABSTTL".to_vec(),
+        ]));
+    }
+    let mk = codec.metadata_key(key);
+    let Some(raw) = engine
+        .get(ColumnFamily::Metadata, &mk)
+        .map_err(|e| e.to_string())?
+        .map(|v| v.to_vec())
+    else {
+        return Ok(gone());
+    };
+    let meta = Metadata::decode(&raw).map_err(|e| e.to_string())?;
+    let mut batch = BatchBuilder::new();
+    batch.put(1, &mk, &raw);
+    let prefix = codec.subkey_prefix(key, meta.version);
+    let mut opts = ReadOptions::default();
+    if let Some(end) = prefix_successor(&prefix) {
+        opts.set_iterate_upper_bound(end);
+    }
+    for sub in engine.db().iterator_cf_opt(
+        engine.cf(ColumnFamily::Default),
+        opts,
+        IteratorMode::From(&prefix, Direction::Forward),
+    ) {
+        let (k, v) = sub.map_err(|e| e.to_string())?;
+        batch.put(0, &k, &v);
+    }
+    Ok(KeyState::Raw(batch.finish()))
 }

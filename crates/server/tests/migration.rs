@@ -663,3 +663,102 @@ fn a_handover_interrupted_by_a_crash_answers_tryagain_until_a_migration_settles_
     assert_eq!((after.0, after.2), (before.0, before.2));
     assert!(!a.data_dir().join("slot-handovers").exists());
 }
+
+#[test]
+fn redis_command_migration_moves_every_type_at_migrate_speed() {
+    // 16 commands per round trip, at most 800 a second.
+    let a = node(&[
+        "--migrate-type",
+        "redis-command",
+        "--migrate-pipeline-size",
+        "16",
+        "--migrate-speed",
+        "800",
+    ]);
+    let c = node(&[]);
+    push(&[(&a, A), (&c, C)], &topology(&a, &c, "", "0-16383"), 1);
+    let mut ac = a.conn();
+    let _: () = q(&mut ac, &["SET", "{m}str", "v", "EX", "1000"]);
+    let _: i64 = q(&mut ac, &["HSET", "{m}hash", "f1", "1", "f2", "2"]);
+    let _: i64 = q(&mut ac, &["RPUSH", "{m}list", "a", "b", "c"]);
+    let _: i64 = q(&mut ac, &["SADD", "{m}set", "x", "y"]);
+    let _: i64 = q(&mut ac, &["ZADD", "{m}zset", "1", "one", "2.5", "two"]);
+    let _: String = q(&mut ac, &["XADD", "{m}stream", "1-1", "f", "v"]);
+    let _: i64 = q(&mut ac, &["SETBIT", "{m}bits", "100", "1"]);
+    let _: i64 = q(&mut ac, &["PFADD", "{m}hll", "a", "b", "c"]);
+    let _: i64 = q(&mut ac, &["SIADD", "{m}sortedint", "3", "1", "2"]);
+    let _: () = q(&mut ac, &["JSON.SET", "{m}json", "$", r#"{"a":[1,2]}"#]);
+    let _: () = q(&mut ac, &["BF.RESERVE", "{m}bloom", "0.01", "100"]);
+    let _: i64 = q(&mut ac, &["BF.ADD", "{m}bloom", "x"]);
+    let _: () = q(&mut ac, &["TDIGEST.CREATE", "{m}td"]);
+    let _: () = q(&mut ac, &["TDIGEST.ADD", "{m}td", "1.5", "2.5"]);
+    let _: () = q(&mut ac, &["SET", "elsewhere", "stays"]);
+    fill(&a, 400, 100);
+    let keys = count_in_slot(&a);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(HashMap::new()));
+    let w = writer(a.port, stop.clone(), acked.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let _: () = q(&mut ac, &["CLUSTERX", "MIGRATE", &SLOT.to_string(), C]);
+    assert_eq!(
+        wait_state(&a, &["success", "fail"]),
+        "success",
+        "{}",
+        a.log()
+    );
+    let took = started.elapsed();
+    // Over 400 commands at 800 a second: at least (commands / 16 - 1) gaps of 20 ms.
+    let floor = Duration::from_millis(20 * (keys as u64 / 16 - 1));
+    assert!(took >= floor, "{took:?} < {floor:?} for {keys} keys");
+    assert!(a.log().contains("method=RedisCommand"), "{}", a.log());
+    assert!(a.log().contains("digests match at the cut-over"));
+    push(
+        &[(&a, A), (&c, C)],
+        &topology(
+            &a,
+            &c,
+            &SLOT.to_string(),
+            &format!("0-{} {}-16383", SLOT - 1, SLOT + 1),
+        ),
+        2,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Release);
+    w.join().unwrap();
+    let mut cc = c.conn();
+    for (k, v) in acked.lock().unwrap().iter() {
+        let got: Option<String> = q(&mut cc, &["GET", k]);
+        assert_eq!(got.as_deref(), Some(v.as_str()), "{k}");
+    }
+    // Each type arrived as itself.
+    for (key, kind) in [
+        ("{m}str", "string"),
+        ("{m}hash", "hash"),
+        ("{m}list", "list"),
+        ("{m}zset", "zset"),
+        ("{m}stream", "stream"),
+        ("{m}json", "ReJSON-RL"),
+        ("{m}bloom", "MBbloom--"),
+    ] {
+        assert_eq!(q::<String>(&mut cc, &["TYPE", key]), kind, "{key}");
+    }
+    assert!(q::<i64>(&mut cc, &["TTL", "{m}str"]) > 900);
+    assert_eq!(q::<i64>(&mut cc, &["GETBIT", "{m}bits", "100"]), 1);
+    assert_eq!(q::<i64>(&mut cc, &["PFCOUNT", "{m}hll"]), 3);
+    assert_eq!(
+        q::<Vec<i64>>(&mut cc, &["SIRANGE", "{m}sortedint", "0", "10"]),
+        [1, 2, 3]
+    );
+    assert_eq!(q::<i64>(&mut cc, &["BF.EXISTS", "{m}bloom", "x"]), 1);
+    assert_eq!(
+        q::<String>(&mut cc, &["JSON.GET", "{m}json"]),
+        r#"{"a":[1,2]}"#
+    );
+    assert_eq!(
+        q::<Vec<String>>(&mut cc, &["ZRANGE", "{m}zset", "0", "-1", "WITHSCORES"]),
+        ["one", "1", "two", "2.5"]
+    );
+    assert_eq!(count_in_slot(&a), 0);
+}
