@@ -287,12 +287,8 @@ fn run(cli: Cli) -> Result<(), String> {
     if cli.config.is_none() {
         info!("no config file given (-c): using the defaults and command-line options");
     }
-    let ignored = cfg.ignored_directives();
-    if !ignored.is_empty() {
-        warn!(
-            "accepted for Kvrocks compatibility but without effect in quarry yet: {}",
-            ignored.join(", ")
-        );
+    for (name, value, why) in cfg.meaningless_settings() {
+        warn!("{name} {value} is accepted but cannot mean anything in quarry: {why}");
     }
     // Keys not used since now report their idle time from now (OBJECT IDLETIME).
     quarry_commands::access::start();

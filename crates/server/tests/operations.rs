@@ -122,30 +122,31 @@ fn version_and_help_flags() {
 }
 
 #[test]
-fn a_kvrocks_config_file_starts_quarry_and_unused_directives_are_listed_once() {
+fn a_kvrocks_config_file_starts_quarry_and_a_meaningless_directive_is_named_with_its_reason() {
     let fixture = Path::new(&common::manifest_dir())
         .join("../../tests/fixtures/kvrocks-2.10-active-directives.conf");
-    // One directive quarry does not act on, given on top of the file.
+    // One directive that cannot mean anything in quarry, given on top of the file.
     let s = TestServer::start_with(&[
         "-c",
         fixture.to_str().unwrap(),
-        "--migrate-pipeline-size",
-        "8",
+        "--auto-resize-block-and-sst",
+        "no",
     ]);
     let mut c = s.conn();
     assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
     let v: Vec<String> = q(&mut c, &["CONFIG", "GET", "maxclients"]);
     assert_eq!(v[1], "10000", "the file's value took effect");
     let log = std::fs::read_to_string(s.data_dir().join("log/quarry.log")).unwrap();
-    let warnings: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("without effect"))
-        .collect();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    // Every directive Kvrocks 2.10's sample file sets takes effect; only the one added is named.
     assert_eq!(warnings.len(), 1, "{log}");
-    // Every directive Kvrocks 2.10's sample file sets takes effect now (the compaction
-    // checker was the last); only the one added is listed.
-    let listed = warnings[0].rsplit(": ").next().unwrap_or("");
-    assert_eq!(listed, "migrate-pipeline-size", "{}", warnings[0]);
+    assert!(
+        warnings[0].contains(
+            "auto-resize-block-and-sst no is accepted but cannot mean anything in quarry: Kvrocks 2.10 does not act on it either"
+        ),
+        "{}",
+        warnings[0]
+    );
 }
 
 fn raw_metadata_records(dir: &Path) -> usize {
@@ -434,4 +435,63 @@ fn supervised_upstart_stops_itself_when_ready_and_serves_once_continued() {
     assert_eq!(pong, "PONG");
     let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
     let _ = child.wait();
+}
+
+#[test]
+fn kvrocks_sample_config_with_every_setting_changed_leaves_nothing_without_effect() {
+    let fixture = Path::new(&common::manifest_dir())
+        .join("../../tests/fixtures/kvrocks-2.10-every-setting-changed.conf");
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    // The file says daemonize yes: the process we start returns once the daemon runs.
+    let status = Command::new(binary())
+        .arg("-c")
+        .arg(&fixture)
+        .args(["--port", &port.to_string()])
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(dir.path().join("log"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut conn = None;
+    common::wait_until(
+        30,
+        || {
+            conn = client.get_connection().ok();
+            conn.is_some()
+        },
+        || "the daemon does not answer".into(),
+    );
+    let mut c = conn.unwrap();
+    assert_eq!(q::<String>(&mut c, &["PING"]), "PONG");
+    // A few of the changed settings, as CONFIG GET reports them.
+    for (name, want) in [
+        ("json-storage-format", "cbor"),
+        ("txn-context-enabled", "yes"),
+        ("redis-cursor-compatible", "no"),
+        ("migrate-type", "raw-key-value"),
+    ] {
+        let v: Vec<String> = q(&mut c, &["CONFIG", "GET", name]);
+        assert_eq!(v[1], want, "{name}");
+    }
+    // Warnings about the configuration: only the two directives that cannot mean anything.
+    let log = std::fs::read_to_string(dir.path().join("log/quarry.log")).unwrap();
+    let meaningless: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot mean anything in quarry"))
+        .collect();
+    assert_eq!(meaningless.len(), 2, "{log}");
+    assert!(meaningless.iter().any(|l| l.contains("slave-read-only no")));
+    assert!(meaningless
+        .iter()
+        .any(|l| l.contains("master-use-repl-port yes")));
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
+    common::wait_until(
+        30,
+        || client.get_connection().is_err(),
+        || "the daemon did not stop".into(),
+    );
 }

@@ -27,6 +27,14 @@ const fn d(
     }
 }
 
+/// Directives that cannot mean anything in quarry, with the reason: the start-up warning names
+/// them, with it, when one is set to something else than its default.
+pub static MEANINGLESS: &[(&str, &str)] = &[
+    ("slave-read-only", "a replica never takes client writes in quarry: one that did would fork its history from its master's, the cause of Kvrocks' lost-write bug (DESIGN.md §2)"),
+    ("master-use-repl-port", "it is for masters older than Kvrocks 2.0, which serve a full sync as a RocksDB backup on port+1; every Kvrocks since, and quarry, serve checkpoints on their own port"),
+    ("auto-resize-block-and-sst", "Kvrocks 2.10 does not act on it either (the code behind it is never called); set rocksdb.block_size and rocksdb.target_file_size_base instead"),
+];
+
 pub static DIRECTIVES: &[Directive] = &[
     d("daemonize", Kind::Bool, "no", true, true, "run the server as a background daemon (its output goes to /dev/null: set log-dir)"),
     d("bind", Kind::Str, "127.0.0.1", true, true, "addresses to listen on, separated by spaces"),
@@ -55,7 +63,7 @@ pub static DIRECTIVES: &[Directive] = &[
     d("maxclients", Kind::Int(0, 2147483647), "10240", false, true, "max simultaneous client connections"),
     d("max-backup-to-keep", Kind::Int(0, 1), "1", false, true, "number of backups retained (0 deletes the backup)"),
     d("max-backup-keep-hours", Kind::Int(0, 2147483647), "0", false, true, "purge backups older than N hours, 0 = never"),
-    d("master-use-repl-port", Kind::Bool, "no", false, false, "replica connects to master port+1 (legacy masters)"),
+    d("master-use-repl-port", Kind::Bool, "no", false, false, "replica connects to master port+1 and takes a RocksDB backup (masters older than Kvrocks 2.0)"),
     d("requirepass", Kind::Str, "", false, true, "admin password required by AUTH"),
     d("user", Kind::Multi, "", true, true, "an ACL user, as Redis: `user <name> <rules...>` (one line per user; not with aclfile)"),
     d("aclfile", Kind::Str, "", true, true, "file of ACL users (`user <name> <rules...>` lines) for ACL LOAD and ACL SAVE"),
@@ -102,10 +110,10 @@ pub static DIRECTIVES: &[Directive] = &[
     d("auto-resize-block-and-sst", Kind::Bool, "yes", false, false, "auto-tune RocksDB block and SST sizes by average value size"),
     d("fullsync-recv-file-delay", Kind::Int(0, 2147483647), "0", false, true, "seconds a replica waits after each full-sync file it receives (tests only)"),
     d("cluster-enabled", Kind::Bool, "no", true, true, "cluster mode (keys carry their slot); never change it for an existing data directory"),
-    d("migrate-speed", Kind::Int(0, 2147483647), "4096", false, false, "slot migration speed limit, 0 = unlimited"),
-    d("migrate-pipeline-size", Kind::Int(1, 2147483647), "16", false, false, "keys sent per migration pipeline batch"),
+    d("migrate-speed", Kind::Int(0, 2147483647), "4096", false, true, "redis-command migration: at most this many commands a second, 0 = unlimited"),
+    d("migrate-pipeline-size", Kind::Int(1, 2147483647), "16", false, true, "redis-command migration: commands sent per round trip"),
     d("migrate-sequence-gap", Kind::Int(1, 2147483647), "10000", false, true, "incremental-data threshold before blocking writes on the migrating slot"),
-    d("migrate-type", Kind::Enum(&["redis-command", "raw-key-value"]), "redis-command", false, false, "slot migration method"),
+    d("migrate-type", Kind::Enum(&["redis-command", "raw-key-value"]), "raw-key-value", false, true, "slot migration method: raw-key-value (quarry's default: raw batches, APPLYBATCH) or redis-command (Kvrocks' default: RESTORE/DEL per key)"),
     d("migrate-batch-size-kb", Kind::Int(1, 2147483647), "16", false, true, "raw-key-value migration batch size in KB"),
     d("migrate-batch-rate-limit-mb", Kind::Int(0, 2147483647), "16", false, true, "raw-key-value migration rate limit in MB/s, 0 = unlimited"),
     d("unixsocket", Kind::Str, "", true, true, "unix socket path to listen on (next to the TCP port)"),

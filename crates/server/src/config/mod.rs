@@ -82,6 +82,9 @@ const LIVE: &[&str] = &[
     "migrate-sequence-gap",
     "migrate-batch-size-kb",
     "migrate-batch-rate-limit-mb",
+    "migrate-type",
+    "migrate-speed",
+    "migrate-pipeline-size",
     "tls-cert-file",
     "tls-key-file",
     "tls-key-file-pass",
@@ -115,6 +118,14 @@ const LIVE: &[&str] = &[
     "json-storage-format",
     "rocksdb.write_options.write_batch_max_bytes",
 ];
+
+/// Why a directive cannot mean anything in quarry, if it cannot.
+pub fn meaningless(name: &str) -> Option<&'static str> {
+    directives::MEANINGLESS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, why)| *why)
+}
 
 pub fn directive(name: &str) -> Option<&'static Directive> {
     DIRECTIVES.iter().find(|d| d.name == name)
@@ -391,22 +402,17 @@ impl Config {
         self.multi.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Directives set explicitly to something other than their default, whose value quarry does
-    /// not act on yet. (A kvrocks.conf that spells out a default changes nothing to warn about.)
-    pub fn ignored_directives(&self) -> Vec<&'static str> {
-        let names: Vec<&str> = self
-            .explicit
+    /// Directives set to something else than their default that cannot mean anything in
+    /// quarry, each with its value and the reason.
+    pub fn meaningless_settings(&self) -> Vec<(&'static str, String, &'static str)> {
+        self.explicit
             .iter()
-            .copied()
-            .filter(|n| {
-                directive(n).is_some_and(|d| {
-                    !d.implemented
-                        && !matches!(d.kind, Kind::Compat)
-                        && (matches!(d.kind, Kind::Multi) || self.get(n) != d.default)
-                })
+            .filter_map(|n| {
+                let why = meaningless(n)?;
+                let d = directive(n)?;
+                (self.get(n) != d.default).then(|| (d.name, self.get(n).to_string(), why))
             })
-            .collect();
-        names
+            .collect()
     }
 
     /// CONFIG GET: glob patterns, as Redis 7 (Kvrocks takes only `*` or an exact name).
@@ -560,10 +566,9 @@ pub fn render_template() -> String {
             );
             section = this;
         }
-        let note = if d.implemented || matches!(d.kind, Kind::Compat) {
-            ""
-        } else {
-            " [accepted for Kvrocks compatibility; no effect in quarry yet]"
+        let note = match meaningless(d.name) {
+            Some(why) => format!(" [accepted; it cannot mean anything in quarry: {why}]"),
+            None => String::new(),
         };
         let _ = writeln!(out, "# {}{}", d.doc, note);
         match d.kind {
@@ -603,8 +608,9 @@ const TEMPLATE_HEADER: &str = "\
 # comment. Every directive can also be given on the command line as `--directive value`.
 #
 # quarry accepts every Kvrocks 2.10 directive, so an existing kvrocks.conf starts quarry. The
-# ones marked below as having no effect yet are listed in one warning at start-up. A directive
-# that neither quarry nor Kvrocks knows, or an invalid value, stops start-up with the line number.
+# few marked below as meaning nothing in quarry are named, with the reason, in a warning at
+# start-up when set to something else than their default. A directive that neither quarry nor
+# Kvrocks knows, or an invalid value, stops start-up with the line number.
 #
 # Namespaces (Kvrocks tenants): one `namespace.<name> <token>` line each, for example
 #   namespace.shop s3cret-token
@@ -645,6 +651,19 @@ mod tests {
         );
         let cfg = Config::load(Some(Path::new(&path)), &[]).unwrap();
         assert_eq!(cfg.get("port"), "6666");
+    }
+
+    #[test]
+    fn every_directive_takes_effect_or_says_why_it_cannot() {
+        for d in DIRECTIVES {
+            let without_effect = !d.implemented && !matches!(d.kind, Kind::Compat);
+            assert_eq!(
+                without_effect,
+                meaningless(d.name).is_some(),
+                "{}: a directive that takes no effect needs its reason in MEANINGLESS, and only it",
+                d.name
+            );
+        }
     }
 
     #[test]
