@@ -645,6 +645,7 @@ impl Worker {
         match self.fetch_checkpoint() {
             Ok((files, bytes)) => {
                 if self.stopped() {
+                    self.reopen_emptied();
                     return Next::Stopped;
                 }
                 match self.restore() {
@@ -687,11 +688,15 @@ impl Worker {
     }
 
     /// slave-empty-db-before-fullsync: closes the database and deletes it before the fetch.
+    /// With no database open (a restore that failed to open anything), there is nothing to
+    /// close and the directory goes all the same.
     fn empty_database(&mut self, dir: &Path) -> io::Result<()> {
-        let Some(old) = self.host.take_engine() else {
-            return Err(io_err("the database is still in use"));
-        };
-        drop(old);
+        if self.host.engine().is_some() {
+            let Some(old) = self.host.take_engine() else {
+                return Err(io_err("the database is still in use"));
+            };
+            drop(old);
+        }
         self.emptied = true;
         info!(master = %self.addr(), "full sync: deleting the database before fetching (slave-empty-db-before-fullsync)");
         match std::fs::remove_dir_all(dir.join("db")) {
@@ -855,6 +860,7 @@ impl Worker {
                 quarry_storage::files::sync_dir(&dir);
                 failpoint::crash_at("fullsync:after-swap");
             });
+        let checkpoint_in_place = moved.is_ok();
         let opened = match moved {
             Ok(()) => self.host.open_engine(),
             Err(e) => Err(format!("cannot move the checkpoint into place: {e}")),
@@ -873,7 +879,18 @@ impl Worker {
                 error!(error = %e, "the fetched checkpoint does not open; rolling back");
                 // The marker goes only once the previous database is back in place: with it,
                 // the next start finishes the roll-back.
-                let restored = !backup.exists() || put_back(&backup, &db).is_ok();
+                // Without a previous database (emptied before the fetch, or a new node), what
+                // is in place is the checkpoint that does not open: it goes, and an empty
+                // database opens instead, so that the node serves and the next attempt can
+                // replace it.
+                let restored = if backup.exists() {
+                    put_back(&backup, &db).is_ok()
+                } else if checkpoint_in_place {
+                    std::fs::remove_dir_all(&db).is_ok() || !db.exists()
+                } else {
+                    // Nothing was moved: `db` is still the previous database.
+                    true
+                };
                 if restored {
                     let _ = std::fs::remove_file(dir.join(SWAP_MARKER));
                 }

@@ -803,9 +803,9 @@ fn key_state(
     let as_command = match kind {
         Some(
             RedisType::Bitmap | RedisType::HyperLogLog | RedisType::SortedInt | RedisType::TDigest,
-        )
-        | None => None,
-        Some(_) => quarry_commands::dump_payload(db, key).ok().flatten(),
+        ) => None,
+        None => return Ok(gone()),
+        Some(_) => quarry_commands::dump_payload(db, key).map_err(|e| e.to_string())?,
     };
     if let Some(payload) = as_command {
         return Ok(KeyState::Command(vec![
@@ -827,10 +827,17 @@ fn key_state(
     };
     let meta = Metadata::decode(&raw).map_err(|e| e.to_string())?;
     let mut batch = BatchBuilder::new();
-    batch.put(1, &mk, &raw);
     let prefix = codec.subkey_prefix(key, meta.version);
+    let end = prefix_successor(&prefix);
+    // What an earlier send of this version left on the destination goes first (a member
+    // removed since, a t-digest's centroids merged since). These types keep their sub-keys in
+    // the default column family only.
+    if let Some(end) = &end {
+        batch.delete_range(0, &prefix, end);
+    }
+    batch.put(1, &mk, &raw);
     let mut opts = ReadOptions::default();
-    if let Some(end) = prefix_successor(&prefix) {
+    if let Some(end) = end {
         opts.set_iterate_upper_bound(end);
     }
     for sub in engine.db().iterator_cf_opt(

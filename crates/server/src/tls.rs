@@ -228,14 +228,18 @@ fn select_tls12(
     {
         let (remove, word) = match word.strip_prefix(['!', '-']) {
             Some(w) => (true, w),
+            // A leading `+` moves suites to the end in OpenSSL; here it only adds them.
             None => (false, word.strip_prefix('+').unwrap_or(word)),
         };
         let upper = word.to_ascii_uppercase();
+        // `A+B` selects the suites that both A and B select.
         let matches = named.iter().filter(|(ossl, iana, _)| {
-            *ossl == upper
-                || *iana == upper
-                || matches!(upper.as_str(), "ALL" | "DEFAULT" | "HIGH")
-                || ossl.split('-').any(|part| alias_matches(&upper, part))
+            upper.split('+').all(|w| {
+                ossl == w
+                    || iana == w
+                    || matches!(w, "ALL" | "DEFAULT" | "HIGH")
+                    || ossl.split('-').any(|part| alias_matches(w, part))
+            })
         });
         for (_, _, suite) in matches {
             if remove {
@@ -253,7 +257,8 @@ fn select_tls12(
 fn alias_matches(alias: &str, part: &str) -> bool {
     match alias {
         "ECDHE" | "EECDH" | "KECDHE" => part == "ECDHE",
-        "ARSA" | "RSA" => part == "RSA",
+        // OpenSSL's `RSA` is RSA key exchange (kRSA), which no suite here has.
+        "ARSA" => part == "RSA",
         "AECDSA" | "ECDSA" => part == "ECDSA",
         // Every AES suite here is GCM.
         "AES" | "AESGCM" => part == "AES128" || part == "AES256",
@@ -372,6 +377,14 @@ impl rustls::server::StoresServerSessions for SessionCache {
         }
         m.order.push_back((now, key.clone()));
         m.by_id.insert(key, (now, value));
+        // Ids taken or stored again stay listed behind a live one: rebuild the list before it
+        // outgrows the cache.
+        if m.order.len() > 2 * self.size + 16 {
+            let mut live: Vec<(std::time::Instant, Vec<u8>)> =
+                m.by_id.iter().map(|(k, (t, _))| (*t, k.clone())).collect();
+            live.sort_unstable_by_key(|(t, _)| *t);
+            m.order = live.into();
+        }
         true
     }
 
@@ -570,4 +583,72 @@ pub fn connect_to_node(
         )
     })?;
     connect_bridged(&server.runtime, connector, addr, timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::server::StoresServerSessions;
+
+    fn tls12_names(list: &str) -> Vec<String> {
+        #[allow(deprecated)]
+        let all: Vec<_> = rustls::crypto::ring::default_provider()
+            .cipher_suites
+            .into_iter()
+            .filter(|s| s.version() == &rustls::version::TLS12)
+            .collect();
+        select_tls12(list, &all)
+            .iter()
+            .map(|s| openssl_name(&suite_name(s)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn tls_ciphers_read_as_openssl_reads_its_common_forms() {
+        assert_eq!(
+            tls12_names(
+                "ECDHE-RSA-AES128-GCM-SHA256:TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+            ),
+            [
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                "ECDHE-ECDSA-CHACHA20-POLY1305"
+            ]
+        );
+        assert_eq!(
+            tls12_names("ECDHE+AESGCM:!aRSA"),
+            [
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+                "ECDHE-ECDSA-AES128-GCM-SHA256"
+            ]
+        );
+        // `RSA` is RSA key exchange in OpenSSL: removing it leaves the ECDHE-RSA suites.
+        assert_eq!(tls12_names("DEFAULT:!RSA").len(), 6);
+        assert_eq!(tls12_names("HIGH:!aNULL:!MD5").len(), 6);
+        assert!(tls12_names("AES128-SHA:!ALL").is_empty());
+        assert!(tls12_names("ECDHE-RSA-AES128-SHA256").is_empty());
+    }
+
+    #[test]
+    fn the_session_cache_keeps_its_size_and_lifetime() {
+        let cache = SessionCache::new(4, Duration::from_secs(60));
+        for i in 0..100u32 {
+            assert!(cache.put(i.to_be_bytes().to_vec(), vec![1]));
+        }
+        assert_eq!(cache.inner.lock().by_id.len(), 4);
+        assert!(cache.get(&99u32.to_be_bytes()).is_some());
+        assert!(cache.get(&0u32.to_be_bytes()).is_none());
+        // Sessions resumed (taken) and stored again do not pile up behind a live one.
+        for i in 0..10_000u32 {
+            let id = (1000 + i).to_be_bytes().to_vec();
+            cache.put(id.clone(), vec![2]);
+            assert!(cache.take(&id).is_some());
+        }
+        let m = cache.inner.lock();
+        assert!(m.order.len() <= 2 * 4 + 17, "{}", m.order.len());
+        drop(m);
+        let expired = SessionCache::new(4, Duration::ZERO);
+        expired.put(vec![1], vec![1]);
+        assert!(expired.get(&[1]).is_none());
+        assert!(!expired.can_cache());
+    }
 }

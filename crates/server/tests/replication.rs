@@ -1124,3 +1124,46 @@ fn slave_empty_db_before_fullsync_deletes_first_and_reports_loading() {
     assert_eq!(get(&r, "a"), Some("100".into()));
     assert!(r.log().contains("deleting the database before fetching"));
 }
+
+#[test]
+fn a_replica_stopped_mid_fetch_after_emptying_its_database_serves_again() {
+    let old = master();
+    set(&old, "only-on-the-old-master", "1");
+    let m = master();
+    seed(&m);
+    let _: () = q(&mut m.conn(), &["FLUSHMEMTABLE"]);
+    let r = replica_of(
+        &old,
+        &[
+            "--slave-empty-db-before-fullsync",
+            "yes",
+            "--fullsync-recv-file-delay",
+            "2",
+        ],
+    );
+    assert_converged(&old, &r);
+    // Another history: a full sync, which deletes the database before fetching.
+    let port = m.port.to_string();
+    let _: () = q(&mut r.conn(), &["SLAVEOF", "127.0.0.1", &port]);
+    wait_until(
+        60,
+        || info_field(&r, "loading") == "1",
+        || format!("no LOADING during the full sync\n{}", tail(&r.log())),
+    );
+    // Promoted while the database is gone: it opens an empty one and serves.
+    let _: () = q(&mut r.conn(), &["SLAVEOF", "NO", "ONE"]);
+    wait_until(
+        30,
+        || {
+            redis::cmd("SET")
+                .arg("k")
+                .arg("v")
+                .query::<()>(&mut r.conn())
+                .is_ok()
+        },
+        || format!("the promoted node does not serve\n{}", tail(&r.log())),
+    );
+    assert_eq!(info_field(&r, "loading"), "0");
+    assert_eq!(info_field(&r, "role"), "master");
+    assert_eq!(get(&r, "k"), Some("v".into()));
+}

@@ -287,6 +287,22 @@ impl BatchBuilder {
         self.count += 1;
     }
 
+    /// Deletes every key of `cf` in `[begin, end)`.
+    pub fn delete_range(&mut self, cf: u32, begin: &[u8], end: &[u8]) {
+        if self.buf.is_empty() {
+            self.buf.resize(12, 0);
+        }
+        if cf == 0 {
+            self.buf.push(0x0F);
+        } else {
+            self.buf.push(0x0E);
+            put_varint32(&mut self.buf, cf);
+        }
+        put_slice(&mut self.buf, begin);
+        put_slice(&mut self.buf, end);
+        self.count += 1;
+    }
+
     /// Records (not LogData) in the batch.
     pub fn count(&self) -> u32 {
         self.count

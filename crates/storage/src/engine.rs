@@ -67,9 +67,10 @@ pub enum WriteDurability {
 pub static WRITE_BATCH_MAX_BYTES: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
-/// Refuses a client batch over `write_batch_max_bytes` (replicated batches are never refused:
-/// a replica takes whatever its master wrote).
-fn check_batch_size(batch: &WriteBatch) -> Result<(), StorageError> {
+/// Refuses the batch of a client's command (or EXEC, or script) over `write_batch_max_bytes`.
+/// Only client writes are checked: replicated batches, slot-migration batches and the
+/// server's own records are never refused.
+pub fn check_client_batch(batch: &WriteBatch) -> Result<(), StorageError> {
     let max = WRITE_BATCH_MAX_BYTES.load(Ordering::Relaxed);
     if max > 0 && batch.size_in_bytes() > max {
         return Err(StorageError::BatchTooLarge);
@@ -536,9 +537,6 @@ impl Engine {
     /// The only write path. The gate decides whether `origin` may write in the current role. A
     /// local batch carries the node's replication id at its end, as Kvrocks' batches do.
     pub fn write(&self, mut batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
-        if origin == WriteOrigin::Local {
-            check_batch_size(&batch)?;
-        }
         // Held until the write is done: a role change cannot slip in between.
         let _admitted = self
             .gate

@@ -20,8 +20,8 @@ pub mod slot;
 pub mod wal;
 
 pub use engine::{
-    changes_since_start, ColumnFamily, Engine, EngineOptions, HistogramFigures, OwnedSnapshot,
-    Statistic, WriteDurability, WRITE_BATCH_MAX_BYTES,
+    changes_since_start, check_client_batch, ColumnFamily, Engine, EngineOptions, HistogramFigures,
+    OwnedSnapshot, Statistic, WriteDurability, WRITE_BATCH_MAX_BYTES,
 };
 pub use error::StorageError;
 pub use gate::{Role, WriteGate, WriteOrigin};

@@ -193,6 +193,8 @@ impl KeyLocks {
 
     /// Locks `key`'s mutex. Inside a transaction ([`crate::txn`]), see `lock_in_txn`.
     pub fn lock(&self, key: &[u8]) -> KeyGuard<'_> {
+        // A command's reads after it locks see what the lock now protects.
+        crate::txn::context_refresh();
         if crate::txn::active() {
             return self.lock_in_txn(vec![self.index(key)]);
         }
@@ -200,6 +202,7 @@ impl KeyLocks {
     }
 
     pub fn lock_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> KeyGuard<'_> {
+        crate::txn::context_refresh();
         let mut idx: Vec<usize> = keys.iter().map(|k| self.index(k.as_ref())).collect();
         if crate::txn::active() {
             return self.lock_in_txn(idx);

@@ -48,8 +48,9 @@ thread_local! {
 
 /// `txn-context-enabled`, as Kvrocks: every read of one command sees one snapshot, taken at
 /// its first read. quarry drops it when the command writes outside a transaction, so that its
-/// later reads see its own write (Kvrocks indexes the command's batch for that); snapshots
-/// that iterators may still read from stay alive until the command ends.
+/// later reads see its own write (Kvrocks indexes the command's batch for that), and when it
+/// locks keys, so that what it reads under a lock is what the lock protects; snapshots that
+/// iterators may still read from stay alive until the command ends.
 #[derive(Default)]
 struct ReadContext {
     current: Option<OwnedSnapshot>,
@@ -83,8 +84,9 @@ fn context_read_options(engine: &quarry_storage::Engine) -> ReadOptions {
     })
 }
 
-/// The command wrote: its next read takes a new snapshot.
-fn context_wrote() {
+/// The command wrote, or locked keys: its next read takes a new snapshot, which sees the write
+/// and everything before the lock. (No-op outside a command context.)
+pub fn context_refresh() {
     CONTEXT.with(|c| {
         if let Some(ctx) = c.borrow_mut().as_mut() {
             if let Some(old) = ctx.current.take() {
@@ -438,9 +440,10 @@ impl Db {
         match recorded {
             Some(r) => Ok(r?),
             None => {
+                quarry_storage::check_client_batch(&batch)?;
                 self.engine
                     .write(batch, quarry_storage::WriteOrigin::Local)?;
-                context_wrote();
+                context_refresh();
                 Ok(())
             }
         }
@@ -456,9 +459,11 @@ impl Db {
             return Ok(());
         }
         let batch = overlay.into_batch(self);
-        Ok(self
-            .engine
-            .write(batch, quarry_storage::WriteOrigin::Local)?)
+        quarry_storage::check_client_batch(&batch)?;
+        self.engine
+            .write(batch, quarry_storage::WriteOrigin::Local)?;
+        context_refresh();
+        Ok(())
     }
 }
 
