@@ -1167,3 +1167,30 @@ fn a_replica_stopped_mid_fetch_after_emptying_its_database_serves_again() {
     assert_eq!(info_field(&r, "role"), "master");
     assert_eq!(get(&r, "k"), Some("v".into()));
 }
+
+#[test]
+fn a_replica_repointed_to_its_sibling_partial_syncs_from_their_shared_history() {
+    // B is the master of A and C; then A follows C. A and C share B's history: no full sync.
+    let b = master();
+    seed(&b);
+    let a = replica_of(&b, &[]);
+    let c = replica_of(&b, &[]);
+    assert_converged(&b, &a);
+    assert_converged(&b, &c);
+    set(&b, "more", "1");
+    assert_converged(&b, &a);
+    assert_converged(&b, &c);
+    let _: () = q(
+        &mut a.conn(),
+        &["REPLICAOF", "127.0.0.1", &c.port.to_string()],
+    );
+    assert_converged(&c, &a);
+    assert_eq!(info_u64(&c, "sync_full"), 0, "{}", tail(&c.log()));
+    assert_eq!(info_u64(&a, "sync_full_requested"), 0);
+    // B's later writes reach A through C.
+    set(&b, "later", "2");
+    assert_converged(&b, &c);
+    assert_converged(&c, &a);
+    assert_eq!(get(&a, "later"), Some("2".into()));
+    assert_eq!(info_u64(&c, "sync_full"), 0);
+}
