@@ -1079,8 +1079,10 @@ fn min_replicas_to_write_refuses_writes_without_good_replicas() {
     assert_eq!(info_field(&m, "min_slaves_good_slaves"), "");
 }
 
-#[test]
-fn slave_empty_db_before_fullsync_deletes_first_and_reports_loading() {
+/// A replica with slave-empty-db-before-fullsync (and `delay` seconds after each fetched file),
+/// converged with a first master, then sent to a second one with another history: a full sync,
+/// which empties its database first. Returns (first master, second master, replica).
+fn emptying_replica_moved_to_another_history(delay: &str) -> (TestServer, TestServer, TestServer) {
     let old = master();
     set(&old, "only-on-the-old-master", "1");
     let m = master();
@@ -1092,13 +1094,18 @@ fn slave_empty_db_before_fullsync_deletes_first_and_reports_loading() {
             "--slave-empty-db-before-fullsync",
             "yes",
             "--fullsync-recv-file-delay",
-            "1",
+            delay,
         ],
     );
     assert_converged(&old, &r);
-    // A master with another history: a full sync, which empties the database first.
     let port = m.port.to_string();
     let _: () = q(&mut r.conn(), &["SLAVEOF", "127.0.0.1", &port]);
+    (old, m, r)
+}
+
+#[test]
+fn slave_empty_db_before_fullsync_deletes_first_and_reports_loading() {
+    let (_old, m, r) = emptying_replica_moved_to_another_history("1");
     let mut saw_loading = false;
     wait_until(
         60,
@@ -1127,24 +1134,7 @@ fn slave_empty_db_before_fullsync_deletes_first_and_reports_loading() {
 
 #[test]
 fn a_replica_stopped_mid_fetch_after_emptying_its_database_serves_again() {
-    let old = master();
-    set(&old, "only-on-the-old-master", "1");
-    let m = master();
-    seed(&m);
-    let _: () = q(&mut m.conn(), &["FLUSHMEMTABLE"]);
-    let r = replica_of(
-        &old,
-        &[
-            "--slave-empty-db-before-fullsync",
-            "yes",
-            "--fullsync-recv-file-delay",
-            "2",
-        ],
-    );
-    assert_converged(&old, &r);
-    // Another history: a full sync, which deletes the database before fetching.
-    let port = m.port.to_string();
-    let _: () = q(&mut r.conn(), &["SLAVEOF", "127.0.0.1", &port]);
+    let (_old, _m, r) = emptying_replica_moved_to_another_history("2");
     wait_until(
         60,
         || info_field(&r, "loading") == "1",

@@ -122,6 +122,15 @@ fn rustls_ping(port: u16, pki: &Pki, client: Option<&(String, String)>) -> Resul
         }
         None => builder.with_no_client_auth(),
     };
+    let (reply, _) = ping_over(port, config)?;
+    Ok(reply)
+}
+
+/// PING over a TLS connection made with `config`: the reply and the connection.
+fn ping_over(
+    port: u16,
+    config: rustls::ClientConfig,
+) -> Result<(String, rustls::ClientConnection), String> {
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -134,7 +143,7 @@ fn rustls_ping(port: u16, pki: &Pki, client: Option<&(String, String)>) -> Resul
     if n == 0 {
         return Err("closed".into());
     }
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), tls.conn))
 }
 
 #[test]
@@ -505,17 +514,9 @@ fn tls12_handshake(
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    tls.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let n = tls.read(&mut buf).map_err(|e| e.to_string())?;
-    assert_eq!(&buf[..n], b"+PONG\r\n");
-    Ok(tls.conn.negotiated_cipher_suite().unwrap().suite())
+    let (reply, conn) = ping_over(port, config)?;
+    assert_eq!(reply, "+PONG\r\n");
+    Ok(conn.negotiated_cipher_suite().unwrap().suite())
 }
 
 #[test]
