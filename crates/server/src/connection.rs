@@ -807,7 +807,9 @@ pub fn dispatch(
     // while it is routed and runs: a slot migration's write-forbidden phase, and a
     // verification repair's rewrite, start only when no read-modify-write is in flight.
     let may_write = spec.has(flag::WRITE) || matches!(spec.name, "eval" | "evalsha" | "fcall");
-    let _fence = (may_write && !in_exec).then(|| server.migration.fence.read());
+    // (EXEC and a pipeline's group hold it already, for all their commands.)
+    let _fence =
+        (may_write && !in_exec && mode != Mode::Grouped).then(|| server.migration.fence.read());
     if server.cluster.enabled && !in_exec {
         let asking = std::mem::take(&mut session.asking);
         let routed = crate::cluster::check_route(server, session, spec, &args);

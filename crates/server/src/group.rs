@@ -33,6 +33,12 @@ const MAX_COMMANDS: usize = 256;
 /// connection commits it before anything that may move it to another thread (any await).
 pub struct Group {
     txn: quarry_types::txn::TxnGuard,
+    /// The write fence, held shared from the group's first command until the group is dropped
+    /// after its commit: a verification repair that rewrites keys never falls between a
+    /// grouped command's read and the group's write. (Grouped commands do not take it again.)
+    /// Held through the raw lock, as the key locks are: a guard would tie the connection's
+    /// task to this thread.
+    fence: Arc<parking_lot::RwLock<()>>,
     storage: Arc<Storage>,
     /// The connection's namespace, whose view holds the group's key locks.
     ns: Option<Bytes>,
@@ -49,6 +55,9 @@ impl Drop for Group {
     /// transaction. After a commit this finds nothing left to release.
     fn drop(&mut self) {
         self.db().locks().release_extras();
+        // SAFETY: `run` locked it shared for this group, on this thread, and nothing else
+        // unlocks it.
+        unsafe { parking_lot::lock_api::RawRwLock::unlock_shared(self.fence.raw()) };
     }
 }
 
@@ -93,12 +102,17 @@ pub fn run(
         // command does.
         commit(server, session, out);
         if let Some(storage) = server.storage() {
+            // The fence before the key locks, in the order every write takes them.
+            let fence = Arc::clone(&server.migration.fence);
+            // SAFETY: the raw lock is only locked here; the group's drop unlocks it once.
+            parking_lot::lock_api::RawRwLock::lock_shared(unsafe { fence.raw() });
             storage
                 .db(session.namespace.as_ref())
                 .locks()
                 .lock_extras(&keys, true);
             session.group = Some(Group {
                 txn: quarry_types::txn::begin(),
+                fence,
                 storage,
                 ns: session.namespace.clone(),
                 replies: Vec::new(),
