@@ -98,7 +98,7 @@ pub struct Master {
     /// Notes for quarry replicas, in the order they are to be sent.
     notes: Mutex<VecDeque<Note>>,
     next_note: AtomicU64,
-    /// Notes dropped from a full queue before every feeder took them.
+    /// Notes a feeder never sent: they left the full queue before it took them.
     pub notes_dropped: AtomicU64,
 }
 
@@ -146,17 +146,27 @@ impl Master {
         });
         while notes.len() > MAX_NOTES {
             notes.pop_front();
-            self.notes_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// The notes from `from` on that may go once the batch ending at `sent` has: their
     /// payloads and the index to continue from.
+    /// Called per batch sent: with nothing queued since `from` it takes no lock. Notes that left
+    /// the full queue before this feeder took them count as dropped.
     fn notes_due(&self, from: u64, sent: u64) -> (Vec<Arc<Vec<u8>>>, u64) {
+        if from >= self.next_note.load(Ordering::Acquire) {
+            return (Vec::new(), from);
+        }
         let notes = self.notes.lock();
-        let mut next = from;
+        // Indices are consecutive from the front's.
+        let front = notes.front().map_or(from, |n| n.index);
+        if front > from {
+            self.notes_dropped
+                .fetch_add(front - from, Ordering::Relaxed);
+        }
+        let mut next = from.max(front);
         let mut out = Vec::new();
-        for n in notes.iter().filter(|n| n.index >= from) {
+        for n in notes.iter().skip((next - front) as usize) {
             if n.after > sent {
                 break;
             }
