@@ -64,15 +64,19 @@ impl Slice {
 
     fn hex_bounds(&self) -> (String, String) {
         (
-            hex(&self.lo),
-            self.hi.as_deref().map(hex).unwrap_or_else(|| "-".into()),
+            hex::encode(&self.lo),
+            self.hi.as_deref().map_or_else(|| "-".into(), hex::encode),
         )
     }
 
     fn parse_hex(lo: &[u8], hi: &[u8]) -> Option<Slice> {
         Some(Slice {
-            lo: unhex(lo)?,
-            hi: if hi == b"-" { None } else { Some(unhex(hi)?) },
+            lo: hex::decode(lo).ok()?,
+            hi: if hi == b"-" {
+                None
+            } else {
+                Some(hex::decode(hi).ok()?)
+            },
         })
     }
 
@@ -121,23 +125,6 @@ fn printable(b: &[u8]) -> String {
     b.iter()
         .flat_map(|&c| std::ascii::escape_default(c))
         .map(char::from)
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            let _ = write!(s, "{x:02x}");
-            s
-        })
-}
-
-fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    s.chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
         .collect()
 }
 

@@ -91,11 +91,6 @@ impl OwnedSnapshot {
         opts.set_snapshot(&self.snap);
         opts
     }
-
-    /// Sets this snapshot on `opts`.
-    pub fn apply(&self, opts: &mut rocksdb::ReadOptions) {
-        opts.set_snapshot(&self.snap);
-    }
 }
 
 /// One of RocksDB's statistics.
@@ -504,18 +499,6 @@ impl Engine {
         key: &[u8],
     ) -> Result<Option<DBPinnableSlice<'_>>, StorageError> {
         Ok(self.db.get_pinned_cf(self.cf(cf), key)?)
-    }
-
-    /// A point read at a snapshot (a command's context, `txn-context-enabled`).
-    pub fn get_at(
-        &self,
-        cf: ColumnFamily,
-        key: &[u8],
-        snapshot: &OwnedSnapshot,
-    ) -> Result<Option<DBPinnableSlice<'_>>, StorageError> {
-        Ok(self
-            .db
-            .get_pinned_cf_opt(self.cf(cf), key, &snapshot.read_options())?)
     }
 
     /// A snapshot of the database as it is now, that may outlive a borrow of the engine.
