@@ -385,25 +385,17 @@ pub fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Frame::ok())
 }
 
-/// JSON.DEL / JSON.FORGET key [path]: how many values went (the root: the key).
-pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let path = path_arg(a, 2)?;
-    let key = &a[1];
-    if is_root(&path) {
-        // The whole document: the key goes (DEL takes the key's lock itself).
-        if ctx.db.json_read(key)?.is_none() {
-            return Ok(Frame::Integer(0));
-        }
-        return Ok(Frame::Integer(ctx.db.delete(&[key])?));
-    }
-    let _guard = ctx.db.locks().lock(key);
-    let Some((mut doc, expire)) = read(ctx, key)? else {
-        return Ok(Frame::Integer(0));
-    };
-    let mut found = pointers(&path, &doc);
+/// Removes the values at JSON pointers `found` (the root excluded), the deepest and last
+/// first, so that removing one never moves another (array indices compare as numbers: `/10`
+/// goes before `/2`); returns how many went.
+fn remove_matches(doc: &mut Value, mut found: Vec<String>) -> i64 {
     found.retain(|p| !p.is_empty());
-    // The deepest and last first, so that removing one never moves another.
-    found.sort_by(|x, y| y.cmp(x));
+    let order = |p: &String| -> Vec<(usize, String)> {
+        p.split('/')
+            .map(|seg| (seg.parse().unwrap_or(usize::MAX), seg.to_string()))
+            .collect()
+    };
+    found.sort_by_cached_key(|p| std::cmp::Reverse(order(p)));
     found.dedup();
     let mut n = 0;
     for p in &found {
@@ -422,6 +414,26 @@ pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             _ => {}
         }
     }
+    n
+}
+
+/// JSON.DEL / JSON.FORGET key [path]: how many values went (the root: the key).
+pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let path = path_arg(a, 2)?;
+    let key = &a[1];
+    if is_root(&path) {
+        // The whole document: the key goes (DEL takes the key's lock itself).
+        if ctx.db.json_format(key)?.is_none() {
+            return Ok(Frame::Integer(0));
+        }
+        return Ok(Frame::Integer(ctx.db.delete(&[key])?));
+    }
+    let _guard = ctx.db.locks().lock(key);
+    let Some((mut doc, expire)) = read(ctx, key)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let found = pointers(&path, &doc);
+    let n = remove_matches(&mut doc, found);
     if n > 0 {
         write(ctx, key, &doc, expire)?;
     }
@@ -628,14 +640,14 @@ pub fn arrpop(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// JSON.INFO key: the storage format.
+/// JSON.INFO key: the storage format (`json` or `cbor`), as Kvrocks.
 pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    if ctx.db.json_read(&a[1])?.is_none() {
+    let Some(format) = ctx.db.json_format(&a[1])? else {
         return Err(doesnt_exist());
-    }
+    };
     Ok(Frame::Array(vec![
         Frame::bulk("storage_format"),
-        Frame::bulk("json"),
+        Frame::bulk(format),
     ]))
 }
 
@@ -817,26 +829,7 @@ pub fn merge(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 .or_insert_with(|| Value::Object(serde_json::Map::new()));
         }
     } else if patch.is_null() && !is_root(&path) {
-        // Deepest first, so that removing one match leaves the others' pointers valid.
-        for p in found.iter().rev() {
-            let Some((parent, last)) = p.rsplit_once('/') else {
-                continue;
-            };
-            let last = last.replace("~1", "/").replace("~0", "~");
-            match doc.pointer_mut(parent) {
-                Some(Value::Object(o)) => {
-                    o.remove(&last);
-                }
-                Some(Value::Array(items)) => {
-                    if let Ok(i) = last.parse::<usize>() {
-                        if i < items.len() {
-                            items.remove(i);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+        remove_matches(&mut doc, found);
     } else {
         for p in found {
             if let Some(t) = doc.pointer_mut(&p) {

@@ -375,6 +375,10 @@ fn json_storage_format_cbor_writes_cbor_and_reads_both_formats() {
         q::<Vec<i64>>(&mut c, &["JSON.ARRAPPEND", "j", "$.b", "2"]),
         [7]
     );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["JSON.INFO", "j"]),
+        ["storage_format", "cbor"]
+    );
     assert!(s.stop().success());
     // Kvrocks' layout: flags, expiry, format byte 1, then jsoncons' CBOR of the document.
     let record = stored_json_record(s.data_dir());
@@ -392,4 +396,26 @@ fn json_storage_format_cbor_writes_cbor_and_reads_both_formats() {
     let record = stored_json_record(s.data_dir());
     assert_eq!(record[9], 0, "format byte");
     assert!(record[10..].starts_with(br#"{"a":2,"#));
+}
+
+#[test]
+fn deleting_several_array_members_removes_exactly_those() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    let twelve = "[0,1,2,3,4,5,6,7,8,9,10,11]";
+    // Index 10 must go before index 2, or removing 2 first moves 11 into place 10.
+    let _: () = q(&mut c, &["JSON.SET", "a", "$", twelve]);
+    assert_eq!(q::<i64>(&mut c, &["JSON.DEL", "a", "$[2,10]"]), 2);
+    assert_eq!(get(&mut c, &["JSON.GET", "a"]), "[0,1,3,4,5,6,7,8,9,11]");
+    // JSON.MERGE with null removes the matches the same way, in whatever order they are named.
+    let _: () = q(&mut c, &["JSON.SET", "m", "$", twelve]);
+    let _: () = q(&mut c, &["JSON.MERGE", "m", "$[2,10]", "null"]);
+    assert_eq!(get(&mut c, &["JSON.GET", "m"]), "[0,1,3,4,5,6,7,8,9,11]");
+    let _: () = q(&mut c, &["JSON.SET", "m", "$", twelve]);
+    let _: () = q(&mut c, &["JSON.MERGE", "m", "$[0,2]", "null"]);
+    assert_eq!(get(&mut c, &["JSON.GET", "m"]), "[1,3,4,5,6,7,8,9,10,11]");
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["JSON.INFO", "a"]),
+        ["storage_format", "json"]
+    );
 }

@@ -26,6 +26,19 @@ pub struct JsonDoc {
 }
 
 impl Db {
+    /// How the document at `key` is stored, `json` or `cbor` (None if missing), without
+    /// decoding it; WRONGTYPE for another type.
+    pub fn json_format(&self, key: &[u8]) -> Result<Option<&'static str>> {
+        let Some(meta) = self.typed_metadata(key, RedisType::Json)? else {
+            return Ok(None);
+        };
+        Ok(Some(match meta.payload.first() {
+            Some(&FORMAT_CBOR) => "cbor",
+            Some(&FORMAT_JSON) => "json",
+            _ => "unknown",
+        }))
+    }
+
     /// The document at `key` as JSON text (None if missing); WRONGTYPE for another type.
     pub fn json_read(&self, key: &[u8]) -> Result<Option<JsonDoc>> {
         let Some(meta) = self.typed_metadata(key, RedisType::Json)? else {
