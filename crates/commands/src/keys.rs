@@ -321,12 +321,7 @@ fn process_memory() -> (u64, u64) {
 /// cache), the block cache, and the memtables waiting to be flushed.
 fn rocksdb_memory(ctx: &Ctx<'_>) -> [(&'static str, u64); 4] {
     let engine = ctx.db.engine();
-    let sum = |name: &str| -> u64 {
-        quarry_storage::ColumnFamily::ALL
-            .iter()
-            .map(|&cf| engine.property(cf, name).unwrap_or(0))
-            .sum()
-    };
+    let sum = |name: &str| engine.property_sum(name);
     [
         ("rocksdb.memtables", sum("rocksdb.cur-size-all-mem-tables")),
         (
@@ -444,40 +439,30 @@ pub fn stats(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     Ok(Frame::Bulk(Bytes::from(statistics_json(&all))))
 }
 
+/// One line of JSON (kept in the order given, which `stats` sorts by name: the map is ordered
+/// that way too unless serde_json's preserve_order is on). serde_json writes doubles as jsoncons does (shortest
+/// form, `.0` on whole numbers); JSON has no NaN or infinity, which become 0.0.
 fn statistics_json(all: &[(&str, quarry_storage::Statistic)]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(all.len() * 48);
-    out.push('{');
-    for (i, (name, stat)) in all.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = match stat {
-            quarry_storage::Statistic::Ticker(n) => write!(out, "\"{name}\":{n}"),
-            quarry_storage::Statistic::Histogram(h) => write!(
-                out,
-                "\"{name}\":[{},{},{},{},{},{}]",
-                json_double(h.p50),
-                json_double(h.p95),
-                json_double(h.p99),
-                json_double(h.max),
-                h.count,
-                h.sum
-            ),
-        };
-    }
-    out.push('}');
-    out
-}
-
-/// A double as a JSON number: the shortest form that reads back, with `.0` on whole numbers
-/// (as Kvrocks' jsoncons writes them); not-a-number and infinities, which JSON lacks, as 0.0.
-fn json_double(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:?}")
-    } else {
-        "0.0".into()
-    }
+    use serde_json::Value;
+    let double = |v: f64| Value::from(if v.is_finite() { v } else { 0.0 });
+    let map: serde_json::Map<String, Value> = all
+        .iter()
+        .map(|(name, stat)| {
+            let value = match stat {
+                quarry_storage::Statistic::Ticker(n) => Value::from(*n),
+                quarry_storage::Statistic::Histogram(h) => Value::Array(vec![
+                    double(h.p50),
+                    double(h.p95),
+                    double(h.p99),
+                    double(h.max),
+                    Value::from(h.count),
+                    Value::from(h.sum),
+                ]),
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    Value::Object(map).to_string()
 }
 
 /// The Redis encoding name that best describes how a value is kept. quarry keeps every

@@ -172,11 +172,9 @@ fn memory_section(server: &Server, out: &mut String) {
         server.scripting.cached_scripts(),
     );
     let engine = server.engine();
-    let prop = |cf: ColumnFamily, name: &str| engine.as_ref().and_then(|e| e.property(cf, name));
-    let memtables: u64 = ColumnFamily::ALL
-        .iter()
-        .filter_map(|cf| prop(*cf, "rocksdb.cur-size-all-mem-tables"))
-        .sum();
+    let memtables = engine
+        .as_ref()
+        .map_or(0, |e| e.property_sum("rocksdb.cur-size-all-mem-tables"));
     line(out, "used_memory_memtables", memtables);
     line(
         out,
@@ -382,12 +380,7 @@ fn rocksdb_section(server: &Server, out: &mut String) {
             line(out, name, engine.ticker(ticker));
         }
     }
-    let sum = |name: &str| -> u64 {
-        ColumnFamily::ALL
-            .iter()
-            .map(|&cf| engine.property(cf, name).unwrap_or(0))
-            .sum()
-    };
+    let sum = |name: &str| engine.property_sum(name);
     line(out, "all_mem_tables", sum("rocksdb.size-all-mem-tables"));
     line(
         out,

@@ -445,19 +445,8 @@ fn storage(server: &Server, o: &mut Out) {
                 .unwrap_or(0) as f64,
         );
     }
-    let sum = |name: &str| -> f64 {
-        ColumnFamily::ALL
-            .iter()
-            .map(|&cf| engine.property(cf, name).unwrap_or(0) as f64)
-            .sum()
-    };
-    let any = |name: &str| -> f64 {
-        ColumnFamily::ALL
-            .iter()
-            .map(|&cf| engine.property(cf, name).unwrap_or(0))
-            .max()
-            .unwrap_or(0) as f64
-    };
+    let sum = |name: &str| engine.property_sum(name) as f64;
+    let any = |name: &str| engine.property_max(name) as f64;
     let db = |name: &str| engine.property(ColumnFamily::Default, name).unwrap_or(0) as f64;
     for (name, kind, help, value) in [
         (

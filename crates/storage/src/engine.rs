@@ -595,17 +595,9 @@ impl Engine {
     /// The bytes of SST and blob files, as `max-db-size` counts them (Kvrocks counts its
     /// SstFileManager's total: live files and those waiting for deletion).
     pub fn sst_bytes(&self) -> u64 {
-        ColumnFamily::ALL
-            .iter()
-            .flat_map(|cf| {
-                [
-                    self.property(*cf, "rocksdb.total-sst-files-size"),
-                    // Large values in blob files (BlobDB) count too.
-                    self.property(*cf, "rocksdb.total-blob-file-size"),
-                ]
-            })
-            .flatten()
-            .sum()
+        // Large values in blob files (BlobDB) count too.
+        self.property_sum("rocksdb.total-sst-files-size")
+            + self.property_sum("rocksdb.total-blob-file-size")
     }
 
     /// Checks `max-db-size` (`limit` bytes, 0 = none), as Kvrocks does after each flush and
@@ -850,6 +842,24 @@ impl Engine {
         } else {
             usage(ColumnFamily::Default)
         }
+    }
+
+    /// A per-column-family property summed over every column family (0 where it is missing).
+    pub fn property_sum(&self, name: &str) -> u64 {
+        ColumnFamily::ALL
+            .iter()
+            .map(|&cf| self.property(cf, name).unwrap_or(0))
+            .sum()
+    }
+
+    /// The largest value of a per-column-family property (for flags such as
+    /// `rocksdb.is-write-stopped`).
+    pub fn property_max(&self, name: &str) -> u64 {
+        ColumnFamily::ALL
+            .iter()
+            .map(|&cf| self.property(cf, name).unwrap_or(0))
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn property(&self, cf: ColumnFamily, name: &str) -> Option<u64> {
