@@ -762,11 +762,11 @@ impl Engine {
                 let (Some(start), Some(end)) = (&f.start_key, &f.end_key) else {
                     continue;
                 };
-                let total = f.num_entries + f.num_deletions;
-                if total == 0 {
+                // RocksDB's entry count includes the deletions.
+                if f.num_entries == 0 {
                     continue;
                 }
-                let ratio = f.num_deletions as f64 / total as f64;
+                let ratio = f.num_deletions as f64 / f.num_entries as f64;
                 let path = self.path.join(f.name.trim_start_matches('/'));
                 let Some(age) = std::fs::metadata(&path)
                     .and_then(|m| m.modified())
