@@ -881,7 +881,6 @@ pub fn dispatch(
                 let _context = server
                     .hot
                     .txn_context
-                    .load(Ordering::Relaxed)
                     .then(quarry_types::txn::command_context);
                 (f(&mut ctx, &args), Flow::Continue)
             }

@@ -83,7 +83,7 @@ pub struct HotConfig {
     /// `profiling-sample-ratio` (0: the perf log is off).
     pub profiling_ratio: AtomicU64,
     /// `txn-context-enabled` (fixed at start): each data command reads at one snapshot.
-    pub txn_context: AtomicBool,
+    pub txn_context: bool,
 }
 
 impl HotConfig {
@@ -105,7 +105,7 @@ impl HotConfig {
             latency_tracking: AtomicBool::new(true),
             latency_monitor_threshold_ms: AtomicU64::new(0),
             profiling_ratio: AtomicU64::new(0),
-            txn_context: AtomicBool::new(cfg.get_bool("txn-context-enabled")),
+            txn_context: cfg.get_bool("txn-context-enabled"),
         };
         hot.reload(cfg);
         hot

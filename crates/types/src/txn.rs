@@ -72,15 +72,15 @@ impl Drop for ContextGuard {
     }
 }
 
-/// Read options at the command's snapshot (taken now if it has none yet), or plain ones
-/// outside a command context.
-fn context_read_options(engine: &quarry_storage::Engine) -> ReadOptions {
-    CONTEXT.with(|c| match c.borrow_mut().as_mut() {
-        None => ReadOptions::default(),
-        Some(ctx) => ctx
-            .current
-            .get_or_insert_with(|| engine.owned_snapshot())
-            .read_options(),
+/// Read options at the command's snapshot (taken now if it has none yet), or None outside a
+/// command context.
+fn context_read_options(engine: &quarry_storage::Engine) -> Option<ReadOptions> {
+    CONTEXT.with(|c| {
+        c.borrow_mut().as_mut().map(|ctx| {
+            ctx.current
+                .get_or_insert_with(|| engine.owned_snapshot())
+                .read_options()
+        })
     })
 }
 
@@ -94,10 +94,6 @@ pub fn context_refresh() {
             }
         }
     });
-}
-
-fn in_context() -> bool {
-    CONTEXT.with(|c| c.borrow().is_some())
 }
 
 /// Starts a transaction on this thread; it ends when the guard is finished or dropped.
@@ -338,8 +334,7 @@ impl Db {
         if let Some(seen) = with_overlay(|o| o.and_then(|o| o.lookup(cf, key))) {
             return Ok(seen.map(Value::Owned));
         }
-        if in_context() {
-            let opts = context_read_options(&self.engine);
+        if let Some(opts) = context_read_options(&self.engine) {
             let found = self
                 .engine
                 .db()
@@ -360,7 +355,7 @@ impl Db {
         }
         let handle = self.engine.cf(cf);
         let mut out = Vec::with_capacity(keys.len());
-        let opts = context_read_options(&self.engine);
+        let opts = context_read_options(&self.engine).unwrap_or_default();
         for r in self
             .engine
             .db()
@@ -380,7 +375,7 @@ impl Db {
         upper: Option<Vec<u8>>,
         start: Start<'_>,
     ) -> KvIter<'_> {
-        let mut opts = context_read_options(&self.engine);
+        let mut opts = context_read_options(&self.engine).unwrap_or_default();
         opts.set_async_io(self.engine.async_io());
         if let Some(l) = &lower {
             opts.set_iterate_lower_bound(l.clone());
@@ -439,14 +434,18 @@ impl Db {
         let recorded = with_overlay(|o| o.map(|o| o.record(&batch)));
         match recorded {
             Some(r) => Ok(r?),
-            None => {
-                quarry_storage::check_client_batch(&batch)?;
-                self.engine
-                    .write(batch, quarry_storage::WriteOrigin::Local)?;
-                context_refresh();
-                Ok(())
-            }
+            None => self.write_client_batch(batch),
         }
+    }
+
+    /// A client's batch (a command's, or a transaction's): refused whole over
+    /// `write_batch_max_bytes`; the command's read context sees it after.
+    fn write_client_batch(&self, batch: WriteBatch) -> Result<()> {
+        quarry_storage::check_client_batch(&batch)?;
+        self.engine
+            .write(batch, quarry_storage::WriteOrigin::Local)?;
+        context_refresh();
+        Ok(())
     }
 
     /// Writes a finished transaction as one batch.
@@ -459,11 +458,7 @@ impl Db {
             return Ok(());
         }
         let batch = overlay.into_batch(self);
-        quarry_storage::check_client_batch(&batch)?;
-        self.engine
-            .write(batch, quarry_storage::WriteOrigin::Local)?;
-        context_refresh();
-        Ok(())
+        self.write_client_batch(batch)
     }
 }
 
