@@ -19,22 +19,26 @@ pub fn in_range(range: (u16, u16), slot: u16) -> bool {
     range.0 <= slot && slot <= range.1
 }
 
-/// The records of a WAL batch that touch `range`, as a new raw batch (None if there are none).
-/// A range deletion over key data (FLUSHDB, FLUSHALL) cannot be split by slot: it is an error,
-/// and the migration fails rather than leave the destination with keys the source dropped.
-pub fn filter_wal_batch(data: &[u8], range: (u16, u16)) -> Result<Option<Vec<u8>>, String> {
+/// Calls `each` with the records of a WAL batch that touch `range`'s key data (column family,
+/// key, and the value, None for a deletion). A range deletion over key data (FLUSHDB,
+/// FLUSHALL) cannot be split by slot, nor a merge record be moved: they are errors, and the
+/// migration fails rather than leave the destination with keys the source dropped.
+fn for_each_in_range<'a>(
+    data: &'a [u8],
+    range: (u16, u16),
+    mut each: impl FnMut(u32, &'a [u8], Option<&'a [u8]>),
+) -> Result<(), String> {
     let decoded = batch::decode(data).map_err(|e| e.to_string())?;
-    let mut out = BatchBuilder::new();
     let ours = |cf: u32, key: &[u8]| {
         DATA_CFS.contains(&cf) && slot_of_internal_key(key).is_some_and(|s| in_range(range, s))
     };
     for rec in decoded.records {
         match rec {
-            BatchRecord::Put { cf, key, value } if ours(cf, key) => out.put(cf, key, value),
+            BatchRecord::Put { cf, key, value } if ours(cf, key) => each(cf, key, Some(value)),
             BatchRecord::Delete { cf, key } | BatchRecord::SingleDelete { cf, key }
                 if ours(cf, key) =>
             {
-                out.delete(cf, key)
+                each(cf, key, None)
             }
             BatchRecord::Merge { cf, key, .. } if ours(cf, key) => {
                 return Err("a merge record cannot be migrated".into())
@@ -49,62 +53,31 @@ pub fn filter_wal_batch(data: &[u8], range: (u16, u16)) -> Result<Option<Vec<u8>
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// The records of a WAL batch that touch `range`, as a new raw batch (None if there are none).
+pub fn filter_wal_batch(data: &[u8], range: (u16, u16)) -> Result<Option<Vec<u8>>, String> {
+    let mut out = BatchBuilder::new();
+    for_each_in_range(data, range, |cf, key, value| match value {
+        Some(v) => out.put(cf, key, v),
+        None => out.delete(cf, key),
+    })?;
     Ok((!out.is_empty()).then(|| out.finish()))
 }
 
 /// The user keys of `range` a WAL batch writes or deletes, added to `out` (for a migration that
-/// sends commands: it sends each such key's state again). Errors as [`filter_wal_batch`].
+/// sends commands: it sends each such key's state again).
 pub fn touched_keys(
     data: &[u8],
     range: (u16, u16),
     out: &mut std::collections::BTreeSet<Vec<u8>>,
 ) -> Result<(), String> {
-    let decoded = batch::decode(data).map_err(|e| e.to_string())?;
-    for rec in decoded.records {
-        let (cf, key) = match rec {
-            BatchRecord::Put { cf, key, .. }
-            | BatchRecord::Delete { cf, key }
-            | BatchRecord::SingleDelete { cf, key } => (cf, key),
-            BatchRecord::Merge { cf, key, .. } => {
-                if DATA_CFS.contains(&cf)
-                    && slot_of_internal_key(key).is_some_and(|s| in_range(range, s))
-                {
-                    return Err("a merge record cannot be migrated".into());
-                }
-                continue;
-            }
-            BatchRecord::DeleteRange { cf, begin, end } => {
-                if DATA_CFS.contains(&cf) && overlaps(begin, end, range) {
-                    return Err(
-                        "the source deleted a key range (FLUSHDB/FLUSHALL) during the migration"
-                            .into(),
-                    );
-                }
-                continue;
-            }
-            _ => continue,
-        };
-        if !DATA_CFS.contains(&cf) || !slot_of_internal_key(key).is_some_and(|s| in_range(range, s))
-        {
-            continue;
-        }
-        if let Some(user_key) = user_key_of(cf, key) {
+    for_each_in_range(data, range, |cf, key, _| {
+        if let Some(user_key) = quarry_storage::encoding::user_key_in(key, cf == 1, true) {
             out.insert(user_key.to_vec());
         }
-    }
-    Ok(())
-}
-
-/// The user key inside an internal key of the cluster layout: after `ns_len | ns | slot` a
-/// metadata key (column family 1) holds it whole; a sub-key holds its length (u32 BE) first.
-fn user_key_of(cf: u32, key: &[u8]) -> Option<&[u8]> {
-    let head = 1 + *key.first()? as usize + 2;
-    let rest = key.get(head..)?;
-    if cf == 1 {
-        return Some(rest);
-    }
-    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    rest.get(4..4 + len)
+    })
 }
 
 /// Whether the deleted key range `[begin, end)` reaches into the slots of `range`.

@@ -25,7 +25,7 @@ use quarry_storage::encoding::{now_ms, prefix_successor, Metadata, RedisType};
 use quarry_storage::rocksdb::{Direction, IteratorMode, ReadOptions};
 use quarry_storage::wal::WalReader;
 use quarry_storage::{ColumnFamily, Engine};
-use quarry_types::{Db, TtlState};
+use quarry_types::Db;
 use tracing::{error, info, warn};
 
 use crate::peer::{Peer, PeerError};
@@ -244,6 +244,9 @@ struct Throttle {
     batch_bytes: usize,
     rate_bytes: u64,
     gap: u64,
+    /// redis-command: commands per round trip, and commands a second (0: no limit).
+    pipeline_size: usize,
+    commands_per_second: u64,
 }
 
 fn throttle(server: &Server) -> Throttle {
@@ -252,6 +255,8 @@ fn throttle(server: &Server) -> Throttle {
         batch_bytes: (cfg.get_i64("migrate-batch-size-kb").max(1) as usize) * 1024,
         rate_bytes: cfg.get_i64("migrate-batch-rate-limit-mb").max(0) as u64 * 1024 * 1024,
         gap: cfg.get_i64("migrate-sequence-gap").max(1) as u64,
+        pipeline_size: cfg.get_i64("migrate-pipeline-size").max(1) as usize,
+        commands_per_second: cfg.get_i64("migrate-speed").max(0) as u64,
     }
 }
 
@@ -319,13 +324,7 @@ impl Sender<'_> {
     /// `migrate-pipeline-size` commands.
     fn command(&mut self, args: Vec<Vec<u8>>) -> Result<(), String> {
         self.pending.push(args);
-        let size = self
-            .server
-            .config
-            .read()
-            .get_i64("migrate-pipeline-size")
-            .max(1) as usize;
-        if self.pending.len() >= size {
+        if self.pending.len() >= self.limits.pipeline_size {
             self.flush_commands()?;
         }
         Ok(())
@@ -338,7 +337,7 @@ impl Sender<'_> {
             return Ok(());
         }
         self.check_cancel()?;
-        let speed = self.server.config.read().get_i64("migrate-speed").max(0) as u64;
+        let speed = self.limits.commands_per_second;
         let n = self.pending.len() as u64;
         if let (true, Some(last)) = (speed > 0, self.last_pipeline) {
             let gap = Duration::from_micros((1_000_000 * n / speed).max(1));
@@ -365,6 +364,8 @@ impl Sender<'_> {
             self.sent += bytes as u64;
             self.job.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         }
+        // CONFIG SET applies from the next pipeline.
+        self.limits = throttle(self.server);
         Ok(())
     }
 }
@@ -678,33 +679,15 @@ fn send_snapshot(
             continue;
         }
         batch.put(1, &mk, &raw);
-        if !meta.kind.is_single_kv() {
-            let prefix = codec.subkey_prefix(user_key, meta.version);
-            let cfs: &[(ColumnFamily, u32)] = match meta.kind {
-                RedisType::ZSet => &[(ColumnFamily::Default, 0), (ColumnFamily::ZSetScore, 2)],
-                RedisType::Stream => &[(ColumnFamily::Stream, 5)],
-                _ => &[(ColumnFamily::Default, 0)],
-            };
-            for &(cf, id) in cfs {
-                let mut o = read();
-                if let Some(end) = prefix_successor(&prefix) {
-                    o.set_iterate_upper_bound(end);
-                }
-                let subs = engine.db().iterator_cf_opt(
-                    engine.cf(cf),
-                    o,
-                    IteratorMode::From(&prefix, Direction::Forward),
-                );
-                for sub in subs {
-                    let (k, v) = sub.map_err(|e| e.to_string())?;
-                    batch.put(id, &k, &v);
-                    if batch.len() >= tx.limits.batch_bytes {
-                        tx.send(&batch.finish())?;
-                        batch = BatchBuilder::new();
-                    }
-                }
+        let prefix = codec.subkey_prefix(user_key, meta.version);
+        for_each_subkey(engine, &read, meta.kind, &prefix, |id, k, v| {
+            batch.put(id, k, v);
+            if batch.len() >= tx.limits.batch_bytes {
+                tx.send(&batch.finish())?;
+                batch = BatchBuilder::new();
             }
-        }
+            Ok(())
+        })?;
         let keys = tx.job.keys.fetch_add(1, Ordering::Relaxed) + 1;
         if last_log.elapsed() >= Duration::from_secs(1) {
             let secs = tx.started.elapsed().as_secs_f64().max(0.001);
@@ -794,60 +777,93 @@ fn key_state(
     key: &[u8],
 ) -> Result<KeyState, String> {
     let _locked = db.locks().lock_many(&[key]);
-    let gone = || KeyState::Command(vec![b"DEL".to_vec(), key.to_vec()]);
-    let expire = match db.ttl(key).map_err(|e| e.to_string())? {
-        TtlState::Missing => return Ok(gone()),
-        TtlState::NoExpiry => 0,
-        TtlState::ExpiresAt(at) => at,
-    };
-    let kind = db.key_type(key).map_err(|e| e.to_string())?;
-    let as_command = match kind {
-        Some(
-            RedisType::Bitmap | RedisType::HyperLogLog | RedisType::SortedInt | RedisType::TDigest,
-        ) => None,
-        None => return Ok(gone()),
-        Some(_) => quarry_commands::dump_payload(db, key).map_err(|e| e.to_string())?,
-    };
-    if let Some(payload) = as_command {
-        return Ok(KeyState::Command(vec![
-            b"RESTORE".to_vec(),
-            key.to_vec(),
-            expire.to_string().into_bytes(),
-            payload,
-            b"REPLACE".to_vec(),
-            b"ABSTTL".to_vec(),
-        ]));
-    }
+    let gone = || Ok(KeyState::Command(vec![b"DEL".to_vec(), key.to_vec()]));
     let mk = codec.metadata_key(key);
     let Some(raw) = engine
         .get(ColumnFamily::Metadata, &mk)
         .map_err(|e| e.to_string())?
         .map(|v| v.to_vec())
     else {
-        return Ok(gone());
+        return gone();
     };
     let meta = Metadata::decode(&raw).map_err(|e| e.to_string())?;
+    if meta.is_dead(now_ms()) {
+        return gone();
+    }
+    if !matches!(
+        meta.kind,
+        RedisType::Bitmap | RedisType::HyperLogLog | RedisType::SortedInt | RedisType::TDigest
+    ) {
+        let Some(payload) = quarry_commands::dump_payload(db, key).map_err(|e| e.to_string())?
+        else {
+            return gone();
+        };
+        return Ok(KeyState::Command(vec![
+            b"RESTORE".to_vec(),
+            key.to_vec(),
+            meta.expire_ms.to_string().into_bytes(),
+            payload,
+            b"REPLACE".to_vec(),
+            b"ABSTTL".to_vec(),
+        ]));
+    }
     let mut batch = BatchBuilder::new();
     let prefix = codec.subkey_prefix(key, meta.version);
-    let end = prefix_successor(&prefix);
     // What an earlier send of this version left on the destination goes first (a member
-    // removed since, a t-digest's centroids merged since). These types keep their sub-keys in
-    // the default column family only.
-    if let Some(end) = &end {
-        batch.delete_range(0, &prefix, end);
+    // removed since, a t-digest's centroids merged since).
+    if let Some(end) = prefix_successor(&prefix) {
+        for &(_, id) in subkey_families(meta.kind) {
+            batch.delete_range(id, &prefix, &end);
+        }
     }
     batch.put(1, &mk, &raw);
-    let mut opts = ReadOptions::default();
-    if let Some(end) = end {
-        opts.set_iterate_upper_bound(end);
-    }
-    for sub in engine.db().iterator_cf_opt(
-        engine.cf(ColumnFamily::Default),
-        opts,
-        IteratorMode::From(&prefix, Direction::Forward),
-    ) {
-        let (k, v) = sub.map_err(|e| e.to_string())?;
-        batch.put(0, &k, &v);
-    }
+    for_each_subkey(
+        engine,
+        &ReadOptions::default,
+        meta.kind,
+        &prefix,
+        |id, k, v| {
+            batch.put(id, k, v);
+            Ok(())
+        },
+    )?;
     Ok(KeyState::Raw(batch.finish()))
+}
+
+/// The column families, with their ids in a raw batch, that hold a type's sub-keys.
+fn subkey_families(kind: RedisType) -> &'static [(ColumnFamily, u32)] {
+    match kind {
+        k if k.is_single_kv() => &[],
+        RedisType::ZSet => &[(ColumnFamily::Default, 0), (ColumnFamily::ZSetScore, 2)],
+        RedisType::Stream => &[(ColumnFamily::Stream, 5)],
+        _ => &[(ColumnFamily::Default, 0)],
+    }
+}
+
+/// Calls `each` with every sub-key record (column family id, key, value) of the key version
+/// whose sub-keys start with `prefix`, read with `read()`'s options.
+fn for_each_subkey(
+    engine: &Engine,
+    read: &dyn Fn() -> ReadOptions,
+    kind: RedisType,
+    prefix: &[u8],
+    mut each: impl FnMut(u32, &[u8], &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    let end = prefix_successor(prefix);
+    for &(cf, id) in subkey_families(kind) {
+        let mut opts = read();
+        if let Some(end) = &end {
+            opts.set_iterate_upper_bound(end.clone());
+        }
+        let subs = engine.db().iterator_cf_opt(
+            engine.cf(cf),
+            opts,
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for sub in subs {
+            let (k, v) = sub.map_err(|e| e.to_string())?;
+            each(id, &k, &v)?;
+        }
+    }
+    Ok(())
 }

@@ -310,8 +310,8 @@ impl Host for HostRef {
     }
 
     fn on_full_sync(&self) {
+        // (Verification was reset when the old database was taken.)
         if let Some(server) = self.0.upgrade() {
-            server.verify.reset();
             if server.config.read().get_bool("purge-backup-on-fullsync") {
                 crate::backup::purge(&server, 0, 0);
             }
@@ -349,7 +349,7 @@ impl Host for HostRef {
                         // Any namespace's key: a client of another namespace that wakes finds
                         // nothing new and waits on.
                         if let Some(user_key) =
-                            user_key_of_any(key, server.repl.codec.slot_encoded())
+                            user_key_of_metadata(key, server.repl.codec.slot_encoded())
                         {
                             server.waiting.wake(user_key);
                         }
@@ -364,11 +364,9 @@ impl Host for HostRef {
     }
 }
 
-/// The user key of a metadata key of any namespace (`ns_len | ns | [slot] | key`).
-fn user_key_of_any(metadata_key: &[u8], slot_encoded: bool) -> Option<&[u8]> {
-    let ns_len = *metadata_key.first()? as usize;
-    let skip = 1 + ns_len + if slot_encoded { 2 } else { 0 };
-    metadata_key.get(skip..)
+/// The user key of a metadata key of any namespace.
+fn user_key_of_metadata(metadata_key: &[u8], slot_encoded: bool) -> Option<&[u8]> {
+    quarry_storage::encoding::user_key_in(metadata_key, true, slot_encoded)
 }
 
 fn wait_unique<T>(arc: Arc<T>, deadline: Instant) -> Result<Arc<T>, Arc<T>> {

@@ -183,6 +183,18 @@ impl KeyCodec {
     }
 }
 
+/// The user key inside an internal key `ns_len | ns | [slot] | ...`: a metadata key holds it
+/// whole after that head; a sub-key holds its length (u32 BE) first.
+pub fn user_key_in(internal_key: &[u8], metadata: bool, slot_encoded: bool) -> Option<&[u8]> {
+    let head = 1 + *internal_key.first()? as usize + if slot_encoded { 2 } else { 0 };
+    let rest = internal_key.get(head..)?;
+    if metadata {
+        return Some(rest);
+    }
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    rest.get(4..4 + len)
+}
+
 /// The smallest byte string greater than every string that starts with `prefix` (an iterator's
 /// upper bound for a prefix), or None if there is none (all 0xff).
 pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
