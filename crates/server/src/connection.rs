@@ -738,14 +738,8 @@ pub fn execute(
     ) {
         let started = Instant::now();
         let flow = crate::multi::run(server, session, spec.name, &args, out);
-        let stat = &server.command_stats[Server::command_index(spec)];
         let micros = started.elapsed().as_micros() as u64;
-        stat.calls.fetch_add(1, Ordering::Relaxed);
-        stat.usec.fetch_add(micros, Ordering::Relaxed);
-        if server.hot.latency_tracking.load(Ordering::Relaxed) {
-            stat.latency.record(micros);
-        }
-        crate::latency::monitor_command(server, false, micros);
+        server.record_command(Server::command_index(spec), micros, false);
         return flow;
     }
     if session.multi.is_some() && !crate::multi::runs_immediately(spec.name) {
@@ -899,13 +893,7 @@ pub fn dispatch(
     if let (Some(n), Ok(frame)) = (noting, &result) {
         n.finish(server, &args, frame);
     }
-    let stat = &server.command_stats[index];
-    stat.calls.fetch_add(1, Ordering::Relaxed);
-    stat.usec.fetch_add(micros, Ordering::Relaxed);
-    if server.hot.latency_tracking.load(Ordering::Relaxed) {
-        stat.latency.record(micros);
-    }
-    crate::latency::monitor_command(server, spec.has(flag::FAST), micros);
+    server.record_command(index, micros, spec.has(flag::FAST));
     server
         .stats
         .commands_processed
@@ -946,7 +934,9 @@ pub fn dispatch(
             frame.encode(session.protocol, out)
         }
         Err(e) => {
-            stat.failed.fetch_add(1, Ordering::Relaxed);
+            server.command_stats[index]
+                .failed
+                .fetch_add(1, Ordering::Relaxed);
             server.stats.count_error(&e.to_string());
             if let CmdError::Storage(detail) = &e {
                 log_storage_error(server, spec.name, detail);

@@ -129,13 +129,9 @@ pub fn info_percentiles(server: &Server) -> Vec<f64> {
         .collect()
 }
 
-/// Redis' percentile names: `p50`, `p99.9`.
+/// Redis' percentile names: `p50`, `p99.9` (Rust prints a whole f64 without a fraction).
 fn name(p: f64) -> String {
-    let mut s = format!("{p}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("p{s}")
+    format!("p{p}")
 }
 
 /// INFO `# Latencystats`.

@@ -35,6 +35,10 @@ pub fn start(server: &Server, command: &str) -> bool {
     if ratio == 0 {
         return false;
     }
+    // The draw first: only the commands it picks look at the configuration.
+    if ratio < 100 && rand::random::<u64>() % 100 >= ratio {
+        return false;
+    }
     {
         let cfg = server.config.read();
         let wanted = cfg.get("profiling-sample-commands");
@@ -45,9 +49,6 @@ pub fn start(server: &Server, command: &str) -> bool {
         if !named {
             return false;
         }
-    }
-    if ratio < 100 && rand::random::<u64>() % 100 >= ratio {
-        return false;
     }
     set_perf_stats(PerfStatsLevel::EnableTimeExceptForMutex);
     PerfContext::default().reset();

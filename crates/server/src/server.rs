@@ -297,6 +297,18 @@ pub struct Server {
 
 impl Server {
     /// The current storage, or None while a full sync replaces it.
+    /// A command that ran for `micros`: its statistics, its latency histogram (with
+    /// `latency-tracking`) and the latency monitor.
+    pub fn record_command(&self, index: usize, micros: u64, fast: bool) {
+        let stat = &self.command_stats[index];
+        stat.calls.fetch_add(1, Ordering::Relaxed);
+        stat.usec.fetch_add(micros, Ordering::Relaxed);
+        if self.hot.latency_tracking.load(Ordering::Relaxed) {
+            stat.latency.record(micros);
+        }
+        crate::latency::monitor_command(self, fast, micros);
+    }
+
     pub fn storage(&self) -> Option<Arc<Storage>> {
         self.storage.read().clone()
     }
