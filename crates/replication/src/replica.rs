@@ -678,13 +678,17 @@ impl Worker {
         if !std::mem::take(&mut self.emptied) {
             return;
         }
-        match self.host.open_engine() {
-            Ok(engine) => {
-                engine.gate().set_role(Role::Replica);
-                self.host.install_engine(engine);
-            }
-            Err(e) => error!(error = %e, "cannot open the emptied database again"),
+        if let Err(e) = self.open_as_replica() {
+            error!(error = %e, "cannot open the emptied database again");
         }
+    }
+
+    /// Opens the database in `<dir>/db` and serves it as a replica's.
+    fn open_as_replica(&self) -> Result<(), String> {
+        let engine = self.host.open_engine()?;
+        engine.gate().set_role(Role::Replica);
+        self.host.install_engine(engine);
+        Ok(())
     }
 
     /// slave-empty-db-before-fullsync: closes the database and deletes it before the fetch.
@@ -894,12 +898,8 @@ impl Worker {
                 if restored {
                     let _ = std::fs::remove_file(dir.join(SWAP_MARKER));
                 }
-                match self.host.open_engine() {
-                    Ok(engine) => {
-                        engine.gate().set_role(Role::Replica);
-                        self.host.install_engine(engine);
-                    }
-                    Err(e2) => error!(error = %e2, "the previous database does not open either"),
+                if let Err(e2) = self.open_as_replica() {
+                    error!(error = %e2, "the previous database does not open either");
                 }
                 Err(e)
             }

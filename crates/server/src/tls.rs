@@ -168,15 +168,15 @@ fn provider(cfg: &Config) -> Result<rustls::crypto::CryptoProvider, String> {
         "" => tls12,
         list => select_tls12(list, &tls12),
     };
-    let protocols = cfg.get("tls-protocols").to_ascii_lowercase();
-    let allowed = |v: &str| protocols.trim().is_empty() || protocols.contains(v);
-    if tls13.is_empty() && allowed("tlsv1.3") {
+    let protocols = versions(cfg)?;
+    let allowed = |v: &rustls::SupportedProtocolVersion| protocols.contains(&v);
+    if tls13.is_empty() && allowed(&rustls::version::TLS13) {
         return Err(format!(
             "no TLSv1.3 ciphersuite in tls-ciphersuites '{}'",
             cfg.get("tls-ciphersuites")
         ));
     }
-    if tls12.is_empty() && allowed("tlsv1.2") {
+    if tls12.is_empty() && allowed(&rustls::version::TLS12) {
         return Err(format!(
             "no TLSv1.2 cipher in tls-ciphers '{}' (this build has ECDHE with AES-GCM or CHACHA20-POLY1305)",
             cfg.get("tls-ciphers")

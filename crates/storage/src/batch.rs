@@ -258,49 +258,37 @@ impl BatchBuilder {
         }
     }
 
-    pub fn put(&mut self, cf: u32, key: &[u8], value: &[u8]) {
+    /// Starts a record: RocksDB's tag for the default column family, or the other tag and the
+    /// column family's id.
+    fn begin_record(&mut self, default_tag: u8, cf_tag: u8, cf: u32) {
         if self.buf.is_empty() {
             self.buf.resize(12, 0);
         }
         if cf == 0 {
-            self.buf.push(0x01);
+            self.buf.push(default_tag);
         } else {
-            self.buf.push(0x05);
+            self.buf.push(cf_tag);
             put_varint32(&mut self.buf, cf);
         }
-        put_slice(&mut self.buf, key);
-        put_slice(&mut self.buf, value);
         self.count += 1;
     }
 
-    pub fn delete(&mut self, cf: u32, key: &[u8]) {
-        if self.buf.is_empty() {
-            self.buf.resize(12, 0);
-        }
-        if cf == 0 {
-            self.buf.push(0x00);
-        } else {
-            self.buf.push(0x04);
-            put_varint32(&mut self.buf, cf);
-        }
+    pub fn put(&mut self, cf: u32, key: &[u8], value: &[u8]) {
+        self.begin_record(0x01, 0x05, cf);
         put_slice(&mut self.buf, key);
-        self.count += 1;
+        put_slice(&mut self.buf, value);
+    }
+
+    pub fn delete(&mut self, cf: u32, key: &[u8]) {
+        self.begin_record(0x00, 0x04, cf);
+        put_slice(&mut self.buf, key);
     }
 
     /// Deletes every key of `cf` in `[begin, end)`.
     pub fn delete_range(&mut self, cf: u32, begin: &[u8], end: &[u8]) {
-        if self.buf.is_empty() {
-            self.buf.resize(12, 0);
-        }
-        if cf == 0 {
-            self.buf.push(0x0F);
-        } else {
-            self.buf.push(0x0E);
-            put_varint32(&mut self.buf, cf);
-        }
+        self.begin_record(0x0F, 0x0E, cf);
         put_slice(&mut self.buf, begin);
         put_slice(&mut self.buf, end);
-        self.count += 1;
     }
 
     /// Records (not LogData) in the batch.
