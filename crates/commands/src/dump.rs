@@ -688,8 +688,31 @@ fn verify(payload: &[u8]) -> Result<&[u8], CmdError> {
     Ok(body)
 }
 
+/// Replaces whatever `key` holds with a decoded value and its absolute expiry (0: none), in
+/// one WriteBatch (inside MULTI or a script, in the transaction's): RESTORE and RDB LOAD.
+pub(crate) fn replace_value(
+    db: &Db,
+    key: &[u8],
+    value: Value,
+    expire_at: u64,
+) -> Result<(), CmdError> {
+    let txn = (!quarry_types::txn::active()).then(quarry_types::txn::begin);
+    let result = db
+        .delete(&[key])
+        .map_err(CmdError::from)
+        .and_then(|_| store_value(db, key, value, expire_at));
+    match txn {
+        Some(txn) => {
+            let overlay = txn.finish();
+            result?;
+            Ok(db.commit(overlay)?)
+        }
+        None => result,
+    }
+}
+
 /// Writes a decoded value under `key` (which the caller emptied), with its absolute expiry
-/// (0: none): RESTORE and RDB LOAD.
+/// (0: none).
 pub(crate) fn store_value(
     db: &Db,
     key: &[u8],
@@ -788,23 +811,11 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         (t, true) => t as u64,
         (t, false) => now_ms().saturating_add(t as u64),
     };
-    // The old value goes and the new one arrives in one WriteBatch.
-    let nested = quarry_types::txn::active();
-    let txn = (!nested).then(quarry_types::txn::begin);
-    let result = (|| -> Result<(), CmdError> {
+    if expire_at != 0 && expire_at <= now_ms() {
+        // Already expired: the old value goes and nothing is created, as in Redis.
         db.delete(&[key])?;
-        if expire_at != 0 && expire_at <= now_ms() {
-            // Already expired: nothing is created, as in Redis.
-            return Ok(());
-        }
-        store_value(db, key, value, expire_at)
-    })();
-    if let Some(txn) = txn {
-        let overlay = txn.finish();
-        result?;
-        db.commit(overlay)?;
     } else {
-        result?;
+        replace_value(db, key, value, expire_at)?;
     }
     if let Some(secs) = idle {
         crate::access::set_idle(key, secs);

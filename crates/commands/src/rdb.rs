@@ -15,7 +15,7 @@ use quarry_storage::encoding::now_ms;
 use tracing::{info, warn};
 
 use crate::args::{is, parse_i64};
-use crate::dump::{bad, crc64, read_value, store_value, Reader};
+use crate::dump::{bad, crc64, read_value, replace_value, Reader};
 use crate::{CmdError, CmdResult, Ctx};
 
 const OP_FUNCTION: u8 = 0xF5;
@@ -41,21 +41,19 @@ pub struct Loaded {
     pub other_db: u64,
 }
 
-fn fail(text: impl Into<String>) -> CmdError {
-    CmdError::err(text.into())
-}
-
 /// Loads the RDB image `data` into `ctx.db`.
 pub fn load(ctx: &Ctx<'_>, data: &[u8], db_index: u64, nx: bool) -> Result<Loaded, CmdError> {
     if data.len() < 9 || &data[..5] != b"REDIS" {
-        return Err(fail("Wrong signature trying to load DB from file"));
+        return Err(CmdError::err("Wrong signature trying to load DB from file"));
     }
     let version: u32 = std::str::from_utf8(&data[5..9])
         .ok()
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| fail("Wrong signature trying to load DB from file"))?;
+        .ok_or_else(|| CmdError::err("Wrong signature trying to load DB from file"))?;
     if version == 0 || version > MAX_VERSION {
-        return Err(fail(format!("Can't handle RDB format version {version}")));
+        return Err(CmdError::err(format!(
+            "Can't handle RDB format version {version}"
+        )));
     }
     let mut r = Reader { b: data, pos: 9 };
     let mut done = Loaded::default();
@@ -98,8 +96,8 @@ pub fn load(ctx: &Ctx<'_>, data: &[u8], db_index: u64, nx: bool) -> Result<Loade
                 r.string()?;
                 continue;
             }
-            OP_MODULE_AUX => return Err(fail("RDB module not supported")),
-            OP_FUNCTION | OP_FUNCTION2 => return Err(fail("RDB function not supported")),
+            OP_MODULE_AUX => return Err(CmdError::err("RDB module not supported")),
+            OP_FUNCTION | OP_FUNCTION2 => return Err(CmdError::err("RDB function not supported")),
             _ => {}
         }
         let key = r.string()?;
@@ -119,21 +117,7 @@ pub fn load(ctx: &Ctx<'_>, data: &[u8], db_index: u64, nx: bool) -> Result<Loade
             done.skipped_existing += 1;
             continue;
         }
-        // The old value goes and the new one arrives in one batch (inside MULTI, in the
-        // transaction's).
-        let txn = (!quarry_types::txn::active()).then(quarry_types::txn::begin);
-        let result = db
-            .delete(&[&key[..]])
-            .map_err(CmdError::from)
-            .and_then(|_| store_value(db, &key, value, expiry));
-        match txn {
-            Some(txn) => {
-                let overlay = txn.finish();
-                result?;
-                db.commit(overlay)?;
-            }
-            None => result?,
-        }
+        replace_value(db, &key, value, expiry)?;
         done.keys += 1;
         if done.keys.is_multiple_of(100_000) {
             info!(
@@ -150,7 +134,7 @@ pub fn load(ctx: &Ctx<'_>, data: &[u8], db_index: u64, nx: bool) -> Result<Loade
         let stored = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| bad())?);
         if stored != 0 && stored != crc64(&data[..at]) {
             warn!("RDB LOAD: the file's checksum does not match its contents");
-            return Err(fail(
+            return Err(CmdError::err(
                 "All objects were processed and loaded but the checksum is unexpected!",
             ));
         }
@@ -169,7 +153,7 @@ pub fn load(ctx: &Ctx<'_>, data: &[u8], db_index: u64, nx: bool) -> Result<Loade
 /// RDB LOAD path [NX] [DB index]
 pub fn rdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if !is(&a[1], "LOAD") {
-        return Err(fail("unknown subcommand"));
+        return Err(CmdError::err("unknown subcommand"));
     }
     let path = String::from_utf8_lossy(&a[2]).to_string();
     let (mut nx, mut db_index) = (false, 0u64);
@@ -189,13 +173,13 @@ pub fn rdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         }
     }
     let file = std::fs::File::open(&path)
-        .map_err(|e| fail(format!("cannot open RDB file {path}: {e}")))?;
+        .map_err(|e| CmdError::err(format!("cannot open RDB file {path}: {e}")))?;
     // SAFETY: the map is read-only and private, and holds while no other process truncates
     // or rewrites the file during the load (docs/operations: the file must stay as it is
     // while it loads). A rewrite shows as a checksum error; a truncation would end the
     // process with SIGBUS, as it would any reader of a mapped file.
     let map = unsafe { memmap2::Mmap::map(&file) }
-        .map_err(|e| fail(format!("cannot map RDB file {path}: {e}")))?;
+        .map_err(|e| CmdError::err(format!("cannot map RDB file {path}: {e}")))?;
     load(ctx, &map, db_index, nx)?;
     Ok(Frame::ok())
 }

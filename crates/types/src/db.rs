@@ -104,12 +104,24 @@ impl Db {
         key: &[u8],
         kind: RedisType,
         after: Option<&[u8]>,
-        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+        visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
         let Some(meta) = self.typed_metadata(key, kind)? else {
             return Ok(());
         };
-        let prefix = self.codec.subkey_prefix(key, meta.version);
+        self.subkey_walk(key, meta.version, after, visit)
+    }
+
+    /// [`Db::collection_walk`] over the sub-keys of a version whose metadata the caller has
+    /// read already.
+    pub fn subkey_walk(
+        &self,
+        key: &[u8],
+        version: u64,
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let prefix = self.codec.subkey_prefix(key, version);
         let mut start = prefix.clone();
         if let Some(a) = after {
             start.extend_from_slice(a);

@@ -433,11 +433,12 @@ impl Db {
         Ok(self.td_meta(key)?.map(|(_, i)| i))
     }
 
-    /// The stored centroids and buffer of a digest, with the sub-keys holding them.
-    fn td_parts(&self, key: &[u8]) -> Result<Stored> {
+    /// The stored centroids and buffer of a digest (whose metadata is `meta`), with the
+    /// sub-keys holding them.
+    fn td_parts(&self, key: &[u8], meta: &Metadata) -> Result<Stored> {
         let (mut centroids, mut buffer, mut subs) = (Vec::new(), Vec::new(), Vec::new());
         let mut bad = false;
-        self.collection_walk(key, RedisType::TDigest, None, |sub, v| {
+        self.subkey_walk(key, meta.version, None, |sub, v| {
             subs.push(sub.to_vec());
             match sub.first() {
                 Some(&SEGMENT_BUFFER) => {
@@ -464,10 +465,10 @@ impl Db {
 
     /// The digest with its buffer merged in (nothing is written), or None if missing.
     pub fn td_read(&self, key: &[u8]) -> Result<Option<(TDigestInfo, Digest)>> {
-        let Some((_, info)) = self.td_meta(key)? else {
+        let Some((meta, info)) = self.td_meta(key)? else {
             return Ok(None);
         };
-        let (centroids, buffer, _) = self.td_parts(key)?;
+        let (centroids, buffer, _) = self.td_parts(key, &meta)?;
         let mut d = Digest::stored(&info, centroids);
         d.add(&buffer);
         Ok(Some((info, d)))
@@ -557,7 +558,7 @@ impl Db {
             batch.put_cf(self.engine.cf(ColumnFamily::Default), sub, buffer);
             info.unmerged_nodes += n;
         } else {
-            let (centroids, mut buffer, subs) = self.td_parts(key)?;
+            let (centroids, mut buffer, subs) = self.td_parts(key, &meta)?;
             buffer.extend_from_slice(values);
             let mut d = Digest::stored(&info, centroids);
             d.add(&buffer);
@@ -578,7 +579,7 @@ impl Db {
         let Some((mut meta, info)) = self.td_meta(key)? else {
             return Ok(false);
         };
-        let (_, _, subs) = self.td_parts(key)?;
+        let (_, _, subs) = self.td_parts(key, &meta)?;
         let mut batch = WriteBatch::default();
         self.td_stage(&mut batch, key, &meta, &subs, &[]);
         self.td_put_meta(
@@ -631,7 +632,7 @@ impl Db {
         let mut batch = WriteBatch::default();
         let (mut meta, subs) = match self.td_meta(key)? {
             Some((meta, _)) => {
-                let (_, _, subs) = self.td_parts(key)?;
+                let (_, _, subs) = self.td_parts(key, &meta)?;
                 (meta, subs)
             }
             None => {
