@@ -800,21 +800,13 @@ fn repair(server: &Server, slice: Slice) -> Result<Frame, CmdError> {
     }
     let slot_encoded = server.repl.codec.slot_encoded();
     let started = Instant::now();
-    let mut written = Default::default();
-    engine
-        .write_alone(
-            |e| {
-                let (batch, w) =
-                    quarry_storage::repair::rewrite_span(e, slice.span(), slot_encoded, now_ms())?;
-                written = w;
-                Ok(batch)
-            },
-            |_| (),
-        )
+    let written = engine
+        .write_alone(|e| {
+            quarry_storage::repair::rewrite_span(e, slice.span(), slot_encoded, now_ms())
+        })
         .map_err(|e| CmdError::Storage(e.to_string()))?;
     let v = &server.verify;
     v.repairs_served.fetch_add(1, Ordering::Relaxed);
-    let written: quarry_storage::repair::Rewritten = written;
     info!(
         range = %slice.describe(slot_encoded),
         keys = written.keys,

@@ -519,39 +519,40 @@ impl Engine {
 
     /// The only write path. The gate decides whether `origin` may write in the current role. A
     /// local batch carries the node's replication id at its end, as Kvrocks' batches do.
-    pub fn write(&self, mut batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
+    pub fn write(&self, batch: WriteBatch, origin: WriteOrigin) -> Result<(), StorageError> {
         // Held until the write is done: a role change cannot slip in between.
         let _admitted = self
             .gate
             .admit(origin)
             .map_err(StorageError::WriteRefused)?;
         if origin == WriteOrigin::Local {
-            if let Some(log_data) = self.replid.read().as_deref() {
-                batch.put_log_data(log_data);
-            }
+            self.write_local_admitted(batch)
+        } else {
+            self.write_opt(batch)
+        }
+    }
+
+    /// A local batch the gate admitted: it carries the node's replication id at its end.
+    fn write_local_admitted(&self, mut batch: WriteBatch) -> Result<(), StorageError> {
+        if let Some(log_data) = self.replid.read().as_deref() {
+            batch.put_log_data(log_data);
         }
         self.write_opt(batch)
     }
 
     /// A local write that no other write overlaps: `build` reads the state the batch replaces
-    /// and makes it, the batch is written, and `then` runs before any other write lands (so a
-    /// snapshot taken there reflects exactly the history up to this batch). Other writes wait
-    /// meanwhile; it is meant for rare, small batches (verification markers and repairs).
-    pub fn write_alone<'a, T>(
-        &'a self,
-        build: impl FnOnce(&'a Engine) -> Result<WriteBatch, StorageError>,
-        then: impl FnOnce(&'a Engine) -> T,
+    /// and makes it (with a result of its own), and the batch is written before any other
+    /// write lands. Other writes wait meanwhile; it is meant for rare, small batches
+    /// (verification repairs).
+    pub fn write_alone<T>(
+        &self,
+        build: impl FnOnce(&Engine) -> Result<(WriteBatch, T), StorageError>,
     ) -> Result<T, StorageError> {
-        let _alone = self
-            .gate
-            .admit_alone(WriteOrigin::Local)
-            .map_err(StorageError::WriteRefused)?;
-        let mut batch = build(self)?;
-        if let Some(log_data) = self.replid.read().as_deref() {
-            batch.put_log_data(log_data);
-        }
-        self.write_opt(batch)?;
-        Ok(then(self))
+        self.alone(|e| {
+            let (batch, made) = build(e)?;
+            e.write_local_admitted(batch)?;
+            Ok(made)
+        })?
     }
 
     /// Runs `f` while no write can land (on a master): what it reads is the state at the
