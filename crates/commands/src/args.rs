@@ -36,7 +36,7 @@ pub fn text(arg: &[u8]) -> String {
 /// The arguments of SCAN, HSCAN and SSCAN: the cursor, MATCH (`*` means no pattern), COUNT
 /// and, where allowed, TYPE.
 pub struct ScanArgs<'a> {
-    /// As the client sent it: [`crate::CursorStore::resume`] reads it.
+    /// As the client sent it: [`crate::CursorStore::resume_from`] reads it.
     pub cursor: &'a [u8],
     pub pattern: Option<&'a [u8]>,
     pub count: usize,

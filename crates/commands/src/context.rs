@@ -20,8 +20,12 @@ pub struct Ctx<'a> {
 /// dropped when it comes back, and any other text is a name to go on after.
 pub struct CursorStore {
     inner: Mutex<CursorRing>,
-    compatible: std::sync::atomic::AtomicBool,
 }
+
+/// `redis-cursor-compatible`: numbers (yes) or the names themselves (no). Set with the other
+/// live settings when the configuration loads or changes.
+pub static REDIS_CURSOR_COMPATIBLE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
 
 struct CursorRing {
     next_id: u64,
@@ -37,7 +41,6 @@ impl Default for CursorStore {
                 next_id: 1,
                 slots: vec![None; CURSOR_RING],
             }),
-            compatible: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -46,14 +49,8 @@ impl Default for CursorStore {
 pub const END_CURSOR: &[u8] = b"0";
 
 impl CursorStore {
-    /// `redis-cursor-compatible`: numbers (yes) or the names themselves (no).
-    pub fn set_compatible(&self, on: bool) {
-        self.compatible
-            .store(on, std::sync::atomic::Ordering::Relaxed);
-    }
-
     fn compatible(&self) -> bool {
-        self.compatible.load(std::sync::atomic::Ordering::Relaxed)
+        REDIS_CURSOR_COMPATIBLE.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The cursor that continues after `key`: a number, or (not compatible) the key itself,
@@ -90,7 +87,7 @@ impl CursorStore {
     }
 
     /// Hands out a cursor number for "continue after `key`".
-    pub fn issue(&self, key: Vec<u8>) -> u64 {
+    fn issue(&self, key: Vec<u8>) -> u64 {
         let mut ring = self.inner.lock();
         let id = ring.next_id;
         ring.next_id += 1;
@@ -100,7 +97,7 @@ impl CursorStore {
 
     /// Where a scan goes on from: nowhere for cursor 0 (the start), else the position behind
     /// the cursor, or Redis's error for a cursor that is not known (any more).
-    pub fn resume(&self, cursor: u64) -> Result<Option<Vec<u8>>, crate::CmdError> {
+    fn resume(&self, cursor: u64) -> Result<Option<Vec<u8>>, crate::CmdError> {
         if cursor == 0 {
             return Ok(None);
         }
@@ -110,7 +107,7 @@ impl CursorStore {
     }
 
     /// The key behind a cursor number, if it is still known.
-    pub fn resolve(&self, id: u64) -> Option<Vec<u8>> {
+    fn resolve(&self, id: u64) -> Option<Vec<u8>> {
         let ring = self.inner.lock();
         match &ring.slots[(id as usize) % CURSOR_RING] {
             Some((stored, key)) if *stored == id => Some(key.clone()),

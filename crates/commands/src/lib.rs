@@ -32,7 +32,7 @@ pub mod table;
 mod tdigest;
 pub mod zset;
 
-pub use context::{Ctx, CursorStore};
+pub use context::{Ctx, CursorStore, REDIS_CURSOR_COMPATIBLE};
 pub use dump::{crc64, dump_payload};
 pub use error::CmdError;
 pub use table::{lookup, CommandSpec, Exec, COMMANDS};

@@ -634,9 +634,6 @@ fn config(server: &Server, a: &[Bytes]) -> Outcome {
                 tracing::info!("TLS configuration reloaded");
             }
             server.hot.reload(&cfg);
-            server
-                .cursors
-                .set_compatible(cfg.get_bool("redis-cursor-compatible"));
             let password_changed = cfg.get("requirepass") != before.get("requirepass");
             drop(before);
             if password_changed {

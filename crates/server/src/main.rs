@@ -414,11 +414,7 @@ fn run(cli: Cli) -> Result<(), String> {
             max_repl_mb,
             cfg.get("slaveof").to_string(),
         ),
-        cursors: {
-            let cursors = CursorStore::default();
-            cursors.set_compatible(cfg.get_bool("redis-cursor-compatible"));
-            cursors
-        },
+        cursors: CursorStore::default(),
         hot: HotConfig::from_config(&cfg),
         config: RwLock::new(cfg),
         clients: Default::default(),

@@ -141,6 +141,8 @@ impl HotConfig {
                 .max(0) as usize,
             Ordering::Relaxed,
         );
+        quarry_commands::REDIS_CURSOR_COMPATIBLE
+            .store(cfg.get_bool("redis-cursor-compatible"), Ordering::Relaxed);
         quarry_types::json::STORE_AS_CBOR
             .store(cfg.get("json-storage-format") == "cbor", Ordering::Relaxed);
         quarry_commands::stream::NODE_MAX_ENTRIES.store(

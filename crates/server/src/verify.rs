@@ -833,6 +833,9 @@ pub struct Snapshot {
     pub repairing: u64,
     pub progress_permille: u64,
     pub last_ok_secs: Option<u64>,
+    pub cycles_completed: u64,
+    pub repairs_served: u64,
+    pub last_mismatch: String,
 }
 
 impl Verify {
@@ -849,13 +852,16 @@ impl Verify {
             repairing: self.repairing_count.load(Ordering::Relaxed) as u64,
             progress_permille: n(&self.progress_permille),
             last_ok_secs: self.last_ok.lock().map(|t| t.elapsed().as_secs()),
+            cycles_completed: n(&self.cycles_completed),
+            repairs_served: n(&self.repairs_served),
+            last_mismatch: self.last_mismatch.lock().clone(),
         }
     }
 }
 
 /// INFO's `# Verification` section (also VERIFY STATUS).
 pub fn section(server: &Server, out: &mut String) {
-    let v = &server.verify;
+    let v = server.verify.snapshot();
     let settings = Settings::read(server);
     out.push_str("# Verification\r\n");
     let mut l = |k: &str, val: &dyn std::fmt::Display| {
@@ -863,49 +869,24 @@ pub fn section(server: &Server, out: &mut String) {
     };
     l("verify_cycle_seconds", &settings.cycle.as_secs());
     l("verify_repair", &if settings.repair { "yes" } else { "no" });
-    let progress = v.progress_permille.load(Ordering::Relaxed);
+    let progress = v.progress_permille;
     l(
         "verify_cycle_progress",
         &format!("{}.{}%", progress / 10, progress % 10),
     );
-    l(
-        "verify_cycles_completed",
-        &v.cycles_completed.load(Ordering::Relaxed),
-    );
-    l(
-        "verify_slices_issued",
-        &v.slices_issued.load(Ordering::Relaxed),
-    );
-    l(
-        "verify_repairs_served",
-        &v.repairs_served.load(Ordering::Relaxed),
-    );
-    l(
-        "verify_slices_checked",
-        &v.slices_checked.load(Ordering::Relaxed),
-    );
-    l(
-        "verify_slices_skipped",
-        &v.slices_skipped.load(Ordering::Relaxed),
-    );
-    l("verify_mismatches", &v.mismatches.load(Ordering::Relaxed));
-    l("verify_last_mismatch_range", &*v.last_mismatch.lock());
-    let ago = v
-        .last_ok
-        .lock()
-        .map(|t| t.elapsed().as_secs() as i64)
-        .unwrap_or(-1);
+    l("verify_cycles_completed", &v.cycles_completed);
+    l("verify_slices_issued", &v.issued);
+    l("verify_repairs_served", &v.repairs_served);
+    l("verify_slices_checked", &v.checked);
+    l("verify_slices_skipped", &v.skipped);
+    l("verify_mismatches", &v.mismatches);
+    l("verify_last_mismatch_range", &v.last_mismatch);
+    let ago = v.last_ok_secs.map_or(-1, |s| s as i64);
     l("verify_last_ok_seconds_ago", &ago);
-    l(
-        "verify_repairing",
-        &v.repairing_count.load(Ordering::Relaxed),
-    );
-    l("verify_repairs", &v.repairs.load(Ordering::Relaxed));
-    l(
-        "verify_repairs_failed",
-        &v.repairs_failed.load(Ordering::Relaxed),
-    );
-    l("verify_full_syncs", &v.full_syncs.load(Ordering::Relaxed));
+    l("verify_repairing", &v.repairing);
+    l("verify_repairs", &v.repairs);
+    l("verify_repairs_failed", &v.repairs_failed);
+    l("verify_full_syncs", &v.full_syncs);
     l(
         "verify_notes_dropped",
         &server.repl.master.notes_dropped.load(Ordering::Relaxed),
