@@ -812,8 +812,8 @@ fn key_state(
     // What an earlier send of this version left on the destination goes first (a member
     // removed since, a t-digest's centroids merged since).
     if let Some(end) = prefix_successor(&prefix) {
-        for &(_, id) in subkey_families(meta.kind) {
-            batch.delete_range(id, &prefix, &end);
+        for &cf in meta.kind.subkey_families() {
+            batch.delete_range(cf as u32, &prefix, &end);
         }
     }
     batch.put(1, &mk, &raw);
@@ -830,16 +830,6 @@ fn key_state(
     Ok(KeyState::Raw(batch.finish()))
 }
 
-/// The column families, with their ids in a raw batch, that hold a type's sub-keys.
-fn subkey_families(kind: RedisType) -> &'static [(ColumnFamily, u32)] {
-    match kind {
-        k if k.is_single_kv() => &[],
-        RedisType::ZSet => &[(ColumnFamily::Default, 0), (ColumnFamily::ZSetScore, 2)],
-        RedisType::Stream => &[(ColumnFamily::Stream, 5)],
-        _ => &[(ColumnFamily::Default, 0)],
-    }
-}
-
 /// Calls `each` with every sub-key record (column family id, key, value) of the key version
 /// whose sub-keys start with `prefix`, read with `read()`'s options.
 fn for_each_subkey(
@@ -850,7 +840,7 @@ fn for_each_subkey(
     mut each: impl FnMut(u32, &[u8], &[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
     let end = prefix_successor(prefix);
-    for &(cf, id) in subkey_families(kind) {
+    for &cf in kind.subkey_families() {
         let mut opts = read();
         if let Some(end) = &end {
             opts.set_iterate_upper_bound(end.clone());
@@ -862,7 +852,7 @@ fn for_each_subkey(
         );
         for sub in subs {
             let (k, v) = sub.map_err(|e| e.to_string())?;
-            each(id, &k, &v)?;
+            each(cf as u32, &k, &v)?;
         }
     }
     Ok(())

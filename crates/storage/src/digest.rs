@@ -27,14 +27,27 @@ pub struct Digest {
 /// Inclusive slot ranges to include; empty means every key.
 pub type SlotRanges = [(u16, u16)];
 
-struct KeyParts<'a> {
+pub(crate) struct KeyParts<'a> {
     namespace: &'a [u8],
     user_key: &'a [u8],
     /// `ns_len | ns | [slot]`, the prefix sub-keys share with the metadata key.
     prefix: &'a [u8],
 }
 
-fn split_metadata_key(mk: &[u8], slot_encoded: bool) -> Option<KeyParts<'_>> {
+impl KeyParts<'_> {
+    /// What every sub-key of this key's `version` starts with:
+    /// `ns_len | ns | [slot] | key_len:u32 | key | version`.
+    pub(crate) fn subkey_prefix(&self, version: u64) -> Vec<u8> {
+        let mut p = Vec::with_capacity(self.prefix.len() + 12 + self.user_key.len());
+        p.extend_from_slice(self.prefix);
+        p.extend_from_slice(&(self.user_key.len() as u32).to_be_bytes());
+        p.extend_from_slice(self.user_key);
+        p.extend_from_slice(&version.to_be_bytes());
+        p
+    }
+}
+
+pub(crate) fn split_metadata_key(mk: &[u8], slot_encoded: bool) -> Option<KeyParts<'_>> {
     let ns_len = *mk.first()? as usize;
     let namespace = mk.get(1..1 + ns_len)?;
     let head = 1 + ns_len + if slot_encoded { 2 } else { 0 };
@@ -67,10 +80,7 @@ fn hash_key(
         return Ok(meta.payload.len() as u64);
     }
     h.update(&meta.size.to_le_bytes());
-    let mut sub_prefix = parts.prefix.to_vec();
-    sub_prefix.extend_from_slice(&(parts.user_key.len() as u32).to_be_bytes());
-    sub_prefix.extend_from_slice(parts.user_key);
-    sub_prefix.extend_from_slice(&meta.version.to_be_bytes());
+    let sub_prefix = parts.subkey_prefix(meta.version);
     let cf = if meta.kind == RedisType::Stream {
         ColumnFamily::Stream
     } else {

@@ -79,6 +79,17 @@ impl RedisType {
         matches!(self, RedisType::String | RedisType::Json)
     }
 
+    /// The column families that hold this type's sub-keys (none for a single record).
+    pub fn subkey_families(self) -> &'static [crate::ColumnFamily] {
+        use crate::ColumnFamily as Cf;
+        match self {
+            k if k.is_single_kv() => &[],
+            RedisType::ZSet => &[Cf::Default, Cf::ZSetScore],
+            RedisType::Stream => &[Cf::Stream],
+            _ => &[Cf::Default],
+        }
+    }
+
     /// Types that stay alive with size 0.
     pub fn is_emptyable(self) -> bool {
         matches!(

@@ -12,7 +12,7 @@
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use crate::digest::Span;
-use crate::encoding::{next_version, Metadata, RedisType};
+use crate::encoding::{next_version, Metadata};
 use crate::{ColumnFamily, Engine, StorageError};
 
 /// The end of the keyspace, for a span that runs to the end: above every metadata key (a key's
@@ -77,16 +77,14 @@ pub fn rewrite_span(
             batch.put_cf(meta_cf, &mk, &raw);
             continue;
         }
-        let Some(head) = sub_key_head(&mk, slot_encoded) else {
+        let Some(parts) = crate::digest::split_metadata_key(&mk, slot_encoded) else {
             batch.put_cf(meta_cf, &mk, &raw);
             continue;
         };
         let new_version = next_version();
-        let mut old_prefix = head.clone();
-        old_prefix.extend_from_slice(&meta.version.to_be_bytes());
-        let mut new_prefix = head;
-        new_prefix.extend_from_slice(&new_version.to_be_bytes());
-        for cf in sub_key_cfs(meta.kind) {
+        let old_prefix = parts.subkey_prefix(meta.version);
+        let new_prefix = parts.subkey_prefix(new_version);
+        for cf in meta.kind.subkey_families() {
             let handle = engine.cf(*cf);
             let mut opts = rocksdb::ReadOptions::default();
             if let Some(upper) = crate::encoding::prefix_successor(&old_prefix) {
@@ -115,27 +113,4 @@ pub fn rewrite_span(
         batch.put_cf(meta_cf, &mk, rewritten.encode());
     }
     Ok((batch, done))
-}
-
-/// `ns_len | ns | [slot] | key_len:u32 | key`: what every sub-key of a key starts with, before
-/// the version.
-fn sub_key_head(mk: &[u8], slot_encoded: bool) -> Option<Vec<u8>> {
-    let ns_len = *mk.first()? as usize;
-    let prefix_len = 1 + ns_len + if slot_encoded { 2 } else { 0 };
-    let prefix = mk.get(..prefix_len)?;
-    let user_key = mk.get(prefix_len..)?;
-    let mut head = Vec::with_capacity(prefix_len + 4 + user_key.len() + 8);
-    head.extend_from_slice(prefix);
-    head.extend_from_slice(&(user_key.len() as u32).to_be_bytes());
-    head.extend_from_slice(user_key);
-    Some(head)
-}
-
-/// The column families that hold a type's sub-keys.
-fn sub_key_cfs(kind: RedisType) -> &'static [ColumnFamily] {
-    match kind {
-        RedisType::Stream => &[ColumnFamily::Stream],
-        RedisType::ZSet => &[ColumnFamily::Default, ColumnFamily::ZSetScore],
-        _ => &[ColumnFamily::Default],
-    }
 }
