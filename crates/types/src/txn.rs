@@ -28,14 +28,24 @@ enum Op {
     Delete(ColumnFamily, Vec<u8>),
     DeleteRange(ColumnFamily, Vec<u8>, Vec<u8>),
     LogData(Vec<u8>),
+    /// A write that a later write of the same key replaced (see [`Overlay::record`]).
+    Replaced,
+}
+
+/// The latest write of a key in a transaction.
+struct Latest {
+    /// `None` is a deletion.
+    value: Option<Vec<u8>>,
+    /// Where in `ops` it is.
+    op: usize,
 }
 
 /// The writes of a running transaction, and the view of them that reads use.
 #[derive(Default)]
 pub struct Overlay {
     ops: Vec<Op>,
-    /// The latest value per key in each column family; `None` is a deletion.
-    latest: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; CFS],
+    /// The latest write per key in each column family.
+    latest: [BTreeMap<Vec<u8>, Latest>; CFS],
     /// Range deletions per column family. Keys written after one are in `latest`.
     ranges: [Vec<(Vec<u8>, Vec<u8>)>; CFS],
 }
@@ -148,23 +158,27 @@ fn cf_of(id: u32) -> std::result::Result<ColumnFamily, StorageError> {
 
 impl Overlay {
     pub fn is_empty(&self) -> bool {
-        !self.ops.iter().any(|op| !matches!(op, Op::LogData(_)))
+        !self
+            .ops
+            .iter()
+            .any(|op| !matches!(op, Op::LogData(_) | Op::Replaced))
     }
 
     /// Records a command's batch.
+    ///
+    /// A key of the data column families that the transaction writes again keeps only its
+    /// last write in the committed batch: sixteen pipelined HSETs of one hash write its
+    /// metadata once, not sixteen times. The database ends the same, and replicas apply the
+    /// same batch; it only has fewer records (and so takes fewer sequence numbers). A range
+    /// deletion between the two writes takes the earlier one out of `latest`, so it stays,
+    /// which is harmless. The propagate column family's records are events, and all stay.
     fn record(&mut self, batch: &WriteBatch) -> std::result::Result<(), StorageError> {
         let decoded = decode(batch.data())?;
         for rec in decoded.records {
-            match rec {
-                BatchRecord::Put { cf, key, value } => {
-                    let cf = cf_of(cf)?;
-                    self.latest[cf as usize].insert(key.to_vec(), Some(value.to_vec()));
-                    self.ops.push(Op::Put(cf, key.to_vec(), value.to_vec()));
-                }
+            let (cf, key, value) = match rec {
+                BatchRecord::Put { cf, key, value } => (cf_of(cf)?, key, Some(value)),
                 BatchRecord::Delete { cf, key } | BatchRecord::SingleDelete { cf, key } => {
-                    let cf = cf_of(cf)?;
-                    self.latest[cf as usize].insert(key.to_vec(), None);
-                    self.ops.push(Op::Delete(cf, key.to_vec()));
+                    (cf_of(cf)?, key, None)
                 }
                 BatchRecord::DeleteRange { cf, begin, end } => {
                     let cf = cf_of(cf)?;
@@ -179,13 +193,34 @@ impl Overlay {
                     self.ranges[cf as usize].push((begin.to_vec(), end.to_vec()));
                     self.ops
                         .push(Op::DeleteRange(cf, begin.to_vec(), end.to_vec()));
+                    continue;
                 }
                 BatchRecord::Merge { .. } => {
                     return Err(StorageError::Corrupt(
                         "merge records are not used by quarry".into(),
                     ))
                 }
-                BatchRecord::LogData(data) => self.ops.push(Op::LogData(data.to_vec())),
+                BatchRecord::LogData(data) => {
+                    self.ops.push(Op::LogData(data.to_vec()));
+                    continue;
+                }
+            };
+            let at = self.ops.len();
+            self.ops.push(match value {
+                Some(v) => Op::Put(cf, key.to_vec(), v.to_vec()),
+                None => Op::Delete(cf, key.to_vec()),
+            });
+            let latest = Latest {
+                value: value.map(<[u8]>::to_vec),
+                op: at,
+            };
+            if let Some(earlier) = self.latest[cf as usize].insert(key.to_vec(), latest) {
+                if matches!(
+                    cf,
+                    ColumnFamily::Default | ColumnFamily::Metadata | ColumnFamily::ZSetScore
+                ) {
+                    self.ops[earlier.op] = Op::Replaced;
+                }
             }
         }
         Ok(())
@@ -194,8 +229,8 @@ impl Overlay {
     /// What the overlay says about `key`: `Some(Some(v))` written, `Some(None)` deleted,
     /// `None` untouched (read the database).
     fn lookup(&self, cf: ColumnFamily, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        if let Some(v) = self.latest[cf as usize].get(key) {
-            return Some(v.clone());
+        if let Some(l) = self.latest[cf as usize].get(key) {
+            return Some(l.value.clone());
         }
         self.hides(cf, key).then_some(None)
     }
@@ -214,6 +249,7 @@ impl Overlay {
                 Op::Delete(cf, k) => batch.delete_cf(db.engine.cf(cf), k),
                 Op::DeleteRange(cf, b, e) => batch.delete_range_cf(db.engine.cf(cf), b, e),
                 Op::LogData(d) => batch.put_log_data(&d),
+                Op::Replaced => {}
             }
         }
         batch
@@ -409,7 +445,7 @@ impl Db {
                 } else {
                     o.latest[cf as usize]
                         .range::<[u8], _>((lo, hi))
-                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .map(|(k, l)| (k.clone(), l.value.clone()))
                         .collect()
                 };
             if !forward {
@@ -616,6 +652,66 @@ mod tests {
         assert!(db.get_cf(ColumnFamily::Default, b"b").unwrap().is_none());
         db.commit(txn.finish()).unwrap();
         assert_eq!(keys(&db, b"a", b"z", Start::First), ["a=late", "c=db"]);
+    }
+
+    #[test]
+    fn a_key_written_again_is_committed_once() {
+        let (_dir, db) = db();
+        put(&db, b"b", b"db");
+        let txn = begin();
+        put(&db, b"a", b"1");
+        put(&db, b"a", b"2");
+        del(&db, b"b");
+        put(&db, b"b", b"3");
+        put(&db, b"c", b"1");
+        // Under the range deletion: the earlier write of c stays, the range deletes it.
+        let mut range = WriteBatch::default();
+        range.delete_range_cf(db.engine.cf(ColumnFamily::Default), b"c", b"d");
+        db.write(range).unwrap();
+        put(&db, b"c", b"2");
+        del(&db, b"a");
+        // Events in the propagate column family all stay.
+        for _ in 0..2 {
+            let mut event = WriteBatch::default();
+            event.put_cf(db.engine.cf(ColumnFamily::Propagate), b"script", b"flush");
+            db.write(event).unwrap();
+        }
+        let batch = txn.finish().into_batch(&db);
+        let records: Vec<String> = decode(batch.data())
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| match r {
+                BatchRecord::Put { cf, key, value } => format!(
+                    "put {cf} {}={}",
+                    String::from_utf8_lossy(key),
+                    String::from_utf8_lossy(value)
+                ),
+                BatchRecord::Delete { cf, key } => {
+                    format!("del {cf} {}", String::from_utf8_lossy(key))
+                }
+                BatchRecord::DeleteRange { cf, begin, end } => format!(
+                    "range {cf} {}..{}",
+                    String::from_utf8_lossy(begin),
+                    String::from_utf8_lossy(end)
+                ),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            records,
+            [
+                "put 0 b=3",
+                "put 0 c=1",
+                "range 0 c..d",
+                "put 0 c=2",
+                "del 0 a",
+                "put 4 script=flush",
+                "put 4 script=flush",
+            ]
+        );
+        db.write_client_batch(batch).unwrap();
+        assert_eq!(keys(&db, b"a", b"z", Start::First), ["b=3", "c=2"]);
     }
 
     #[test]
