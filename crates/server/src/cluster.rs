@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use quarry_cluster::topology::{parse_nodes, parse_range, ClusterError, Role, NODE_ID_LEN};
 use quarry_cluster::{key_slot, route, RouteRequest, Topology};
 use quarry_commands::args::{is, lower, parse_i64};
-use quarry_commands::table::{command_keys, flag};
+use quarry_commands::table::flag;
 use quarry_commands::{CmdError, CommandSpec};
 use quarry_resp::Frame;
 use tracing::{error, info, warn};
@@ -78,18 +78,19 @@ fn cluster_err(e: ClusterError) -> CmdError {
     }
 }
 
-/// The routing check of one command: None to run it here, or the error to answer.
+/// The routing check of one command (`keys` are the positions of its keys in `args`): None to
+/// run it here, or the error to answer.
 pub fn check_route(
     server: &Server,
     session: &Session,
     spec: &CommandSpec,
     args: &[Bytes],
+    keys: &[usize],
 ) -> Option<String> {
-    let positions = command_keys(spec, args);
-    if positions.is_empty() {
+    if keys.is_empty() {
         return None;
     }
-    let slots: Vec<u16> = positions.iter().map(|&i| key_slot(&args[i])).collect();
+    let slots: Vec<u16> = keys.iter().map(|&i| key_slot(&args[i])).collect();
     // RESTORE-ASKING (what MIGRATE sends in a cluster) is a RESTORE that comes with ASKING.
     let asking = session.asking || spec.name == "restore-asking";
     check_slots(server, session, &slots, spec.has(flag::WRITE), asking)

@@ -340,7 +340,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                             server
                                                 .watches
                                                 .touch_keys(op.ns.as_ref(), &op.all_keys());
-                                            let noting = crate::notify::begin(
+                                            let noting = crate::notify::begin_retry(
                                                 &server,
                                                 op.ns.as_ref(),
                                                 op.args(),
@@ -684,6 +684,9 @@ pub fn execute(
         Frame::Error(text).encode(proto, out);
         return Flow::Continue;
     }
+    // Where the command's keys are, worked out once here for every gate after: ACL, routing,
+    // key locks, the access clock, watchers, notifications and wake-ups.
+    let keys = quarry_commands::table::command_keys(spec, &args);
     if !session.authenticated {
         if !server.hot.auth_required.load(Ordering::Relaxed) {
             // No password (any more): the admin, as Kvrocks makes such a connection.
@@ -726,7 +729,7 @@ pub fn execute(
         }
     };
     let acl_id = crate::acl::id_of(spec, sub);
-    if let Err(denied) = session.user.check(&server.acl, acl_id, spec, &args) {
+    if let Err(denied) = session.user.check(&server.acl, acl_id, spec, &args, &keys) {
         crate::multi::flag_failed(session);
         let context = if session.multi.is_some() {
             "multi"
@@ -771,7 +774,7 @@ pub fn execute(
         ) {
             Some("ERR Command not allowed inside a transaction".to_string())
         } else if server.cluster.enabled {
-            crate::cluster::check_route(server, session, spec, &args)
+            crate::cluster::check_route(server, session, spec, &args, &keys)
         } else {
             None
         };
@@ -786,19 +789,19 @@ pub fn execute(
                 crate::multi::flag_failed(session);
                 Frame::Error(e).encode(proto, out);
             }
-            None => crate::multi::queue(session, spec, args, out),
+            None => crate::multi::queue(session, spec, sub, args, keys, out),
         }
         return Flow::Continue;
     }
     if crate::group::eligible(server, session, spec, more) {
-        crate::group::run(server, session, spec, sub, args, out);
+        crate::group::run(server, session, spec, sub, args, keys, out);
         return Flow::Continue;
     }
-    dispatch(server, session, spec, sub, args, out, Mode::Alone, None)
+    dispatch(server, session, spec, sub, args, out, Mode::Alone, &keys)
 }
 
 /// Runs a checked command and appends its reply to `out`. `keys` are the positions of its
-/// keys when the caller worked them out already.
+/// keys in `args`.
 #[allow(clippy::too_many_arguments)]
 pub fn dispatch(
     server: &Server,
@@ -808,7 +811,7 @@ pub fn dispatch(
     args: Vec<Bytes>,
     out: &mut BytesMut,
     mode: Mode,
-    keys: Option<Vec<usize>>,
+    keys: &[usize],
 ) -> Flow {
     let in_exec = mode == Mode::InExec;
     let proto = session.protocol;
@@ -827,7 +830,7 @@ pub fn dispatch(
         (may_write && !in_exec && mode != Mode::Grouped).then(|| server.migration.fence.read());
     if server.cluster.enabled && !in_exec {
         let asking = std::mem::take(&mut session.asking);
-        let routed = crate::cluster::check_route(server, session, spec, &args);
+        let routed = crate::cluster::check_route(server, session, spec, &args, keys);
         if spec.name == "asking" {
             session.asking = asking;
         }
@@ -854,7 +857,7 @@ pub fn dispatch(
         // the write ran and may have read the old value.
         server
             .watches
-            .touch(session.namespace.as_ref(), spec, &args);
+            .touch(session.namespace.as_ref(), &args, keys);
         if spec.name == "flushdb" {
             if let Some(storage) = server.storage() {
                 let ns = session.namespace.as_ref();
@@ -870,13 +873,12 @@ pub fn dispatch(
     // Each key the command names counts as used now (OBJECT IDLETIME), before it runs so that
     // RESTORE ... IDLETIME has the last word.
     if !quarry_commands::access::is_no_touch(spec.name) {
-        let positions = keys.unwrap_or_else(|| quarry_commands::table::command_keys(spec, &args));
-        for pos in positions {
+        for &pos in keys {
             quarry_commands::access::touch(&args[pos]);
         }
     }
     // Keyspace notifications: the keys as they were (only while some class is enabled).
-    let noting = crate::notify::begin(server, session.namespace.as_ref(), &args);
+    let noting = crate::notify::begin(server, session.namespace.as_ref(), spec, &args, keys);
     let profiling = crate::perflog::start(server, spec.name);
     let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
@@ -933,7 +935,7 @@ pub fn dispatch(
     if spec.has(flag::WRITE) && mode == Mode::Alone {
         server
             .watches
-            .touch(session.namespace.as_ref(), spec, &args);
+            .touch(session.namespace.as_ref(), &args, keys);
     }
     if result.is_ok() && matches!(spec.name, "flushdb" | "flushall") {
         server.waiting.wake_all();
@@ -943,7 +945,7 @@ pub fn dispatch(
         && mode == Mode::Alone
         && server.waiting.blocked_clients() > 0
     {
-        for pos in quarry_commands::table::command_keys(spec, &args) {
+        for &pos in keys {
             server.waiting.wake(&args[pos]);
         }
     }

@@ -19,7 +19,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use quarry_commands::table::{command_keys, flag, CommandSpec};
+use quarry_commands::table::{flag, CommandSpec};
 use quarry_commands::{CmdError, Exec};
 use quarry_resp::Frame;
 
@@ -82,16 +82,16 @@ pub fn eligible(server: &Server, session: &Session, spec: &CommandSpec, more: bo
 }
 
 /// Runs a command that [`eligible`] accepted inside this connection's group, opening one if
-/// needed.
+/// needed. `positions` are where its keys are in `args`.
 pub fn run(
     server: &Server,
     session: &mut Session,
     spec: &'static CommandSpec,
     sub: Option<usize>,
     args: Vec<Bytes>,
+    positions: Vec<usize>,
     out: &mut BytesMut,
 ) {
-    let positions = command_keys(spec, &args);
     let keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
     let joined = session
         .group
@@ -127,7 +127,7 @@ pub fn run(
         Mode::Alone
     };
     let start = out.len();
-    dispatch(server, session, spec, sub, args, out, mode, Some(positions));
+    dispatch(server, session, spec, sub, args, out, mode, &positions);
     let Some(g) = session.group.as_mut() else {
         return;
     };

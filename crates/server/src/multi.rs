@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use quarry_commands::table::{check_subcommand, command_keys, flag, CommandSpec};
+use quarry_commands::table::{flag, CommandSpec};
 use quarry_commands::CmdError;
 use quarry_resp::Frame;
 use quarry_types::Db;
@@ -24,10 +24,25 @@ use quarry_types::Db;
 use crate::connection::{dispatch, Flow, Mode, Session};
 use crate::server::Server;
 
+/// A command queued inside MULTI, as it was checked when queued.
+struct Queued {
+    spec: &'static CommandSpec,
+    sub: Option<usize>,
+    args: Vec<Bytes>,
+    /// The positions of its keys in `args`.
+    keys: Vec<usize>,
+}
+
+impl Queued {
+    fn key_names(&self) -> impl Iterator<Item = &Bytes> {
+        self.keys.iter().map(|&p| &self.args[p])
+    }
+}
+
 /// The commands queued since MULTI.
 #[derive(Default)]
 pub struct MultiState {
-    queued: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+    queued: Vec<Queued>,
     /// A command was rejected while queueing: EXEC answers EXECABORT.
     failed: bool,
 }
@@ -38,7 +53,7 @@ impl MultiState {
     pub fn writes(&self) -> bool {
         self.queued
             .iter()
-            .any(|(spec, _)| spec.has(flag::WRITE) || crate::pause::may_replicate(spec.name))
+            .any(|q| q.spec.has(flag::WRITE) || crate::pause::may_replicate(q.spec.name))
     }
 }
 
@@ -72,15 +87,13 @@ struct Watcher {
 }
 
 impl Watches {
-    /// Marks the watchers of `keys` of a write command that is about to run in namespace `ns`.
-    pub fn touch(&self, ns: Option<&Bytes>, spec: &CommandSpec, args: &[Bytes]) {
+    /// Marks the watchers of the keys of a write command (at positions `keys` of `args`) that
+    /// is about to run in namespace `ns`.
+    pub fn touch(&self, ns: Option<&Bytes>, args: &[Bytes], keys: &[usize]) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        let keys: Vec<Bytes> = command_keys(spec, args)
-            .into_iter()
-            .map(|p| args[p].clone())
-            .collect();
+        let keys: Vec<Bytes> = keys.iter().map(|&p| args[p].clone()).collect();
         self.touch_keys(ns, &keys);
     }
 
@@ -293,8 +306,8 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     }
     // The server's state may have changed since the commands were queued: the checks run again
     // for the transaction as a whole, as Redis does.
-    let any_write = state.queued.iter().any(|(s, _)| s.has(flag::WRITE));
-    let all_stale = state.queued.iter().all(|(s, _)| s.has(flag::STALE));
+    let any_write = state.queued.iter().any(|q| q.spec.has(flag::WRITE));
+    let all_stale = state.queued.iter().all(|q| q.spec.has(flag::STALE));
     if !state.queued.is_empty() {
         if let Err(e) = crate::replication::gate(server, any_write, all_stale) {
             return abort(session, out, &e.to_string());
@@ -302,8 +315,9 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     }
     let _fence = any_write.then(|| server.migration.fence.read());
     if server.cluster.enabled {
-        for (spec, args) in &state.queued {
-            if let Some(e) = crate::cluster::check_route(server, session, spec, args) {
+        for q in &state.queued {
+            if let Some(e) = crate::cluster::check_route(server, session, q.spec, &q.args, &q.keys)
+            {
                 return abort(session, out, &e);
             }
         }
@@ -311,14 +325,12 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     let Some(storage) = server.storage() else {
         return abort(session, out, &CmdError::Loading.to_string());
     };
-    let mut keys: Vec<Bytes> = Vec::new();
-    for (spec, args) in &state.queued {
-        keys.extend(
-            command_keys(spec, args)
-                .into_iter()
-                .map(|p| args[p].clone()),
-        );
-    }
+    let keys: Vec<Bytes> = state
+        .queued
+        .iter()
+        .flat_map(Queued::key_names)
+        .cloned()
+        .collect();
     let ns = session.namespace.clone();
     let db = storage.db(ns.as_ref());
     let locks = db.locks().lock_many(&keys);
@@ -335,27 +347,26 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     }
     drop(watched);
 
-    let has_script = state.queued.iter().any(|(spec, _)| {
+    let has_script = state.queued.iter().any(|q| {
         matches!(
-            spec.name,
+            q.spec.name,
             "eval" | "evalsha" | "fcall" | "eval_ro" | "evalsha_ro" | "fcall_ro"
         )
     });
     let txn = quarry_types::txn::begin();
     let mut body = BytesMut::new();
     let mut wakes: Vec<Bytes> = Vec::new();
-    let mut written: Vec<(&'static CommandSpec, &Vec<Bytes>)> = Vec::new();
-    for (spec, args) in &state.queued {
-        let sub = check_subcommand(spec, args).unwrap_or(None);
+    let mut written: Vec<&Queued> = Vec::new();
+    for q in &state.queued {
         let flow = dispatch(
             server,
             session,
-            spec,
-            sub,
-            args.clone(),
+            q.spec,
+            q.sub,
+            q.args.clone(),
             &mut body,
             Mode::InExec,
-            None,
+            &q.keys,
         );
         match flow {
             // Blocking commands do not block inside a transaction: they answer as on timeout.
@@ -367,13 +378,9 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
             }
             _ => {}
         }
-        if spec.has(flag::WRITE) {
-            wakes.extend(
-                command_keys(spec, args)
-                    .into_iter()
-                    .map(|p| args[p].clone()),
-            );
-            written.push((*spec, args));
+        if q.spec.has(flag::WRITE) {
+            wakes.extend(q.key_names().cloned());
+            written.push(q);
         }
     }
     let overlay = txn.finish();
@@ -387,8 +394,8 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     };
     drop(locks);
     // Watchers that came in while the transaction ran may have read the old values.
-    for (spec, args) in written {
-        server.watches.touch(ns.as_ref(), spec, args);
+    for q in written {
+        server.watches.touch(ns.as_ref(), &q.args, &q.keys);
     }
     match &committed {
         Ok(()) => crate::notify::flush_deferred(server, ns.as_ref()),
@@ -414,15 +421,23 @@ fn exec(server: &Server, session: &mut Session, out: &mut BytesMut) -> Flow {
     Flow::Continue
 }
 
-/// Queues a command inside MULTI, after the checks Redis makes at queueing time.
+/// Queues a command inside MULTI, after the checks Redis makes at queueing time; `keys` are
+/// the positions of its keys in `args`.
 pub fn queue(
     session: &mut Session,
     spec: &'static CommandSpec,
+    sub: Option<usize>,
     args: Vec<Bytes>,
+    keys: Vec<usize>,
     out: &mut BytesMut,
 ) {
     if let Some(m) = session.multi.as_mut() {
-        m.queued.push((spec, args));
+        m.queued.push(Queued {
+            spec,
+            sub,
+            args,
+            keys,
+        });
     }
     Frame::Simple("QUEUED".into()).encode(session.protocol, out);
 }

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 use quarry_commands::args::is;
-use quarry_commands::table::{command_keys, flag, lookup};
+use quarry_commands::table::{command_keys, flag, lookup, CommandSpec};
 use quarry_resp::Frame;
 use quarry_types::Db;
 
@@ -151,14 +151,21 @@ pub struct Noting {
     before: Before,
 }
 
-/// Starts noting a command (`args` as the client sent it); None when no event can be sent,
-/// which is what a write costs with notifications off: one atomic load.
-pub fn begin(server: &Server, ns: Option<&Bytes>, args: &[Bytes]) -> Option<Noting> {
+/// Starts noting a command (`args` as the client sent it, `keys` the positions of its keys);
+/// None when no event can be sent, which is what a write costs with notifications off: one
+/// atomic load.
+pub fn begin(
+    server: &Server,
+    ns: Option<&Bytes>,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    keys: &[usize],
+) -> Option<Noting> {
     if active(server) == 0 || args.is_empty() {
         return None;
     }
     let storage = server.storage()?;
-    let before = before(server, &storage.db(ns), args)?;
+    let before = before(&storage.db(ns), spec, args, keys)?;
     Some(Noting {
         storage,
         ns: ns.cloned(),
@@ -174,19 +181,21 @@ impl Noting {
     }
 }
 
-/// Looks at the keys of a write command before it runs; None when no event can be sent.
-fn before(server: &Server, db: &Db, args: &[Bytes]) -> Option<Before> {
+/// [`begin`] for a blocked command's next attempt, of which only the arguments are kept.
+pub fn begin_retry(server: &Server, ns: Option<&Bytes>, args: &[Bytes]) -> Option<Noting> {
     if active(server) == 0 {
         return None;
     }
-    let spec = lookup(&args[0])?;
+    let spec = lookup(args.first()?)?;
+    begin(server, ns, spec, args, &command_keys(spec, args))
+}
+
+/// Looks at the keys of a write command before it runs; None when no event can be sent.
+fn before(db: &Db, spec: &CommandSpec, args: &[Bytes], keys: &[usize]) -> Option<Before> {
     if !spec.has(flag::WRITE) && !matches!(spec.name, "xreadgroup") {
         return None;
     }
-    let keys: Vec<Bytes> = command_keys(spec, args)
-        .into_iter()
-        .map(|p| args[p].clone())
-        .collect();
+    let keys: Vec<Bytes> = keys.iter().map(|&p| args[p].clone()).collect();
     let existed = keys.iter().map(|k| exists(db, k)).collect();
     let consumer_existed =
         consumer_of(spec.name, args).is_some_and(|(k, g, c)| consumer_exists(db, k, g, c));

@@ -246,7 +246,8 @@ fn dryrun(server: &Server, a: &[Bytes]) -> Result<Frame, CmdError> {
             full_name(id)
         )));
     }
-    Ok(match user.check(id, spec, args) {
+    let keys = quarry_commands::table::command_keys(spec, args);
+    Ok(match user.check(id, spec, args, &keys) {
         Ok(()) => Frame::ok(),
         Err(Denied::Command) => Frame::bulk(format!(
             "This user has no permissions to run the '{}' command",

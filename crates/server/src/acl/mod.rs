@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use quarry_commands::acl_table::CATEGORIES;
-use quarry_commands::table::{command_keys, flag, CommandSpec, SUBCOMMANDS};
+use quarry_commands::table::{flag, CommandSpec, SUBCOMMANDS};
 use quarry_commands::COMMANDS;
 use quarry_types::glob::glob_match;
 use sha2::{Digest, Sha256};
@@ -384,8 +384,15 @@ impl Selector {
         Ok(())
     }
 
-    /// Whether the selector lets `spec` run with `args` (ACLSelectorCheckCmd).
-    fn check(&self, id: usize, spec: &'static CommandSpec, args: &[Bytes]) -> Result<(), Denied> {
+    /// Whether the selector lets `spec` run with `args` (ACLSelectorCheckCmd); `keys` are the
+    /// positions of its keys in `args`.
+    fn check(
+        &self,
+        id: usize,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+        keys: &[usize],
+    ) -> Result<(), Denied> {
         let reg = registry();
         if !self.allcommands && !spec.has(flag::NO_AUTH) && !self.bit(id) {
             // Allowed with this first argument only?
@@ -404,10 +411,9 @@ impl Selector {
             }
         }
         if !self.allkeys {
-            let positions = command_keys(spec, args);
             let access = reg.entries[id].key_access;
-            for (n, &pos) in positions.iter().enumerate() {
-                let need = key_need(access, n, positions.len());
+            for (n, &pos) in keys.iter().enumerate() {
+                let need = key_need(access, n, keys.len());
                 let ok = self.keys.iter().any(|k| {
                     k.access & need == need && glob_match(k.pattern.as_bytes(), &args[pos])
                 });
@@ -742,16 +748,17 @@ impl User {
     }
 
     /// Whether the user may run the command (ACLCheckAllUserCommandPerm): the first selector
-    /// that allows it, or the most telling refusal.
+    /// that allows it, or the most telling refusal. `keys` are the positions of its keys.
     pub fn check(
         &self,
         id: usize,
         spec: &'static CommandSpec,
         args: &[Bytes],
+        keys: &[usize],
     ) -> Result<(), Denied> {
         let mut worst = Denied::Command;
         for s in &self.selectors {
-            match s.check(id, spec, args) {
+            match s.check(id, spec, args, keys) {
                 Ok(()) => return Ok(()),
                 Err(d) if d.rank() > worst.rank() => worst = d,
                 Err(_) => {}
@@ -1091,12 +1098,13 @@ impl SessionUser {
         id: usize,
         spec: &'static CommandSpec,
         args: &[Bytes],
+        keys: &[usize],
     ) -> Result<(), Denied> {
         if self.generation == acl.generation.load(Ordering::Acquire) && self.unrestricted {
             return Ok(());
         }
         match self.current(acl) {
-            Some(u) => u.check(id, spec, args),
+            Some(u) => u.check(id, spec, args, keys),
             None => Err(Denied::Command),
         }
     }

@@ -660,10 +660,11 @@ fn run_in_vm(
                 .ok()
                 .flatten();
             let id = crate::acl::id_of(spec, sub);
+            let keys = quarry_commands::table::command_keys(spec, &argv);
             let allowed = session_cell
                 .borrow_mut()
                 .user
-                .check(&server.acl, id, spec, &argv)
+                .check(&server.acl, id, spec, &argv, &keys)
                 .is_ok();
             Ok((true, Value::Boolean(allowed)))
         })?;
@@ -762,8 +763,14 @@ fn call_from_script(
     let sub = quarry_commands::table::check_subcommand(spec, &argv)
         .ok()
         .flatten();
+    // The command's keys, worked out once for the ACL, WATCH, blocked clients, the access
+    // clock, the locks and notifications.
+    let positions = quarry_commands::table::command_keys(spec, &argv);
     let acl_id = crate::acl::id_of(spec, sub);
-    if let Err(denied) = session.user.check(&server.acl, acl_id, spec, &argv) {
+    if let Err(denied) = session
+        .user
+        .check(&server.acl, acl_id, spec, &argv, &positions)
+    {
         crate::acl::log_denial(server, session, denied, acl_id, &argv, "lua");
         return Frame::Error(format!(
             "ERR The user executing the script {}",
@@ -796,12 +803,7 @@ fn call_from_script(
     if server.monitors.load(Ordering::Relaxed) > 0 {
         crate::connection::feed_monitor(server, "lua", &argv);
     }
-    // The command's keys, worked out once for WATCH, blocked clients, the access clock and
-    // the locks.
-    let keys: Vec<Bytes> = quarry_commands::table::command_keys(spec, &argv)
-        .into_iter()
-        .map(|p| argv[p].clone())
-        .collect();
+    let keys: Vec<Bytes> = positions.iter().map(|&p| argv[p].clone()).collect();
     if write {
         run.wrote.store(true, Ordering::Release);
         let ns = session.namespace.as_ref();
@@ -832,7 +834,7 @@ fn call_from_script(
     if !keys.is_empty() {
         drop(db.locks().lock_many(&keys));
     }
-    let noting = crate::notify::begin(server, session.namespace.as_ref(), &argv);
+    let noting = crate::notify::begin(server, session.namespace.as_ref(), spec, &argv, &positions);
     let result = match spec.exec {
         Exec::Data(f) => {
             let mut ctx = Ctx {
