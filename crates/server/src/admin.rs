@@ -70,6 +70,10 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         | "bzmpop" => {
             match crate::blocking::parse(name, a, session.protocol, session.namespace.as_ref()) {
                 Err(e) => fail(e),
+                // Blocked clients woken for its keys are served first: it queues behind.
+                Ok(op) if server.waiting.serving_on_all(op.ns.as_ref(), op.keys()) => {
+                    (Ok(Frame::Raw(Bytes::new())), Flow::Block(op))
+                }
                 Ok(op) => match op.attempt(server) {
                     Some(result) => (result, Flow::Continue),
                     // Nothing to pop: the connection waits (with no reply yet).

@@ -5,9 +5,15 @@
 //! names. Every successful write command wakes the waiters of the keys it touched (its key
 //! positions in the command table), and they try again. Waiters register before they retry,
 //! so a push between a failed try and the wait cannot be missed.
+//!
+//! Blocked clients are served in the order they blocked, before a newcomer: a blocking pop
+//! whose every key has a woken client (of its namespace) that has not tried yet does not try
+//! at once but queues behind it, as in Redis, where a push serves the blocked clients before
+//! any other command runs. Otherwise the newcomer could take the element pushed for the woken
+//! client. A waiter that leaves wakes the next in line, so one behind it is never stranded.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +28,37 @@ use tokio::sync::Notify;
 
 use crate::server::Server;
 
-/// A blocked client as the waiting room knows it: an id and its own wake-up.
-type Waiter = (u64, Arc<Notify>);
+/// A blocked client as the waiting room knows it: an id, its namespace and its own wake-up.
+type Waiter = (u64, Option<Bytes>, Arc<Wake>);
+
+/// A blocked client's wake-up.
+#[derive(Default)]
+pub struct Wake {
+    notify: Notify,
+    /// Woken, and not tried since: the element that woke it is its own to take.
+    pending: AtomicBool,
+}
+
+impl Wake {
+    fn wake(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Resolves once the client is woken (at once if it was woken since it last waited).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// The client tried (served or not): newcomers need not wait for it any more.
+    pub fn tried(&self) {
+        self.pending.store(false, Ordering::SeqCst);
+    }
+
+    fn pending(&self) -> bool {
+        self.pending.load(Ordering::SeqCst)
+    }
+}
 
 #[derive(Default)]
 pub struct WaitingRoom {
@@ -43,9 +78,24 @@ impl WaitingRoom {
         if self.blocked.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if let Some((_, notify)) = self.keys.lock().get(key).and_then(|w| w.first()) {
-            notify.notify_one();
+        if let Some((_, _, wake)) = self.keys.lock().get(key).and_then(|w| w.first()) {
+            wake.wake();
         }
+    }
+
+    /// Whether, on every one of `keys`, a client of namespace `ns` was woken and has not tried
+    /// yet: a newcomer's blocking pop then queues behind it instead of trying.
+    pub fn serving_on_all(&self, ns: Option<&Bytes>, keys: &[Bytes]) -> bool {
+        if self.blocked.load(Ordering::SeqCst) == 0 || keys.is_empty() {
+            return false;
+        }
+        let map = self.keys.lock();
+        keys.iter().all(|k| {
+            map.get(&k[..]).is_some_and(|ws| {
+                ws.iter()
+                    .any(|(_, n, wake)| n.as_ref() == ns && wake.pending())
+            })
+        })
     }
 
     /// FLUSHDB/FLUSHALL: every blocked client looks again (a stream reader whose stream is
@@ -55,8 +105,8 @@ impl WaitingRoom {
             return;
         }
         for waiters in self.keys.lock().values() {
-            for (_, notify) in waiters {
-                notify.notify_one();
+            for (_, _, wake) in waiters {
+                wake.wake();
             }
         }
     }
@@ -66,8 +116,8 @@ impl WaitingRoom {
         let map = self.keys.lock();
         for k in keys {
             if let Some(ws) = map.get(&k[..]) {
-                if let Some((_, notify)) = ws.iter().find(|(id, _)| *id > after) {
-                    notify.notify_one();
+                if let Some((_, _, wake)) = ws.iter().find(|(id, _, _)| *id > after) {
+                    wake.wake();
                 }
             }
         }
@@ -380,6 +430,11 @@ impl BlockingOp {
         }
     }
 
+    /// XREAD / XREADGROUP: every reader may be served from one write, in no order.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.kind, OpKind::Stream(_))
+    }
+
     /// The command as sent (empty for XREAD, which changes nothing when served).
     pub fn args(&self) -> &[Bytes] {
         &self.args
@@ -404,30 +459,45 @@ impl BlockingOp {
 pub struct Waiting<'a> {
     room: &'a WaitingRoom,
     pub id: u64,
+    ns: Option<Bytes>,
     keys: Vec<Bytes>,
     /// Notified whenever one of the keys is written.
-    pub wakeup: Arc<Notify>,
+    pub wakeup: Arc<Wake>,
 }
 
 impl<'a> Waiting<'a> {
-    pub fn enter(room: &'a WaitingRoom, keys: &[Bytes]) -> Waiting<'a> {
+    pub fn enter(room: &'a WaitingRoom, ns: Option<&Bytes>, keys: &[Bytes]) -> Waiting<'a> {
         let id = room.next_id.fetch_add(1, Ordering::Relaxed) as u64;
-        let wakeup = Arc::new(Notify::new());
+        let wakeup = Arc::new(Wake::default());
         {
             let mut map = room.keys.lock();
             for k in keys {
                 map.entry(k.to_vec())
                     .or_default()
-                    .push((id, wakeup.clone()));
+                    .push((id, ns.cloned(), wakeup.clone()));
             }
         }
         room.blocked.fetch_add(1, Ordering::SeqCst);
         Waiting {
             room,
             id,
+            ns: ns.cloned(),
             keys: keys.to_vec(),
             wakeup,
         }
+    }
+
+    /// Whether, on every one of its keys, a client of its namespace that blocked before this
+    /// one was woken and has not tried yet: it is its turn first, and it wakes this one after
+    /// its try (or when it leaves).
+    pub fn behind_others(&self) -> bool {
+        let map = self.room.keys.lock();
+        self.keys.iter().all(|k| {
+            map.get(&k[..]).is_some_and(|ws| {
+                ws.iter()
+                    .any(|(id, n, wake)| *id < self.id && *n == self.ns && wake.pending())
+            })
+        })
     }
 }
 
@@ -436,12 +506,74 @@ impl Drop for Waiting<'_> {
         let mut map = self.room.keys.lock();
         for k in &self.keys {
             if let Some(waiters) = map.get_mut(&k[..]) {
-                waiters.retain(|(id, _)| *id != self.id);
+                let first = waiters.first().is_some_and(|(id, _, _)| *id == self.id);
+                waiters.retain(|(id, _, _)| *id != self.id);
+                // The next in line looks for itself: this one may have taken a wake-up meant
+                // for the line (a timeout or a disconnect at the same moment), or been what
+                // a newcomer queued behind.
+                if first {
+                    if let Some((_, _, next)) = waiters.first() {
+                        next.wake();
+                    }
+                }
                 if waiters.is_empty() {
                     map.remove(&k[..]);
                 }
             }
         }
         self.room.blocked.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> Vec<Bytes> {
+        vec![Bytes::copy_from_slice(k.as_bytes())]
+    }
+
+    #[test]
+    fn a_newcomer_waits_for_a_woken_client_until_it_tried() {
+        let room = WaitingRoom::default();
+        let first = Waiting::enter(&room, None, &key("k"));
+        // Blocked but not woken: a newcomer tries at once (the key may hold another type).
+        assert!(!room.serving_on_all(None, &key("k")));
+        room.wake(b"k");
+        assert!(room.serving_on_all(None, &key("k")));
+        assert!(!room.serving_on_all(None, &key("other")));
+        // Another namespace's client does not hold this one up.
+        assert!(!room.serving_on_all(Some(&Bytes::from_static(b"ns")), &key("k")));
+        let newcomer = Waiting::enter(&room, None, &key("k"));
+        assert!(newcomer.behind_others());
+        first.wakeup.tried();
+        assert!(!room.serving_on_all(None, &key("k")));
+        assert!(!newcomer.behind_others());
+    }
+
+    #[test]
+    fn a_client_that_leaves_first_in_line_wakes_the_next() {
+        let room = WaitingRoom::default();
+        let first = Waiting::enter(&room, None, &key("k"));
+        let second = Waiting::enter(&room, None, &key("k"));
+        let third = Waiting::enter(&room, None, &key("k"));
+        // The second leaving is not first in line: nobody is woken.
+        drop(second);
+        assert!(!third.wakeup.pending());
+        drop(first);
+        assert!(third.wakeup.pending());
+        let woken = third.wakeup.notified();
+        tokio::pin!(woken);
+        assert!(
+            futures_poll_once(woken.as_mut()),
+            "the wake-up is kept for the next wait"
+        );
+    }
+
+    /// Polls a future once with a no-op waker.
+    fn futures_poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        f.poll(&mut cx).is_ready()
     }
 }

@@ -323,9 +323,15 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             {
                                 break 'conn;
                             }
-                            let waiting =
-                                crate::blocking::Waiting::enter(&server.waiting, op.keys());
+                            let waiting = crate::blocking::Waiting::enter(
+                                &server.waiting,
+                                op.ns.as_ref(),
+                                op.keys(),
+                            );
                             let mut woken = false;
+                            // Behind clients that blocked earlier on all its keys, it waits
+                            // for its turn instead of trying first.
+                            let mut behind = !op.is_stream() && waiting.behind_others();
                             handle.unblock_mode.store(0, Ordering::Release);
                             handle.blocked.store(true, Ordering::Release);
                             let reply = loop {
@@ -337,6 +343,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                     let _fence = server.migration.fence.read();
                                     match crate::cluster::check_blocking(&server, &session, &op) {
                                         Some(e) => Some(Ok(Frame::Error(e))),
+                                        None if std::mem::take(&mut behind) => None,
                                         None if !op.may_have_data(&server) => None,
                                         None => {
                                             // A pop is a write: watchers are marked before and
@@ -357,6 +364,8 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                         }
                                     }
                                 };
+                                // Tried: newcomers no longer wait for this one.
+                                waiting.wakeup.tried();
                                 // Served or not, the next client in line gets its turn.
                                 if std::mem::take(&mut woken) {
                                     server.waiting.pass_on(op.keys(), waiting.id);

@@ -291,6 +291,36 @@ mod blocking {
         );
     }
 
+    /// As Redis' "BRPOPLPUSH with multiple blocked clients": the first blocked client is
+    /// served first; its move fails on the destination's type, and the element goes to the
+    /// next client in line.
+    #[test]
+    fn blocked_clients_are_served_in_order_and_a_failed_move_passes_the_element_on() {
+        let s = TestServer::start();
+        let mut c = s.conn();
+        q::<String>(&mut c, &["SET", "target1", "nolist"]);
+        let mut first = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        first.write_all(b"BRPOPLPUSH blist target1 0\r\n").unwrap();
+        wait_blocked(&mut c, 1);
+        let mut second = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        second.write_all(b"BRPOPLPUSH blist target2 0\r\n").unwrap();
+        wait_blocked(&mut c, 2);
+        q::<i64>(&mut c, &["LPUSH", "blist", "foo"]);
+        assert_eq!(
+            String::from_utf8_lossy(&read_for(&mut first, Duration::from_millis(300))),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        );
+        assert_eq!(
+            read_for(&mut second, Duration::from_millis(300)),
+            b"$3\r\nfoo\r\n"
+        );
+        assert_eq!(
+            q::<Vec<String>>(&mut c, &["LRANGE", "target2", "0", "-1"]),
+            vec!["foo"]
+        );
+        wait_blocked(&mut c, 0);
+    }
+
     #[test]
     fn blmove_and_blmpop_wait_too() {
         let s = TestServer::start();
