@@ -257,7 +257,7 @@ impl Db {
         );
         let mut out = Vec::with_capacity((to - from + 1).min(1 << 16) as usize);
         for item in iter {
-            out.push(item?.1.to_vec());
+            out.push(item?.1.into_vec());
         }
         Ok(out)
     }
