@@ -70,8 +70,12 @@ pub fn run(server: &Server, session: &mut Session, name: &str, a: &[Bytes]) -> O
         | "bzmpop" => {
             match crate::blocking::parse(name, a, session.protocol, session.namespace.as_ref()) {
                 Err(e) => fail(e),
-                // Blocked clients woken for its keys are served first: it queues behind.
-                Ok(op) if server.waiting.serving_on_all(op.ns.as_ref(), op.keys()) => {
+                // Blocked clients woken for its keys are served first: it queues behind
+                // (not inside EXEC or a script, where it cannot block and answers at once).
+                Ok(op)
+                    if !quarry_types::txn::active()
+                        && server.waiting.serving_on_all(op.ns.as_ref(), op.keys()) =>
+                {
                     (Ok(Frame::Raw(Bytes::new())), Flow::Block(op))
                 }
                 Ok(op) => match op.attempt(server) {

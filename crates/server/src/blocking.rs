@@ -503,16 +503,22 @@ impl<'a> Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
+        // Woken and gone before its try (a timeout, CLIENT UNBLOCK or a disconnect at the same
+        // moment): the wake-up goes on to the next in line, wherever this one stood.
+        let unused_wake = self.wakeup.pending();
         let mut map = self.room.keys.lock();
         for k in &self.keys {
             if let Some(waiters) = map.get_mut(&k[..]) {
                 let first = waiters.first().is_some_and(|(id, _, _)| *id == self.id);
                 waiters.retain(|(id, _, _)| *id != self.id);
-                // The next in line looks for itself: this one may have taken a wake-up meant
-                // for the line (a timeout or a disconnect at the same moment), or been what
-                // a newcomer queued behind.
+                // The next in line looks for itself: this one may have been what a newcomer
+                // queued behind.
                 if first {
                     if let Some((_, _, next)) = waiters.first() {
+                        next.wake();
+                    }
+                } else if unused_wake {
+                    if let Some((_, _, next)) = waiters.iter().find(|(id, _, _)| *id > self.id) {
                         next.wake();
                     }
                 }
@@ -568,6 +574,21 @@ mod tests {
             futures_poll_once(woken.as_mut()),
             "the wake-up is kept for the next wait"
         );
+    }
+
+    #[test]
+    fn a_woken_client_that_leaves_before_its_try_passes_the_wake_up_on() {
+        let room = WaitingRoom::default();
+        let first = Waiting::enter(&room, None, &key("k"));
+        let second = Waiting::enter(&room, None, &key("k"));
+        let third = Waiting::enter(&room, None, &key("k"));
+        // The first tried and passed the turn on; the second leaves before its try (a timeout
+        // at the same moment), while the first still waits ahead of it.
+        room.pass_on(&key("k"), first.id);
+        assert!(second.wakeup.pending());
+        drop(second);
+        assert!(third.wakeup.pending());
+        drop(first);
     }
 
     /// Polls a future once with a no-op waker.

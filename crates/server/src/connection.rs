@@ -235,7 +235,10 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
         let mut cut_short = false;
         loop {
             // Large replies end a turn too (16 LRANGEs of 100 elements are 224 KB).
-            let used = (turn_start - rbuf.len()).max(wbuf.len() / REPLY_BYTES_PER_INPUT_BYTE);
+            // (A blocked, paused or waiting client's input is read meanwhile: rbuf may grow.)
+            let used = turn_start
+                .saturating_sub(rbuf.len())
+                .max(wbuf.len() / REPLY_BYTES_PER_INPUT_BYTE);
             if used >= turn && !rbuf.is_empty() {
                 crate::group::commit(&server, &mut session, &mut wbuf);
                 cut_short = true;

@@ -321,6 +321,32 @@ mod blocking {
         wait_blocked(&mut c, 0);
     }
 
+    /// What a blocked client sends meanwhile is read while it waits, and runs after its
+    /// reply, in order (the connection's turn must not count it as already run).
+    #[test]
+    fn commands_sent_while_blocked_run_after_the_reply() {
+        let s = TestServer::start();
+        let mut c = s.conn();
+        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        waiter.write_all(b"BLPOP k 0\r\n").unwrap();
+        wait_blocked(&mut c, 1);
+        waiter.write_all(&b"PING\r\n".repeat(50)).unwrap();
+        // Give the connection time to read the pings while it is blocked.
+        assert!(read_for(&mut waiter, Duration::from_millis(100)).is_empty());
+        q::<i64>(&mut c, &["LPUSH", "k", "x"]);
+        let mut want = b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n".to_vec();
+        want.extend(b"+PONG\r\n".repeat(50));
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < want.len() && Instant::now() < deadline {
+            got.extend(read_for(&mut waiter, Duration::from_millis(100)));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+    }
+
     #[test]
     fn blmove_and_blmpop_wait_too() {
         let s = TestServer::start();
