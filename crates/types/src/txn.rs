@@ -32,20 +32,12 @@ enum Op {
     Replaced,
 }
 
-/// The latest write of a key in a transaction.
-struct Latest {
-    /// `None` is a deletion.
-    value: Option<Vec<u8>>,
-    /// Where in `ops` it is.
-    op: usize,
-}
-
 /// The writes of a running transaction, and the view of them that reads use.
 #[derive(Default)]
 pub struct Overlay {
     ops: Vec<Op>,
-    /// The latest write per key in each column family.
-    latest: [BTreeMap<Vec<u8>, Latest>; CFS],
+    /// Where in `ops` the latest write of each key is, per column family.
+    latest: [BTreeMap<Vec<u8>, usize>; CFS],
     /// Range deletions per column family. Keys written after one are in `latest`.
     ranges: [Vec<(Vec<u8>, Vec<u8>)>; CFS],
 }
@@ -210,16 +202,12 @@ impl Overlay {
                 Some(v) => Op::Put(cf, key.to_vec(), v.to_vec()),
                 None => Op::Delete(cf, key.to_vec()),
             });
-            let latest = Latest {
-                value: value.map(<[u8]>::to_vec),
-                op: at,
-            };
-            if let Some(earlier) = self.latest[cf as usize].insert(key.to_vec(), latest) {
+            if let Some(earlier) = self.latest[cf as usize].insert(key.to_vec(), at) {
                 if matches!(
                     cf,
                     ColumnFamily::Default | ColumnFamily::Metadata | ColumnFamily::ZSetScore
                 ) {
-                    self.ops[earlier.op] = Op::Replaced;
+                    self.ops[earlier] = Op::Replaced;
                 }
             }
         }
@@ -229,10 +217,19 @@ impl Overlay {
     /// What the overlay says about `key`: `Some(Some(v))` written, `Some(None)` deleted,
     /// `None` untouched (read the database).
     fn lookup(&self, cf: ColumnFamily, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        if let Some(l) = self.latest[cf as usize].get(key) {
-            return Some(l.value.clone());
+        if let Some(&at) = self.latest[cf as usize].get(key) {
+            return Some(self.written(at));
         }
         self.hides(cf, key).then_some(None)
+    }
+
+    /// The value the write at `at` of `ops` left: `None` for a deletion. (`latest` points only
+    /// at puts and deletions.)
+    fn written(&self, at: usize) -> Option<Vec<u8>> {
+        match &self.ops[at] {
+            Op::Put(_, _, v) => Some(v.clone()),
+            _ => None,
+        }
     }
 
     /// Whether a range deletion covers `key`.
@@ -445,7 +442,7 @@ impl Db {
                 } else {
                     o.latest[cf as usize]
                         .range::<[u8], _>((lo, hi))
-                        .map(|(k, l)| (k.clone(), l.value.clone()))
+                        .map(|(k, &at)| (k.clone(), o.written(at)))
                         .collect()
                 };
             if !forward {
