@@ -86,16 +86,20 @@ impl WaitingRoom {
     /// Whether, on every one of `keys`, a client of namespace `ns` was woken and has not tried
     /// yet: a newcomer's blocking pop then queues behind it instead of trying.
     pub fn serving_on_all(&self, ns: Option<&Bytes>, keys: &[Bytes]) -> bool {
-        if self.blocked.load(Ordering::SeqCst) == 0 || keys.is_empty() {
-            return false;
-        }
+        self.blocked.load(Ordering::SeqCst) > 0 && self.serving(ns, keys, u64::MAX)
+    }
+
+    /// Whether, on every one of `keys`, a client of namespace `ns` that blocked before client
+    /// `before` was woken and has not tried yet.
+    fn serving(&self, ns: Option<&Bytes>, keys: &[Bytes], before: u64) -> bool {
         let map = self.keys.lock();
-        keys.iter().all(|k| {
-            map.get(&k[..]).is_some_and(|ws| {
-                ws.iter()
-                    .any(|(_, n, wake)| n.as_ref() == ns && wake.pending())
+        !keys.is_empty()
+            && keys.iter().all(|k| {
+                map.get(&k[..]).is_some_and(|ws| {
+                    ws.iter()
+                        .any(|(id, n, wake)| *id < before && n.as_ref() == ns && wake.pending())
+                })
             })
-        })
     }
 
     /// FLUSHDB/FLUSHALL: every blocked client looks again (a stream reader whose stream is
@@ -491,13 +495,7 @@ impl<'a> Waiting<'a> {
     /// one was woken and has not tried yet: it is its turn first, and it wakes this one after
     /// its try (or when it leaves).
     pub fn behind_others(&self) -> bool {
-        let map = self.room.keys.lock();
-        self.keys.iter().all(|k| {
-            map.get(&k[..]).is_some_and(|ws| {
-                ws.iter()
-                    .any(|(id, n, wake)| *id < self.id && *n == self.ns && wake.pending())
-            })
-        })
+        self.room.serving(self.ns.as_ref(), &self.keys, self.id)
     }
 }
 
@@ -505,20 +503,18 @@ impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         // Woken and gone before its try (a timeout, CLIENT UNBLOCK or a disconnect at the same
         // moment): the wake-up goes on to the next in line, wherever this one stood.
+        // And the first in line wakes the next in any case: it may be what a newcomer queued
+        // behind.
         let unused_wake = self.wakeup.pending();
         let mut map = self.room.keys.lock();
         for k in &self.keys {
             if let Some(waiters) = map.get_mut(&k[..]) {
-                let first = waiters.first().is_some_and(|(id, _, _)| *id == self.id);
-                waiters.retain(|(id, _, _)| *id != self.id);
-                // The next in line looks for itself: this one may have been what a newcomer
-                // queued behind.
-                if first {
-                    if let Some((_, _, next)) = waiters.first() {
-                        next.wake();
-                    }
-                } else if unused_wake {
-                    if let Some((_, _, next)) = waiters.iter().find(|(id, _, _)| *id > self.id) {
+                let Some(at) = waiters.iter().position(|(id, _, _)| *id == self.id) else {
+                    continue;
+                };
+                waiters.remove(at);
+                if at == 0 || unused_wake {
+                    if let Some((_, _, next)) = waiters.get(at) {
                         next.wake();
                     }
                 }
