@@ -223,6 +223,11 @@ pub fn has_movable_keys(name: &str) -> bool {
     )
 }
 
+/// The keys at `positions` of `args` (what [`command_keys`] found).
+pub fn key_names(args: &[Bytes], positions: &[usize]) -> Vec<Bytes> {
+    positions.iter().map(|&p| args[p].clone()).collect()
+}
+
 pub fn command_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
     if !has_movable_keys(spec.name) {
         return spec.key_positions(args.len());

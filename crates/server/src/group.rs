@@ -92,7 +92,7 @@ pub fn run(
     positions: Vec<usize>,
     out: &mut BytesMut,
 ) {
-    let keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
+    let keys = quarry_commands::table::key_names(&args, &positions);
     let joined = session
         .group
         .as_ref()

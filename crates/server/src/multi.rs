@@ -90,15 +90,15 @@ impl Watches {
     /// Marks the watchers of the keys of a write command (at positions `keys` of `args`) that
     /// is about to run in namespace `ns`.
     pub fn touch(&self, ns: Option<&Bytes>, args: &[Bytes], keys: &[usize]) {
-        if self.count.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let keys: Vec<Bytes> = keys.iter().map(|&p| args[p].clone()).collect();
-        self.touch_keys(ns, &keys);
+        self.mark(ns, keys.iter().map(|&p| &args[p]));
     }
 
     /// Marks the watchers of `keys` of namespace `ns`.
     pub fn touch_keys(&self, ns: Option<&Bytes>, keys: &[Bytes]) {
+        self.mark(ns, keys);
+    }
+
+    fn mark<'k>(&self, ns: Option<&Bytes>, keys: impl IntoIterator<Item = &'k Bytes>) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }

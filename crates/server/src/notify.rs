@@ -195,7 +195,7 @@ fn before(db: &Db, spec: &CommandSpec, args: &[Bytes], keys: &[usize]) -> Option
     if !spec.has(flag::WRITE) && !matches!(spec.name, "xreadgroup") {
         return None;
     }
-    let keys: Vec<Bytes> = keys.iter().map(|&p| args[p].clone()).collect();
+    let keys = quarry_commands::table::key_names(args, keys);
     let existed = keys.iter().map(|k| exists(db, k)).collect();
     let consumer_existed =
         consumer_of(spec.name, args).is_some_and(|(k, g, c)| consumer_exists(db, k, g, c));

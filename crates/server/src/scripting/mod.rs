@@ -803,7 +803,7 @@ fn call_from_script(
     if server.monitors.load(Ordering::Relaxed) > 0 {
         crate::connection::feed_monitor(server, "lua", &argv);
     }
-    let keys: Vec<Bytes> = positions.iter().map(|&p| argv[p].clone()).collect();
+    let keys = quarry_commands::table::key_names(&argv, &positions);
     if write {
         run.wrote.store(true, Ordering::Release);
         let ns = session.namespace.as_ref();
