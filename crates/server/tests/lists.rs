@@ -222,6 +222,14 @@ mod blocking {
             .unwrap()
     }
 
+    /// A client that sent `command` and is then one of `n` blocked clients.
+    fn blocked(s: &TestServer, c: &mut redis::Connection, command: &[u8], n: i64) -> TcpStream {
+        let mut client = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        client.write_all(command).unwrap();
+        wait_blocked(c, n);
+        client
+    }
+
     fn wait_blocked(c: &mut redis::Connection, n: i64) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while blocked_clients(c) != n {
@@ -234,9 +242,7 @@ mod blocking {
     fn blpop_wakes_when_another_client_pushes() {
         let s = TestServer::start();
         let mut c = s.conn();
-        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        waiter.write_all(b"BLPOP empty1 empty2 0\r\n").unwrap();
-        wait_blocked(&mut c, 1);
+        let mut waiter = blocked(&s, &mut c, b"BLPOP empty1 empty2 0\r\n", 1);
         assert!(
             read_for(&mut waiter, Duration::from_millis(100)).is_empty(),
             "still waiting"
@@ -265,9 +271,7 @@ mod blocking {
             waited >= Duration::from_millis(190) && waited < Duration::from_secs(2),
             "{waited:?}"
         );
-        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        waiter.write_all(b"BLPOP gone 0\r\n").unwrap();
-        wait_blocked(&mut c, 1);
+        let waiter = blocked(&s, &mut c, b"BLPOP gone 0\r\n", 1);
         drop(waiter);
         wait_blocked(&mut c, 0);
         q::<i64>(&mut c, &["RPUSH", "gone", "kept"]);
@@ -299,12 +303,8 @@ mod blocking {
         let s = TestServer::start();
         let mut c = s.conn();
         q::<String>(&mut c, &["SET", "target1", "nolist"]);
-        let mut first = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        first.write_all(b"BRPOPLPUSH blist target1 0\r\n").unwrap();
-        wait_blocked(&mut c, 1);
-        let mut second = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        second.write_all(b"BRPOPLPUSH blist target2 0\r\n").unwrap();
-        wait_blocked(&mut c, 2);
+        let mut first = blocked(&s, &mut c, b"BRPOPLPUSH blist target1 0\r\n", 1);
+        let mut second = blocked(&s, &mut c, b"BRPOPLPUSH blist target2 0\r\n", 2);
         q::<i64>(&mut c, &["LPUSH", "blist", "foo"]);
         assert_eq!(
             String::from_utf8_lossy(&read_for(&mut first, Duration::from_millis(300))),
@@ -327,9 +327,7 @@ mod blocking {
     fn commands_sent_while_blocked_run_after_the_reply() {
         let s = TestServer::start();
         let mut c = s.conn();
-        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        waiter.write_all(b"BLPOP k 0\r\n").unwrap();
-        wait_blocked(&mut c, 1);
+        let mut waiter = blocked(&s, &mut c, b"BLPOP k 0\r\n", 1);
         waiter.write_all(&b"PING\r\n".repeat(50)).unwrap();
         // Give the connection time to read the pings while it is blocked.
         assert!(read_for(&mut waiter, Duration::from_millis(100)).is_empty());
