@@ -34,6 +34,9 @@ pub enum Flow {
     Monitor,
     /// RESET: leave MONITOR mode.
     Reset,
+    /// A pipelined write found a key held by another connection: wait for it without
+    /// holding the worker thread, then run the command again.
+    KeyBusy(crate::group::Busy),
     /// BLPOP and friends found nothing: wait for a write to one of the keys, or the timeout.
     Block(crate::blocking::BlockingOp),
     /// PSYNC accepted: the connection becomes a replica's feed from sequence `next`.
@@ -254,7 +257,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                         session.reply = ReplyMode::On;
                     }
                     let pushes = is_subscription_command(&req.args[0]);
-                    let mark = wbuf.len();
+                    let mut mark = wbuf.len();
                     // A command whose reply is skipped never joins a group (its reply is cut
                     // from the buffer below).
                     let more = !rbuf.is_empty() && before == ReplyMode::On;
@@ -286,7 +289,28 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             }
                         }
                     }
-                    let flow = execute(&server, &mut session, req.args, &mut wbuf, more);
+                    let mut flow = execute(&server, &mut session, req.args, &mut wbuf, more);
+                    while let Flow::KeyBusy(busy) = flow {
+                        // What was answered goes out before the wait.
+                        if !wbuf.is_empty()
+                            && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                                .await
+                                .is_err()
+                        {
+                            break 'conn;
+                        }
+                        mark = wbuf.len();
+                        let storage = server.storage();
+                        if let Some(storage) = &storage {
+                            let db = storage.db(session.namespace.as_ref());
+                            db.locks().until_free(busy.slot).await;
+                        }
+                        flow = execute(&server, &mut session, busy.args, &mut wbuf, more);
+                        if let Some(storage) = &storage {
+                            let db = storage.db(session.namespace.as_ref());
+                            db.locks().pass_on(busy.slot);
+                        }
+                    }
                     session.silent = !pushes
                         && !std::mem::take(&mut session.force_reply)
                         && match session.reply {
@@ -298,6 +322,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                     }
                     match flow {
                         Flow::Continue => {}
+                        Flow::KeyBusy(_) => unreachable!("waited for above"),
                         Flow::Close => {
                             let _ =
                                 send_replies(&server, &mut session, &mut stream, &mut wbuf).await;
@@ -829,8 +854,10 @@ pub fn execute(
         return Flow::Continue;
     }
     if crate::group::eligible(server, session, spec, more) {
-        crate::group::run(server, session, spec, sub, args, keys, out);
-        return Flow::Continue;
+        return match crate::group::run(server, session, spec, sub, args, keys, out) {
+            Ok(()) => Flow::Continue,
+            Err(busy) => Flow::KeyBusy(busy),
+        };
     }
     dispatch(server, session, spec, sub, args, out, Mode::Alone, &keys)
 }

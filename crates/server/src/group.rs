@@ -12,8 +12,9 @@
 //! EXEC. Watchers are marked and blocked clients woken after the commit, as after an EXEC.
 //!
 //! A group is taken only where it cannot change a reply: a data command that writes, outside
-//! MULTI, with replies on, in standalone mode. A command whose keys another connection's group
-//! holds ends this group first, so two groups never wait for each other.
+//! MULTI, with replies on, in standalone mode. A command whose keys another connection holds
+//! ends this group first, so two groups never wait for each other, and then waits for them
+//! without holding its worker thread ([`Busy`]).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -81,8 +82,18 @@ pub fn eligible(server: &Server, session: &Session, spec: &CommandSpec, more: bo
         && quarry_storage::WRITE_BATCH_MAX_BYTES.load(std::sync::atomic::Ordering::Relaxed) == 0
 }
 
+/// A grouped command whose keys another connection holds: it runs again, with these
+/// arguments, once mutex `slot` of its database's key locks was released.
+pub struct Busy {
+    pub args: Vec<Bytes>,
+    pub slot: usize,
+}
+
 /// Runs a command that [`eligible`] accepted inside this connection's group, opening one if
-/// needed. `positions` are where its keys are in `args`.
+/// needed. `positions` are where its keys are in `args`. If another connection holds one of
+/// its keys, this connection's group is committed and the command comes back as [`Busy`]:
+/// the connection waits for that key without holding its worker thread, which meanwhile runs
+/// other connections (and the holder, often), then runs the command again.
 pub fn run(
     server: &Server,
     session: &mut Session,
@@ -91,25 +102,30 @@ pub fn run(
     args: Vec<Bytes>,
     positions: Vec<usize>,
     out: &mut BytesMut,
-) {
+) -> Result<(), Busy> {
     let keys = quarry_commands::table::key_names(&args, &positions);
     let joined = session
         .group
         .as_ref()
-        .is_some_and(|g| g.db().locks().lock_extras(&keys, false));
+        .is_some_and(|g| g.db().locks().lock_extras(&keys).is_ok());
     if !joined {
-        // Another group holds a key of this command: end ours first, then wait like any
-        // command does.
+        // Another group holds a key of this command, or none is open: end ours first.
         commit(server, session, out);
         if let Some(storage) = server.storage() {
             // The fence before the key locks, in the order every write takes them.
             let fence = Arc::clone(&server.migration.fence);
-            // SAFETY: the raw lock is only locked here; the group's drop unlocks it once.
+            // SAFETY: the raw lock is only locked here; the group's drop unlocks it once, or
+            // the failure just below does.
             parking_lot::lock_api::RawRwLock::lock_shared(unsafe { fence.raw() });
-            storage
+            let locked = storage
                 .db(session.namespace.as_ref())
                 .locks()
-                .lock_extras(&keys, true);
+                .lock_extras(&keys);
+            if let Err(slot) = locked {
+                // SAFETY: locked shared just above, and no group owns it.
+                unsafe { parking_lot::lock_api::RawRwLock::unlock_shared(fence.raw()) };
+                return Err(Busy { args, slot });
+            }
             session.group = Some(Group {
                 txn: quarry_types::txn::begin(),
                 fence,
@@ -129,13 +145,14 @@ pub fn run(
     let start = out.len();
     dispatch(server, session, spec, sub, args, out, mode, &positions);
     let Some(g) = session.group.as_mut() else {
-        return;
+        return Ok(());
     };
     g.replies.push(start..out.len());
     g.written.push((spec, keys));
     if g.replies.len() >= MAX_COMMANDS {
         commit(server, session, out);
     }
+    Ok(())
 }
 
 /// Commits the connection's group, if one is open: one WriteBatch, then the locks are released,

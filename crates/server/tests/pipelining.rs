@@ -107,6 +107,66 @@ fn acknowledged_pipelined_writes_survive_kill9() {
     assert_eq!(q::<i64>(&mut c, &["LLEN", "l"]), 250);
 }
 
+/// A pipelined write whose key another client holds (here a script that loops with the key
+/// declared) waits without holding its worker thread: with one worker, the replies it had
+/// already earned go out, other clients are served meanwhile, and its writes are done once the
+/// key is free.
+#[test]
+fn a_pipeline_waiting_for_a_held_key_leaves_its_worker_free() {
+    let s = TestServer::start_with(&["--workers", "1"]);
+    let mut c = s.conn();
+    let _: () = q(&mut c, &["CONFIG", "SET", "lua-time-limit", "3000"]);
+    let mut script = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    script
+        .write_all(&resp(&[
+            "EVAL",
+            "redis.call('get', KEYS[1]) while true do end",
+            "1",
+            "k",
+        ]))
+        .unwrap();
+    wait_until(
+        20,
+        || {
+            let stats: redis::Value = q(&mut c, &["FUNCTION", "STATS"]);
+            !matches!(&stats, redis::Value::Array(v) if v.get(1) == Some(&redis::Value::Nil))
+        },
+        || "the script never started".into(),
+    );
+    // PING is answered before the SETs wait for "k"; its reply is sent before the wait.
+    let mut writer = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let mut request = resp(&["PING"]);
+    request.extend_from_slice(&resp(&["SET", "k", "1"]));
+    request.extend_from_slice(&resp(&["SET", "k", "2"]));
+    writer.write_all(&request).unwrap();
+    writer
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut pong = [0u8; 7];
+    writer.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    // The one worker serves another client while the SETs wait (after the script's time limit
+    // the answer is BUSY: an answer all the same).
+    let mut other = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    other.write_all(&resp(&["PING"])).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    other.read_exact(&mut first).unwrap();
+    assert!(first[0] == b'+' || first[0] == b'-');
+    // Once the script is killed, the waiting SETs run.
+    wait_until(
+        20,
+        || redis::cmd("SCRIPT").arg("KILL").query::<()>(&mut c).is_ok(),
+        || "SCRIPT KILL never succeeded".into(),
+    );
+    let mut ok = [0u8; 10];
+    writer.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n+OK\r\n");
+    assert_eq!(q::<String>(&mut c, &["GET", "k"]), "2");
+}
+
 /// Clients pipelining increments of the same keys in opposite orders: no update is lost and
 /// nobody waits forever (a group never waits for a lock while it holds others).
 #[test]

@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -34,6 +35,24 @@ const SPIN_ROUNDS: usize = 64;
 
 pub struct KeyLocks {
     slots: Box<[Mutex<()>]>,
+    /// Per mutex, the connections that wait for it without holding a thread
+    /// ([`KeyLocks::until_free`]).
+    waiters: Box<[Waiters]>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    count: AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+/// Counts a waiter in [`Waiters::count`] while it lives.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Held locks; dropping it releases them.
@@ -46,6 +65,10 @@ pub struct KeyGuard<'a> {
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         let Some(locks) = self.locks else { return };
+        self._guards.clear();
+        for &i in &self.indices {
+            locks.unlocked(i);
+        }
         let last = HELD.with(|h| {
             let mut h = h.borrow_mut();
             for i in &self.indices {
@@ -67,6 +90,43 @@ impl KeyLocks {
     pub fn new(size: usize) -> KeyLocks {
         KeyLocks {
             slots: (0..size.max(1)).map(|_| Mutex::new(())).collect(),
+            waiters: (0..size.max(1)).map(|_| Waiters::default()).collect(),
+        }
+    }
+
+    /// After mutex `i` was unlocked: wakes one connection waiting for it in
+    /// [`KeyLocks::until_free`]. (The fence pairs with the one there: either the waiter sees
+    /// the mutex free, or this sees the waiter.)
+    fn unlocked(&self, i: usize) {
+        fence(Ordering::SeqCst);
+        let w = &self.waiters[i];
+        if w.count.load(Ordering::Relaxed) > 0 {
+            w.notify.notify_one();
+        }
+    }
+
+    /// Waits, without holding the thread, until mutex `slot` (from [`KeyLocks::lock_extras`]'
+    /// failure) has been released, or was free already. The caller then tries again, and if
+    /// it then does not take the mutex, calls [`KeyLocks::pass_on`]. A waiter woken for a
+    /// release that another taker won is woken again by that taker's release.
+    pub async fn until_free(&self, slot: usize) {
+        let w = &self.waiters[slot];
+        let notified = w.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        w.count.fetch_add(1, Ordering::Relaxed);
+        let _counted = Counted(&w.count);
+        fence(Ordering::SeqCst);
+        if self.slots[slot].is_locked() {
+            notified.await;
+        }
+    }
+
+    /// A connection woken by [`KeyLocks::until_free`] tried again and left mutex `slot`
+    /// free (its command took another path): the wake-up goes to the next waiter.
+    pub fn pass_on(&self, slot: usize) {
+        if !self.slots[slot].is_locked() {
+            self.unlocked(slot);
         }
     }
 
@@ -139,24 +199,18 @@ impl KeyLocks {
     }
 
     /// For a group of pipelined commands that share one transaction: takes the mutexes of
-    /// `keys` that this thread does not hold yet, all or none, and keeps them (as a
-    /// transaction's extras) until [`KeyLocks::release_extras`]. With `wait` false nothing is
-    /// waited for, so a thread that already holds a group's locks never waits for another's
-    /// (no deadlock); with `wait` true (the group's first command, holding nothing yet) it
-    /// waits as a plain command does.
-    pub fn lock_extras<K: AsRef<[u8]>>(&self, keys: &[K], wait: bool) -> bool {
+    /// `keys` that this thread does not hold yet, all or none, without waiting, and keeps them
+    /// (as a transaction's extras) until [`KeyLocks::release_extras`]. So a thread that holds
+    /// a group's locks never waits for another's (no deadlock). On failure, the mutex that was
+    /// taken, for [`KeyLocks::until_free`].
+    pub fn lock_extras<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<(), usize> {
         let mut idx: Vec<usize> = keys.iter().map(|k| self.index(k.as_ref())).collect();
         idx.sort_unstable();
         idx.dedup();
         idx.retain(|i| !HELD.with(|h| h.borrow().contains(i)));
         let mut taken = Vec::with_capacity(idx.len());
         for &i in &idx {
-            let got = if wait {
-                Some(self.acquire(i))
-            } else {
-                self.slots[i].try_lock()
-            };
-            match got {
+            match self.slots[i].try_lock() {
                 Some(g) => {
                     std::mem::forget(g);
                     taken.push(i);
@@ -165,14 +219,15 @@ impl KeyLocks {
                     for &t in &taken {
                         // SAFETY: locked just above by this thread, guard forgotten.
                         unsafe { self.slots[t].force_unlock() };
+                        self.unlocked(t);
                     }
-                    return false;
+                    return Err(i);
                 }
             }
         }
         HELD.with(|h| h.borrow_mut().extend_from_slice(&taken));
         EXTRA.with(|e| e.borrow_mut().extend_from_slice(&taken));
-        true
+        Ok(())
     }
 
     /// Releases what [`KeyLocks::lock_extras`] and a transaction's `lock_in_txn` took on this
@@ -188,6 +243,7 @@ impl KeyLocks {
             // SAFETY: this thread locked the mutex in `lock_extras` or `lock_in_txn` and forgot
             // its guard; nothing else unlocks it.
             unsafe { self.slots[i].force_unlock() };
+            self.unlocked(i);
         }
     }
 
@@ -226,26 +282,26 @@ mod tests {
             .map(|k| locks.index(k.as_bytes()))
             .collect();
         assert!(idx[0] != idx[1] && idx[1] != idx[2] && idx[0] != idx[2]);
-        assert!(locks.lock_extras(&["a", "b"], false));
+        assert!(locks.lock_extras(&["a", "b"]).is_ok());
         // Held by this thread: taking them again costs nothing.
-        assert!(locks.lock_extras(&["a"], false));
+        assert!(locks.lock_extras(&["a"]).is_ok());
         let other = {
             let locks = locks.clone();
             std::thread::spawn(move || {
-                let free = locks.lock_extras(&["c", "b"], false);
+                let busy_at_b = locks.lock_extras(&["c", "b"]) == Err(locks.index(b"b"));
                 // "b" is taken: nothing of the call stays locked, "c" included.
                 let c_free = locks.slots[locks.index(b"c")].try_lock().is_some();
-                (free, c_free)
+                (busy_at_b, c_free)
             })
             .join()
             .unwrap()
         };
-        assert_eq!(other, (false, true));
+        assert_eq!(other, (true, true));
         locks.release_extras();
         let again = {
             let locks = locks.clone();
             std::thread::spawn(move || {
-                let free = locks.lock_extras(&["a", "b"], false);
+                let free = locks.lock_extras(&["a", "b"]).is_ok();
                 locks.release_extras();
                 free
             })
@@ -253,6 +309,52 @@ mod tests {
             .unwrap()
         };
         assert!(again);
+    }
+
+    #[test]
+    fn a_waiter_for_a_held_lock_is_woken_by_its_release() {
+        let locks = Arc::new(KeyLocks::new(64));
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                assert!(locks.lock_extras(&["k"]).is_ok());
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                locks.release_extras();
+            })
+        };
+        held_rx.recv().unwrap();
+        let slot = locks.lock_extras(&["k"]).unwrap_err();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let wait = locks.until_free(slot);
+            tokio::pin!(wait);
+            tokio::select! {
+                biased;
+                _ = &mut wait => panic!("the lock is held: no wait may end yet"),
+                _ = std::future::ready(()) => {}
+            }
+            assert_eq!(locks.waiters[slot].count.load(Ordering::Relaxed), 1);
+            release_tx.send(()).unwrap();
+            tokio::time::timeout(Duration::from_secs(20), wait)
+                .await
+                .expect("the release wakes the waiter");
+        });
+        holder.join().unwrap();
+        assert_eq!(locks.waiters[slot].count.load(Ordering::Relaxed), 0);
+        assert!(locks.lock_extras(&["k"]).is_ok());
+        locks.release_extras();
+        // A free lock is not waited for.
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), locks.until_free(slot))
+                .await
+                .expect("free at once");
+        });
     }
 
     #[test]
