@@ -301,11 +301,20 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                         }
                         mark = wbuf.len();
                         let storage = server.storage();
+                        let mut woken = false;
                         if let Some(storage) = &storage {
                             let db = storage.db(session.namespace.as_ref());
-                            db.locks().until_free(busy.slot).await;
+                            woken = db.locks().until_free(busy.slot).await;
                         }
-                        flow = execute(&server, &mut session, busy.args, &mut wbuf, more);
+                        if !woken {
+                            // Free, but others may wait for it: they go first.
+                            tokio::task::yield_now().await;
+                            flow = execute(&server, &mut session, busy.args, &mut wbuf, more);
+                            continue;
+                        }
+                        flow = quarry_types::as_woken(|| {
+                            execute(&server, &mut session, busy.args, &mut wbuf, more)
+                        });
                         if let Some(storage) = &storage {
                             let db = storage.db(session.namespace.as_ref());
                             db.locks().pass_on(busy.slot);
@@ -671,6 +680,9 @@ async fn send_replies<S: ClientStream>(
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     crate::group::commit(server, session, wbuf);
+    if quarry_types::take_handed_over() {
+        tokio::task::yield_now().await;
+    }
     write_out(server, stream, wbuf).await
 }
 

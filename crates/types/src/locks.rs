@@ -22,6 +22,27 @@ thread_local! {
     static EXTRA: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// A transaction could not lock a key in time: it must not commit.
     static FAILED: Cell<bool> = const { Cell::new(false) };
+    /// The command running is a waiter's retry after its wake-up: it may take a mutex that
+    /// others wait for (see [`KeyLocks::lock_extras`]).
+    static WOKEN: Cell<bool> = const { Cell::new(false) };
+    /// A release on this thread woke a waiting connection (see [`take_handed_over`]).
+    static HANDED_OVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a release on this thread woke a waiting connection since the last call. The
+/// woken connection is scheduled on this thread, next: a connection that yields before its
+/// own I/O lets it run at once, instead of leaving the mutex idle meanwhile.
+pub fn take_handed_over() -> bool {
+    HANDED_OVER.with(|h| h.replace(false))
+}
+
+/// Runs `f` (a command's retry) as a connection woken by [`KeyLocks::until_free`]: its turn
+/// has come, and the mutex it waited for is its to take.
+pub fn as_woken<R>(f: impl FnOnce() -> R) -> R {
+    WOKEN.with(|w| w.set(true));
+    let r = f();
+    WOKEN.with(|w| w.set(false));
+    r
 }
 
 /// Whether a lock inside the current transaction could not be taken (and clears the mark).
@@ -102,14 +123,16 @@ impl KeyLocks {
         let w = &self.waiters[i];
         if w.count.load(Ordering::Relaxed) > 0 {
             w.notify.notify_one();
+            HANDED_OVER.with(|h| h.set(true));
         }
     }
 
-    /// Waits, without holding the thread, until mutex `slot` (from [`KeyLocks::lock_extras`]'
-    /// failure) has been released, or was free already. The caller then tries again, and if
-    /// it then does not take the mutex, calls [`KeyLocks::pass_on`]. A waiter woken for a
-    /// release that another taker won is woken again by that taker's release.
-    pub async fn until_free(&self, slot: usize) {
+    /// Waits, without holding the thread, for mutex `slot` (from [`KeyLocks::lock_extras`]'
+    /// failure): until a release wakes this connection, which then retries [`as_woken`] and
+    /// if it does not take the mutex calls [`KeyLocks::pass_on`]. Returns false at once
+    /// (without waiting) if the mutex is free: the caller then yields and retries as a
+    /// newcomer, behind the connections already waiting.
+    pub async fn until_free(&self, slot: usize) -> bool {
         let w = &self.waiters[slot];
         let notified = w.notify.notified();
         tokio::pin!(notified);
@@ -117,9 +140,11 @@ impl KeyLocks {
         w.count.fetch_add(1, Ordering::Relaxed);
         let _counted = Counted(&w.count);
         fence(Ordering::SeqCst);
-        if self.slots[slot].is_locked() {
-            notified.await;
+        if !self.slots[slot].is_locked() {
+            return false;
         }
+        notified.await;
+        true
     }
 
     /// A connection woken by [`KeyLocks::until_free`] tried again and left mutex `slot`
@@ -202,15 +227,19 @@ impl KeyLocks {
     /// `keys` that this thread does not hold yet, all or none, without waiting, and keeps them
     /// (as a transaction's extras) until [`KeyLocks::release_extras`]. So a thread that holds
     /// a group's locks never waits for another's (no deadlock). On failure, the mutex that was
-    /// taken, for [`KeyLocks::until_free`].
+    /// taken, for [`KeyLocks::until_free`]. A mutex that connections wait for counts as taken
+    /// except for the one woken ([`as_woken`]): they are served in turn, and a newcomer does
+    /// not take the mutex between a release and the woken connection's retry.
     pub fn lock_extras<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<(), usize> {
         let mut idx: Vec<usize> = keys.iter().map(|k| self.index(k.as_ref())).collect();
         idx.sort_unstable();
         idx.dedup();
         idx.retain(|i| !HELD.with(|h| h.borrow().contains(i)));
         let mut taken = Vec::with_capacity(idx.len());
+        let woken = WOKEN.with(|w| w.get());
         for &i in &idx {
-            match self.slots[i].try_lock() {
+            let queued = !woken && self.waiters[i].count.load(Ordering::Relaxed) > 0;
+            match (!queued).then(|| self.slots[i].try_lock()).flatten() {
                 Some(g) => {
                     std::mem::forget(g);
                     taken.push(i);
@@ -340,10 +369,12 @@ mod tests {
                 _ = std::future::ready(()) => {}
             }
             assert_eq!(locks.waiters[slot].count.load(Ordering::Relaxed), 1);
+            // Its turn comes with the release: until then, a newcomer does not take the mutex.
             release_tx.send(()).unwrap();
-            tokio::time::timeout(Duration::from_secs(20), wait)
+            let woken = tokio::time::timeout(Duration::from_secs(20), wait)
                 .await
                 .expect("the release wakes the waiter");
+            assert!(woken);
         });
         holder.join().unwrap();
         assert_eq!(locks.waiters[slot].count.load(Ordering::Relaxed), 0);
@@ -351,10 +382,34 @@ mod tests {
         locks.release_extras();
         // A free lock is not waited for.
         rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(20), locks.until_free(slot))
+            let woken = tokio::time::timeout(Duration::from_secs(20), locks.until_free(slot))
                 .await
                 .expect("free at once");
+            assert!(!woken);
         });
+    }
+
+    #[test]
+    fn connections_waiting_for_a_mutex_go_before_newcomers() {
+        let locks = KeyLocks::new(64);
+        let slot = locks.index(b"k");
+        // A connection waits for "k" (counted as in `until_free`); the mutex is free, as
+        // between a release and the woken connection's retry.
+        locks.waiters[slot].count.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(locks.lock_extras(&["k"]), Err(slot));
+        // Other keys are not held up.
+        assert!(locks.lock_extras(&["other"]).is_ok());
+        locks.release_extras();
+        // The woken connection takes it.
+        assert!(as_woken(|| locks.lock_extras(&["k"])).is_ok());
+        locks.release_extras();
+        // Its release hands the mutex over: the thread's next I/O yields first.
+        assert!(take_handed_over());
+        assert!(!take_handed_over());
+        locks.waiters[slot].count.fetch_sub(1, Ordering::Relaxed);
+        assert!(locks.lock_extras(&["k"]).is_ok());
+        locks.release_extras();
+        assert!(!take_handed_over());
     }
 
     #[test]
