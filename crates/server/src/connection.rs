@@ -301,24 +301,31 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                         }
                         mark = wbuf.len();
                         let storage = server.storage();
-                        let mut woken = false;
-                        if let Some(storage) = &storage {
-                            let db = storage.db(session.namespace.as_ref());
-                            woken = db.locks().until_free(busy.slot).await;
+                        let ns = session.namespace.clone();
+                        let woken = match &storage {
+                            Some(storage) => {
+                                storage.db(ns.as_ref()).locks().until_free(busy.slot).await
+                            }
+                            None => false,
+                        };
+                        // A CLIENT PAUSE that began meanwhile holds the write as it would have
+                        // before its first try.
+                        if server.pause.maybe_active() {
+                            if let Some(spec) = server.lookup(&busy.args[0]) {
+                                if server.pause.covering(spec, false).is_some() {
+                                    server.pause.wait(spec, false).await;
+                                }
+                            }
                         }
-                        if !woken {
-                            // Free, but others may wait for it: they go first.
-                            tokio::task::yield_now().await;
-                            flow = execute(&server, &mut session, busy.args, &mut wbuf, more);
-                            continue;
-                        }
-                        flow = quarry_types::as_woken(|| {
-                            execute(&server, &mut session, busy.args, &mut wbuf, more)
-                        });
-                        if let Some(storage) = &storage {
-                            let db = storage.db(session.namespace.as_ref());
-                            db.locks().pass_on(busy.slot);
-                        }
+                        flow = match (&storage, woken) {
+                            (Some(storage), true) => {
+                                storage.db(ns.as_ref()).locks().retry_woken(busy.slot, || {
+                                    execute(&server, &mut session, busy.args, &mut wbuf, more)
+                                })
+                            }
+                            // Free, and nobody waits for it: a newcomer's try.
+                            _ => execute(&server, &mut session, busy.args, &mut wbuf, more),
+                        };
                     }
                     session.silent = !pushes
                         && !std::mem::take(&mut session.force_reply)

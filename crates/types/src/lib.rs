@@ -42,7 +42,7 @@ pub use error::TypeError;
 pub use hash::HashIncrError;
 pub use keys::{ExpireCondition, ScanPage, TtlState};
 pub use list::End;
-pub use locks::{as_woken, take_handed_over, KeyLocks};
+pub use locks::{take_handed_over, KeyLocks};
 pub use quarry_storage::encoding::RedisType;
 pub use set::SetOp;
 pub use string::{Expiry, SetCondition, SetOutcome};

@@ -22,9 +22,9 @@ thread_local! {
     static EXTRA: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// A transaction could not lock a key in time: it must not commit.
     static FAILED: Cell<bool> = const { Cell::new(false) };
-    /// The command running is a waiter's retry after its wake-up: it may take a mutex that
-    /// others wait for (see [`KeyLocks::lock_extras`]).
-    static WOKEN: Cell<bool> = const { Cell::new(false) };
+    /// The mutex whose waiting connection, woken, is retrying its command on this thread
+    /// (see [`KeyLocks::retry_woken`]): that one mutex is its to take.
+    static WOKEN: Cell<Option<usize>> = const { Cell::new(None) };
     /// A release on this thread woke a waiting connection (see [`take_handed_over`]).
     static HANDED_OVER: Cell<bool> = const { Cell::new(false) };
 }
@@ -34,15 +34,6 @@ thread_local! {
 /// own I/O lets it run at once, instead of leaving the mutex idle meanwhile.
 pub fn take_handed_over() -> bool {
     HANDED_OVER.with(|h| h.replace(false))
-}
-
-/// Runs `f` (a command's retry) as a connection woken by [`KeyLocks::until_free`]: its turn
-/// has come, and the mutex it waited for is its to take.
-pub fn as_woken<R>(f: impl FnOnce() -> R) -> R {
-    WOKEN.with(|w| w.set(true));
-    let r = f();
-    WOKEN.with(|w| w.set(false));
-    r
 }
 
 /// Whether a lock inside the current transaction could not be taken (and clears the mark).
@@ -63,7 +54,11 @@ pub struct KeyLocks {
 
 #[derive(Default)]
 struct Waiters {
+    /// Connections in [`KeyLocks::until_free`]: a release with any wakes one.
     count: AtomicUsize,
+    /// Those of them that wait for their turn (not just checking): while any do, newcomers
+    /// do not take the mutex.
+    parked: AtomicUsize,
     notify: tokio::sync::Notify,
 }
 
@@ -128,10 +123,15 @@ impl KeyLocks {
     }
 
     /// Waits, without holding the thread, for mutex `slot` (from [`KeyLocks::lock_extras`]'
-    /// failure): until a release wakes this connection, which then retries [`as_woken`] and
-    /// if it does not take the mutex calls [`KeyLocks::pass_on`]. Returns false at once
-    /// (without waiting) if the mutex is free: the caller then yields and retries as a
-    /// newcomer, behind the connections already waiting.
+    /// failure): until a release wakes this connection, which then retries its command
+    /// through [`KeyLocks::retry_woken`]. Returns false at once (without waiting) if the
+    /// mutex is free and nobody waits for it: the caller then retries as a newcomer.
+    ///
+    /// Why nobody waits forever: a connection parks only if the mutex was held when it looked
+    /// (its count was visible before: the fences pair with [`KeyLocks::unlocked`], so that
+    /// release wakes a waiter), or if another connection was parked (which is woken in turn,
+    /// and its retry's release or [`KeyLocks::pass_on`] wakes the next). Connections that only
+    /// look never park each other: only parked ones count for `parked`.
     pub async fn until_free(&self, slot: usize) -> bool {
         let w = &self.waiters[slot];
         let notified = w.notify.notified();
@@ -140,16 +140,34 @@ impl KeyLocks {
         w.count.fetch_add(1, Ordering::Relaxed);
         let _counted = Counted(&w.count);
         fence(Ordering::SeqCst);
-        if !self.slots[slot].is_locked() {
+        if !self.slots[slot].is_locked() && w.parked.load(Ordering::Relaxed) == 0 {
             return false;
         }
+        w.parked.fetch_add(1, Ordering::Relaxed);
+        let _parked = Counted(&w.parked);
         notified.await;
         true
     }
 
+    /// Runs `retry`, the command of a connection that [`KeyLocks::until_free`] woke for mutex
+    /// `slot`: it may take that mutex ahead of the connections still waiting. Afterwards (or
+    /// if `retry` panics), if the mutex is free, the wake-up goes on to the next waiter.
+    pub fn retry_woken<R>(&self, slot: usize, retry: impl FnOnce() -> R) -> R {
+        struct Done<'a>(&'a KeyLocks, usize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                WOKEN.with(|w| w.set(None));
+                self.0.pass_on(self.1);
+            }
+        }
+        WOKEN.with(|w| w.set(Some(slot)));
+        let _done = Done(self, slot);
+        retry()
+    }
+
     /// A connection woken by [`KeyLocks::until_free`] tried again and left mutex `slot`
     /// free (its command took another path): the wake-up goes to the next waiter.
-    pub fn pass_on(&self, slot: usize) {
+    fn pass_on(&self, slot: usize) {
         if !self.slots[slot].is_locked() {
             self.unlocked(slot);
         }
@@ -228,8 +246,8 @@ impl KeyLocks {
     /// (as a transaction's extras) until [`KeyLocks::release_extras`]. So a thread that holds
     /// a group's locks never waits for another's (no deadlock). On failure, the mutex that was
     /// taken, for [`KeyLocks::until_free`]. A mutex that connections wait for counts as taken
-    /// except for the one woken ([`as_woken`]): they are served in turn, and a newcomer does
-    /// not take the mutex between a release and the woken connection's retry.
+    /// except for the one woken ([`KeyLocks::retry_woken`]): they are served in turn, and a
+    /// newcomer does not take the mutex between a release and the woken connection's retry.
     pub fn lock_extras<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<(), usize> {
         let mut idx: Vec<usize> = keys.iter().map(|k| self.index(k.as_ref())).collect();
         idx.sort_unstable();
@@ -238,7 +256,7 @@ impl KeyLocks {
         let mut taken = Vec::with_capacity(idx.len());
         let woken = WOKEN.with(|w| w.get());
         for &i in &idx {
-            let queued = !woken && self.waiters[i].count.load(Ordering::Relaxed) > 0;
+            let queued = woken != Some(i) && self.waiters[i].parked.load(Ordering::Relaxed) > 0;
             match (!queued).then(|| self.slots[i].try_lock()).flatten() {
                 Some(g) => {
                     std::mem::forget(g);
@@ -369,6 +387,7 @@ mod tests {
                 _ = std::future::ready(()) => {}
             }
             assert_eq!(locks.waiters[slot].count.load(Ordering::Relaxed), 1);
+            assert_eq!(locks.waiters[slot].parked.load(Ordering::Relaxed), 1);
             // Its turn comes with the release: until then, a newcomer does not take the mutex.
             release_tx.send(()).unwrap();
             let woken = tokio::time::timeout(Duration::from_secs(20), wait)
@@ -378,6 +397,7 @@ mod tests {
         });
         holder.join().unwrap();
         assert_eq!(locks.waiters[slot].count.load(Ordering::Relaxed), 0);
+        assert_eq!(locks.waiters[slot].parked.load(Ordering::Relaxed), 0);
         assert!(locks.lock_extras(&["k"]).is_ok());
         locks.release_extras();
         // A free lock is not waited for.
@@ -393,20 +413,35 @@ mod tests {
     fn connections_waiting_for_a_mutex_go_before_newcomers() {
         let locks = KeyLocks::new(64);
         let slot = locks.index(b"k");
-        // A connection waits for "k" (counted as in `until_free`); the mutex is free, as
+        // A connection waits for "k" (parked, as in `until_free`); the mutex is free, as
         // between a release and the woken connection's retry.
         locks.waiters[slot].count.fetch_add(1, Ordering::Relaxed);
+        locks.waiters[slot].parked.fetch_add(1, Ordering::Relaxed);
         assert_eq!(locks.lock_extras(&["k"]), Err(slot));
         // Other keys are not held up.
         assert!(locks.lock_extras(&["other"]).is_ok());
         locks.release_extras();
-        // The woken connection takes it.
-        assert!(as_woken(|| locks.lock_extras(&["k"])).is_ok());
+        // The woken connection takes it, that one mutex only.
+        let other = locks.index(b"other");
+        locks.waiters[other].parked.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            locks.retry_woken(slot, || locks.lock_extras(&["k", "other"])),
+            Err(other)
+        );
+        locks.waiters[other].parked.fetch_sub(1, Ordering::Relaxed);
+        // (That retry let "k" go again: its release woke the next waiter.)
+        assert!(take_handed_over());
+        assert!(locks
+            .retry_woken(slot, || locks.lock_extras(&["k"]))
+            .is_ok());
         locks.release_extras();
         // Its release hands the mutex over: the thread's next I/O yields first.
         assert!(take_handed_over());
         assert!(!take_handed_over());
+        // Outside a retry, this thread is a newcomer again.
+        assert_eq!(locks.lock_extras(&["k"]), Err(slot));
         locks.waiters[slot].count.fetch_sub(1, Ordering::Relaxed);
+        locks.waiters[slot].parked.fetch_sub(1, Ordering::Relaxed);
         assert!(locks.lock_extras(&["k"]).is_ok());
         locks.release_extras();
         assert!(!take_handed_over());
