@@ -474,13 +474,17 @@ fn run(cli: Cli) -> Result<(), String> {
             error!("flush at shutdown failed: {e}");
         }
     }
+    drop(server);
+    drop(engine);
+    if result.is_ok() {
+        info!("quarry stopped");
+    }
+    // Last: a supervisor (or a test) that waits for the pidfile to go finds the process done,
+    // its storage closed and its last line logged.
     if !pidfile.is_empty() {
         let _ = std::fs::remove_file(&pidfile);
     }
-    drop(server);
-    drop(engine);
     result?;
-    info!("quarry stopped");
     Ok(())
 }
 
