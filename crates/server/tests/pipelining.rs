@@ -167,6 +167,69 @@ fn a_pipeline_waiting_for_a_held_key_leaves_its_worker_free() {
     assert_eq!(q::<String>(&mut c, &["GET", "k"]), "2");
 }
 
+/// Pipelines (which wait for a held key without a thread), plain commands and transactions
+/// (which wait on their thread) all increment the same two keys: nobody waits forever and no
+/// increment is lost.
+#[test]
+fn pipelines_plain_commands_and_transactions_share_hot_keys() {
+    let s = TestServer::start_with(&["--workers", "2"]);
+    const ROUNDS: usize = 150;
+    let mut threads = Vec::new();
+    for t in 0..9 {
+        let port = s.port;
+        threads.push(std::thread::spawn(move || {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let (request, replies) = match t % 3 {
+                // A pipeline: one group per round.
+                0 => {
+                    let mut r = Vec::new();
+                    for k in ["h1", "h2", "h1", "h2"] {
+                        r.extend_from_slice(&resp(&["INCR", k]));
+                    }
+                    (r, 4)
+                }
+                // One plain command at a time.
+                1 => (resp(&["INCR", "h1"]), 1),
+                // A transaction over both keys.
+                _ => {
+                    let mut r = resp(&["MULTI"]);
+                    r.extend_from_slice(&resp(&["INCR", "h2"]));
+                    r.extend_from_slice(&resp(&["INCR", "h1"]));
+                    r.extend_from_slice(&resp(&["EXEC"]));
+                    (r, 6)
+                }
+            };
+            for _ in 0..ROUNDS {
+                stream.write_all(&request).unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Replies are lines; EXEC's is an array header and two integers.
+                while got.iter().filter(|&&b| b == b'\n').count() < replies {
+                    let n = stream.read(&mut buf).expect("a reply within 30 s");
+                    assert!(n > 0, "connection closed");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert!(
+                    !got.split(|&b| b == b'\n').any(|l| l.first() == Some(&b'-')),
+                    "{}",
+                    String::from_utf8_lossy(&got)
+                );
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = s.conn();
+    // Per round: a pipeline adds 2 to each key, a plain client 1 to h1, a transaction 1 to each.
+    let rounds = ROUNDS as i64 * 3;
+    assert_eq!(q::<i64>(&mut c, &["GET", "h1"]), rounds * (2 + 1 + 1));
+    assert_eq!(q::<i64>(&mut c, &["GET", "h2"]), rounds * (2 + 1));
+}
+
 /// Clients pipelining increments of the same keys in opposite orders: no update is lost and
 /// nobody waits forever (a group never waits for a lock while it holds others).
 #[test]
