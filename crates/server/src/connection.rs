@@ -264,28 +264,17 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                     if server.pause.maybe_active() {
                         if let Some(spec) = server.lookup(&req.args[0]) {
                             let exec_writes = session.multi.as_ref().is_some_and(|m| m.writes());
-                            if server.pause.covering(spec, exec_writes).is_some() {
-                                // What was answered goes out before the wait.
-                                if !wbuf.is_empty()
-                                    && send_replies(&server, &mut session, &mut stream, &mut wbuf)
-                                        .await
-                                        .is_err()
-                                {
-                                    break 'conn;
-                                }
-                                // A client that goes away while held is gone at once, as a
-                                // blocked one is; what it sends meanwhile waits its turn.
-                                let held = server.pause.wait(spec, exec_writes);
-                                tokio::pin!(held);
-                                loop {
-                                    tokio::select! {
-                                        _ = &mut held => break,
-                                        r = stream.read_buf(&mut rbuf) => match r {
-                                            Ok(0) | Err(_) => break 'conn,
-                                            Ok(_) => continue,
-                                        },
-                                    }
-                                }
+                            let held = hold_while_paused(
+                                &server,
+                                &mut session,
+                                &mut stream,
+                                &mut rbuf,
+                                &mut wbuf,
+                                spec,
+                                exec_writes,
+                            );
+                            if held.await.is_err() {
+                                break 'conn;
                             }
                         }
                     }
@@ -300,32 +289,26 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             break 'conn;
                         }
                         mark = wbuf.len();
-                        let storage = server.storage();
-                        let ns = session.namespace.clone();
-                        let woken = match &storage {
-                            Some(storage) => {
-                                storage.db(ns.as_ref()).locks().until_free(busy.slot).await
-                            }
-                            None => false,
-                        };
+                        let woken = busy.wait.until_free().await;
                         // A CLIENT PAUSE that began meanwhile holds the write as it would have
-                        // before its first try.
+                        // held its first try.
                         if server.pause.maybe_active() {
-                            if let Some(spec) = server.lookup(&busy.args[0]) {
-                                if server.pause.covering(spec, false).is_some() {
-                                    server.pause.wait(spec, false).await;
-                                }
+                            let held = hold_while_paused(
+                                &server,
+                                &mut session,
+                                &mut stream,
+                                &mut rbuf,
+                                &mut wbuf,
+                                busy.spec,
+                                false,
+                            );
+                            if held.await.is_err() {
+                                break 'conn;
                             }
                         }
-                        flow = match (&storage, woken) {
-                            (Some(storage), true) => {
-                                storage.db(ns.as_ref()).locks().retry_woken(busy.slot, || {
-                                    execute(&server, &mut session, busy.args, &mut wbuf, more)
-                                })
-                            }
-                            // Free, and nobody waits for it: a newcomer's try.
-                            _ => execute(&server, &mut session, busy.args, &mut wbuf, more),
-                        };
+                        flow = busy.wait.retry(woken, || {
+                            execute(&server, &mut session, busy.args, &mut wbuf, more)
+                        });
                     }
                     session.silent = !pushes
                         && !std::mem::take(&mut session.force_reply)
@@ -680,6 +663,37 @@ fn hand_over<S: ClientStream>(server: &Server, stream: S, flow: Flow) {
 /// Sends the buffered replies. Each write they acknowledge is in the WAL file already
 /// ([`quarry_storage::Engine::write`] returns after the WAL write), except for an open pipeline
 /// group's, which is committed here first.
+/// If a CLIENT PAUSE covers `spec`, sends what was answered and waits for the pause to end.
+/// A client that goes away while held is gone at once (`Err`), as a blocked one is; what it
+/// sends meanwhile is read into `rbuf` and waits its turn.
+async fn hold_while_paused<S: ClientStream>(
+    server: &Server,
+    session: &mut Session,
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+    spec: &quarry_commands::table::CommandSpec,
+    exec_writes: bool,
+) -> Result<(), ()> {
+    if server.pause.covering(spec, exec_writes).is_none() {
+        return Ok(());
+    }
+    if !wbuf.is_empty() && send_replies(server, session, stream, wbuf).await.is_err() {
+        return Err(());
+    }
+    let held = server.pause.wait(spec, exec_writes);
+    tokio::pin!(held);
+    loop {
+        tokio::select! {
+            _ = &mut held => return Ok(()),
+            r = stream.read_buf(rbuf) => match r {
+                Ok(0) | Err(_) => return Err(()),
+                Ok(_) => continue,
+            },
+        }
+    }
+}
+
 async fn send_replies<S: ClientStream>(
     server: &Server,
     session: &mut Session,

@@ -83,10 +83,41 @@ pub fn eligible(server: &Server, session: &Session, spec: &CommandSpec, more: bo
 }
 
 /// A grouped command whose keys another connection holds: it runs again, with these
-/// arguments, once mutex `slot` of its database's key locks was released.
+/// arguments, once [`KeyWait`] says so.
 pub struct Busy {
     pub args: Vec<Bytes>,
-    pub slot: usize,
+    pub spec: &'static CommandSpec,
+    pub wait: KeyWait,
+}
+
+/// The held key's mutex in the key locks of the database the command runs in.
+pub struct KeyWait {
+    storage: Arc<Storage>,
+    ns: Option<Bytes>,
+    slot: usize,
+}
+
+impl KeyWait {
+    /// Waits for the mutex without holding the thread ([`quarry_types::KeyLocks::until_free`]):
+    /// true if this connection was woken in its turn.
+    pub async fn until_free(&self) -> bool {
+        let db = self.storage.db(self.ns.as_ref());
+        db.locks().until_free(self.slot).await
+    }
+
+    /// Runs the command again: as the woken connection, whose turn it is, if `woken`.
+    ///
+    /// The retry goes through the whole of `execute` again, not just the group: while the
+    /// connection waited, the server may have become a replica, changed its ACL rules or
+    /// storage, or started a script that makes writes answer BUSY.
+    pub fn retry<R>(&self, woken: bool, retry: impl FnOnce() -> R) -> R {
+        if woken {
+            let db = self.storage.db(self.ns.as_ref());
+            db.locks().retry_woken(self.slot, retry)
+        } else {
+            retry()
+        }
+    }
 }
 
 /// Runs a command that [`eligible`] accepted inside this connection's group, opening one if
@@ -124,7 +155,12 @@ pub fn run(
             if let Err(slot) = locked {
                 // SAFETY: locked shared just above, and no group owns it.
                 unsafe { parking_lot::lock_api::RawRwLock::unlock_shared(fence.raw()) };
-                return Err(Busy { args, slot });
+                let wait = KeyWait {
+                    storage,
+                    ns: session.namespace.clone(),
+                    slot,
+                };
+                return Err(Busy { args, spec, wait });
             }
             session.group = Some(Group {
                 txn: quarry_types::txn::begin(),

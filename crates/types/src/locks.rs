@@ -62,7 +62,7 @@ struct Waiters {
     notify: tokio::sync::Notify,
 }
 
-/// Counts a waiter in [`Waiters::count`] while it lives.
+/// Counts a waiter in one of [`Waiters`]' counters while it lives.
 struct Counted<'a>(&'a AtomicUsize);
 
 impl Drop for Counted<'_> {
@@ -75,13 +75,14 @@ impl Drop for Counted<'_> {
 pub struct KeyGuard<'a> {
     locks: Option<&'a KeyLocks>,
     indices: Vec<usize>,
-    _guards: Vec<MutexGuard<'a, ()>>,
+    guards: Vec<MutexGuard<'a, ()>>,
 }
 
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         let Some(locks) = self.locks else { return };
-        self._guards.clear();
+        // Unlocked here rather than after this body, so that the waiters can be woken.
+        self.guards.clear();
         for &i in &self.indices {
             locks.unlocked(i);
         }
@@ -227,7 +228,7 @@ impl KeyLocks {
         KeyGuard {
             locks: None,
             indices: Vec::new(),
-            _guards: Vec::new(),
+            guards: Vec::new(),
         }
     }
 
@@ -237,7 +238,7 @@ impl KeyLocks {
         KeyGuard {
             locks: Some(self),
             indices: idx,
-            _guards: guards,
+            guards,
         }
     }
 
