@@ -665,12 +665,9 @@ fn config(server: &Server, a: &[Bytes]) -> Outcome {
         },
         "resetstat" if a.len() == 2 => {
             for s in &server.command_stats {
-                s.calls.store(0, Ordering::Relaxed);
-                s.usec.store(0, Ordering::Relaxed);
-                s.failed.store(0, Ordering::Relaxed);
-                s.latency.reset();
+                s.reset();
             }
-            server.stats.commands_processed.store(0, Ordering::Relaxed);
+            server.stats.commands_processed.reset();
             server.stats.error_replies.store(0, Ordering::Relaxed);
             server.stats.errors_by_code.lock().clear();
             reply(Frame::ok())

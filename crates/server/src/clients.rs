@@ -90,12 +90,14 @@ impl ClientHandle {
         }
     }
 
-    pub fn touch(&self, command_index: usize, sub: Option<usize>) {
+    pub fn touch(&self, command_index: usize, sub: Option<usize>, now: Instant) {
         self.last_cmd.store(command_index, Ordering::Relaxed);
         self.last_sub
             .store(sub.unwrap_or(usize::MAX), Ordering::Relaxed);
-        self.last_active_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_active_ms.store(
+            now.saturating_duration_since(self.created).as_millis() as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// One line of CLIENT LIST, in Redis 7's field order.

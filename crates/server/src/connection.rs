@@ -441,7 +441,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                 server.stats.count_error(text);
                                 if let Some(stat) = server.command_stats.get(handle.last_command())
                                 {
-                                    stat.failed.fetch_add(1, Ordering::Relaxed);
+                                    stat.add_failed();
                                 }
                             }
                             if !session.silent {
@@ -593,10 +593,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
         match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                server
-                    .stats
-                    .net_input_bytes
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                server.stats.net_input_bytes.add(n as u64);
             }
         }
     }
@@ -712,10 +709,7 @@ async fn write_out<S: ClientStream>(
     stream: &mut S,
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
-    server
-        .stats
-        .net_output_bytes
-        .fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    server.stats.net_output_bytes.add(wbuf.len() as u64);
     stream.write_all(wbuf).await?;
     // TLS buffers what it encrypts (a plain socket's flush does nothing).
     stream.flush().await?;
@@ -963,19 +957,28 @@ pub fn dispatch(
         }
     }
     let index = Server::command_index(spec);
+    // One clock reading serves the client's last activity, the access clock and the
+    // command's run time.
+    let started = Instant::now();
     // Before running it, so that CLIENT INFO/LIST show the command that asks.
-    session.handle.touch(index, sub);
-    // Each key the command names counts as used now (OBJECT IDLETIME), before it runs so that
-    // RESTORE ... IDLETIME has the last word.
-    if !quarry_commands::access::is_no_touch(spec.name) {
+    session.handle.touch(index, sub, started);
+    // Each key the command names counts as used now (OBJECT IDLETIME). The stamps are
+    // fetched now and written once the command has run (they have reached the cache by then),
+    // except for RESTORE, whose own IDLETIME must have the last word.
+    let touch = !quarry_commands::access::is_no_touch(spec.name);
+    let touch_first = touch && quarry_commands::access::sets_idle_time(spec.name);
+    if touch {
         for &pos in keys {
-            quarry_commands::access::touch(&args[pos]);
+            if touch_first {
+                quarry_commands::access::touch_at(&args[pos], started);
+            } else {
+                quarry_commands::access::prefetch(&args[pos]);
+            }
         }
     }
     // Keyspace notifications: the keys as they were (only while some class is enabled).
     let noting = crate::notify::begin(server, session.namespace.as_ref(), spec, &args, keys);
     let profiling = crate::perflog::start(server, spec.name);
-    let started = Instant::now();
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
             Exec::Data(f) => {
@@ -1005,6 +1008,11 @@ pub fn dispatch(
         run()
     };
     let micros = started.elapsed().as_micros() as u64;
+    if touch && !touch_first {
+        for &pos in keys {
+            quarry_commands::access::touch_at(&args[pos], started);
+        }
+    }
     if profiling {
         crate::perflog::finish(server, spec.name, micros);
     }
@@ -1012,10 +1020,7 @@ pub fn dispatch(
         n.finish(server, &args, frame);
     }
     server.record_command(index, micros, spec.has(flag::FAST));
-    server
-        .stats
-        .commands_processed
-        .fetch_add(1, Ordering::Relaxed);
+    server.stats.commands_processed.add(1);
     let threshold = server.hot.slowlog_slower_than_us.load(Ordering::Relaxed);
     if threshold >= 0 && micros as i64 >= threshold && !spec.has(flag::SKIP_SLOWLOG) {
         let info = session.handle.info.lock().name.clone();
@@ -1052,9 +1057,7 @@ pub fn dispatch(
             frame.encode(session.protocol, out)
         }
         Err(e) => {
-            server.command_stats[index]
-                .failed
-                .fetch_add(1, Ordering::Relaxed);
+            server.command_stats[index].add_failed();
             server.stats.count_error(&e.to_string());
             if let CmdError::Storage(detail) = &e {
                 log_storage_error(server, spec.name, detail);

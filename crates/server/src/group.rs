@@ -37,9 +37,10 @@ pub struct Group {
     /// The write fence, held shared from the group's first command until the group is dropped
     /// after its commit: a verification repair that rewrites keys never falls between a
     /// grouped command's read and the group's write. (Grouped commands do not take it again.)
-    /// Held through the raw lock, as the key locks are: a guard would tie the connection's
-    /// task to this thread.
-    fence: Arc<parking_lot::RwLock<()>>,
+    /// Held without a guard, as the key locks are: a guard would tie the connection's task to
+    /// this thread. (`fence_shard` is the shard it holds.)
+    fence: Arc<quarry_types::sharded::ReadMostly<()>>,
+    fence_shard: usize,
     storage: Arc<Storage>,
     /// The connection's namespace, whose view holds the group's key locks.
     ns: Option<Bytes>,
@@ -56,9 +57,8 @@ impl Drop for Group {
     /// transaction. After a commit this finds nothing left to release.
     fn drop(&mut self) {
         self.db().locks().release_extras();
-        // SAFETY: `run` locked it shared for this group, on this thread, and nothing else
-        // unlocks it.
-        unsafe { parking_lot::lock_api::RawRwLock::unlock_shared(self.fence.raw()) };
+        // SAFETY: `run` locked this shard shared for this group, and nothing else unlocks it.
+        unsafe { self.fence.unlock_shared(self.fence_shard) };
     }
 }
 
@@ -145,16 +145,15 @@ pub fn run(
         if let Some(storage) = server.storage() {
             // The fence before the key locks, in the order every write takes them.
             let fence = Arc::clone(&server.migration.fence);
-            // SAFETY: the raw lock is only locked here; the group's drop unlocks it once, or
-            // the failure just below does.
-            parking_lot::lock_api::RawRwLock::lock_shared(unsafe { fence.raw() });
+            // The group's drop unlocks it once, or the failure just below does.
+            let fence_shard = fence.lock_shared();
             let locked = storage
                 .db(session.namespace.as_ref())
                 .locks()
                 .lock_extras(&keys);
             if let Err(slot) = locked {
                 // SAFETY: locked shared just above, and no group owns it.
-                unsafe { parking_lot::lock_api::RawRwLock::unlock_shared(fence.raw()) };
+                unsafe { fence.unlock_shared(fence_shard) };
                 let wait = KeyWait {
                     storage,
                     ns: session.namespace.clone(),
@@ -165,6 +164,7 @@ pub fn run(
             session.group = Some(Group {
                 txn: quarry_types::txn::begin(),
                 fence,
+                fence_shard,
                 storage,
                 ns: session.namespace.clone(),
                 replies: Vec::new(),
@@ -231,9 +231,7 @@ pub fn commit(server: &Server, session: &mut Session, out: &mut BytesMut) {
             replace_replies(out, &group.replies, &text, session);
             for (spec, _) in &group.written {
                 server.stats.count_error(&text);
-                let stat = &server.command_stats[Server::command_index(spec)];
-                stat.failed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                server.command_stats[Server::command_index(spec)].add_failed();
             }
         }
     }

@@ -235,26 +235,14 @@ fn stats_section(server: &Server, out: &mut String) {
         "total_connections_received",
         s.connections_received.load(Ordering::Relaxed),
     );
-    line(
-        out,
-        "total_commands_processed",
-        s.commands_processed.load(Ordering::Relaxed),
-    );
+    line(out, "total_commands_processed", s.commands_processed.get());
     line(
         out,
         "total_error_replies",
         s.error_replies.load(Ordering::Relaxed),
     );
-    line(
-        out,
-        "total_net_input_bytes",
-        s.net_input_bytes.load(Ordering::Relaxed),
-    );
-    line(
-        out,
-        "total_net_output_bytes",
-        s.net_output_bytes.load(Ordering::Relaxed),
-    );
+    line(out, "total_net_input_bytes", s.net_input_bytes.get());
+    line(out, "total_net_output_bytes", s.net_output_bytes.get());
     line(
         out,
         "rejected_connections",
@@ -299,11 +287,11 @@ fn cpu_section(out: &mut String) {
 fn commandstats_section(server: &Server, out: &mut String) {
     out.push_str("# Commandstats\r\n");
     for (spec, stat) in COMMANDS.iter().zip(&server.command_stats) {
-        let calls = stat.calls.load(Ordering::Relaxed);
+        let calls = stat.calls();
         if calls == 0 {
             continue;
         }
-        let usec = stat.usec.load(Ordering::Relaxed);
+        let usec = stat.usec();
         let _ = write!(
             out,
             "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls=0,failed_calls={}\r\n",
@@ -311,7 +299,7 @@ fn commandstats_section(server: &Server, out: &mut String) {
             calls,
             usec,
             usec as f64 / calls as f64,
-            stat.failed.load(Ordering::Relaxed)
+            stat.failed()
         );
     }
 }

@@ -22,14 +22,19 @@ const SUB: usize = 16;
 /// Up to 2^44 µs (about 200 days); anything longer lands in the last bucket.
 const BUCKETS: usize = SUB + 40 * SUB;
 
+/// Split by thread, as the other per-command counters ([`quarry_types::sharded`]); a thread's
+/// buckets are made when it first records into this histogram, so commands never run (and
+/// threads that never run them) cost no memory.
 pub struct Histogram {
-    counts: Box<[AtomicU64]>,
+    shards: Box<[std::sync::OnceLock<Box<[AtomicU64]>>]>,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            shards: (0..quarry_types::sharded::SHARDS)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
         }
     }
 }
@@ -55,24 +60,36 @@ fn upper(i: usize) -> u64 {
 
 impl Histogram {
     pub fn record(&self, us: u64) {
-        self.counts[index(us)].fetch_add(1, Ordering::Relaxed);
+        let counts = self.shards[quarry_types::sharded::shard()]
+            .get_or_init(|| (0..BUCKETS).map(|_| AtomicU64::new(0)).collect());
+        counts[index(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn made(&self) -> impl Iterator<Item = &[AtomicU64]> {
+        self.shards.iter().filter_map(|s| s.get().map(|c| &c[..]))
     }
 
     pub fn reset(&self) {
-        for c in self.counts.iter() {
+        for c in self.made().flatten() {
             c.store(0, Ordering::Relaxed);
         }
     }
 
     fn snapshot(&self) -> Vec<u64> {
-        self.counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect()
+        let mut sum = vec![0u64; BUCKETS];
+        for counts in self.made() {
+            for (s, c) in sum.iter_mut().zip(counts) {
+                *s += c.load(Ordering::Relaxed);
+            }
+        }
+        sum
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.made()
+            .flatten()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The `p`-th percentile (0 to 100) in microseconds: the upper end of the bucket that

@@ -392,7 +392,10 @@ fn run(cli: Cli) -> Result<(), String> {
         migration::load_handovers(&dir.join(migration::HANDOVERS_FILE), &migration)?;
     }
     let server = Arc::new_cyclic(|me| Server {
-        storage: RwLock::new(Some(replication::storage_over(engine.clone(), &codec))),
+        storage: quarry_types::sharded::ReadMostly::new(Some(replication::storage_over(
+            engine.clone(),
+            &codec,
+        ))),
         cluster: cluster::ClusterState::new(cluster_enabled, &dir, topology),
         migration,
         backups: Default::default(),

@@ -182,19 +182,19 @@ pub fn render(server: &Server) -> String {
         "commands_processed_total",
         "counter",
         "Commands run.",
-        load(&s.commands_processed),
+        s.commands_processed.get() as f64,
     );
     o.one(
         "net_input_bytes_total",
         "counter",
         "Bytes read from clients.",
-        load(&s.net_input_bytes),
+        s.net_input_bytes.get() as f64,
     );
     o.one(
         "net_output_bytes_total",
         "counter",
         "Bytes written to clients.",
-        load(&s.net_output_bytes),
+        s.net_output_bytes.get() as f64,
     );
     o.family("errors_total", "counter", "Error replies, by code.");
     for (code, n) in s.errors_by_code.lock().iter() {
@@ -213,14 +213,14 @@ fn commands(server: &Server, o: &mut Out) {
     let rows: Vec<_> = COMMANDS
         .iter()
         .zip(&server.command_stats)
-        .filter(|(_, st)| st.calls.load(Ordering::Relaxed) > 0)
+        .filter(|(_, st)| st.calls() > 0)
         .collect();
     o.family("command_calls_total", "counter", "Calls of each command.");
     for (spec, st) in &rows {
         o.sample(
             "command_calls_total",
             &[("cmd", spec.name)],
-            st.calls.load(Ordering::Relaxed) as f64,
+            st.calls() as f64,
         );
     }
     o.family(
@@ -232,7 +232,7 @@ fn commands(server: &Server, o: &mut Out) {
         o.sample(
             "command_failed_calls_total",
             &[("cmd", spec.name)],
-            st.failed.load(Ordering::Relaxed) as f64,
+            st.failed() as f64,
         );
     }
     o.family(
@@ -257,12 +257,12 @@ fn commands(server: &Server, o: &mut Out) {
         o.sample(
             "command_latency_seconds_sum",
             &[("cmd", spec.name)],
-            st.usec.load(Ordering::Relaxed) as f64 / 1e6,
+            st.usec() as f64 / 1e6,
         );
         o.sample(
             "command_latency_seconds_count",
             &[("cmd", spec.name)],
-            st.calls.load(Ordering::Relaxed) as f64,
+            st.calls() as f64,
         );
     }
 }

@@ -64,7 +64,7 @@ pub struct MigrationState {
     /// Writes in cluster mode hold this shared while they are routed and run; the flip to the
     /// write-forbidden phase takes it exclusively, so no write to the range is in flight after.
     /// (An Arc, so that a pipeline's group can hold it from its first command to its commit.)
-    pub fence: Arc<RwLock<()>>,
+    pub fence: Arc<quarry_types::sharded::ReadMostly<()>>,
     pub forbidden: RwLock<Option<(u16, u16)>>,
     /// Ranges handed over, with the `host:port` that serves them now.
     pub migrated: RwLock<Vec<((u16, u16), String)>>,

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use quarry_commands::table::flag;
 use quarry_commands::{CmdError, CommandSpec, CursorStore, COMMANDS};
 use quarry_storage::Engine;
+use quarry_types::sharded::{Counter, Counters, ReadMostly};
 use quarry_types::Db;
 use tokio::sync::{broadcast, watch};
 
@@ -17,23 +18,57 @@ use crate::clients::ClientRegistry;
 use crate::config::Config;
 use crate::slowlog::SlowLog;
 
-/// Counters of one command, for INFO commandstats.
+/// Counters of one command, for INFO commandstats (split by thread: every command adds to
+/// them, [`quarry_types::sharded`]).
 #[derive(Default)]
 pub struct CommandStat {
-    pub calls: AtomicU64,
-    pub usec: AtomicU64,
-    pub failed: AtomicU64,
+    /// Calls, microseconds, failures.
+    counts: Counters<3>,
     /// Latency histogram (`latency-tracking`).
     pub latency: crate::latency::Histogram,
+}
+
+impl CommandStat {
+    const CALLS: usize = 0;
+    const USEC: usize = 1;
+    const FAILED: usize = 2;
+
+    /// A call that took `micros` (without the latency histogram).
+    pub fn add_call(&self, micros: u64) {
+        self.counts.add(Self::CALLS, 1);
+        self.counts.add(Self::USEC, micros);
+    }
+
+    pub fn add_failed(&self) {
+        self.counts.add(Self::FAILED, 1);
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.counts.get(Self::CALLS)
+    }
+
+    pub fn usec(&self) -> u64 {
+        self.counts.get(Self::USEC)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.counts.get(Self::FAILED)
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        self.counts.reset();
+        self.latency.reset();
+    }
 }
 
 #[derive(Default)]
 pub struct Stats {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
+    pub commands_processed: Counter,
+    pub net_input_bytes: Counter,
+    pub net_output_bytes: Counter,
     /// Error replies, in total and by code (`ERR`, `WRONGTYPE`, ...): INFO errorstats.
     pub error_replies: AtomicU64,
     pub errors_by_code: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
@@ -239,7 +274,7 @@ impl std::ops::Deref for DbRef<'_> {
 
 pub struct Server {
     /// None while a full sync swaps the database: data commands then answer LOADING.
-    pub storage: RwLock<Option<Arc<Storage>>>,
+    pub storage: ReadMostly<Option<Arc<Storage>>>,
     /// Replication: role, the link to a master, this node's replicas.
     pub repl: crate::replication::ReplState,
     /// Cluster mode: the topology and routing.
@@ -303,8 +338,7 @@ impl Server {
     /// `latency-tracking`) and the latency monitor.
     pub fn record_command(&self, index: usize, micros: u64, fast: bool) {
         let stat = &self.command_stats[index];
-        stat.calls.fetch_add(1, Ordering::Relaxed);
-        stat.usec.fetch_add(micros, Ordering::Relaxed);
+        stat.add_call(micros);
         if self.hot.latency_tracking.load(Ordering::Relaxed) {
             stat.latency.record(micros);
         }

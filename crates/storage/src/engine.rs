@@ -239,11 +239,12 @@ impl EngineOptions {
 
 /// Batches with data written since the process started, by clients or from a master (INFO's
 /// `rdb_changes_since_last_save`: RocksDB keeps every write, and there is no RDB save).
-static CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CHANGES: std::sync::LazyLock<crate::sharded::Counter> =
+    std::sync::LazyLock::new(Default::default);
 
 /// See [`CHANGES`].
 pub fn changes_since_start() -> u64 {
-    CHANGES.load(std::sync::atomic::Ordering::Relaxed)
+    CHANGES.get()
 }
 
 pub struct Engine {
@@ -266,7 +267,7 @@ pub struct Engine {
     separate_metadata_cache: bool,
     path: PathBuf,
     /// The LogData `r <replid>` appended to every local batch, built once per id, or None.
-    replid: parking_lot::RwLock<Option<Vec<u8>>>,
+    replid: crate::sharded::ReadMostly<Option<Vec<u8>>>,
 }
 
 impl Drop for Engine {
@@ -577,7 +578,7 @@ impl Engine {
         }
         self.health.accepted();
         if has_data {
-            CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            CHANGES.add(1);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::sharded::{ReadGuard, ReadMostly, WriteGuard};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -40,13 +40,14 @@ pub enum WriteOrigin {
 /// writes already admitted, so none of them lands after the change.
 #[derive(Debug)]
 pub struct WriteGate {
-    role: RwLock<Role>,
+    /// Split by thread: every write reads it ([`crate::sharded`]).
+    role: ReadMostly<Role>,
 }
 
 impl Default for WriteGate {
     fn default() -> Self {
         WriteGate {
-            role: RwLock::new(Role::Unknown),
+            role: ReadMostly::new(Role::Unknown),
         }
     }
 }
@@ -67,7 +68,7 @@ impl WriteGate {
     }
 
     /// Admits a write from `origin`: the role cannot change until the guard is dropped.
-    pub fn admit(&self, origin: WriteOrigin) -> Result<RwLockReadGuard<'_, Role>, Role> {
+    pub fn admit(&self, origin: WriteOrigin) -> Result<ReadGuard<'_, Role>, Role> {
         let guard = self.role.read();
         Self::allows(*guard, origin)?;
         Ok(guard)
@@ -76,7 +77,7 @@ impl WriteGate {
     /// Admits a write from `origin` that no other write may overlap: it waits for the writes
     /// already admitted and holds new ones back until the guard is dropped. For the rare
     /// writes whose position in the history must be exact (verification markers, repairs).
-    pub fn admit_alone(&self, origin: WriteOrigin) -> Result<RwLockWriteGuard<'_, Role>, Role> {
+    pub fn admit_alone(&self, origin: WriteOrigin) -> Result<WriteGuard<'_, Role>, Role> {
         let guard = self.role.write();
         Self::allows(*guard, origin)?;
         Ok(guard)

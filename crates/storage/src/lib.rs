@@ -16,6 +16,7 @@ pub use filter::HoldFilters;
 mod gate;
 mod health;
 pub mod repair;
+pub mod sharded;
 pub mod slot;
 pub mod wal;
 

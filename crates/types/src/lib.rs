@@ -19,6 +19,7 @@ mod keys;
 mod list;
 mod locks;
 mod set;
+pub use quarry_storage::sharded;
 pub mod sortedint;
 pub mod stream;
 mod string;

@@ -851,11 +851,11 @@ fn call_from_script(
     }
     session.protocol = saved;
     let stat = &server.command_stats[Server::command_index(spec)];
-    stat.calls.fetch_add(1, Ordering::Relaxed);
+    stat.add_call(0);
     match result {
         Ok(f) => f,
         Err(e) => {
-            stat.failed.fetch_add(1, Ordering::Relaxed);
+            stat.add_failed();
             Frame::Error(e.to_string())
         }
     }
