@@ -957,6 +957,9 @@ pub fn dispatch(
         }
     }
     let index = Server::command_index(spec);
+    // Keyspace notifications: the keys as they were (only while some class is enabled).
+    let noting = crate::notify::begin(server, session.namespace.as_ref(), spec, &args, keys);
+    let profiling = crate::perflog::start(server, spec.name);
     // One clock reading serves the client's last activity, the access clock and the
     // command's run time.
     let started = Instant::now();
@@ -964,9 +967,12 @@ pub fn dispatch(
     session.handle.touch(index, sub, started);
     // Each key the command names counts as used now (OBJECT IDLETIME). The stamps are
     // fetched now and written once the command has run (they have reached the cache by then),
-    // except for RESTORE, whose own IDLETIME must have the last word.
+    // except where the command may set a key's idle time itself, which must have the last
+    // word: RESTORE, and scripts (EVAL's keys), which may run RESTORE.
     let touch = !quarry_commands::access::is_no_touch(spec.name);
-    let touch_first = touch && quarry_commands::access::sets_idle_time(spec.name);
+    let touch_first = touch
+        && (quarry_commands::access::sets_idle_time(spec.name)
+            || !matches!(spec.exec, Exec::Data(_)));
     if touch {
         for &pos in keys {
             if touch_first {
@@ -976,9 +982,6 @@ pub fn dispatch(
             }
         }
     }
-    // Keyspace notifications: the keys as they were (only while some class is enabled).
-    let noting = crate::notify::begin(server, session.namespace.as_ref(), spec, &args, keys);
-    let profiling = crate::perflog::start(server, spec.name);
     let mut run = || -> (Result<Frame, CmdError>, Flow) {
         match spec.exec {
             Exec::Data(f) => {

@@ -299,4 +299,14 @@ fn idletime_follows_use_touch_and_restore() {
         .unwrap();
     let idle: i64 = q(&mut c, &["OBJECT", "IDLETIME", "r"]);
     assert!((1000..=1002).contains(&idle), "{idle}");
+    // A script's RESTORE has the last word too, over the script's own use of its keys.
+    let _: String = redis::cmd("EVAL")
+        .arg("return redis.call('RESTORE', KEYS[1], 0, ARGV[1], 'IDLETIME', 1000)")
+        .arg(1)
+        .arg("s")
+        .arg(q::<Vec<u8>>(&mut c, &["DUMP", "a"]))
+        .query(&mut c)
+        .unwrap();
+    let idle: i64 = q(&mut c, &["OBJECT", "IDLETIME", "s"]);
+    assert!((1000..=1002).contains(&idle), "{idle}");
 }

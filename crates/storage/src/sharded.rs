@@ -8,25 +8,83 @@
 //! of the lock takes every shard.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::lock_api::RawRwLock as _;
 
 /// Shards per counter or lock. Threads beyond this share shards, which is still correct.
 pub const SHARDS: usize = 16;
 
+const _: () = assert!(SHARDS <= 32, "the free shards are a 32-bit mask");
+
 /// Keeps a value on cache lines of its own (two lines: CPUs fetch lines in pairs).
 #[repr(align(128))]
 #[derive(Default)]
 pub struct Padded<T>(pub T);
 
-/// This thread's shard: threads take shards in the order they first ask.
-pub fn shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+/// Which shards live threads hold, one bit each. A thread gives its shard back when it ends:
+/// tokio starts a new thread for each `block_in_place` (the old one goes on as a worker), so
+/// numbering threads in order would soon put the workers on shared shards.
+struct Pool {
+    taken: AtomicU32,
+    next_shared: AtomicUsize,
+}
+
+impl Pool {
+    const fn new() -> Pool {
+        Pool {
+            taken: AtomicU32::new(0),
+            next_shared: AtomicUsize::new(0),
+        }
     }
-    SHARD.with(|s| *s)
+
+    /// The lowest free shard, held until [`Pool::give`]; or, with all held, one to share
+    /// (numbered from SHARDS up, so that `give` leaves it alone).
+    fn take(&self) -> usize {
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            let free = (!taken).trailing_zeros() as usize;
+            if free >= SHARDS {
+                return SHARDS + self.next_shared.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            }
+            match self.taken.compare_exchange_weak(
+                taken,
+                taken | 1 << free,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return free,
+                Err(now) => taken = now,
+            }
+        }
+    }
+
+    fn give(&self, taken: usize) {
+        if taken < SHARDS {
+            self.taken.fetch_and(!(1 << taken), Ordering::Relaxed);
+        }
+    }
+}
+
+static POOL: Pool = Pool::new();
+
+/// A thread's hold on its shard.
+struct Held(usize);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        POOL.give(self.0);
+    }
+}
+
+/// This thread's shard: the lowest one no live thread holds, taken when it first asks.
+pub fn shard() -> usize {
+    thread_local! {
+        static SHARD: Held = Held(POOL.take());
+    }
+    // A thread that is ending (its shard already given back) uses shard 0.
+    SHARD.try_with(|s| s.0 % SHARDS).unwrap_or(0)
 }
 
 /// `N` counters that threads add to without sharing a cache line.
@@ -99,8 +157,18 @@ unsafe impl<T: Send + Sync> Sync for ReadMostly<T> {}
 unsafe impl<T: Send> Send for ReadMostly<T> {}
 
 impl<T: std::fmt::Debug> std::fmt::Debug for ReadMostly<T> {
+    /// As parking_lot's locks: the value if it can be read at once, else `<locked>`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ReadMostly").field(&*self.read()).finish()
+        let shard = shard();
+        if !self.shards[shard].0.try_lock_shared() {
+            return f.write_str("ReadMostly(<locked>)");
+        }
+        let guard = ReadGuard {
+            lock: self,
+            shard,
+            not_send: PhantomData,
+        };
+        f.debug_tuple("ReadMostly").field(&*guard).finish()
     }
 }
 
@@ -124,6 +192,7 @@ impl<T> ReadMostly<T> {
         ReadGuard {
             lock: self,
             shard: self.lock_shared(),
+            not_send: PhantomData,
         }
     }
 
@@ -131,7 +200,10 @@ impl<T> ReadMostly<T> {
         for s in self.shards.iter() {
             s.0.lock_exclusive();
         }
-        WriteGuard { lock: self }
+        WriteGuard {
+            lock: self,
+            not_send: PhantomData,
+        }
     }
 
     /// Locks this thread's shard shared without a guard (for a hold that outlives a scope,
@@ -150,9 +222,12 @@ impl<T> ReadMostly<T> {
     }
 }
 
+/// Not `Send`, as parking_lot's guards: a guard held across an `.await` would be a compile
+/// error, not a lock released on another thread.
 pub struct ReadGuard<'a, T> {
     lock: &'a ReadMostly<T>,
     shard: usize,
+    not_send: PhantomData<*const ()>,
 }
 
 impl<T> std::ops::Deref for ReadGuard<'_, T> {
@@ -172,6 +247,7 @@ impl<T> Drop for ReadGuard<'_, T> {
 
 pub struct WriteGuard<'a, T> {
     lock: &'a ReadMostly<T>,
+    not_send: PhantomData<*const ()>,
 }
 
 impl<T> std::ops::Deref for WriteGuard<'_, T> {
@@ -202,6 +278,21 @@ impl<T> Drop for WriteGuard<'_, T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn live_threads_hold_distinct_shards_and_an_ended_one_gives_its_back() {
+        let pool = Pool::new();
+        let held: Vec<usize> = (0..SHARDS).map(|_| pool.take()).collect();
+        assert_eq!(held, (0..SHARDS).collect::<Vec<_>>());
+        // All held: the next ones share, and giving those back frees nothing.
+        let shared = [pool.take(), pool.take()];
+        assert_eq!(shared.map(|s| s % SHARDS), [0, 1]);
+        shared.into_iter().for_each(|s| pool.give(s));
+        assert!(pool.take() >= SHARDS);
+        pool.give(5);
+        pool.give(3);
+        assert_eq!((pool.take(), pool.take()), (3, 5));
+    }
 
     #[test]
     fn counters_add_up_across_threads_and_reset() {
