@@ -724,16 +724,18 @@ pub fn check_subcommand(
     spec: &CommandSpec,
     args: &[Bytes],
 ) -> Result<Option<usize>, crate::CmdError> {
-    if !SUBCOMMANDS.iter().any(|(c, _, _)| *c == spec.name) {
+    // Every command asks: one lookup, not a walk through the list.
+    let Some(range) = containers().get(spec.name) else {
         return Ok(None);
-    }
+    };
     // Without a subcommand the command's own arity has decided (COMMAND alone is valid).
     let Some(sub) = args.get(1) else {
         return Ok(None);
     };
-    let found = SUBCOMMANDS
+    let found = SUBCOMMANDS[range.clone()]
         .iter()
-        .position(|(c, s, _)| *c == spec.name && s.as_bytes().eq_ignore_ascii_case(sub));
+        .position(|(_, s, _)| s.as_bytes().eq_ignore_ascii_case(sub))
+        .map(|i| range.start + i);
     let Some(i) = found else {
         return Err(crate::CmdError::err(format!(
             "unknown subcommand '{}'. Try {} HELP.",
@@ -749,9 +751,48 @@ pub fn check_subcommand(
     Ok(Some(i))
 }
 
-fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+/// FNV-1a for the command tables, which every command looks up: their keys are short, and
+/// SipHash cost more than the rest of the lookup. The tables are fixed at start-up, so a name
+/// a client sends only probes them; there is nothing for colliding names to grow.
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NameMap<V> = HashMap<&'static str, V, std::hash::BuildHasherDefault<NameHasher>>;
+
+fn index() -> &'static NameMap<&'static CommandSpec> {
+    static INDEX: OnceLock<NameMap<&'static CommandSpec>> = OnceLock::new();
     INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
+}
+
+/// Each container command's entries in [`SUBCOMMANDS`] (which lists them together).
+fn containers() -> &'static NameMap<std::ops::Range<usize>> {
+    static CONTAINERS: OnceLock<NameMap<std::ops::Range<usize>>> = OnceLock::new();
+    CONTAINERS.get_or_init(|| {
+        let mut map = NameMap::<std::ops::Range<usize>>::default();
+        for (i, (container, _, _)) in SUBCOMMANDS.iter().enumerate() {
+            map.entry(container).or_insert(i..i).end = i + 1;
+        }
+        map
+    })
 }
 
 /// The reply of a HELP subcommand: one status line per entry, as Redis.
@@ -788,6 +829,17 @@ mod tests {
         assert!(COMMANDS
             .iter()
             .all(|c| c.name == c.name.to_ascii_lowercase()));
+    }
+
+    #[test]
+    fn each_container_lists_its_subcommands_together() {
+        for (name, range) in containers() {
+            let inside = SUBCOMMANDS[range.clone()].iter();
+            assert!(inside.clone().all(|(c, _, _)| c == name), "{name}");
+            let count = SUBCOMMANDS.iter().filter(|(c, _, _)| c == name).count();
+            assert_eq!(count, range.len(), "{name}'s subcommands are not together");
+        }
+        assert!(containers().contains_key("client") && !containers().contains_key("get"));
     }
 
     #[test]
