@@ -3,8 +3,6 @@
 //! operations take their mutexes in index order, so they cannot deadlock each other.
 
 use std::cell::{Cell, RefCell};
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -194,9 +192,9 @@ impl KeyLocks {
     }
 
     fn index(&self, key: &[u8]) -> usize {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() % self.slots.len() as u64) as usize
+        // xxHash: every write hashes its keys here, and SipHash (whose fixed keys gave no
+        // protection anyway: a shared mutex only makes two keys wait for each other) cost more.
+        (xxhash_rust::xxh64::xxh64(key, 0) % self.slots.len() as u64) as usize
     }
 
     /// Inside a transaction: the locks it holds already cost nothing; others (a script's
@@ -250,21 +248,36 @@ impl KeyLocks {
     /// except for the one woken ([`KeyLocks::retry_woken`]): they are served in turn, and a
     /// newcomer does not take the mutex between a release and the woken connection's retry.
     pub fn lock_extras<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<(), usize> {
-        let mut idx: Vec<usize> = keys.iter().map(|k| self.index(k.as_ref())).collect();
+        // Every grouped write comes here: up to 8 keys need no allocation.
+        let mut inline = [0usize; 8];
+        let mut spilled = Vec::new();
+        let idx: &mut [usize] = if keys.len() <= inline.len() {
+            &mut inline[..keys.len()]
+        } else {
+            spilled.resize(keys.len(), 0);
+            &mut spilled
+        };
+        for (slot, key) in idx.iter_mut().zip(keys) {
+            *slot = self.index(key.as_ref());
+        }
         idx.sort_unstable();
-        idx.dedup();
-        idx.retain(|i| !HELD.with(|h| h.borrow().contains(i)));
-        let mut taken = Vec::with_capacity(idx.len());
+        // The distinct mutexes this thread does not hold yet, in order, at the front.
+        let mut n = 0;
+        for at in 0..idx.len() {
+            let i = idx[at];
+            if (n == 0 || idx[n - 1] != i) && !HELD.with(|h| h.borrow().contains(&i)) {
+                idx[n] = i;
+                n += 1;
+            }
+        }
+        let idx = &idx[..n];
         let woken = WOKEN.with(|w| w.get());
-        for &i in &idx {
+        for (at, &i) in idx.iter().enumerate() {
             let queued = woken != Some(i) && self.waiters[i].parked.load(Ordering::Relaxed) > 0;
             match (!queued).then(|| self.slots[i].try_lock()).flatten() {
-                Some(g) => {
-                    std::mem::forget(g);
-                    taken.push(i);
-                }
+                Some(g) => std::mem::forget(g),
                 None => {
-                    for &t in &taken {
+                    for &t in &idx[..at] {
                         // SAFETY: locked just above by this thread, guard forgotten.
                         unsafe { self.slots[t].force_unlock() };
                         self.unlocked(t);
@@ -273,8 +286,8 @@ impl KeyLocks {
                 }
             }
         }
-        HELD.with(|h| h.borrow_mut().extend_from_slice(&taken));
-        EXTRA.with(|e| e.borrow_mut().extend_from_slice(&taken));
+        HELD.with(|h| h.borrow_mut().extend_from_slice(idx));
+        EXTRA.with(|e| e.borrow_mut().extend_from_slice(idx));
         Ok(())
     }
 
@@ -321,6 +334,35 @@ impl KeyLocks {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn extras_take_many_keys_with_repeats_and_release_them_all() {
+        let locks = Arc::new(KeyLocks::new(4096));
+        // More keys than the inline buffer holds, some named twice.
+        let keys: Vec<String> = (0..12).map(|i| format!("k{}", i % 10)).collect();
+        assert!(locks.lock_extras(&keys).is_ok());
+        assert!(
+            locks.lock_extras(&["k3", "k3"]).is_ok(),
+            "held: costs nothing"
+        );
+        let taken_elsewhere = |key: &'static str| {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                let r = locks.lock_extras(&[key]);
+                locks.release_extras();
+                r.is_ok()
+            })
+            .join()
+            .unwrap()
+        };
+        assert!(!taken_elsewhere("k9"));
+        assert!(taken_elsewhere("unrelated"));
+        locks.release_extras();
+        for i in 0..10 {
+            let key: &'static str = Box::leak(format!("k{i}").into_boxed_str());
+            assert!(taken_elsewhere(key), "k{i} stayed locked");
+        }
+    }
 
     #[test]
     fn extras_are_all_or_nothing_and_released_together() {
