@@ -260,6 +260,9 @@ pub struct Engine {
     /// A full compaction runs.
     compacting: AtomicBool,
     write_opts: WriteOptions,
+    /// The options of every point read, made once: `get_pinned_cf` made (allocated) a default
+    /// set and destroyed it again for each read.
+    point_reads: rocksdb::ReadOptions,
     async_io: bool,
     /// The options the DB was opened with, holding its statistics object (when enabled).
     statistics: Option<Options>,
@@ -464,6 +467,7 @@ impl Engine {
             size_limit_computed: AtomicBool::new(false),
             compacting: AtomicBool::new(false),
             write_opts,
+            point_reads: rocksdb::ReadOptions::default(),
             async_io: opts.async_io,
             separate_metadata_cache: opts.metadata_cache_mb.is_some(),
             statistics: opts.statistics.map(|_| db_opts),
@@ -502,7 +506,9 @@ impl Engine {
         cf: ColumnFamily,
         key: &[u8],
     ) -> Result<Option<DBPinnableSlice<'_>>, StorageError> {
-        Ok(self.db.get_pinned_cf(self.cf(cf), key)?)
+        Ok(self
+            .db
+            .get_pinned_cf_opt(self.cf(cf), key, &self.point_reads)?)
     }
 
     /// A snapshot of the database as it is now, that may outlive a borrow of the engine.
