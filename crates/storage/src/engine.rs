@@ -501,6 +501,11 @@ impl Engine {
             .expect("column family opened at start-up")
     }
 
+    /// The options of a point read outside a snapshot (made once; see `point_reads`).
+    pub fn point_read_options(&self) -> &rocksdb::ReadOptions {
+        &self.point_reads
+    }
+
     pub fn get(
         &self,
         cf: ColumnFamily,

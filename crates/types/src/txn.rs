@@ -388,11 +388,14 @@ impl Db {
         }
         let handle = self.engine.cf(cf);
         let mut out = Vec::with_capacity(keys.len());
-        let opts = context_read_options(&self.engine).unwrap_or_default();
+        let at_snapshot = context_read_options(&self.engine);
+        let opts = at_snapshot
+            .as_ref()
+            .unwrap_or_else(|| self.engine.point_read_options());
         for r in self
             .engine
             .db()
-            .batched_multi_get_cf_opt(handle, keys, false, &opts)
+            .batched_multi_get_cf_opt(handle, keys, false, opts)
         {
             out.push(r.map_err(StorageError::from)?.map(|v| v.to_vec()));
         }
