@@ -754,16 +754,17 @@ pub fn check_subcommand(
 /// FNV-1a for the command tables, which every command looks up: their keys are short, and
 /// SipHash cost more than the rest of the lookup. The tables are fixed at start-up, so a name
 /// a client sends only probes them; there is nothing for colliding names to grow.
-#[derive(Default)]
 pub struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
 
 impl std::hash::Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
+        let mut h = self.0;
         for &b in bytes {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
