@@ -261,6 +261,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                     // A command whose reply is skipped never joins a group (its reply is cut
                     // from the buffer below).
                     let more = !rbuf.is_empty() && before == ReplyMode::On;
+                    // (The check before the lookup keeps the lookup off the common path.)
                     if server.pause.maybe_active() {
                         if let Some(spec) = server.lookup(&req.args[0]) {
                             let exec_writes = session.multi.as_ref().is_some_and(|m| m.writes());
@@ -292,19 +293,17 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                         let woken = busy.wait.until_free().await;
                         // A CLIENT PAUSE that began meanwhile holds the write as it would have
                         // held its first try.
-                        if server.pause.maybe_active() {
-                            let held = hold_while_paused(
-                                &server,
-                                &mut session,
-                                &mut stream,
-                                &mut rbuf,
-                                &mut wbuf,
-                                busy.spec,
-                                false,
-                            );
-                            if held.await.is_err() {
-                                break 'conn;
-                            }
+                        let held = hold_while_paused(
+                            &server,
+                            &mut session,
+                            &mut stream,
+                            &mut rbuf,
+                            &mut wbuf,
+                            busy.spec,
+                            false,
+                        );
+                        if held.await.is_err() {
+                            break 'conn;
                         }
                         flow = busy.wait.retry(woken, || {
                             execute(&server, &mut session, busy.args, &mut wbuf, more)
@@ -657,9 +656,6 @@ fn hand_over<S: ClientStream>(server: &Server, stream: S, flow: Flow) {
     }
 }
 
-/// Sends the buffered replies. Each write they acknowledge is in the WAL file already
-/// ([`quarry_storage::Engine::write`] returns after the WAL write), except for an open pipeline
-/// group's, which is committed here first.
 /// If a CLIENT PAUSE covers `spec`, sends what was answered and waits for the pause to end.
 /// A client that goes away while held is gone at once (`Err`), as a blocked one is; what it
 /// sends meanwhile is read into `rbuf` and waits its turn.
@@ -672,7 +668,7 @@ async fn hold_while_paused<S: ClientStream>(
     spec: &quarry_commands::table::CommandSpec,
     exec_writes: bool,
 ) -> Result<(), ()> {
-    if server.pause.covering(spec, exec_writes).is_none() {
+    if !server.pause.maybe_active() || server.pause.covering(spec, exec_writes).is_none() {
         return Ok(());
     }
     if !wbuf.is_empty() && send_replies(server, session, stream, wbuf).await.is_err() {
@@ -691,6 +687,9 @@ async fn hold_while_paused<S: ClientStream>(
     }
 }
 
+/// Sends the buffered replies. Each write they acknowledge is in the WAL file already
+/// ([`quarry_storage::Engine::write`] returns after the WAL write), except for an open pipeline
+/// group's, which is committed here first.
 async fn send_replies<S: ClientStream>(
     server: &Server,
     session: &mut Session,
