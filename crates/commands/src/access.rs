@@ -49,8 +49,13 @@ fn places(key: &[u8]) -> [usize; 2] {
     [(h & mask) as usize, ((h >> 32) & mask) as usize]
 }
 
+/// The stamp of instant `at`.
+fn stamp_at(clock: &Clock, at: Instant) -> u64 {
+    at.saturating_duration_since(clock.epoch).as_secs() + BIAS
+}
+
 fn now_stamp(clock: &Clock) -> u64 {
-    clock.epoch.elapsed().as_secs() + BIAS
+    stamp_at(clock, Instant::now())
 }
 
 /// Records a use of `key` now.
@@ -62,7 +67,7 @@ pub fn touch(key: &[u8]) {
 /// passes that reading, which saves a clock read per command.
 pub fn touch_at(key: &[u8], now: Instant) {
     let clock = &*CLOCK;
-    let now = (now.saturating_duration_since(clock.epoch).as_secs() + BIAS) as u32;
+    let now = stamp_at(clock, now) as u32;
     for p in places(key) {
         // Most commands find the stamp already current: skip the write to keep the cache line
         // shared between cores. (A plain store instead measured no faster: SET, GET, INCR and
