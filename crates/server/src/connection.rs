@@ -128,6 +128,9 @@ pub struct Session {
     /// Pipelined writes that share one WriteBatch ([`crate::group`]); committed before
     /// anything else runs and before the connection waits for anything.
     pub group: Option<crate::group::Group>,
+    /// A command that blocked: its arguments and how long its first run took. Its slow-log
+    /// entry and latency sample wait until it is served ([`finish_blocked`]), as in Redis.
+    pub blocked_call: Option<(Vec<Bytes>, u64)>,
 }
 
 /// How [`dispatch`] runs a command.
@@ -218,6 +221,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
         force_reply: false,
         silent: false,
         group: None,
+        blocked_call: None,
     };
     let mut handover: Option<Flow> = None;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
@@ -362,7 +366,12 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             let mut behind = !op.is_stream() && waiting.behind_others();
                             handle.unblock_mode.store(0, Ordering::Release);
                             handle.blocked.store(true, Ordering::Release);
+                            // The time of the try that served it (0 if none did), and
+                            // whether CLIENT UNBLOCK ended the wait: both end the command's
+                            // run for its statistics ([`finish_blocked`]).
+                            let mut serving_micros = None;
                             let reply = loop {
+                                let tried = Instant::now();
                                 // Registered before the retry: a push in between leaves a permit.
                                 // In cluster mode the pop is a write like any other: fenced
                                 // against a migration's cut-over, and routed again (the slot
@@ -399,6 +408,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                     server.waiting.pass_on(op.keys(), waiting.id);
                                 }
                                 if let Some(result) = attempt {
+                                    serving_micros = Some(tried.elapsed().as_micros() as u64);
                                     if result.is_ok() {
                                         server.watches.touch_keys(op.ns.as_ref(), &op.all_keys());
                                     }
@@ -418,6 +428,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                     }
                                     // CLIENT UNBLOCK from another connection.
                                     _ = handle.unblock.notified() => {
+                                        serving_micros = Some(0);
                                         break if handle.unblock_mode.load(Ordering::Acquire) == 2 {
                                             Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
                                         } else {
@@ -435,6 +446,11 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             };
                             handle.blocked.store(false, Ordering::Release);
                             drop(waiting);
+                            let first_run = session.blocked_call.take();
+                            if let (Some(micros), Some((args, first))) = (serving_micros, first_run)
+                            {
+                                finish_blocked(&server, &session, &args, first + micros, micros);
+                            }
                             // An error that ends the wait counts as the command's failure.
                             if let Frame::Error(text) = &reply {
                                 server.stats.count_error(text);
@@ -888,6 +904,33 @@ pub fn execute(
     dispatch(server, session, spec, sub, args, out, Mode::Alone, &keys)
 }
 
+/// Puts the command in the slow log if it took `slowlog-log-slower-than` or longer.
+fn log_if_slow(server: &Server, session: &Session, args: &[Bytes], micros: u64) {
+    let threshold = server.hot.slowlog_slower_than_us.load(Ordering::Relaxed);
+    if threshold >= 0 && micros as i64 >= threshold {
+        let info = session.handle.info.lock().name.clone();
+        let max_len = server.hot.slowlog_max_len.load(Ordering::Relaxed);
+        server
+            .slowlog
+            .lock()
+            .push(args, micros, session.handle.addr_text(), info, max_len);
+    }
+}
+
+/// The end of a blocked command that was served, or that CLIENT UNBLOCK ended, as Redis'
+/// `updateStatsOnUnblock`: the serving try's time is added to the command's microseconds,
+/// and the whole run (`total`: the first run and the serving try, not the wait) goes to the
+/// latency histogram and the slow log. A wait that timed out adds nothing.
+fn finish_blocked(server: &Server, session: &Session, args: &[Bytes], total: u64, serving: u64) {
+    if let Some(stat) = server.command_stats.get(session.handle.last_command()) {
+        stat.add_usec(serving);
+        if server.hot.latency_tracking.load(Ordering::Relaxed) {
+            stat.latency.record(total);
+        }
+    }
+    log_if_slow(server, session, args, total);
+}
+
 /// Runs a checked command and appends its reply to `out`. `keys` are the positions of its
 /// keys in `args`.
 #[allow(clippy::too_many_arguments)]
@@ -1021,16 +1064,20 @@ pub fn dispatch(
     if let (Some(n), Ok(frame)) = (noting, &result) {
         n.finish(server, &args, frame);
     }
-    server.record_command(index, micros, spec.has(flag::FAST));
+    // A command that blocks (outside EXEC, where it answers at once) is counted now, as
+    // Redis counts it; its latency sample and slow-log entry come when it is served.
+    let blocked = !in_exec && matches!(flow, Flow::Block(_));
+    if blocked {
+        server.command_stats[index].add_call(micros);
+        crate::latency::monitor_command(server, spec.has(flag::FAST), micros);
+    } else {
+        server.record_command(index, micros, spec.has(flag::FAST));
+    }
     server.stats.commands_processed.add(1);
-    let threshold = server.hot.slowlog_slower_than_us.load(Ordering::Relaxed);
-    if threshold >= 0 && micros as i64 >= threshold && !spec.has(flag::SKIP_SLOWLOG) {
-        let info = session.handle.info.lock().name.clone();
-        let max_len = server.hot.slowlog_max_len.load(Ordering::Relaxed);
-        server
-            .slowlog
-            .lock()
-            .push(&args, micros, session.handle.addr_text(), info, max_len);
+    if blocked {
+        session.blocked_call = Some((args.clone(), micros));
+    } else if !spec.has(flag::SKIP_SLOWLOG) {
+        log_if_slow(server, session, &args, micros);
     }
     // Off the hot path: key positions are only worked out while some client is blocked.
     // Inside EXEC or a group, the commit does this.

@@ -39,6 +39,11 @@ impl CommandStat {
         self.counts.add(Self::USEC, micros);
     }
 
+    /// Time of a call counted before (a blocked command's serving).
+    pub fn add_usec(&self, micros: u64) {
+        self.counts.add(Self::USEC, micros);
+    }
+
     pub fn add_failed(&self) {
         self.counts.add(Self::FAILED, 1);
     }

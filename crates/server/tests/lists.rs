@@ -238,6 +238,64 @@ mod blocking {
         }
     }
 
+    /// What the server sends next (a short reply comes in one read).
+    fn next_reply(s: &mut TcpStream) -> Vec<u8> {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = std::io::Read::read(s, &mut buf).expect("a reply within 10 s");
+        buf[..n].to_vec()
+    }
+
+    /// Every slow-log entry's command, newest first.
+    fn slow_commands(c: &mut redis::Connection) -> Vec<String> {
+        let entries: Vec<redis::Value> = q(c, &["SLOWLOG", "GET", "-1"]);
+        entries
+            .iter()
+            .map(|e| match e {
+                redis::Value::Array(fields) => {
+                    let args: Vec<String> = redis::from_redis_value(&fields[3]).unwrap();
+                    args.join(" ")
+                }
+                other => panic!("a slow-log entry: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// As Redis: a command that blocks is put in the slow log when it is served, or when
+    /// CLIENT UNBLOCK ends its wait, after the write that served it; not when it blocks, and
+    /// not when it times out. It counts as one call either way.
+    #[test]
+    fn a_blocked_command_is_slow_logged_when_served() {
+        let s = TestServer::start_with(&["--slowlog-log-slower-than", "0"]);
+        let mut c = s.conn();
+        let _: () = q(&mut c, &["SLOWLOG", "RESET"]);
+        let mut waiter = blocked(&s, &mut c, b"BLPOP sl 0\r\n", 1);
+        let logged = slow_commands(&mut c);
+        assert!(!logged.iter().any(|l| l.starts_with("BLPOP")), "{logged:?}");
+        let _: i64 = q(&mut c, &["LPUSH", "sl", "v"]);
+        assert_eq!(next_reply(&mut waiter), b"*2\r\n$2\r\nsl\r\n$1\r\nv\r\n");
+        assert_eq!(slow_commands(&mut c)[..2], ["BLPOP sl 0", "LPUSH sl v"]);
+
+        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        waiter.write_all(b"BLPOP sl2 0.05\r\n").unwrap();
+        assert_eq!(next_reply(&mut waiter), b"*-1\r\n");
+        let logged = slow_commands(&mut c);
+        assert!(!logged.iter().any(|l| l.contains("sl2")), "{logged:?}");
+
+        let mut waiter = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        waiter.write_all(b"CLIENT ID\r\nBLPOP sl3 0\r\n").unwrap();
+        wait_blocked(&mut c, 1);
+        let id = String::from_utf8(next_reply(&mut waiter)).unwrap();
+        let id = id.trim().trim_start_matches(':');
+        let _: i64 = q(&mut c, &["CLIENT", "UNBLOCK", id, "ERROR"]);
+        let reply = next_reply(&mut waiter);
+        assert!(reply.starts_with(b"-UNBLOCKED"), "{reply:?}");
+        assert_eq!(slow_commands(&mut c)[0], "BLPOP sl3 0");
+
+        let stats: String = q(&mut c, &["INFO", "commandstats"]);
+        assert!(stats.contains("cmdstat_blpop:calls=3,"), "{stats}");
+    }
+
     #[test]
     fn blpop_wakes_when_another_client_pushes() {
         let s = TestServer::start();
