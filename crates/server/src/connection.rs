@@ -128,9 +128,17 @@ pub struct Session {
     /// Pipelined writes that share one WriteBatch ([`crate::group`]); committed before
     /// anything else runs and before the connection waits for anything.
     pub group: Option<crate::group::Group>,
-    /// A command that blocked: its arguments and how long its first run took. Its slow-log
-    /// entry and latency sample wait until it is served ([`finish_blocked`]), as in Redis.
-    pub blocked_call: Option<(Vec<Bytes>, u64)>,
+    /// The command that blocked: its slow-log entry and latency sample wait until it is
+    /// served ([`finish_blocked`]), as in Redis.
+    pub blocked_call: Option<BlockedCall>,
+}
+
+/// A blocking command's first run, which blocked.
+pub struct BlockedCall {
+    /// Its index in the command table (its statistics).
+    index: usize,
+    args: Vec<Bytes>,
+    micros: u64,
 }
 
 /// How [`dispatch`] runs a command.
@@ -364,14 +372,26 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             // Behind clients that blocked earlier on all its keys, it waits
                             // for its turn instead of trying first.
                             let mut behind = !op.is_stream() && waiting.behind_others();
+                            // A CLIENT UNBLOCK that saw an earlier wait of this client just
+                            // as it ended may have left a permit: it is not for this wait.
+                            // (Dropped at once: a waiting `Notified` would take the next
+                            // notification itself.)
+                            {
+                                let stale = std::pin::pin!(handle.unblock.notified());
+                                let _ = std::future::Future::poll(
+                                    stale,
+                                    &mut std::task::Context::from_waker(std::task::Waker::noop()),
+                                );
+                            }
                             handle.unblock_mode.store(0, Ordering::Release);
                             handle.blocked.store(true, Ordering::Release);
-                            // The time of the try that served it (0 if none did), and
-                            // whether CLIENT UNBLOCK ended the wait: both end the command's
-                            // run for its statistics ([`finish_blocked`]).
+                            // How long the try that served the client took, or 0 when CLIENT
+                            // UNBLOCK ended the wait: either ends the command's run for its
+                            // statistics ([`finish_blocked`]); a timeout or a redirection does
+                            // not.
                             let mut serving_micros = None;
                             let reply = loop {
-                                let tried = Instant::now();
+                                let mut tried = None;
                                 // Registered before the retry: a push in between leaves a permit.
                                 // In cluster mode the pop is a write like any other: fenced
                                 // against a migration's cut-over, and routed again (the slot
@@ -383,6 +403,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                         None if std::mem::take(&mut behind) => None,
                                         None if !op.may_have_data(&server) => None,
                                         None => {
+                                            tried = Some(Instant::now());
                                             // A pop is a write: watchers are marked before and
                                             // after it, as for any write command.
                                             server
@@ -408,7 +429,7 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                     server.waiting.pass_on(op.keys(), waiting.id);
                                 }
                                 if let Some(result) = attempt {
-                                    serving_micros = Some(tried.elapsed().as_micros() as u64);
+                                    serving_micros = tried.map(|t| t.elapsed().as_micros() as u64);
                                     if result.is_ok() {
                                         server.watches.touch_keys(op.ns.as_ref(), &op.all_keys());
                                     }
@@ -447,15 +468,15 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             handle.blocked.store(false, Ordering::Release);
                             drop(waiting);
                             let first_run = session.blocked_call.take();
-                            if let (Some(micros), Some((args, first))) = (serving_micros, first_run)
-                            {
-                                finish_blocked(&server, &session, &args, first + micros, micros);
+                            if let (Some(micros), Some(first)) = (serving_micros, &first_run) {
+                                finish_blocked(&server, &session, first, micros);
                             }
                             // An error that ends the wait counts as the command's failure.
                             if let Frame::Error(text) = &reply {
                                 server.stats.count_error(text);
-                                if let Some(stat) = server.command_stats.get(handle.last_command())
-                                {
+                                let index =
+                                    first_run.map_or_else(|| handle.last_command(), |f| f.index);
+                                if let Some(stat) = server.command_stats.get(index) {
                                     stat.add_failed();
                                 }
                             }
@@ -917,18 +938,22 @@ fn log_if_slow(server: &Server, session: &Session, args: &[Bytes], micros: u64) 
     }
 }
 
-/// The end of a blocked command that was served, or that CLIENT UNBLOCK ended, as Redis'
-/// `updateStatsOnUnblock`: the serving try's time is added to the command's microseconds,
-/// and the whole run (`total`: the first run and the serving try, not the wait) goes to the
-/// latency histogram and the slow log. A wait that timed out adds nothing.
-fn finish_blocked(server: &Server, session: &Session, args: &[Bytes], total: u64, serving: u64) {
-    if let Some(stat) = server.command_stats.get(session.handle.last_command()) {
+/// The end of a blocked command that was served (`serving`: that try's microseconds), or
+/// that CLIENT UNBLOCK ended (0), as Redis' `updateStatsOnUnblock`: the whole run (the first
+/// run and the serving try, not the wait) goes to the latency histogram and the slow log.
+/// Unlike Redis 7.0, which adds the first run's time to the command's microseconds a second
+/// time, only the serving try's is added; and CLIENT UNBLOCK's entry has the command's
+/// arguments (Redis' has none by then). A wait that timed out adds nothing.
+fn finish_blocked(server: &Server, session: &Session, first: &BlockedCall, serving: u64) {
+    let total = first.micros + serving;
+    if let Some(stat) = server.command_stats.get(first.index) {
         stat.add_usec(serving);
         if server.hot.latency_tracking.load(Ordering::Relaxed) {
             stat.latency.record(total);
         }
     }
-    log_if_slow(server, session, args, total);
+    // (No blocking command is SKIP_SLOWLOG.)
+    log_if_slow(server, session, &first.args, total);
 }
 
 /// Runs a checked command and appends its reply to `out`. `keys` are the positions of its
@@ -1075,7 +1100,11 @@ pub fn dispatch(
     }
     server.stats.commands_processed.add(1);
     if blocked {
-        session.blocked_call = Some((args.clone(), micros));
+        session.blocked_call = Some(BlockedCall {
+            index,
+            args: args.clone(),
+            micros,
+        });
     } else if !spec.has(flag::SKIP_SLOWLOG) {
         log_if_slow(server, session, &args, micros);
     }
