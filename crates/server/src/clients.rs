@@ -74,11 +74,6 @@ impl ClientHandle {
         }
     }
 
-    /// Index in the command table of the last command (`usize::MAX` before the first).
-    pub fn last_command(&self) -> usize {
-        self.last_cmd.load(Ordering::Relaxed)
-    }
-
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }

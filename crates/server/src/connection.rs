@@ -372,17 +372,9 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             // Behind clients that blocked earlier on all its keys, it waits
                             // for its turn instead of trying first.
                             let mut behind = !op.is_stream() && waiting.behind_others();
-                            // A CLIENT UNBLOCK that saw an earlier wait of this client just
-                            // as it ended may have left a permit: it is not for this wait.
-                            // (Dropped at once: a waiting `Notified` would take the next
-                            // notification itself.)
-                            {
-                                let stale = std::pin::pin!(handle.unblock.notified());
-                                let _ = std::future::Future::poll(
-                                    stale,
-                                    &mut std::task::Context::from_waker(std::task::Waker::noop()),
-                                );
-                            }
+                            // CLIENT UNBLOCK sets the mode, then wakes the wait: a wake-up
+                            // with no mode set is a permit left by one that came as an
+                            // earlier wait of this client ended, and is ignored below.
                             handle.unblock_mode.store(0, Ordering::Release);
                             handle.blocked.store(true, Ordering::Release);
                             // How long the try that served the client took, or 0 when CLIENT
@@ -449,8 +441,12 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                                     }
                                     // CLIENT UNBLOCK from another connection.
                                     _ = handle.unblock.notified() => {
+                                        let mode = handle.unblock_mode.load(Ordering::Acquire);
+                                        if mode == 0 {
+                                            continue;
+                                        }
                                         serving_micros = Some(0);
-                                        break if handle.unblock_mode.load(Ordering::Acquire) == 2 {
+                                        break if mode == 2 {
                                             Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
                                         } else {
                                             op.timed_out()
@@ -467,18 +463,14 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             };
                             handle.blocked.store(false, Ordering::Release);
                             drop(waiting);
-                            let first_run = session.blocked_call.take();
-                            if let (Some(micros), Some(first)) = (serving_micros, &first_run) {
-                                finish_blocked(&server, &session, first, micros);
-                            }
-                            // An error that ends the wait counts as the command's failure.
-                            if let Frame::Error(text) = &reply {
+                            let failed = if let Frame::Error(text) = &reply {
                                 server.stats.count_error(text);
-                                let index =
-                                    first_run.map_or_else(|| handle.last_command(), |f| f.index);
-                                if let Some(stat) = server.command_stats.get(index) {
-                                    stat.add_failed();
-                                }
+                                true
+                            } else {
+                                false
+                            };
+                            if let Some(first) = session.blocked_call.take() {
+                                finish_blocked(&server, &session, &first, serving_micros, failed);
                             }
                             if !session.silent {
                                 reply.encode(session.protocol, &mut wbuf);
@@ -938,20 +930,30 @@ fn log_if_slow(server: &Server, session: &Session, args: &[Bytes], micros: u64) 
     }
 }
 
-/// The end of a blocked command that was served (`serving`: that try's microseconds), or
-/// that CLIENT UNBLOCK ended (0), as Redis' `updateStatsOnUnblock`: the whole run (the first
-/// run and the serving try, not the wait) goes to the latency histogram and the slow log.
-/// Unlike Redis 7.0, which adds the first run's time to the command's microseconds a second
-/// time, only the serving try's is added; and CLIENT UNBLOCK's entry has the command's
-/// arguments (Redis' has none by then). A wait that timed out adds nothing.
-fn finish_blocked(server: &Server, session: &Session, first: &BlockedCall, serving: u64) {
-    let total = first.micros + serving;
-    if let Some(stat) = server.command_stats.get(first.index) {
-        stat.add_usec(serving);
-        if server.hot.latency_tracking.load(Ordering::Relaxed) {
-            stat.latency.record(total);
-        }
+/// The end of a blocked command's wait. An error reply (CLIENT UNBLOCK ... ERROR, a
+/// redirection) counts as its failure. If it was served (`serving`: that try's microseconds)
+/// or CLIENT UNBLOCK ended the wait (0), then, as Redis' `updateStatsOnUnblock`, the whole run
+/// (the first run and the serving try, not the wait) goes to the latency histogram and the
+/// slow log. Unlike Redis 7.0, which adds the first run's time to the command's microseconds
+/// a second time, only the serving try's is added; and CLIENT UNBLOCK's entry has the
+/// command's arguments (Redis' has none by then). A wait that timed out adds nothing else.
+fn finish_blocked(
+    server: &Server,
+    session: &Session,
+    first: &BlockedCall,
+    serving: Option<u64>,
+    failed: bool,
+) {
+    let stat = &server.command_stats[first.index];
+    if failed {
+        stat.add_failed();
     }
+    let Some(serving) = serving else {
+        return;
+    };
+    let total = first.micros + serving;
+    stat.add_usec(serving);
+    server.sample_latency(first.index, total);
     // (No blocking command is SKIP_SLOWLOG.)
     log_if_slow(server, session, &first.args, total);
 }
@@ -1093,8 +1095,7 @@ pub fn dispatch(
     // Redis counts it; its latency sample and slow-log entry come when it is served.
     let blocked = !in_exec && matches!(flow, Flow::Block(_));
     if blocked {
-        server.command_stats[index].add_call(micros);
-        crate::latency::monitor_command(server, spec.has(flag::FAST), micros);
+        server.count_command(index, micros, spec.has(flag::FAST));
     } else {
         server.record_command(index, micros, spec.has(flag::FAST));
     }

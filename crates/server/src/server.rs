@@ -338,18 +338,29 @@ pub struct Server {
 }
 
 impl Server {
-    /// The current storage, or None while a full sync replaces it.
     /// A command that ran for `micros`: its statistics, its latency histogram (with
     /// `latency-tracking`) and the latency monitor.
     pub fn record_command(&self, index: usize, micros: u64, fast: bool) {
-        let stat = &self.command_stats[index];
-        stat.add_call(micros);
-        if self.hot.latency_tracking.load(Ordering::Relaxed) {
-            stat.latency.record(micros);
-        }
+        self.count_command(index, micros, fast);
+        self.sample_latency(index, micros);
+    }
+
+    /// A command's call and time in its statistics, and the latency monitor: all of
+    /// [`Server::record_command`] but the histogram, whose sample of a command that blocked
+    /// waits until it is served.
+    pub fn count_command(&self, index: usize, micros: u64, fast: bool) {
+        self.command_stats[index].add_call(micros);
         crate::latency::monitor_command(self, fast, micros);
     }
 
+    /// A sample of `micros` in the command's latency histogram, with `latency-tracking`.
+    pub fn sample_latency(&self, index: usize, micros: u64) {
+        if self.hot.latency_tracking.load(Ordering::Relaxed) {
+            self.command_stats[index].latency.record(micros);
+        }
+    }
+
+    /// The current storage, or None while a full sync replaces it.
     pub fn storage(&self) -> Option<Arc<Storage>> {
         self.storage.read().clone()
     }

@@ -205,6 +205,23 @@ fn large_lists_are_read_by_range() {
     assert_eq!(q::<String>(&mut c, &["LINDEX", "big", "0"]), "1");
 }
 
+/// Waits until CLIENT LIST flags client `id` with `b` (blocked), as Redis does: from then on
+/// CLIENT UNBLOCK finds it.
+fn wait_flagged_blocked(c: &mut redis::Connection, id: &str) {
+    common::wait_until(
+        5,
+        || {
+            let list: String = q(c, &["CLIENT", "LIST"]);
+            list.lines().any(|l| {
+                l.starts_with(&format!("id={id} "))
+                    && l.split_whitespace()
+                        .any(|f| f.strip_prefix("flags=").is_some_and(|v| v.contains('b')))
+            })
+        },
+        || format!("client {id} did not block"),
+    );
+}
+
 mod blocking {
     use std::io::Write;
     use std::net::TcpStream;
@@ -290,19 +307,7 @@ mod blocking {
         waiter.write_all(b"CLIENT ID\r\nBLPOP sl3 0\r\n").unwrap();
         let id = String::from_utf8(next_reply(&mut waiter)).unwrap();
         let id = id.trim().trim_start_matches(':').to_string();
-        // CLIENT UNBLOCK finds a client once CLIENT LIST flags it `b`.
-        super::common::wait_until(
-            5,
-            || {
-                let list: String = q(&mut c, &["CLIENT", "LIST"]);
-                list.lines().any(|l| {
-                    l.starts_with(&format!("id={id} "))
-                        && l.split_whitespace()
-                            .any(|f| f.strip_prefix("flags=").is_some_and(|v| v.contains('b')))
-                })
-            },
-            || "BLPOP sl3 did not block".into(),
-        );
+        super::wait_flagged_blocked(&mut c, &id);
         assert_eq!(q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id, "ERROR"]), 1);
         let reply = next_reply(&mut waiter);
         assert!(reply.starts_with(b"-UNBLOCKED"), "{reply:?}");
@@ -479,19 +484,7 @@ fn client_unblock_ends_a_blocked_pop() {
                 .query::<Option<Vec<String>>>(&mut w)
         });
         let id = rx.recv().unwrap();
-        // CLIENT LIST flags a waiting client with `b`, as Redis does.
-        common::wait_until(
-            5,
-            || {
-                let list: String = q(&mut c, &["CLIENT", "LIST"]);
-                list.lines().any(|l| {
-                    l.starts_with(&format!("id={id} "))
-                        && l.split_whitespace()
-                            .any(|f| f.strip_prefix("flags=").is_some_and(|v| v.contains('b')))
-                })
-            },
-            || "BLPOP did not block".into(),
-        );
+        wait_flagged_blocked(&mut c, &id.to_string());
         assert_eq!(
             q::<i64>(&mut c, &["CLIENT", "UNBLOCK", &id.to_string(), mode]),
             1
