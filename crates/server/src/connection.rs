@@ -59,6 +59,21 @@ pub enum Flow {
     },
 }
 
+impl Flow {
+    /// The connection waits (a sleep, a blocked command, WAIT) or hands its socket to a
+    /// replication thread: what it answered before must be sent first.
+    fn waits(&self) -> bool {
+        matches!(
+            self,
+            Flow::Sleep(..)
+                | Flow::Block(_)
+                | Flow::Wait { .. }
+                | Flow::Feed { .. }
+                | Flow::SendFiles(_)
+        )
+    }
+}
+
 /// What a replica told in its handshake (REPLCONF) before PSYNC.
 #[derive(Default)]
 pub struct ReplHandshake {
@@ -330,6 +345,16 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                     if session.silent {
                         wbuf.truncate(mark);
                     }
+                    // What was answered goes out before the connection waits, or gives its
+                    // socket away.
+                    if flow.waits()
+                        && !wbuf.is_empty()
+                        && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                            .await
+                            .is_err()
+                    {
+                        break 'conn;
+                    }
                     match flow {
                         Flow::Continue => {}
                         Flow::KeyBusy(_) => unreachable!("waited for above"),
@@ -343,147 +368,23 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             break 'conn;
                         }
                         Flow::Sleep(d, reply) => {
-                            if !wbuf.is_empty()
-                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
-                                    .await
-                                    .is_err()
-                            {
-                                break 'conn;
-                            }
                             tokio::time::sleep(d).await;
                             if !session.silent {
                                 reply.encode(session.protocol, &mut wbuf);
                             }
                         }
                         Flow::Block(op) => {
-                            if !wbuf.is_empty()
-                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
+                            let Some(reply) =
+                                wait_blocked(&server, &mut session, &mut stream, &mut rbuf, op)
                                     .await
-                                    .is_err()
-                            {
+                            else {
                                 break 'conn;
-                            }
-                            let waiting = crate::blocking::Waiting::enter(
-                                &server.waiting,
-                                op.ns.as_ref(),
-                                op.keys(),
-                            );
-                            let mut woken = false;
-                            // Behind clients that blocked earlier on all its keys, it waits
-                            // for its turn instead of trying first.
-                            let mut behind = !op.is_stream() && waiting.behind_others();
-                            // CLIENT UNBLOCK sets the mode, then wakes the wait: a wake-up
-                            // with no mode set is a permit left by one that came as an
-                            // earlier wait of this client ended, and is ignored below.
-                            handle.unblock_mode.store(0, Ordering::Release);
-                            handle.blocked.store(true, Ordering::Release);
-                            // How long the try that served the client took, or 0 when CLIENT
-                            // UNBLOCK ended the wait: either ends the command's run for its
-                            // statistics ([`finish_blocked`]); a timeout or a redirection does
-                            // not.
-                            let mut serving_micros = None;
-                            let reply = loop {
-                                let mut tried = None;
-                                // Registered before the retry: a push in between leaves a permit.
-                                // In cluster mode the pop is a write like any other: fenced
-                                // against a migration's cut-over, and routed again (the slot
-                                // may have moved while the client waited).
-                                let attempt = {
-                                    let _fence = server.migration.fence.read();
-                                    match crate::cluster::check_blocking(&server, &session, &op) {
-                                        Some(e) => Some(Ok(Frame::Error(e))),
-                                        None if std::mem::take(&mut behind) => None,
-                                        None if !op.may_have_data(&server) => None,
-                                        None => {
-                                            tried = Some(Instant::now());
-                                            // A pop is a write: watchers are marked before and
-                                            // after it, as for any write command.
-                                            server
-                                                .watches
-                                                .touch_keys(op.ns.as_ref(), &op.all_keys());
-                                            let noting = crate::notify::begin_retry(
-                                                &server,
-                                                op.ns.as_ref(),
-                                                op.args(),
-                                            );
-                                            let attempt = op.retry(&server);
-                                            if let (Some(n), Some(Ok(frame))) = (noting, &attempt) {
-                                                n.finish(&server, op.args(), frame);
-                                            }
-                                            attempt
-                                        }
-                                    }
-                                };
-                                // Tried: newcomers no longer wait for this one.
-                                waiting.wakeup.tried();
-                                // Served or not, the next client in line gets its turn.
-                                if std::mem::take(&mut woken) {
-                                    server.waiting.pass_on(op.keys(), waiting.id);
-                                }
-                                if let Some(result) = attempt {
-                                    serving_micros = tried.map(|t| t.elapsed().as_micros() as u64);
-                                    if result.is_ok() {
-                                        server.watches.touch_keys(op.ns.as_ref(), &op.all_keys());
-                                    }
-                                    break result.unwrap_or_else(|e| Frame::Error(e.to_string()));
-                                }
-                                let until = op.deadline();
-                                let timeout = async {
-                                    match until {
-                                        Some(t) => tokio::time::sleep_until(t.into()).await,
-                                        None => std::future::pending().await,
-                                    }
-                                };
-                                tokio::select! {
-                                    _ = waiting.wakeup.notified() => {
-                                        woken = true;
-                                        continue;
-                                    }
-                                    // CLIENT UNBLOCK from another connection.
-                                    _ = handle.unblock.notified() => {
-                                        let mode = handle.unblock_mode.load(Ordering::Acquire);
-                                        if mode == 0 {
-                                            continue;
-                                        }
-                                        serving_micros = Some(0);
-                                        break if mode == 2 {
-                                            Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
-                                        } else {
-                                            op.timed_out()
-                                        };
-                                    }
-                                    _ = timeout => break op.timed_out(),
-                                    // A blocked client is still watched: if it goes away, so
-                                    // does its wait. What it sends meanwhile waits its turn.
-                                    r = stream.read_buf(&mut rbuf) => match r {
-                                        Ok(0) | Err(_) => break 'conn,
-                                        Ok(_) => continue,
-                                    },
-                                }
                             };
-                            handle.blocked.store(false, Ordering::Release);
-                            drop(waiting);
-                            let failed = if let Frame::Error(text) = &reply {
-                                server.stats.count_error(text);
-                                true
-                            } else {
-                                false
-                            };
-                            if let Some(first) = session.blocked_call.take() {
-                                finish_blocked(&server, &session, &first, serving_micros, failed);
-                            }
                             if !session.silent {
                                 reply.encode(session.protocol, &mut wbuf);
                             }
                         }
                         flow @ (Flow::Feed { .. } | Flow::SendFiles(_)) => {
-                            if !wbuf.is_empty()
-                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
-                                    .await
-                                    .is_err()
-                            {
-                                break 'conn;
-                            }
                             handover = Some(flow);
                             break 'conn;
                         }
@@ -492,29 +393,16 @@ pub async fn serve<S: ClientStream>(server: Arc<Server>, mut stream: S, handle: 
                             replicas,
                             deadline,
                         } => {
-                            if !wbuf.is_empty()
-                                && send_replies(&server, &mut session, &mut stream, &mut wbuf)
-                                    .await
-                                    .is_err()
-                            {
+                            let waited = wait_for_replicas(
+                                &server,
+                                &mut stream,
+                                &mut rbuf,
+                                target,
+                                replicas,
+                                deadline,
+                            );
+                            let Some(acked) = waited.await else {
                                 break 'conn;
-                            }
-                            let acked = loop {
-                                let acked = server.repl.master.count_acked(target);
-                                if acked >= replicas
-                                    || deadline.is_some_and(|d| Instant::now() >= d)
-                                {
-                                    break acked;
-                                }
-                                tokio::select! {
-                                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-                                    // A client that goes away stops waiting; what it sends
-                                    // meanwhile waits its turn.
-                                    r = stream.read_buf(&mut rbuf) => match r {
-                                        Ok(0) | Err(_) => break 'conn,
-                                        Ok(_) => {}
-                                    },
-                                }
                             };
                             if !session.silent {
                                 Frame::Integer(acked as i64).encode(session.protocol, &mut wbuf);
@@ -682,6 +570,143 @@ fn hand_over<S: ClientStream>(server: &Server, stream: S, flow: Flow) {
                 .start_file_sender(server.repl.dir.clone(), std, names)
         }
         _ => {}
+    }
+}
+
+/// Waits as a blocking command that found nothing to take (BLPOP, BRPOPLPUSH, BZPOPMIN,
+/// XREAD BLOCK, ...): tries again whenever a write to one of its keys wakes it, until it is
+/// served, times out, or CLIENT UNBLOCK ends the wait. Returns its reply, or None if the client
+/// went away meanwhile (what it sends while it waits is read into `rbuf` and waits its turn).
+async fn wait_blocked<S: ClientStream>(
+    server: &Server,
+    session: &mut Session,
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    op: crate::blocking::BlockingOp,
+) -> Option<Frame> {
+    let handle = &session.handle;
+    let waiting = crate::blocking::Waiting::enter(&server.waiting, op.ns.as_ref(), op.keys());
+    let mut woken = false;
+    // Behind clients that blocked earlier on all its keys, it waits for its turn instead of
+    // trying first.
+    let mut behind = !op.is_stream() && waiting.behind_others();
+    // CLIENT UNBLOCK sets the mode, then wakes the wait: a wake-up with no mode set is a permit
+    // left by one that came as an earlier wait of this client ended, and is ignored below.
+    handle.unblock_mode.store(0, Ordering::Release);
+    handle.blocked.store(true, Ordering::Release);
+    // How long the try that served the client took, or 0 when CLIENT UNBLOCK ended the wait:
+    // either ends the command's run for its statistics ([`finish_blocked`]); a timeout or a
+    // redirection does not.
+    let mut serving_micros = None;
+    let reply = loop {
+        let mut tried = None;
+        // Registered before the retry: a push in between leaves a permit. In cluster mode the
+        // pop is a write like any other: fenced against a migration's cut-over, and routed
+        // again (the slot may have moved while the client waited).
+        let attempt = {
+            let _fence = server.migration.fence.read();
+            match crate::cluster::check_blocking(server, session, &op) {
+                Some(e) => Some(Ok(Frame::Error(e))),
+                None if std::mem::take(&mut behind) => None,
+                None if !op.may_have_data(server) => None,
+                None => {
+                    tried = Some(Instant::now());
+                    // A pop is a write: watchers are marked before and after it, as for any
+                    // write command.
+                    server.watches.touch_keys(op.ns.as_ref(), &op.all_keys());
+                    let noting = crate::notify::begin_retry(server, op.ns.as_ref(), op.args());
+                    let attempt = op.retry(server);
+                    if let (Some(n), Some(Ok(frame))) = (noting, &attempt) {
+                        n.finish(server, op.args(), frame);
+                    }
+                    attempt
+                }
+            }
+        };
+        // Tried: newcomers no longer wait for this one.
+        waiting.wakeup.tried();
+        // Served or not, the next client in line gets its turn.
+        if std::mem::take(&mut woken) {
+            server.waiting.pass_on(op.keys(), waiting.id);
+        }
+        if let Some(result) = attempt {
+            serving_micros = tried.map(|t| t.elapsed().as_micros() as u64);
+            if result.is_ok() {
+                server.watches.touch_keys(op.ns.as_ref(), &op.all_keys());
+            }
+            break result.unwrap_or_else(|e| Frame::Error(e.to_string()));
+        }
+        let until = op.deadline();
+        let timeout = async {
+            match until {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = waiting.wakeup.notified() => {
+                woken = true;
+                continue;
+            }
+            // CLIENT UNBLOCK from another connection.
+            _ = handle.unblock.notified() => {
+                let mode = handle.unblock_mode.load(Ordering::Acquire);
+                if mode == 0 {
+                    continue;
+                }
+                serving_micros = Some(0);
+                break if mode == 2 {
+                    Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                } else {
+                    op.timed_out()
+                };
+            }
+            _ = timeout => break op.timed_out(),
+            // A blocked client is still watched: if it goes away, so does its wait. What it
+            // sends meanwhile waits its turn.
+            r = stream.read_buf(rbuf) => match r {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => continue,
+            },
+        }
+    };
+    handle.blocked.store(false, Ordering::Release);
+    drop(waiting);
+    let failed = if let Frame::Error(text) = &reply {
+        server.stats.count_error(text);
+        true
+    } else {
+        false
+    };
+    if let Some(first) = session.blocked_call.take() {
+        finish_blocked(server, session, &first, serving_micros, failed);
+    }
+    Some(reply)
+}
+
+/// WAIT: polls the replicas' acknowledgements until `replicas` of them acknowledged `target`
+/// or the deadline passes, and returns how many did; None if the client went away meanwhile
+/// (what it sends while it waits is read into `rbuf` and waits its turn).
+async fn wait_for_replicas<S: ClientStream>(
+    server: &Server,
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    target: u64,
+    replicas: usize,
+    deadline: Option<Instant>,
+) -> Option<usize> {
+    loop {
+        let acked = server.repl.master.count_acked(target);
+        if acked >= replicas || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(acked);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            r = stream.read_buf(rbuf) => match r {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+        }
     }
 }
 
