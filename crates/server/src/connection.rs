@@ -61,7 +61,8 @@ pub enum Flow {
 
 impl Flow {
     /// The connection waits (a sleep, a blocked command, WAIT) or hands its socket to a
-    /// replication thread: what it answered before must be sent first.
+    /// replication thread: what it answered before must be sent first. (A write whose key
+    /// another connection holds, [`Flow::KeyBusy`], sends its own before it waits.)
     fn waits(&self) -> bool {
         matches!(
             self,
@@ -575,8 +576,10 @@ fn hand_over<S: ClientStream>(server: &Server, stream: S, flow: Flow) {
 
 /// Waits as a blocking command that found nothing to take (BLPOP, BRPOPLPUSH, BZPOPMIN,
 /// XREAD BLOCK, ...): tries again whenever a write to one of its keys wakes it, until it is
-/// served, times out, or CLIENT UNBLOCK ends the wait. Returns its reply, or None if the client
-/// went away meanwhile (what it sends while it waits is read into `rbuf` and waits its turn).
+/// served, times out, is redirected (its slot moved, in cluster mode) or CLIENT UNBLOCK ends
+/// the wait, and then ends the command's statistics and slow-log entry ([`finish_blocked`]).
+/// Returns its reply, or None if the client went away meanwhile, which skips the statistics
+/// (what it sends while it waits is read into `rbuf` and waits its turn).
 async fn wait_blocked<S: ClientStream>(
     server: &Server,
     session: &mut Session,

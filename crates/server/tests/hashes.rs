@@ -296,3 +296,83 @@ fn hrangebylex_walks_field_ranges_both_ways() {
         0
     );
 }
+
+fn sequence(c: &mut redis::Connection) -> i64 {
+    let info: String = q(c, &["INFO", "keyspace"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("sequence:"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A field that already holds the value HSET gives it is not written again (as Kvrocks): alone,
+/// in a pipeline's group and inside EXEC, where an earlier command of the same batch set it.
+/// The replies are Redis', and WATCH and keyspace events still see the HSET, as in Redis.
+#[test]
+fn hset_of_an_unchanged_value_writes_nothing() {
+    let s = TestServer::start();
+    let mut c = s.conn();
+    assert_eq!(q::<i64>(&mut c, &["HSET", "h", "a", "1", "b", "2"]), 2);
+    let before = sequence(&mut c);
+    assert_eq!(q::<i64>(&mut c, &["HSET", "h", "a", "1", "b", "2"]), 0);
+    assert_eq!(q::<String>(&mut c, &["HMSET", "h", "a", "1"]), "OK");
+    assert_eq!(sequence(&mut c), before, "nothing changed, nothing written");
+
+    // Pipelined: one group; only the changed value and the new field (and the size) are written.
+    let (r1, r2, r3, r4): (i64, i64, i64, i64) = redis::pipe()
+        .cmd("HSET")
+        .arg("h")
+        .arg("a")
+        .arg("1")
+        .cmd("HSET")
+        .arg("h")
+        .arg("a")
+        .arg("7")
+        .cmd("HSET")
+        .arg("h")
+        .arg("a")
+        .arg("7")
+        .cmd("HSET")
+        .arg("h")
+        .arg("c")
+        .arg("3")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((r1, r2, r3, r4), (0, 0, 0, 1));
+    assert_eq!(sequence(&mut c), before + 3, "a once, c, and the metadata");
+    let all: BTreeMap<String, String> = q(&mut c, &["HGETALL", "h"]);
+    let want: BTreeMap<String, String> = [("a", "7"), ("b", "2"), ("c", "3")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(all, want);
+
+    // Inside EXEC, a value set by an earlier command of the transaction counts as there.
+    let (e1, e2, e3): (i64, i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("HSET")
+        .arg("h")
+        .arg("d")
+        .arg("4")
+        .cmd("HSET")
+        .arg("h")
+        .arg("d")
+        .arg("4")
+        .cmd("HSET")
+        .arg("h")
+        .arg("b")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((e1, e2, e3), (1, 0, 0));
+    assert_eq!(q::<i64>(&mut c, &["HLEN", "h"]), 4);
+
+    // WATCH still sees an HSET that changed nothing (Redis signals the key regardless).
+    let mut other = s.conn();
+    assert_eq!(q::<String>(&mut c, &["WATCH", "h"]), "OK");
+    assert_eq!(q::<i64>(&mut other, &["HSET", "h", "a", "7"]), 0);
+    assert_eq!(q::<String>(&mut c, &["MULTI"]), "OK");
+    assert_eq!(q::<String>(&mut c, &["HSET", "h", "x", "1"]), "QUEUED");
+    assert_eq!(q::<Option<Vec<i64>>>(&mut c, &["EXEC"]), None);
+}

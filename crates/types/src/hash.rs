@@ -75,6 +75,11 @@ impl Db {
 
     /// HSET / HMSET / HSETNX (`nx`: only fields that do not exist). Returns how many fields
     /// were added (not updated).
+    ///
+    /// As Kvrocks: a field named twice takes its last value; a field that already holds the
+    /// value it is given is not written again; the metadata is written only when fields were
+    /// added (its size is all it holds that HSET changes). The hash ends the same as if every
+    /// pair were written, and the reply is the same; the batch is smaller, or not written at all.
     pub fn hset<F: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
         key: &[u8],
@@ -83,29 +88,47 @@ impl Db {
     ) -> Result<u64> {
         let _guard = self.locks.lock(key);
         let mut meta = self.hash_meta_for_write(key)?;
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        let (fields, values): (Vec<Vec<u8>>, Vec<&[u8]>) = pairs
+            .iter()
+            .rev()
+            .filter(|(f, _)| seen.insert(f.as_ref()))
+            .map(|(f, v)| (self.field_key(key, &meta, f.as_ref()), v.as_ref()))
+            .unzip();
         let mut batch = Self::hash_batch();
-        let mut added = 0;
-        let mut seen = std::collections::HashSet::new();
         let handle = self.engine.cf(ColumnFamily::Default);
-        for (f, v) in pairs {
-            let (f, v) = (f.as_ref(), v.as_ref());
-            let fk = self.field_key(key, &meta, f);
-            // A field repeated in one command counts once, as in Redis.
-            let exists = !seen.insert(f)
-                || (meta.size > 0 && self.get_cf(ColumnFamily::Default, &fk)?.is_some());
-            if exists && nx {
-                continue;
-            }
-            if !exists {
-                added += 1;
+        let mut added = 0;
+        let mut stage = |fk: Vec<u8>, v: &[u8], old: Option<&[u8]>| {
+            match old {
+                Some(old) if nx || old == v => return,
+                Some(_) => {}
+                None => added += 1,
             }
             batch.put_cf(handle, fk, v);
+        };
+        if meta.size == 0 {
+            // A new hash: no field exists yet.
+            for (fk, v) in fields.into_iter().zip(values) {
+                stage(fk, v, None);
+            }
+        } else if fields.len() == 1 {
+            let old = self.get_cf(ColumnFamily::Default, &fields[0])?;
+            let fk = fields.into_iter().next().expect("one field");
+            stage(fk, values[0], old.as_deref());
+        } else {
+            // One batched read of every field's current value.
+            let olds = self.multi_get_cf(ColumnFamily::Default, &fields)?;
+            for ((fk, v), old) in fields.into_iter().zip(values).zip(olds) {
+                stage(fk, v, old.as_deref());
+            }
         }
-        if batch.is_empty() {
-            return Ok(0);
+        if added > 0 {
+            meta.size += added;
+            self.stage_collection_meta(&mut batch, key, &meta);
         }
-        meta.size += added;
-        self.write_hash(batch, key, &meta)?;
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
         Ok(added)
     }
 

@@ -101,3 +101,57 @@ fn zadd_writes_kvrocks_member_and_score_records() {
         Some(Vec::new())
     );
 }
+
+/// HSET writes only what changes, as Kvrocks' `Hash::MSet`: a field that already holds its
+/// value is not written, the metadata only when fields are added, nothing at all when nothing
+/// changes; a field named twice takes its last value (HSETNX too).
+#[test]
+fn hset_writes_only_what_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
+    engine.gate().set_role(Role::Master);
+    let db = Db::new(engine.clone(), KeyCodec::standalone());
+    // Records written by one call: each put takes a sequence number.
+    let written = |f: &dyn Fn() -> u64| {
+        let before = engine.latest_sequence();
+        let reply = f();
+        (reply, engine.latest_sequence() - before)
+    };
+    let hset = |pairs: &[(&[u8], &[u8])], nx: bool| db.hset(b"h", pairs, nx).unwrap();
+
+    // A new hash: both fields and the metadata.
+    assert_eq!(
+        written(&|| hset(&[(b"a", b"1"), (b"b", b"2")], false)),
+        (2, 3)
+    );
+    // Unchanged values (one field, then several): nothing is written.
+    assert_eq!(written(&|| hset(&[(b"a", b"1")], false)), (0, 0));
+    assert_eq!(
+        written(&|| hset(&[(b"a", b"1"), (b"b", b"2")], false)),
+        (0, 0)
+    );
+    // A changed value: that field alone, the size is the same.
+    assert_eq!(written(&|| hset(&[(b"a", b"9")], false)), (0, 1));
+    // One new, one unchanged, one changed: two fields and the metadata.
+    assert_eq!(
+        written(&|| hset(&[(b"c", b"3"), (b"b", b"2"), (b"a", b"1")], false)),
+        (1, 3)
+    );
+    assert_eq!(db.hlen(b"h").unwrap(), 3);
+    assert_eq!(db.hget(b"h", b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    // A field named twice takes its last value, and counts once.
+    assert_eq!(
+        written(&|| hset(&[(b"d", b"x"), (b"d", b"y")], false)),
+        (1, 2)
+    );
+    assert_eq!(db.hget(b"h", b"d").unwrap().as_deref(), Some(&b"y"[..]));
+    // HSETNX: existing fields are left alone; a new field named twice takes its last value.
+    assert_eq!(
+        written(&|| hset(&[(b"a", b"no"), (b"e", b"p"), (b"e", b"q")], true)),
+        (1, 2)
+    );
+    assert_eq!(db.hget(b"h", b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.hget(b"h", b"e").unwrap().as_deref(), Some(&b"q"[..]));
+    assert_eq!(written(&|| hset(&[(b"a", b"no")], true)), (0, 0));
+    assert_eq!(db.hlen(b"h").unwrap(), 5);
+}
