@@ -138,9 +138,12 @@ impl Db {
             staged.retain(|(m, _)| *m != member);
             staged.push((member, new));
         }
-        if !batch.is_empty() {
+        // The metadata holds the size: written only when members were added (as Kvrocks).
+        if out.added > 0 {
             meta.size += out.added;
             self.stage_collection_meta(&mut batch, key, &meta);
+        }
+        if !batch.is_empty() {
             self.write(batch)?;
         }
         Ok(out)

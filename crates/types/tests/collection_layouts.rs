@@ -155,3 +155,29 @@ fn hset_writes_only_what_changes() {
     assert_eq!(written(&|| hset(&[(b"a", b"no")], true)), (0, 0));
     assert_eq!(db.hlen(b"h").unwrap(), 5);
 }
+
+/// ZADD writes the metadata only when members are added (its size is what ZADD changes there),
+/// as Kvrocks' `ZSet::Add`, and nothing for a score that stays.
+#[test]
+fn zadd_writes_the_metadata_only_when_members_are_added() {
+    use quarry_types::ZAddFlags;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
+    engine.gate().set_role(Role::Master);
+    let db = Db::new(engine.clone(), KeyCodec::standalone());
+    let zadd = |items: &[(f64, &[u8])]| {
+        let before = engine.latest_sequence();
+        let out = db.zadd(b"z", items, ZAddFlags::default()).unwrap();
+        ((out.added, out.changed), engine.latest_sequence() - before)
+    };
+    // Two new members: member and score records each, and the metadata.
+    assert_eq!(zadd(&[(1.0, b"a"), (2.0, b"b")]), ((2, 0), 5));
+    // A new score: the member's record, the old score record's delete and the new one.
+    assert_eq!(zadd(&[(9.0, b"a")]), ((0, 1), 3));
+    // The same score: nothing.
+    assert_eq!(zadd(&[(9.0, b"a")]), ((0, 0), 0));
+    // One added, one changed: five records and the metadata.
+    assert_eq!(zadd(&[(3.0, b"c"), (8.0, b"a")]), ((1, 1), 6));
+    assert_eq!(db.zcard(b"z").unwrap(), 3);
+    assert_eq!(db.zscore(b"z", b"a").unwrap(), Some(8.0));
+}
