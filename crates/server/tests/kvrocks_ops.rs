@@ -269,7 +269,7 @@ fn pollupdates_streams_the_wal_as_kvrocks_does_and_never_skips_a_gap() {
         "0",
     ]);
     let mut c = s.conn();
-    let start = latest_seq(&mut c).to_string();
+    let start = latest_sequence(&mut c).to_string();
     let (next0, latest0, none) = poll(&mut c, &[&start]);
     assert!(none.is_empty());
     assert_eq!(next0, latest0);
@@ -309,7 +309,7 @@ fn pollupdates_streams_the_wal_as_kvrocks_does_and_never_skips_a_gap() {
         )
     );
     // Kvrocks' errors.
-    let latest = latest_seq(&mut c);
+    let latest = latest_sequence(&mut c);
     assert_eq!(
         err(&mut c, &["POLLUPDATES", &(latest + 1).to_string()]),
         "ERR next sequence is out of range"
@@ -346,15 +346,6 @@ fn pollupdates_streams_the_wal_as_kvrocks_does_and_never_skips_a_gap() {
     );
     let e = err(&mut c, &["POLLUPDATES", &latest0.to_string()]);
     assert!(e.contains("does not hold"), "{e}");
-}
-
-fn latest_seq(c: &mut redis::Connection) -> i64 {
-    let info: String = q(c, &["INFO", "keyspace"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("sequence:"))
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[test]

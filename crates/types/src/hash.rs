@@ -52,7 +52,11 @@ impl Db {
             .iter()
             .map(|f| self.field_key(key, &meta, f.as_ref()))
             .collect();
-        self.multi_get_cf(ColumnFamily::Default, &keys)
+        Ok(self
+            .multi_get_cf(ColumnFamily::Default, &keys)?
+            .into_iter()
+            .map(|v| v.map(|v| v.to_vec()))
+            .collect())
     }
 
     /// The live hash's metadata, or a fresh one (new version) if the key is missing or dead.
@@ -88,39 +92,30 @@ impl Db {
     ) -> Result<u64> {
         let _guard = self.locks.lock(key);
         let mut meta = self.hash_meta_for_write(key)?;
-        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        // The last value of a field named twice is the one kept (a lone pair needs no check).
+        let mut seen = std::collections::HashSet::new();
         let (fields, values): (Vec<Vec<u8>>, Vec<&[u8]>) = pairs
             .iter()
             .rev()
-            .filter(|(f, _)| seen.insert(f.as_ref()))
+            .filter(|(f, _)| pairs.len() == 1 || seen.insert(f.as_ref()))
             .map(|(f, v)| (self.field_key(key, &meta, f.as_ref()), v.as_ref()))
             .unzip();
+        // A new hash has no field yet; otherwise every field's current value, in one read.
+        let olds = if meta.size == 0 {
+            Vec::new()
+        } else {
+            self.multi_get_cf(ColumnFamily::Default, &fields)?
+        };
         let mut batch = Self::hash_batch();
         let handle = self.engine.cf(ColumnFamily::Default);
         let mut added = 0;
-        let mut stage = |fk: Vec<u8>, v: &[u8], old: Option<&[u8]>| {
-            match old {
-                Some(old) if nx || old == v => return,
+        for (i, (fk, v)) in fields.iter().zip(values).enumerate() {
+            match olds.get(i).and_then(Option::as_deref) {
+                Some(old) if nx || old == v => continue,
                 Some(_) => {}
                 None => added += 1,
             }
             batch.put_cf(handle, fk, v);
-        };
-        if meta.size == 0 {
-            // A new hash: no field exists yet.
-            for (fk, v) in fields.into_iter().zip(values) {
-                stage(fk, v, None);
-            }
-        } else if fields.len() == 1 {
-            let old = self.get_cf(ColumnFamily::Default, &fields[0])?;
-            let fk = fields.into_iter().next().expect("one field");
-            stage(fk, values[0], old.as_deref());
-        } else {
-            // One batched read of every field's current value.
-            let olds = self.multi_get_cf(ColumnFamily::Default, &fields)?;
-            for ((fk, v), old) in fields.into_iter().zip(values).zip(olds) {
-                stage(fk, v, old.as_deref());
-            }
         }
         if added > 0 {
             meta.size += added;

@@ -8,12 +8,25 @@ use quarry_storage::encoding::{KeyCodec, Metadata, RedisType};
 use quarry_storage::{ColumnFamily, Engine, EngineOptions, Role};
 use quarry_types::Db;
 
-#[test]
-fn hset_writes_kvrocks_metadata_and_subkeys() {
+/// A fresh standalone database, writable as a master (the directory lives as long as the tuple).
+fn open() -> (tempfile::TempDir, Arc<Engine>, Db) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
     engine.gate().set_role(Role::Master);
     let db = Db::new(engine.clone(), KeyCodec::standalone());
+    (dir, engine, db)
+}
+
+/// What `f` returns, and how many records it wrote (each takes a sequence number).
+fn written<T>(engine: &Engine, f: impl FnOnce() -> T) -> (T, u64) {
+    let before = engine.latest_sequence();
+    let out = f();
+    (out, engine.latest_sequence() - before)
+}
+
+#[test]
+fn hset_writes_kvrocks_metadata_and_subkeys() {
+    let (_dir, engine, db) = open();
     assert_eq!(
         db.hset(b"h", &[(b"f1", b"v1"), (b"f2", b"v2")], false)
             .unwrap(),
@@ -62,10 +75,7 @@ fn hset_writes_kvrocks_metadata_and_subkeys() {
 #[test]
 fn zadd_writes_kvrocks_member_and_score_records() {
     use quarry_types::ZAddFlags;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
-    engine.gate().set_role(Role::Master);
-    let db = Db::new(engine.clone(), KeyCodec::standalone());
+    let (_dir, engine, db) = open();
     let items: [(f64, &[u8]); 3] = [(1.5, b"a"), (-2.0, b"b"), (0.0, b"c")];
     assert_eq!(
         db.zadd(b"z", &items, ZAddFlags::default()).unwrap().added,
@@ -107,52 +117,49 @@ fn zadd_writes_kvrocks_member_and_score_records() {
 /// changes; a field named twice takes its last value (HSETNX too).
 #[test]
 fn hset_writes_only_what_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
-    engine.gate().set_role(Role::Master);
-    let db = Db::new(engine.clone(), KeyCodec::standalone());
-    // Records written by one call: each put takes a sequence number.
-    let written = |f: &dyn Fn() -> u64| {
-        let before = engine.latest_sequence();
-        let reply = f();
-        (reply, engine.latest_sequence() - before)
-    };
+    let (_dir, engine, db) = open();
     let hset = |pairs: &[(&[u8], &[u8])], nx: bool| db.hset(b"h", pairs, nx).unwrap();
 
     // A new hash: both fields and the metadata.
     assert_eq!(
-        written(&|| hset(&[(b"a", b"1"), (b"b", b"2")], false)),
+        written(&engine, || hset(&[(b"a", b"1"), (b"b", b"2")], false)),
         (2, 3)
     );
     // Unchanged values (one field, then several): nothing is written.
-    assert_eq!(written(&|| hset(&[(b"a", b"1")], false)), (0, 0));
+    assert_eq!(written(&engine, || hset(&[(b"a", b"1")], false)), (0, 0));
     assert_eq!(
-        written(&|| hset(&[(b"a", b"1"), (b"b", b"2")], false)),
+        written(&engine, || hset(&[(b"a", b"1"), (b"b", b"2")], false)),
         (0, 0)
     );
     // A changed value: that field alone, the size is the same.
-    assert_eq!(written(&|| hset(&[(b"a", b"9")], false)), (0, 1));
+    assert_eq!(written(&engine, || hset(&[(b"a", b"9")], false)), (0, 1));
     // One new, one unchanged, one changed: two fields and the metadata.
     assert_eq!(
-        written(&|| hset(&[(b"c", b"3"), (b"b", b"2"), (b"a", b"1")], false)),
+        written(&engine, || hset(
+            &[(b"c", b"3"), (b"b", b"2"), (b"a", b"1")],
+            false
+        )),
         (1, 3)
     );
     assert_eq!(db.hlen(b"h").unwrap(), 3);
     assert_eq!(db.hget(b"h", b"a").unwrap().as_deref(), Some(&b"1"[..]));
     // A field named twice takes its last value, and counts once.
     assert_eq!(
-        written(&|| hset(&[(b"d", b"x"), (b"d", b"y")], false)),
+        written(&engine, || hset(&[(b"d", b"x"), (b"d", b"y")], false)),
         (1, 2)
     );
     assert_eq!(db.hget(b"h", b"d").unwrap().as_deref(), Some(&b"y"[..]));
     // HSETNX: existing fields are left alone; a new field named twice takes its last value.
     assert_eq!(
-        written(&|| hset(&[(b"a", b"no"), (b"e", b"p"), (b"e", b"q")], true)),
+        written(&engine, || hset(
+            &[(b"a", b"no"), (b"e", b"p"), (b"e", b"q")],
+            true
+        )),
         (1, 2)
     );
     assert_eq!(db.hget(b"h", b"a").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(db.hget(b"h", b"e").unwrap().as_deref(), Some(&b"q"[..]));
-    assert_eq!(written(&|| hset(&[(b"a", b"no")], true)), (0, 0));
+    assert_eq!(written(&engine, || hset(&[(b"a", b"no")], true)), (0, 0));
     assert_eq!(db.hlen(b"h").unwrap(), 5);
 }
 
@@ -161,14 +168,11 @@ fn hset_writes_only_what_changes() {
 #[test]
 fn zadd_writes_the_metadata_only_when_members_are_added() {
     use quarry_types::ZAddFlags;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(&EngineOptions::new(dir.path())).unwrap());
-    engine.gate().set_role(Role::Master);
-    let db = Db::new(engine.clone(), KeyCodec::standalone());
+    let (_dir, engine, db) = open();
     let zadd = |items: &[(f64, &[u8])]| {
-        let before = engine.latest_sequence();
-        let out = db.zadd(b"z", items, ZAddFlags::default()).unwrap();
-        ((out.added, out.changed), engine.latest_sequence() - before)
+        let (out, records) = written(&engine, || db.zadd(b"z", items, ZAddFlags::default()));
+        let out = out.unwrap();
+        ((out.added, out.changed), records)
     };
     // Two new members: member and score records each, and the metadata.
     assert_eq!(zadd(&[(1.0, b"a"), (2.0, b"b")]), ((2, 0), 5));

@@ -259,6 +259,18 @@ pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> 
     cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
+/// The database's latest sequence number, as INFO's keyspace section tells it: it moves with
+/// every record written.
+pub fn latest_sequence(c: &mut redis::Connection) -> i64 {
+    let info: String = q(c, &["INFO", "keyspace"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("sequence:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// Runs a command that must fail and returns the error text as the server sent it.
 pub fn err(c: &mut redis::Connection, args: &[&str]) -> String {
     let mut cmd = redis::cmd(args[0]);
