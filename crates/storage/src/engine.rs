@@ -328,8 +328,9 @@ impl Engine {
         db_opts.set_wal_size_limit_mb(opts.wal_size_limit_mb);
         db_opts.set_max_total_wal_size(opts.max_total_wal_size_mb * 1024 * 1024);
         db_opts.set_enable_pipelined_write(opts.enable_pipelined_write);
-        // On few cores, writers that spin while waiting for the group-commit leader take the CPU
-        // the leader needs; measured with bench/compare.sh, yielding is faster here.
+        // A writer that waits for the group-commit leader spins and yields for up to 100 µs
+        // before it blocks (RocksDB's default, as Kvrocks). Off, and with shorter waits, it was
+        // slower (docs/threading.md, "RocksDB's write-thread adaptive yield").
         db_opts.set_enable_write_thread_adaptive_yield(true);
         db_opts.set_keep_log_file_num(12);
         // Each write hands its WAL record to the operating system before it reaches the
