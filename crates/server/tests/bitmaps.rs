@@ -1,7 +1,7 @@
 //! Bit commands through the real binary, on strings and on Kvrocks bitmaps.
 
 mod common;
-use common::{err, q, TestServer};
+use common::{err, info_number, q, TestServer};
 
 #[test]
 fn bits_of_strings_and_bitmaps() {
@@ -114,11 +114,7 @@ fn bitfield_reads_writes_and_overflows() {
 }
 
 fn changes(c: &mut redis::Connection) -> i64 {
-    let info: String = q(c, &["INFO", "persistence"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("rdb_changes_since_last_save in INFO")
+    info_number(c, "persistence", "rdb_changes_since_last_save")
 }
 
 /// A SETBIT or BITFIELD SET that stores what is already there writes nothing (INFO's change

@@ -1,7 +1,7 @@
 //! DUMP and RESTORE through the real binary, against payloads a real Redis wrote.
 
 mod common;
-use common::{err, q, TestServer};
+use common::{err, info_number, q, TestServer};
 // Pinned against Redis' check value in quarry-commands' own tests.
 use quarry_commands::crc64;
 
@@ -163,11 +163,7 @@ fn migrate(
 }
 
 fn cached_sockets(c: &mut redis::Connection) -> i64 {
-    let info: String = q(c, &["INFO", "stats"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("migrate_cached_sockets:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("migrate_cached_sockets in INFO")
+    info_number(c, "stats", "migrate_cached_sockets")
 }
 
 /// MIGRATE moves keys (with their TTL) to another server, keeps them with COPY, refuses to

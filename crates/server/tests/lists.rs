@@ -227,16 +227,10 @@ mod blocking {
     use std::net::TcpStream;
     use std::time::{Duration, Instant};
 
-    use super::common::{err, q, read_for, TestServer};
+    use super::common::{err, info_number, q, read_for, TestServer};
 
     fn blocked_clients(c: &mut redis::Connection) -> i64 {
-        let info: String = q(c, &["INFO", "clients"]);
-        info.lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        info_number(c, "clients", "blocked_clients")
     }
 
     /// A client that sent `command` and is then one of `n` blocked clients.

@@ -259,16 +259,19 @@ pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> 
     cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
+/// A number from one INFO section's `field:value` line; panics if the field is missing.
+pub fn info_number(c: &mut redis::Connection, section: &str, field: &str) -> i64 {
+    let info: String = q(c, &["INFO", section]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number {field} in INFO {section}: {info}"))
+}
+
 /// The database's latest sequence number, as INFO's keyspace section tells it: it moves with
 /// every record written.
 pub fn latest_sequence(c: &mut redis::Connection) -> i64 {
-    let info: String = q(c, &["INFO", "keyspace"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("sequence:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    info_number(c, "keyspace", "sequence")
 }
 
 /// Runs a command that must fail and returns the error text as the server sent it.
